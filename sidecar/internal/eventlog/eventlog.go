@@ -1,0 +1,327 @@
+// Package eventlog is the sidecar's durable log of events received from
+// ChronosHub and their delivery to the app.
+//
+// It is built on NATS JetStream: one stream holds the events (subject
+// "chronoshub.events.<event type>", de-duplicated by ChronosHub's event id);
+// each named subscription is a durable consumer with explicit acks, an ack
+// deadline and subject filters, so "manuscript.*" filters work natively.
+// Events that exhaust their delivery attempts move to a dead-letter stream,
+// from which they can be listed and replayed to their subscription.
+//
+// Delivery is at-least-once. An event is offered again when its ack deadline
+// passes, when it is rejected, and when the stream holding it ends. An ack is
+// applied by JetStream at once and written to disk within about 100 ms; a
+// crash inside that window offers the event again after restart.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream names. They are part of the on-disk format: changing them
+// orphans existing data.
+const (
+	EventsStream      = "CHRONOSHUB_EVENTS"
+	DeadLettersStream = "CHRONOSHUB_DEADLETTERS"
+
+	eventsPrefix = "chronoshub.events."
+	replayPrefix = "chronoshub.replay."
+	deadPrefix   = "chronoshub.dead."
+)
+
+// Message headers. JetStream's own Nats-Msg-Id carries the event id for
+// de-duplication.
+const (
+	hdrEventID    = "Chronoshub-Event-Id"
+	hdrEventType  = "Chronoshub-Event-Type"
+	hdrSignedAt   = "Chronoshub-Signed-At"
+	hdrReceivedAt = "Chronoshub-Received-At"
+	hdrSequence   = "Chronoshub-Sequence"
+	hdrAttempts   = "Chronoshub-Attempts"
+	hdrDeadAt     = "Chronoshub-Dead-At"
+)
+
+// DefaultSubscription is the subscription used when none is named.
+const DefaultSubscription = "default"
+
+// Sentinel errors callers branch on.
+var (
+	// ErrInvalid wraps every error caused by the caller's input.
+	ErrInvalid = errors.New("invalid request")
+	// ErrFilterConflict means a stream asked for different event-type
+	// filters while other streams are open on the subscription.
+	ErrFilterConflict = errors.New("subscription is open with different event-type filters")
+	// ErrNotFound means the subscription does not exist.
+	ErrNotFound = errors.New("subscription not found")
+	// ErrClosed means the log is shutting down.
+	ErrClosed = errors.New("event log closed")
+)
+
+// Event is one event received from ChronosHub.
+type Event struct {
+	ID         string
+	Type       string
+	Payload    []byte
+	SignedAt   time.Time
+	ReceivedAt time.Time
+	// Attempt is the delivery attempt on a subscription, from 1; zero on
+	// Append.
+	Attempt int
+	// Sequence is the event's position in the log; set by the log.
+	Sequence uint64
+}
+
+// StartPosition says where a new subscription starts.
+type StartPosition int
+
+// Start positions.
+const (
+	StartOldest StartPosition = iota
+	StartNow
+	StartTime
+)
+
+// Options configures a Log. Every zero value has a default.
+type Options struct {
+	// Retention is how long events are kept for delivery and replay. Zero
+	// means 7 days.
+	Retention time.Duration
+	// DuplicateWindow is how long an event id is remembered to drop
+	// ChronosHub's retries. Zero means 24 h. It is capped at Retention.
+	DuplicateWindow time.Duration
+	// AckWait is how long a delivered event may stay unsettled before it is
+	// offered again. Zero means 30 s.
+	AckWait time.Duration
+	// MaxAttempts is how many times an event is offered on a subscription
+	// before it moves to the dead-letter set. Zero means 5.
+	MaxAttempts int
+	// MaxAckPending is the most unsettled events per subscription, across
+	// its streams. Zero means 1000.
+	MaxAckPending int
+	// MaxInFlight is the default and the upper bound of a stream's
+	// unsettled events. Zero means 100.
+	MaxInFlight int
+	// Replicas is the JetStream replication factor. Zero means 1 (embedded).
+	Replicas int
+	// PollInterval is how long one fetch waits for new events before it is
+	// renewed. Zero means 5 s. It bounds how long a cancelled stream's
+	// outstanding fetch lingers.
+	PollInterval time.Duration
+	// Now is the clock for receipt and dead-letter times. Nil means time.Now.
+	Now func() time.Time
+	// Logger receives warnings. Nil discards them.
+	Logger *slog.Logger
+	// Observer receives delivery events for metrics. Nil ignores them.
+	Observer Observer
+}
+
+// Observer is told about deliveries, for metrics. Methods must not block.
+type Observer interface {
+	// Delivered is called when an event is offered to a stream.
+	Delivered(subscription string, attempt int)
+	// Acked is called when an event is acknowledged, with the time since it
+	// was received from ChronosHub.
+	Acked(subscription string, sinceReceived time.Duration)
+	// DeadLettered is called when an event moves to the dead-letter set.
+	DeadLettered(subscription string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Delivered(string, int)       {}
+func (nopObserver) Acked(string, time.Duration) {}
+func (nopObserver) DeadLettered(string)         {}
+
+// Log is the durable event log. It is safe for concurrent use.
+type Log struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	events jetstream.Stream
+	dead   jetstream.Stream
+	opts   Options
+
+	mu     sync.Mutex
+	subs   map[string]*subState
+	closed bool
+}
+
+// subState is the in-memory state of one subscription: its open streams and
+// the events delivered and not yet settled, by event id.
+type subState struct {
+	name    string
+	streams int
+	// settling serialises consumer creation and filter changes.
+	filters  []string
+	inflight map[string]*delivery
+}
+
+// delivery is one event handed to a stream and not yet settled.
+type delivery struct {
+	msg        *nats.Msg
+	owner      *streamHandle
+	receivedAt time.Time
+	deadline   time.Time
+}
+
+// Open creates or updates the log's JetStream streams on nc and returns the
+// log. The caller keeps ownership of nc.
+func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
+	if opts.Retention <= 0 {
+		opts.Retention = 7 * 24 * time.Hour
+	}
+	if opts.DuplicateWindow <= 0 {
+		opts.DuplicateWindow = 24 * time.Hour
+	}
+	opts.DuplicateWindow = min(opts.DuplicateWindow, opts.Retention)
+	if opts.AckWait <= 0 {
+		opts.AckWait = 30 * time.Second
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 5
+	}
+	if opts.MaxAckPending <= 0 {
+		opts.MaxAckPending = 1000
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 100
+	}
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	events, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        EventsStream,
+		Description: "Events received from ChronosHub webhooks, by event type.",
+		Subjects:    []string{eventsPrefix + ">", replayPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      opts.Retention,
+		Duplicates:  opts.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+		Replicas:    opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", EventsStream, err)
+	}
+	dead, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        DeadLettersStream,
+		Description: "Events that exhausted their delivery attempts, by subscription.",
+		Subjects:    []string{deadPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      opts.Retention,
+		Duplicates:  opts.DuplicateWindow,
+		Replicas:    opts.Replicas,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", DeadLettersStream, err)
+	}
+	return &Log{nc: nc, js: js, events: events, dead: dead, opts: opts, subs: map[string]*subState{}}, nil
+}
+
+// JetStream returns the JetStream context the log uses, for other stores
+// that share the connection.
+func (l *Log) JetStream() jetstream.JetStream { return l.js }
+
+// Append stores e durably. It returns duplicate=true, storing nothing, when
+// an event with the same id was stored within the duplicate window. When
+// Append returns nil, the event has been written to the operating system.
+func (l *Log) Append(ctx context.Context, e Event) (duplicate bool, err error) {
+	if e.ID == "" {
+		return false, fmt.Errorf("%w: empty event id", ErrInvalid)
+	}
+	if err := validateType(e.Type); err != nil {
+		return false, err
+	}
+	if e.ReceivedAt.IsZero() {
+		e.ReceivedAt = l.opts.Now()
+	}
+	msg := nats.NewMsg(eventsPrefix + e.Type)
+	msg.Data = e.Payload
+	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
+	setEventHeaders(msg.Header, e)
+	ack, err := l.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return false, fmt.Errorf("store event %s: %w", e.ID, err)
+	}
+	return ack.Duplicate, nil
+}
+
+// decode turns a stored message into an Event.
+func decode(hdr nats.Header, subject string, data []byte, seq uint64) Event {
+	e := Event{
+		ID:       hdr.Get(hdrEventID),
+		Type:     hdr.Get(hdrEventType),
+		Payload:  data,
+		Sequence: seq,
+	}
+	if e.Type == "" {
+		e.Type = strings.TrimPrefix(subject, eventsPrefix)
+	}
+	if s, err := strconv.ParseInt(hdr.Get(hdrSignedAt), 10, 64); err == nil {
+		e.SignedAt = time.Unix(s, 0).UTC()
+	}
+	if t, err := time.Parse(time.RFC3339Nano, hdr.Get(hdrReceivedAt)); err == nil {
+		e.ReceivedAt = t
+	}
+	if s, err := strconv.ParseUint(hdr.Get(hdrSequence), 10, 64); err == nil {
+		e.Sequence = s
+	}
+	return e
+}
+
+// Close stops accepting streams. Open
+// streams end when their contexts are cancelled; Close does not cancel them.
+func (l *Log) Close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+}
+
+// Depth returns, per known subscription, how many events wait to be
+// delivered (not counting those delivered and unsettled).
+func (l *Log) Depth(ctx context.Context) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	lister := l.events.ListConsumers(ctx)
+	for info := range lister.Info() {
+		out[info.Name] = info.NumPending
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	return out, nil
+}
+
+// Ping checks that the store answers.
+func (l *Log) Ping(ctx context.Context) error {
+	if _, err := l.events.Info(ctx); err != nil {
+		return fmt.Errorf("event log: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,397 @@
+package eventlog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
+)
+
+// openLog starts an embedded store in dir and opens the log on it.
+func openLog(t *testing.T, dir string, opts eventlog.Options) (*eventlog.Log, func()) {
+	t.Helper()
+	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := eventlog.Open(context.Background(), emb.Conn(), opts)
+	if err != nil {
+		emb.Close()
+		t.Fatal(err)
+	}
+	var closed bool
+	closeFn := func() {
+		if closed {
+			return
+		}
+		closed = true
+		l.Close()
+		emb.Close()
+	}
+	t.Cleanup(closeFn)
+	return l, closeFn
+}
+
+func event(id, typ, payload string) eventlog.Event {
+	return eventlog.Event{ID: id, Type: typ, Payload: []byte(payload), SignedAt: time.Unix(1740000000, 0)}
+}
+
+func appendAll(t *testing.T, l *eventlog.Log, events ...eventlog.Event) {
+	t.Helper()
+	for _, e := range events {
+		if dup, err := l.Append(context.Background(), e); err != nil || dup {
+			t.Fatalf("Append(%s) = %v, %v; want false, nil", e.ID, dup, err)
+		}
+	}
+}
+
+// stream runs Stream in the background and returns a channel of what it
+// delivers and a function that stops it and returns its error.
+func stream(t *testing.T, l *eventlog.Log, req eventlog.StreamRequest) (<-chan eventlog.Event, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan eventlog.Event, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Stream(ctx, req, func(e eventlog.Event) error {
+			select {
+			case ch <- e:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	var stopped bool
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { stop() })
+	return ch, stop
+}
+
+func next(t *testing.T, ch <-chan eventlog.Event) eventlog.Event {
+	t.Helper()
+	select {
+	case e := <-ch:
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event delivered within 10s")
+		return eventlog.Event{}
+	}
+}
+
+func settle(t *testing.T, l *eventlog.Log, s eventlog.Settlement) {
+	t.Helper()
+	done, unknown, err := l.Settle(context.Background(), s)
+	if err != nil || len(unknown) > 0 || len(done) != len(s.IDs) {
+		t.Fatalf("Settle(%v) = %v, %v, %v", s.IDs, done, unknown, err)
+	}
+}
+
+func TestAppendStreamAck(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	payload := `{"title":"Über 𝔸 🧬"}`
+	appendAll(t, l, event("e1", "manuscript.submitted", payload), event("e2", "manuscript.status.updated", `{}`))
+	if dup, err := l.Append(context.Background(), event("e1", "manuscript.submitted", `{"other":1}`)); err != nil || !dup {
+		t.Fatalf("Append(repeat e1) = %v, %v; want true, nil", dup, err)
+	}
+	ch, stop := stream(t, l, eventlog.StreamRequest{})
+	got := next(t, ch)
+	if got.ID != "e1" || string(got.Payload) != payload || got.Attempt != 1 || got.Type != "manuscript.submitted" || !got.SignedAt.Equal(time.Unix(1740000000, 0)) || got.ReceivedAt.IsZero() {
+		t.Fatalf("first event = %+v", got)
+	}
+	if got := next(t, ch); got.ID != "e2" {
+		t.Fatalf("second event = %s, want e2", got.ID)
+	}
+	settle(t, l, eventlog.Settlement{IDs: []string{"e1", "e2"}})
+	done, unknown, err := l.Settle(context.Background(), eventlog.Settlement{IDs: []string{"e1", "nope"}})
+	if err != nil || len(done) != 0 || !cmp.Equal(unknown, []string{"e1", "nope"}) {
+		t.Fatalf("Settle(again) = %v, %v, %v", done, unknown, err)
+	}
+	if err := stop(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stream returned %v, want context.Canceled", err)
+	}
+}
+
+func TestFilters(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	appendAll(t, l,
+		event("a", "manuscript.submitted", `{}`),
+		event("b", "manuscript.status.updated", `{}`),
+		event("c", "invoice.paid", `{}`),
+	)
+	tests := []struct {
+		sub   string
+		types []string
+		want  []string
+	}{
+		{"one", []string{"manuscript.*"}, []string{"a"}},
+		{"two", []string{"manuscript.>"}, []string{"a", "b"}},
+		{"three", []string{"invoice.paid", "manuscript.status.*"}, []string{"b", "c"}},
+		{"four", nil, []string{"a", "b", "c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sub, func(t *testing.T) {
+			ch, stop := stream(t, l, eventlog.StreamRequest{Subscription: tt.sub, Types: tt.types})
+			var got []string
+			for range tt.want {
+				got = append(got, next(t, ch).ID)
+			}
+			stop()
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestUnsettledComeBackWhenStreamEnds(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	appendAll(t, l, event("e1", "manuscript.submitted", `{}`))
+	ch, stop := stream(t, l, eventlog.StreamRequest{Subscription: "s"})
+	if got := next(t, ch); got.Attempt != 1 {
+		t.Fatalf("attempt = %d, want 1", got.Attempt)
+	}
+	stop()
+	ch, _ = stream(t, l, eventlog.StreamRequest{Subscription: "s"})
+	if got := next(t, ch); got.ID != "e1" || got.Attempt != 2 {
+		t.Fatalf("redelivered %s attempt %d, want e1 attempt 2", got.ID, got.Attempt)
+	}
+}
+
+func TestRejectDeadLetterReplay(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{MaxAttempts: 3})
+	appendAll(t, l, event("e1", "manuscript.submitted", `{"n":1}`), event("e2", "manuscript.submitted", `{"n":2}`))
+	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s", MaxInFlight: 1})
+	// e1 is rejected on every attempt; strict order holds e2 back meanwhile.
+	for attempt := 1; attempt <= 3; attempt++ {
+		got := next(t, ch)
+		if got.ID != "e1" || got.Attempt != attempt {
+			t.Fatalf("got %s attempt %d, want e1 attempt %d", got.ID, got.Attempt, attempt)
+		}
+		settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{"e1"}, Reject: true})
+	}
+	if got := next(t, ch); got.ID != "e2" {
+		t.Fatalf("after dead-lettering e1 got %s, want e2", got.ID)
+	}
+	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{"e2"}})
+	dead, more, err := l.ListDeadLetters(context.Background(), "s", 0, 10)
+	if err != nil || more != 0 || len(dead) != 1 {
+		t.Fatalf("ListDeadLetters = %v, %d, %v; want one", dead, more, err)
+	}
+	if d := dead[0].Event; d.ID != "e1" || d.Attempt != 3 || string(d.Payload) != `{"n":1}` || dead[0].DeadAt.IsZero() {
+		t.Fatalf("dead letter = %+v", dead[0])
+	}
+	if other, _, _ := l.ListDeadLetters(context.Background(), "other", 0, 10); len(other) != 0 {
+		t.Fatalf("other subscription has dead letters %v", other)
+	}
+	replayed, unknown, err := l.ReplayDeadLetters(context.Background(), "s", []string{"e1", "zzz"}, false)
+	if err != nil || !cmp.Equal(replayed, []string{"e1"}) || !cmp.Equal(unknown, []string{"zzz"}) {
+		t.Fatalf("ReplayDeadLetters = %v, %v, %v", replayed, unknown, err)
+	}
+	got := next(t, ch)
+	if got.ID != "e1" || got.Attempt != 1 || string(got.Payload) != `{"n":1}` {
+		t.Fatalf("replayed event = %+v", got)
+	}
+	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{"e1"}})
+	if dead, _, _ := l.ListDeadLetters(context.Background(), "s", 0, 10); len(dead) != 0 {
+		t.Fatalf("dead letters after replay = %v", dead)
+	}
+}
+
+func TestDeadLetterPaging(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{MaxAttempts: 1})
+	const n = 5
+	for i := range n {
+		appendAll(t, l, event(fmt.Sprint("e", i), "manuscript.submitted", `{}`))
+	}
+	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s", MaxInFlight: 1})
+	for range n {
+		e := next(t, ch)
+		settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{e.ID}, Reject: true})
+	}
+	// Wait until all n are dead (the n-th is dead-lettered on the next fetch).
+	var all []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(all) < n && time.Now().Before(deadline) {
+		all = all[:0]
+		var from uint64
+		for {
+			page, more, err := l.ListDeadLetters(context.Background(), "s", from, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range page {
+				all = append(all, d.Event.ID)
+			}
+			if more == 0 {
+				break
+			}
+			from = more
+		}
+	}
+	if diff := cmp.Diff([]string{"e0", "e1", "e2", "e3", "e4"}, all); diff != "" {
+		t.Fatalf("dead letters by pages of 2 (-want +got):\n%s", diff)
+	}
+}
+
+func TestBackPressure(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	for i := range 10 {
+		appendAll(t, l, event(fmt.Sprint("e", i), "manuscript.submitted", `{}`))
+	}
+	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s", MaxInFlight: 3})
+	var ids []string
+	for range 3 {
+		ids = append(ids, next(t, ch).ID)
+	}
+	select {
+	case e := <-ch:
+		t.Fatalf("a 4th event %s arrived while 3 are unsettled", e.ID)
+	case <-time.After(200 * time.Millisecond):
+	}
+	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: ids[:1]})
+	if got := next(t, ch); got.ID != "e3" {
+		t.Fatalf("after one ack got %s, want e3", got.ID)
+	}
+}
+
+func TestSharedSubscription(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	ch1, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s", Types: []string{"manuscript.*"}})
+	ch2, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s", Types: []string{"manuscript.*"}})
+	// Once an event has come through, a stream is attached to "s".
+	appendAll(t, l, event("first", "manuscript.submitted", `{}`))
+	select {
+	case <-ch1:
+	case <-ch2:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event delivered")
+	}
+	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{"first"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.Stream(ctx, eventlog.StreamRequest{Subscription: "s", Types: []string{"invoice.*"}}, nil); !errors.Is(err, eventlog.ErrFilterConflict) {
+		t.Fatalf("Stream(other filter) = %v, want ErrFilterConflict", err)
+	}
+	const n = 20
+	for i := range n {
+		appendAll(t, l, event(fmt.Sprint("e", i), "manuscript.submitted", `{}`))
+	}
+	seen := map[string]bool{}
+	for len(seen) < n {
+		var e eventlog.Event
+		select {
+		case e = <-ch1:
+		case e = <-ch2:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d events delivered", len(seen), n)
+		}
+		if seen[e.ID] {
+			t.Fatalf("event %s delivered twice to one subscription", e.ID)
+		}
+		seen[e.ID] = true
+		settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{e.ID}})
+	}
+}
+
+func TestInvalidRequests(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	tests := []struct {
+		name string
+		req  eventlog.StreamRequest
+	}{
+		{"bad subscription", eventlog.StreamRequest{Subscription: "a.b"}},
+		{"long subscription", eventlog.StreamRequest{Subscription: string(make([]byte, 65))}},
+		{"bad filter", eventlog.StreamRequest{Types: []string{"manuscript..x"}}},
+		{"wildcard inside", eventlog.StreamRequest{Types: []string{"a.>.b"}}},
+		{"overlapping filters", eventlog.StreamRequest{Subscription: "ov", Types: []string{"manuscript.*", "manuscript.submitted"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := l.Stream(context.Background(), tt.req, func(eventlog.Event) error { return nil })
+			if !errors.Is(err, eventlog.ErrInvalid) {
+				t.Errorf("Stream(%+v) = %v, want ErrInvalid", tt.req, err)
+			}
+		})
+	}
+	if _, err := l.Append(context.Background(), event("x", "bad type", `{}`)); !errors.Is(err, eventlog.ErrInvalid) {
+		t.Errorf("Append(bad type) = %v, want ErrInvalid", err)
+	}
+}
+
+func TestRestartKeepsEventsAndAcks(t *testing.T) {
+	dir := t.TempDir()
+	// Events delivered but unsettled when the server stops are offered
+	// again when their ack deadline passes after the restart.
+	opts := eventlog.Options{AckWait: time.Second}
+	l, closeLog := openLog(t, dir, opts)
+	appendAll(t, l, event("e1", "manuscript.submitted", `{}`), event("e2", "manuscript.submitted", `{}`))
+	ch, stop := stream(t, l, eventlog.StreamRequest{Subscription: "s"})
+	first := next(t, ch)
+	next(t, ch)
+	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{first.ID}})
+	stop()
+	closeLog()
+
+	l, _ = openLog(t, dir, opts)
+	if dup, err := l.Append(context.Background(), event("e1", "manuscript.submitted", `{}`)); err != nil || !dup {
+		t.Fatalf("Append(e1 after restart) = %v, %v; want duplicate", dup, err)
+	}
+	ch, _ = stream(t, l, eventlog.StreamRequest{Subscription: "s"})
+	if got := next(t, ch); got.ID != "e2" || got.Attempt != 2 {
+		t.Fatalf("after restart got %s attempt %d, want e2 attempt 2 (e1 was acked)", got.ID, got.Attempt)
+	}
+}
+
+// waitSubscription waits until a stream has created the subscription.
+func waitSubscription(t *testing.T, l *eventlog.Log, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		depth, err := l.Depth(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := depth[name]; ok {
+			return
+		}
+	}
+	t.Fatalf("subscription %s not created within 10s", name)
+}
+
+func TestStartPositions(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	appendAll(t, l, event("old", "manuscript.submitted", `{}`))
+	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "new", Start: eventlog.StartNow})
+	waitSubscription(t, l, "new")
+	appendAll(t, l, event("mid", "manuscript.submitted", `{}`))
+	if got := next(t, ch); got.ID != "mid" {
+		t.Fatalf("StartNow delivered %s, want mid", got.ID)
+	}
+	since := time.Now()
+	appendAll(t, l, event("fresh", "manuscript.submitted", `{}`))
+	chTime, _ := stream(t, l, eventlog.StreamRequest{Subscription: "since", Start: eventlog.StartTime, StartTime: since})
+	if got := next(t, chTime); got.ID != "fresh" {
+		t.Fatalf("StartTime delivered %s, want fresh", got.ID)
+	}
+	chOld, _ := stream(t, l, eventlog.StreamRequest{Subscription: "oldest"})
+	if got := next(t, chOld); got.ID != "old" {
+		t.Fatalf("default start delivered %s, want old", got.ID)
+	}
+	err := l.Stream(context.Background(), eventlog.StreamRequest{Subscription: "future", Start: eventlog.StartTime, StartTime: time.Now().Add(time.Hour)}, nil)
+	if !errors.Is(err, eventlog.ErrInvalid) {
+		t.Fatalf("Stream(future start) = %v, want ErrInvalid", err)
+	}
+}

@@ -1,0 +1,132 @@
+// Package natsconn provides the sidecar's connection to NATS JetStream: an
+// embedded, in-process server with file storage in a data directory (the
+// default), or an external cluster. The connection is the one point where the
+// two differ; everything above it works on a *nats.Conn.
+package natsconn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Sync says when the embedded store fsyncs its files.
+//
+// In both settings every event is written to the operating system (write(2))
+// before JetStream acknowledges it, so a killed process (SIGKILL, OOM) loses
+// nothing; they differ in what survives a power loss or kernel crash.
+type Sync struct {
+	// Always fsyncs every write before it is acknowledged: survives power
+	// loss, at a large cost in throughput.
+	Always bool
+	// Interval is how often written data is fsynced when Always is false.
+	// Zero means 2 minutes (JetStream's default). A power loss can lose up to
+	// Interval of acknowledged events.
+	Interval time.Duration
+}
+
+// EmbeddedOptions configures StartEmbedded.
+type EmbeddedOptions struct {
+	// Dir is the data directory. Required. JetStream keeps its files in
+	// Dir/jetstream.
+	Dir string
+	// Sync says when files are fsynced. The zero value fsyncs every 2 minutes.
+	Sync Sync
+	// MaxPayload is the largest message the server accepts, in bytes. Zero
+	// means 8 MiB.
+	MaxPayload int32
+	// StartTimeout bounds how long StartEmbedded waits for the server,
+	// including recovering the store after a crash. Zero means 60 s.
+	StartTimeout time.Duration
+}
+
+// Embedded is an in-process NATS server with JetStream and a client
+// connection to it. It opens no network listener.
+type Embedded struct {
+	srv  *server.Server
+	conn *nats.Conn
+}
+
+// StartEmbedded starts the embedded server on opts.Dir and connects to it
+// in-process. The caller owns the result and must Close it.
+func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("natsconn: data directory is required")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", opts.Dir, err)
+	}
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = 8 << 20
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 60 * time.Second
+	}
+	sopts := &server.Options{
+		ServerName:         "chronoshub-sidecar",
+		DontListen:         true,
+		JetStream:          true,
+		StoreDir:           dir,
+		MaxPayload:         opts.MaxPayload,
+		SyncAlways:         opts.Sync.Always,
+		SyncInterval:       opts.Sync.Interval,
+		NoSigs:             true,
+		NoLog:              true,
+		JetStreamMaxMemory: 64 << 20,
+		// No system account chatter is needed in-process.
+		NoSystemAccount: true,
+	}
+	srv, err := server.NewServer(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(opts.StartTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("embedded nats: not ready after %s (store in %s)", opts.StartTimeout, dir)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("chronoshub-sidecar"),
+		nats.MaxReconnects(-1))
+	if err != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("connect to embedded nats: %w", err)
+	}
+	return &Embedded{srv: srv, conn: nc}, nil
+}
+
+// Conn returns the in-process client connection. It stays valid until Close.
+func (e *Embedded) Conn() *nats.Conn { return e.conn }
+
+// Close flushes and closes the connection, then shuts the server down and
+// waits for it, so that the store's files are closed cleanly.
+func (e *Embedded) Close() {
+	e.conn.Close()
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
+
+// ConnectExternal connects to an external NATS cluster (for several
+// replicas sharing one event log). url is a comma-separated server list;
+// credsFile, when not empty, is a NATS credentials file.
+func ConnectExternal(url, credsFile string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name("chronoshub-sidecar"), nats.MaxReconnects(-1)}
+	if credsFile != "" {
+		opts = append(opts, nats.UserCredentials(credsFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	return nc, nil
+}
