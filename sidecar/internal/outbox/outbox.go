@@ -198,10 +198,10 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 		}
 	}
 	if opts.IdempotencyWindow > 0 && opts.IdempotencyWindow < time.Second {
-		errs = append(errs, fmt.Errorf("IdempotencyWindow %v is under the 1s JetStream allows", opts.IdempotencyWindow))
+		errs = append(errs, fmt.Errorf("idempotency window %v is under the 1s JetStream allows", opts.IdempotencyWindow))
 	}
 	if opts.Replicas < 0 {
-		errs = append(errs, fmt.Errorf("Replicas %d is negative", opts.Replicas))
+		errs = append(errs, fmt.Errorf("replicas %d is negative", opts.Replicas))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("outbox options: %w", err)

@@ -1,0 +1,42 @@
+# chronoshub-sidecar. `make test` is the whole test suite (what CI runs);
+# it installs what it needs through the Go module proxy.
+GO          ?= go
+TOOLS       := $(GO) tool -modfile=tools/go.mod
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all generate lint check-generated breaking test build bench
+
+all: build
+
+## generate: regenerate gen/ from proto/ (offline: plugins are pinned in tools/go.mod)
+generate:
+	$(TOOLS) buf generate
+
+## lint: buf lint (STANDARD), go vet, staticcheck
+lint:
+	$(TOOLS) buf lint
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+## check-generated: fail if gen/ is stale
+check-generated: generate
+	git diff --exit-code -- gen
+	@test -z "$$(git status --porcelain -- gen)" || { git status --porcelain -- gen; echo "gen/ has untracked files: run make generate and commit"; exit 1; }
+
+## breaking: buf breaking against main, once main has the proto
+breaking:
+	@if git rev-parse -q --verify origin/main >/dev/null && git cat-file -e origin/main:proto/chronoshub/sidecar/v1/sidecar.proto 2>/dev/null; then \
+		$(TOOLS) buf breaking --against '.git#branch=origin/main'; \
+	else echo "breaking: origin/main has no proto yet, skipped"; fi
+
+## test: everything CI checks
+test: lint check-generated breaking
+	$(GO) test -race -count=1 ./...
+
+## build: the packages (the binary arrives with sidecar/cmd/chronoshub-sidecar)
+build:
+	$(GO) build ./...
+
+## bench: package benchmarks
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/...
