@@ -430,8 +430,11 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 			unknown = append(unknown, id)
 			continue
 		}
+		// The delivery leaves the registry now, so that it is settled once,
+		// but keeps its stream's capacity until JetStream confirms: in strict
+		// order (one in flight) a rejected event must be back in line before
+		// the stream asks for the next one.
 		delete(sub.inflight, id)
-		d.owner.n--
 		items = append(items, item{id, d})
 	}
 	l.mu.Unlock()
@@ -449,6 +452,9 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 		default:
 			err = l.settleMsg(ctx, it.d.msg, ackNak)
 		}
+		l.mu.Lock()
+		it.d.owner.n--
+		l.mu.Unlock()
 		it.d.owner.signal()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("settle event %s: %w", it.id, err))
