@@ -28,7 +28,7 @@ func (l *Log) deadLetter(ctx context.Context, sub string, e Event, seq uint64) e
 	msg.Header.Set(jetstream.MsgIDHeader, "dead:"+sub+":"+strconv.FormatUint(seq, 10))
 	setEventHeaders(msg.Header, e)
 	msg.Header.Set(hdrSequence, strconv.FormatUint(e.Sequence, 10))
-	msg.Header.Set(hdrAttempts, attemptsHeader(l.opts.MaxAttempts))
+	msg.Header.Set(hdrAttempts, strconv.Itoa(l.opts.MaxAttempts))
 	msg.Header.Set(hdrDeadAt, l.opts.Now().UTC().Format(time.RFC3339Nano))
 	_, err := l.js.PublishMsg(ctx, msg)
 	return err

@@ -61,8 +61,6 @@ var (
 	// ErrFilterConflict means a stream asked for different event-type
 	// filters while other streams are open on the subscription.
 	ErrFilterConflict = errors.New("subscription is open with different event-type filters")
-	// ErrNotFound means the subscription does not exist.
-	ErrNotFound = errors.New("subscription not found")
 	// ErrClosed means the log is shutting down.
 	ErrClosed = errors.New("event log closed")
 )
@@ -158,10 +156,8 @@ type Log struct {
 // subState is the in-memory state of one subscription: its open streams and
 // the events delivered and not yet settled, by event id.
 type subState struct {
-	name    string
-	streams int
-	// settling serialises consumer creation and filter changes.
-	filters  []string
+	name     string
+	streams  int
 	inflight map[string]*delivery
 }
 

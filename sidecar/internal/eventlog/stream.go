@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -260,7 +259,6 @@ func (l *Log) attach(ctx context.Context, name string, subjects []string, req St
 		}
 	}
 	s.streams++
-	s.filters = subjects
 	return &streamHandle{sub: s, wake: make(chan struct{}, 1)}, nil
 }
 
@@ -480,6 +478,3 @@ func (l *Log) settleMsg(ctx context.Context, m *nats.Msg, body string) error {
 	}
 	return nil
 }
-
-// attemptsHeader formats an attempt count for a header.
-func attemptsHeader(n int) string { return strconv.Itoa(n) }
