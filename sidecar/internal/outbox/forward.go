@@ -26,13 +26,28 @@ func (o *Outbox) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("outbox: consumer %s: %w", ConsumerName, err)
 	}
+	// The message iterator ends on errors a busy machine can cause (a missed
+	// heartbeat, a leadership change): start a new one rather than stop forwarding.
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := o.consume(ctx, cons)
+		if ctx.Err() != nil {
+			return nil
+		}
+		o.log.Warn("forwarding interrupted; resuming", "err", err, "after", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// consume forwards messages from one iterator until it fails or ctx ends.
+func (o *Outbox) consume(ctx context.Context, cons jetstream.Consumer) error {
 	// One message at a time: a buffered message waits while another is sent, and must not
 	// reach its ack deadline meanwhile.
 	it, err := cons.Messages(jetstream.PullMaxMessages(1))
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
 		return fmt.Errorf("outbox: consume: %w", err)
 	}
 	defer it.Stop()
@@ -42,9 +57,6 @@ func (o *Outbox) Run(ctx context.Context) error {
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			return fmt.Errorf("outbox: next queued event: %w", err)
 		}
 		o.forward(ctx, msg)

@@ -469,8 +469,12 @@ func TestEnqueueDuringOutage(t *testing.T) {
 		}
 	}
 	run(t, o)
-	for range 6 { // Several deliveries fail while ChronosHub is down.
-		<-failures
+	for i := range 6 { // Several deliveries fail while ChronosHub is down.
+		select {
+		case <-failures:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("only %d failed deliveries within 30s during the outage, want 6", i)
+		}
 	}
 	if n, err := o.Pending(t.Context()); err != nil || n != 3 {
 		t.Errorf("Pending during the outage = %d, %v; want 3", n, err)
