@@ -151,6 +151,10 @@ type Log struct {
 	mu     sync.Mutex
 	subs   map[string]*subState
 	closed bool
+
+	// quiesce is closed by Quiesce: open streams stop taking new events.
+	quiesce     chan struct{}
+	quiesceOnce sync.Once
 }
 
 // subState is the in-memory state of one subscription: its open streams and
@@ -238,7 +242,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", DeadLettersStream, err)
 	}
-	return &Log{nc: nc, js: js, events: events, dead: dead, opts: opts, subs: map[string]*subState{}}, nil
+	return &Log{nc: nc, js: js, events: events, dead: dead, opts: opts, subs: map[string]*subState{}, quiesce: make(chan struct{})}, nil
 }
 
 // JetStream returns the JetStream context the log uses, for other stores
@@ -290,6 +294,19 @@ func decode(hdr nats.Header, subject string, data []byte, seq uint64) Event {
 		e.Sequence = s
 	}
 	return e
+}
+
+// Quiesce prepares a graceful shutdown: open streams stop taking new events,
+// wait until the events they hold are settled (or their ack deadlines pass),
+// and then return nil; new streams are refused with ErrClosed. Acks keep
+// working. It is idempotent.
+func (l *Log) Quiesce() {
+	l.quiesceOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.quiesce)
+	})
 }
 
 // Close stops accepting streams. Open

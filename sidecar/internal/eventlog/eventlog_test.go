@@ -395,3 +395,45 @@ func TestStartPositions(t *testing.T) {
 		t.Fatalf("Stream(future start) = %v, want ErrInvalid", err)
 	}
 }
+
+func TestQuiesceLetsStreamsSettleThenEnds(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	appendAll(t, l, event("e1", "manuscript.submitted", `{}`), event("e2", "manuscript.submitted", `{}`), event("e3", "manuscript.submitted", `{}`))
+	ch := make(chan eventlog.Event, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Stream(context.Background(), eventlog.StreamRequest{Subscription: "q", MaxInFlight: 2}, func(e eventlog.Event) error {
+			ch <- e
+			return nil
+		})
+	}()
+	first, second := next(t, ch), next(t, ch)
+	l.Quiesce()
+	if err := l.Stream(context.Background(), eventlog.StreamRequest{Subscription: "other"}, func(eventlog.Event) error { return nil }); !errors.Is(err, eventlog.ErrClosed) {
+		t.Fatalf("Stream after Quiesce = %v, want ErrClosed", err)
+	}
+	settle(t, l, eventlog.Settlement{Subscription: "q", IDs: []string{first.ID}})
+	select {
+	case err := <-done:
+		t.Fatalf("Stream returned %v while an event was still unsettled", err)
+	default:
+	}
+	settle(t, l, eventlog.Settlement{Subscription: "q", IDs: []string{second.ID}})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Stream after Quiesce and settling = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stream did not end after its events were settled")
+	}
+	select {
+	case e := <-ch:
+		t.Fatalf("event %s delivered after Quiesce", e.ID)
+	default:
+	}
+	depth, err := l.Depth(context.Background())
+	if err != nil || depth["q"] != 1 {
+		t.Fatalf("Depth = %v, %v; want q: 1 (e3 still waiting)", depth, err)
+	}
+}

@@ -135,8 +135,14 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 	}()
 	next := "$JS.API.CONSUMER.MSG.NEXT." + EventsStream + "." + name
 	for {
-		if err := l.waitCapacity(ctx, h, max); err != nil {
+		if err := l.waitCapacity(ctx, h, max, l.quiesce); err != nil {
 			return err
+		}
+		if l.quiescing() {
+			// Withdraw the pull request and return what it buffered, then
+			// give the app until ctx ends to settle what it holds.
+			_ = sub.Unsubscribe()
+			return l.waitCapacity(ctx, h, 1, nil)
 		}
 		l.mu.Lock()
 		n := max - h.n
@@ -148,6 +154,15 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 		if err := l.receive(ctx, h, n, msgs, send); err != nil {
 			return err
 		}
+	}
+}
+
+func (l *Log) quiescing() bool {
+	select {
+	case <-l.quiesce:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -174,6 +189,8 @@ func (l *Log) receive(ctx context.Context, h *streamHandle, n int, msgs <-chan *
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-l.quiesce:
+			return nil
 		case <-guard.C:
 			return nil
 		case m := <-msgs:
@@ -311,10 +328,10 @@ func (l *Log) detach(h *streamHandle) {
 	}
 }
 
-// waitCapacity blocks until the stream holds fewer than max deliveries,
-// expiring deliveries whose ack deadline passed (JetStream offers those
-// again by itself).
-func (l *Log) waitCapacity(ctx context.Context, h *streamHandle, max int) error {
+// waitCapacity blocks until the stream holds fewer than max deliveries or
+// stop is closed, expiring deliveries whose ack deadline passed (JetStream
+// offers those again by itself).
+func (l *Log) waitCapacity(ctx context.Context, h *streamHandle, max int, stop <-chan struct{}) error {
 	for {
 		l.mu.Lock()
 		now := time.Now()
@@ -342,6 +359,9 @@ func (l *Log) waitCapacity(ctx context.Context, h *streamHandle, max int) error 
 		case <-ctx.Done():
 			timer.Stop()
 			return ctx.Err()
+		case <-stop:
+			timer.Stop()
+			return nil
 		case <-h.wake:
 		case <-timer.C:
 		}
