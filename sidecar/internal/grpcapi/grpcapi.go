@@ -1,0 +1,380 @@
+// Package grpcapi implements the app-facing gRPC service,
+// chronoshub.sidecar.v1.EventService, over the event log (events from
+// ChronosHub) and the outbox (events to ChronosHub).
+//
+// It is the one place where the sidecar's errors become gRPC statuses (see
+// toStatus): no RPC returns a raw error. It declares the small interfaces it
+// needs from the event log, the outbox and the event checker, so that it
+// depends on none of their implementations.
+package grpcapi
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox"
+)
+
+// EventLog is what the service needs of the event log.
+type EventLog interface {
+	Stream(ctx context.Context, req eventlog.StreamRequest, send func(eventlog.Event) error) error
+	Settle(ctx context.Context, s eventlog.Settlement) (done, unknown []string, err error)
+	ListDeadLetters(ctx context.Context, subscription string, from uint64, limit int) ([]eventlog.DeadLetter, uint64, error)
+	ReplayDeadLetters(ctx context.Context, subscription string, ids []string, all bool) (replayed, unknown []string, err error)
+}
+
+// Outbox is what the service needs of the outbox.
+type Outbox interface {
+	Send(ctx context.Context, eventType string, payload []byte, key string) (outbox.Record, error)
+	Enqueue(ctx context.Context, eventType string, payload []byte, key string) (outbox.Record, error)
+	Get(ctx context.Context, key string) (outbox.Record, error)
+}
+
+// Checker validates an outgoing event before anything leaves the pod; it
+// returns nil or an *eventcheck.Error.
+type Checker interface {
+	Check(eventType string, payload []byte) error
+}
+
+// Limits on request fields.
+const (
+	maxAckIDs         = 1000
+	maxIdempotencyKey = 256
+	defaultPageSize   = 100
+	maxPageSize       = 1000
+	maxRedeliverDelay = 24 * time.Hour
+)
+
+// Options configures a Service. Every zero value has a default.
+type Options struct {
+	// SendTimeout bounds a synchronous SendEvent whose caller set no
+	// deadline. Zero means 30s.
+	SendTimeout time.Duration
+	// Logger receives errors an operator must act on. Nil discards.
+	Logger *slog.Logger
+}
+
+// Service implements sidecarv1.EventServiceServer. It is safe for
+// concurrent use.
+type Service struct {
+	sidecarv1.UnimplementedEventServiceServer
+
+	log         EventLog
+	out         Outbox
+	check       Checker
+	sendTimeout time.Duration
+	logger      *slog.Logger
+
+	// stopStreams ends every open stream; see CancelStreams.
+	streamsCtx  context.Context
+	stopStreams context.CancelFunc
+
+	mu      sync.Mutex
+	streams int
+	idle    chan struct{} // closed while streams == 0
+}
+
+// New returns the service. log, out and check are required.
+func New(log EventLog, out Outbox, check Checker, opts Options) *Service {
+	if opts.SendTimeout <= 0 {
+		opts.SendTimeout = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	idle := make(chan struct{})
+	close(idle)
+	return &Service{
+		log: log, out: out, check: check,
+		sendTimeout: opts.SendTimeout,
+		logger:      opts.Logger,
+		streamsCtx:  ctx, stopStreams: cancel,
+		idle: idle,
+	}
+}
+
+// CancelStreams ends every open stream at once, and every stream opened
+// later; their unsettled events return to their subscriptions. Shutdown calls
+// it when the grace period is over.
+func (s *Service) CancelStreams() { s.stopStreams() }
+
+// WaitStreams blocks until no stream is open or ctx ends.
+func (s *Service) WaitStreams(ctx context.Context) error {
+	s.mu.Lock()
+	idle := s.idle
+	s.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// OpenStreams returns how many streams are open.
+func (s *Service) OpenStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streams
+}
+
+func (s *Service) streamStarted() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams == 0 {
+		s.idle = make(chan struct{})
+	}
+	s.streams++
+}
+
+func (s *Service) streamEnded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.streams--
+	if s.streams == 0 {
+		close(s.idle)
+	}
+}
+
+// StreamEvents implements sidecarv1.EventServiceServer.
+func (s *Service) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) error {
+	s.streamStarted()
+	defer s.streamEnded()
+	sr, err := streamRequest(req)
+	if err != nil {
+		return s.toStatus(err)
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	defer context.AfterFunc(s.streamsCtx, cancel)()
+	// Send the headers now, so that a client (and the REST gateway) knows
+	// the stream is open before the first event arrives.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	err = s.log.Stream(ctx, sr, func(e eventlog.Event) error {
+		return stream.Send(&sidecarv1.StreamEventsResponse{Event: toEvent(e)})
+	})
+	if err != nil && s.streamsCtx.Err() != nil && stream.Context().Err() == nil {
+		return status.Error(codes.Unavailable, "sidecar is shutting down; reconnect")
+	}
+	return s.toStatus(err)
+}
+
+func streamRequest(req *sidecarv1.StreamEventsRequest) (eventlog.StreamRequest, error) {
+	sr := eventlog.StreamRequest{
+		Subscription: req.GetSubscription(),
+		Types:        req.GetEventTypes(),
+		MaxInFlight:  int(min(req.GetMaxInFlight(), 1<<20)),
+	}
+	switch req.GetStartPosition() {
+	case sidecarv1.StartPosition_START_POSITION_UNSPECIFIED, sidecarv1.StartPosition_START_POSITION_OLDEST:
+		sr.Start = eventlog.StartOldest
+		if req.GetStartTime() != nil {
+			return sr, invalid("start_time", "only allowed with start_position START_POSITION_TIME")
+		}
+	case sidecarv1.StartPosition_START_POSITION_NOW:
+		sr.Start = eventlog.StartNow
+		if req.GetStartTime() != nil {
+			return sr, invalid("start_time", "only allowed with start_position START_POSITION_TIME")
+		}
+	case sidecarv1.StartPosition_START_POSITION_TIME:
+		sr.Start = eventlog.StartTime
+		if req.GetStartTime() == nil {
+			return sr, invalid("start_time", "required with start_position START_POSITION_TIME")
+		}
+		if err := req.GetStartTime().CheckValid(); err != nil {
+			return sr, invalid("start_time", err.Error())
+		}
+		sr.StartTime = req.GetStartTime().AsTime()
+	default:
+		return sr, invalid("start_position", "unknown value "+strconv.Itoa(int(req.GetStartPosition())))
+	}
+	return sr, nil
+}
+
+func toEvent(e eventlog.Event) *sidecarv1.Event {
+	return &sidecarv1.Event{
+		Id:         e.ID,
+		Type:       e.Type,
+		Payload:    e.Payload,
+		SignedAt:   timestamppb.New(e.SignedAt),
+		ReceivedAt: timestamppb.New(e.ReceivedAt),
+		Attempt:    uint32(e.Attempt),
+		Sequence:   e.Sequence,
+	}
+}
+
+// AckEvents implements sidecarv1.EventServiceServer.
+func (s *Service) AckEvents(ctx context.Context, req *sidecarv1.AckEventsRequest) (*sidecarv1.AckEventsResponse, error) {
+	ids := req.GetEventIds()
+	switch {
+	case len(ids) == 0:
+		return nil, s.toStatus(invalid("event_ids", "at least one event id is required"))
+	case len(ids) > maxAckIDs:
+		return nil, s.toStatus(invalid("event_ids", "at most "+strconv.Itoa(maxAckIDs)+" event ids per call"))
+	}
+	var delay time.Duration
+	if d := req.GetRedeliverDelay(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return nil, s.toStatus(invalid("redeliver_delay", err.Error()))
+		}
+		delay = d.AsDuration()
+		switch {
+		case !req.GetReject():
+			return nil, s.toStatus(invalid("redeliver_delay", "only allowed with reject"))
+		case delay < 0 || delay > maxRedeliverDelay:
+			return nil, s.toStatus(invalid("redeliver_delay", "must be between 0s and "+maxRedeliverDelay.String()))
+		}
+	}
+	done, unknown, err := s.log.Settle(ctx, eventlog.Settlement{
+		Subscription: req.GetSubscription(),
+		IDs:          ids,
+		Reject:       req.GetReject(),
+		Delay:        delay,
+	})
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &sidecarv1.AckEventsResponse{EventIds: done, UnknownEventIds: unknown}, nil
+}
+
+// SendEvent implements sidecarv1.EventServiceServer.
+func (s *Service) SendEvent(ctx context.Context, req *sidecarv1.SendEventRequest) (*sidecarv1.SendEventResponse, error) {
+	if err := checkKey(req.GetIdempotencyKey()); err != nil {
+		return nil, s.toStatus(err)
+	}
+	if err := s.check.Check(req.GetType(), req.GetPayload()); err != nil {
+		return nil, s.toStatus(err)
+	}
+	var (
+		rec outbox.Record
+		err error
+	)
+	if req.GetAsync() {
+		rec, err = s.out.Enqueue(ctx, req.GetType(), req.GetPayload(), req.GetIdempotencyKey())
+	} else {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, s.sendTimeout)
+			defer cancel()
+		}
+		rec, err = s.out.Send(ctx, req.GetType(), req.GetPayload(), req.GetIdempotencyKey())
+	}
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &sidecarv1.SendEventResponse{
+		EventId:        rec.EventID,
+		State:          toState(rec.State),
+		IdempotencyKey: rec.Key,
+	}, nil
+}
+
+func checkKey(key string) error {
+	if len(key) > maxIdempotencyKey {
+		return invalid("idempotency_key", "at most "+strconv.Itoa(maxIdempotencyKey)+" bytes")
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f || r == 0xfffd {
+			return invalid("idempotency_key", "must be printable UTF-8")
+		}
+	}
+	return nil
+}
+
+func toState(st outbox.State) sidecarv1.SentEventState {
+	switch st {
+	case outbox.Queued:
+		return sidecarv1.SentEventState_SENT_EVENT_STATE_QUEUED
+	case outbox.Accepted:
+		return sidecarv1.SentEventState_SENT_EVENT_STATE_ACCEPTED
+	case outbox.Failed:
+		return sidecarv1.SentEventState_SENT_EVENT_STATE_FAILED
+	}
+	return sidecarv1.SentEventState_SENT_EVENT_STATE_UNSPECIFIED
+}
+
+// GetSentEvent implements sidecarv1.EventServiceServer.
+func (s *Service) GetSentEvent(ctx context.Context, req *sidecarv1.GetSentEventRequest) (*sidecarv1.GetSentEventResponse, error) {
+	key := req.GetIdempotencyKey()
+	if key == "" {
+		return nil, s.toStatus(invalid("idempotency_key", "required"))
+	}
+	if err := checkKey(key); err != nil {
+		return nil, s.toStatus(err)
+	}
+	rec, err := s.out.Get(ctx, key)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &sidecarv1.GetSentEventResponse{SentEvent: &sidecarv1.SentEvent{
+		IdempotencyKey: rec.Key,
+		Type:           rec.Type,
+		State:          toState(rec.State),
+		EventId:        rec.EventID,
+		Attempts:       uint32(rec.Attempts),
+		Error:          rec.Error,
+		CreatedAt:      timestamppb.New(rec.CreatedAt),
+		UpdatedAt:      timestamppb.New(rec.UpdatedAt),
+	}}, nil
+}
+
+// ListDeadLetters implements sidecarv1.EventServiceServer.
+func (s *Service) ListDeadLetters(ctx context.Context, req *sidecarv1.ListDeadLettersRequest) (*sidecarv1.ListDeadLettersResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = defaultPageSize
+	case size < 0 || size > maxPageSize:
+		return nil, s.toStatus(invalid("page_size", "must be between 0 and "+strconv.Itoa(maxPageSize)))
+	}
+	var from uint64
+	if tok := req.GetPageToken(); tok != "" {
+		var err error
+		if from, err = strconv.ParseUint(tok, 10, 64); err != nil || from == 0 {
+			return nil, s.toStatus(invalid("page_token", "not a token returned by ListDeadLetters"))
+		}
+	}
+	dead, next, err := s.log.ListDeadLetters(ctx, req.GetSubscription(), from, size)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	resp := &sidecarv1.ListDeadLettersResponse{}
+	for _, d := range dead {
+		resp.DeadLetters = append(resp.DeadLetters, &sidecarv1.DeadLetter{Event: toEvent(d.Event), DeadAt: timestamppb.New(d.DeadAt)})
+	}
+	if next != 0 {
+		resp.NextPageToken = strconv.FormatUint(next, 10)
+	}
+	return resp, nil
+}
+
+// ReplayDeadLetters implements sidecarv1.EventServiceServer.
+func (s *Service) ReplayDeadLetters(ctx context.Context, req *sidecarv1.ReplayDeadLettersRequest) (*sidecarv1.ReplayDeadLettersResponse, error) {
+	switch {
+	case req.GetAll() && len(req.GetEventIds()) > 0:
+		return nil, s.toStatus(invalid("event_ids", "give event ids or all, not both"))
+	case !req.GetAll() && len(req.GetEventIds()) == 0:
+		return nil, s.toStatus(invalid("event_ids", "give event ids, or all to replay every dead letter"))
+	case len(req.GetEventIds()) > maxAckIDs:
+		return nil, s.toStatus(invalid("event_ids", "at most "+strconv.Itoa(maxAckIDs)+" event ids per call"))
+	}
+	replayed, unknown, err := s.log.ReplayDeadLetters(ctx, req.GetSubscription(), req.GetEventIds(), req.GetAll())
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &sidecarv1.ReplayDeadLettersResponse{EventIds: replayed, UnknownEventIds: unknown}, nil
+}
