@@ -467,5 +467,3 @@ func TestBearerAuth(t *testing.T) {
 		t.Fatalf("stream without token = %v, want Unauthenticated", err)
 	}
 }
-
-
