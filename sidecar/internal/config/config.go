@@ -1,0 +1,583 @@
+// Package config loads the configuration of `chronoshub-sidecar serve` from
+// command-line flags and CHRONOSHUB_… environment variables.
+//
+// Every setting is both a flag and a variable: a flag given on the command
+// line wins over the variable, and the variable wins over the default; an
+// empty variable counts as unset. All settings are validated together and
+// every problem is reported at once, each naming the variable and the flag.
+// Secrets (the API key, the webhook secrets, the app API's bearer token) are
+// never flags: they come from a variable or from a file, which
+// credentials.Watcher reloads on change. --help documents every setting and
+// prints defaults only, never a value from the environment.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+)
+
+// Names of the credentials, as credentials.Source.Name reports them in logs
+// and to credentials.WatcherOptions.OnReload.
+const (
+	APIKeyName        = "api_key"
+	WebhookSecretName = "webhook_secret"
+	APITokenName      = "api_token"
+)
+
+// Config is the validated configuration of the serve subcommand. Parse fills
+// every field with its effective value; nothing in it is a default to be
+// applied later.
+type Config struct {
+	// BaseURL is ChronosHub's base URL (test, staging or production), an
+	// absolute http or https URL without query, fragment or user information.
+	BaseURL string
+	// APIKey is the API key sent as X-Api-Key, from CHRONOSHUB_API_KEY or
+	// CHRONOSHUB_API_KEY_FILE. Never nil. Pass APIKey.Reveal as the client's
+	// key function, and APIKey to credentials.Watcher.Add.
+	APIKey *credentials.Source
+	// AllowedEventTypes are the event types or patterns (manuscript.*) an app
+	// may send; empty allows any valid type.
+	AllowedEventTypes []string
+	// SchemaDir, when not empty, is an existing directory of JSON Schemas
+	// named <event.type>.json.
+	SchemaDir string
+	// MaxPayloadBytes is the largest payload an app may send.
+	MaxPayloadBytes int64
+	// SendMaxAttempts is how many HTTP attempts one SendEvent makes at most.
+	SendMaxAttempts int
+	// SendTimeout is the deadline of a synchronous SendEvent whose caller set
+	// none.
+	SendTimeout time.Duration
+	// IdempotencyWindow is how long an idempotency key's result is kept.
+	IdempotencyWindow time.Duration
+	// AsyncFailAfter is how long an asynchronous event is retried before it
+	// is marked failed.
+	AsyncFailAfter time.Duration
+
+	// WebhookSecrets are the accepted webhook secrets, from
+	// CHRONOSHUB_WEBHOOK_SECRET or CHRONOSHUB_WEBHOOK_SECRET_FILE, holding
+	// at least one value. Never nil. Pass WebhookSecrets.Secrets to the
+	// verifier, and WebhookSecrets to credentials.Watcher.Add.
+	WebhookSecrets *credentials.Source
+	// WebhookAddr is the webhook listener's host:port.
+	WebhookAddr string
+	// WebhookPath is the webhook's URL path; it starts with /.
+	WebhookPath string
+	// WebhookPlaintext is true when TLS ends upstream and the webhook
+	// listener serves plain HTTP.
+	WebhookPlaintext bool
+	// TLSCertFile and TLSKeyFile are the webhook's certificate and key files;
+	// both empty when WebhookPlaintext.
+	TLSCertFile, TLSKeyFile string
+	// TLSCertificate is the pair loaded from TLSCertFile and TLSKeyFile, or
+	// nil when WebhookPlaintext. Pass it to credentials.Watcher.AddCertificate.
+	TLSCertificate *credentials.Certificate
+	// WebhookMaxBodyBytes is the largest webhook body accepted.
+	WebhookMaxBodyBytes int64
+	// WebhookTolerance is how far X-Timestamp may be from now, either way.
+	WebhookTolerance time.Duration
+	// WebhookMaxConns caps the webhook listener's open connections; 0 means
+	// unlimited.
+	WebhookMaxConns int
+
+	// GRPCAddr and HTTPAddr are the app-facing gRPC and REST listeners, in
+	// the syntax of ParseListenAddr. Unless AllowRemoteAPI, each is a unix
+	// socket or a loopback host:port.
+	GRPCAddr, HTTPAddr string
+	// AllowRemoteAPI lets GRPCAddr and HTTPAddr listen beyond loopback; it
+	// requires APIToken.
+	AllowRemoteAPI bool
+	// APIToken, when not nil, is the bearer token the app-facing API
+	// requires, from CHRONOSHUB_API_TOKEN or CHRONOSHUB_API_TOKEN_FILE.
+	APIToken *credentials.Source
+
+	// DataDir is where the embedded store keeps its files.
+	DataDir string
+	// NATSURL, when not empty, is an external NATS JetStream (a
+	// comma-separated list of server URLs); empty means embedded NATS in
+	// DataDir.
+	NATSURL string
+	// NATSCredsFile, when not empty, is the NATS credentials file for
+	// NATSURL.
+	NATSCredsFile string
+	// SyncAlways makes the store fsync every event before it is
+	// acknowledged; otherwise it fsyncs every SyncInterval. Either way every
+	// event reaches the operating system before the webhook answers 2xx.
+	SyncAlways bool
+	// SyncInterval is the fsync interval when not SyncAlways, and 0 when
+	// SyncAlways.
+	SyncInterval time.Duration
+	// Retention is how long events are kept for delivery and replay.
+	Retention time.Duration
+	// DuplicateWindow is how long a webhook event id is remembered to drop
+	// ChronosHub's retries.
+	DuplicateWindow time.Duration
+	// AckWait is how long a delivered event may stay unacknowledged before it
+	// is offered again.
+	AckWait time.Duration
+	// MaxAttempts is how many times an event is offered before it is
+	// dead-lettered.
+	MaxAttempts int
+	// MaxInFlight is the default and the cap of a stream's unacknowledged
+	// events.
+	MaxInFlight int
+	// MaxAckPending caps a subscription's unacknowledged events across its
+	// streams; it is at least MaxInFlight.
+	MaxAckPending int
+
+	// AdminAddr is the health and metrics listener's host:port.
+	AdminAddr string
+	// CredentialsPollInterval is how often credential and certificate files
+	// are re-read.
+	CredentialsPollInterval time.Duration
+	// SecretRotationGrace is how long previous webhook secrets stay accepted
+	// after the secret file changes.
+	SecretRotationGrace time.Duration
+	// ShutdownGrace bounds how long shutdown waits for in-flight work.
+	ShutdownGrace time.Duration
+	// LogLevel is the minimum level logged.
+	LogLevel slog.Level
+}
+
+// Byte and count limits of the integer settings.
+const (
+	maxBytes    = 64 << 20 // NATS's hard limit on a message
+	maxAttempts = 100
+	maxCount    = 1_000_000
+)
+
+// setting is one configuration setting: an environment variable and,
+// unless secret, the flag derived from its name.
+type setting struct {
+	group  string
+	env    string
+	secret bool   // environment only: never a flag
+	def    string // the default, parsed like a given value; "" for none
+	note   string // shown in --help instead of the default, such as "required"
+	usage  string
+	value  value
+}
+
+// flagName returns the setting's flag, without dashes: the variable's name
+// without CHRONOSHUB_, lower case, with dashes for underscores.
+func (s setting) flagName() string {
+	if s.secret {
+		return ""
+	}
+	return flagFor(s.env)
+}
+
+// flagFor derives a flag name from a variable's: without CHRONOSHUB_, lower
+// case, dashes for underscores.
+func flagFor(env string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(env, "CHRONOSHUB_"), "_", "-"))
+}
+
+// label names the setting in error messages: the variable and the flag.
+func (s setting) label() string {
+	if s.secret {
+		return s.env
+	}
+	return s.env + " (--" + s.flagName() + ")"
+}
+
+// logKey is the setting's key in Config.LogValue.
+func (s setting) logKey() string {
+	return strings.ToLower(strings.TrimPrefix(s.env, "CHRONOSHUB_"))
+}
+
+// raw holds what Parse reads before it builds the credentials: the text of
+// the secret variables, which nothing prints, and the file paths.
+type raw struct {
+	apiKey, apiKeyFile               string
+	webhookSecret, webhookSecretFile string
+	apiToken, apiTokenFile           string
+}
+
+// settings returns every setting, bound to c and r, in --help order.
+func settings(c *Config, r *raw) []setting {
+	const (
+		chronoshub = "Sending events to ChronosHub (SendEvent)"
+		webhook    = "Receiving ChronosHub's webhooks"
+		app        = "App-facing API (gRPC and REST)"
+		store      = "Event log"
+		ops        = "Operations"
+	)
+	return []setting{
+		{group: chronoshub, env: "CHRONOSHUB_BASE_URL", note: "required",
+			usage: "ChronosHub base URL for inbound events (test, staging or production): an absolute http(s) URL.",
+			value: stringValue{p: &c.BaseURL, arg: "URL", check: checkBaseURL}},
+		{group: chronoshub, env: "CHRONOSHUB_API_KEY", secret: true, note: "this or CHRONOSHUB_API_KEY_FILE is required",
+			usage: "The API key sent to ChronosHub as X-Api-Key.",
+			value: secretValue{raw: &r.apiKey, src: &c.APIKey}},
+		{group: chronoshub, env: "CHRONOSHUB_API_KEY_FILE",
+			usage: "A file holding the API key, re-read when it changes (a mounted Kubernetes Secret).",
+			value: secretFileValue{path: &r.apiKeyFile, src: &c.APIKey}},
+		{group: chronoshub, env: "CHRONOSHUB_ALLOWED_EVENT_TYPES", note: "any type",
+			usage: "Comma-separated event types or patterns (manuscript.submitted, manuscript.*) an app may send; empty allows any valid type.",
+			value: eventTypesValue{p: &c.AllowedEventTypes}},
+		{group: chronoshub, env: "CHRONOSHUB_SCHEMA_DIR", note: "none",
+			usage: "A directory of JSON Schemas named <event.type>.json that payloads must satisfy.",
+			value: stringValue{p: &c.SchemaDir, arg: "path"}},
+		{group: chronoshub, env: "CHRONOSHUB_MAX_PAYLOAD_BYTES", def: "1048576",
+			usage: "The largest payload an app may send, in bytes.",
+			value: intValue[int64]{p: &c.MaxPayloadBytes, min: 1, max: maxBytes}},
+		{group: chronoshub, env: "CHRONOSHUB_SEND_MAX_ATTEMPTS", def: "5",
+			usage: "How many HTTP attempts one event gets at most; network errors, 5xx and 429 are retried with backoff.",
+			value: intValue[int]{p: &c.SendMaxAttempts, min: 1, max: maxAttempts}},
+		{group: chronoshub, env: "CHRONOSHUB_SEND_TIMEOUT", def: "30s",
+			usage: "The deadline of a synchronous SendEvent whose caller sets none.",
+			value: durationValue{p: &c.SendTimeout}},
+		{group: chronoshub, env: "CHRONOSHUB_IDEMPOTENCY_WINDOW", def: "24h",
+			usage: "How long a SendEvent idempotency key returns its first result instead of posting again.",
+			value: durationValue{p: &c.IdempotencyWindow}},
+		{group: chronoshub, env: "CHRONOSHUB_ASYNC_FAIL_AFTER", def: "24h",
+			usage: "How long an asynchronous SendEvent is retried before it is marked failed.",
+			value: durationValue{p: &c.AsyncFailAfter}},
+
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_SECRET", secret: true, note: "this or CHRONOSHUB_WEBHOOK_SECRET_FILE is required",
+			usage: "The webhook signing secret; several, separated by commas or one per line, are all accepted (a rotation).",
+			value: secretValue{raw: &r.webhookSecret, src: &c.WebhookSecrets}},
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_SECRET_FILE",
+			usage: "A file holding the webhook secret(s), re-read when it changes; after a change the previous secrets stay accepted for CHRONOSHUB_SECRET_ROTATION_GRACE.",
+			value: secretFileValue{path: &r.webhookSecretFile, src: &c.WebhookSecrets}},
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_ADDR", def: ":8443",
+			usage: "The webhook listener's host:port, the one port meant to be reachable from outside the pod.",
+			value: stringValue{p: &c.WebhookAddr, arg: "host:port", check: checkTCPAddr}},
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_PATH", def: "/webhook",
+			usage: "The webhook's URL path.",
+			value: stringValue{p: &c.WebhookPath, arg: "path", check: checkWebhookPath}},
+		{group: webhook, env: "CHRONOSHUB_TLS_CERT_FILE", note: "required unless plaintext",
+			usage: "The webhook's TLS certificate (PEM, with its chain), re-read when it changes.",
+			value: stringValue{p: &c.TLSCertFile, arg: "path"}},
+		{group: webhook, env: "CHRONOSHUB_TLS_KEY_FILE", note: "required unless plaintext",
+			usage: "The webhook's TLS private key (PEM), re-read when it changes.",
+			value: stringValue{p: &c.TLSKeyFile, arg: "path"}},
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_PLAINTEXT", def: "false",
+			usage: "Serve the webhook over plain HTTP, when TLS ends upstream (an ingress). Excludes the TLS files.",
+			value: boolValue{p: &c.WebhookPlaintext}},
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES", def: "1048576",
+			usage: "The largest webhook body accepted, in bytes; larger ones get 413.",
+			value: intValue[int64]{p: &c.WebhookMaxBodyBytes, min: 1, max: maxBytes}},
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_TOLERANCE", def: "5m",
+			usage: "How far X-Timestamp may be from now, in either direction.",
+			value: durationValue{p: &c.WebhookTolerance}},
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_MAX_CONNS", def: "1024",
+			usage: "The most open connections on the webhook listener; 0 means unlimited.",
+			value: intValue[int]{p: &c.WebhookMaxConns, min: 0, max: maxCount}},
+
+		{group: app, env: "CHRONOSHUB_GRPC_ADDR", def: "127.0.0.1:50051",
+			usage: "The app-facing gRPC listener: a loopback host:port or unix:///absolute/path.",
+			value: stringValue{p: &c.GRPCAddr, arg: "address", check: checkListenAddr}},
+		{group: app, env: "CHRONOSHUB_HTTP_ADDR", def: "127.0.0.1:50052",
+			usage: "The app-facing REST listener (grpc-gateway): a loopback host:port or unix:///absolute/path.",
+			value: stringValue{p: &c.HTTPAddr, arg: "address", check: checkListenAddr}},
+		{group: app, env: "CHRONOSHUB_ALLOW_REMOTE_API", def: "false",
+			usage: "Let the app-facing listeners use addresses beyond loopback. Requires CHRONOSHUB_API_TOKEN or CHRONOSHUB_API_TOKEN_FILE.",
+			value: boolValue{p: &c.AllowRemoteAPI}},
+		{group: app, env: "CHRONOSHUB_API_TOKEN", secret: true, note: "required with CHRONOSHUB_ALLOW_REMOTE_API",
+			usage: "The bearer token apps must present to the app-facing API.",
+			value: secretValue{raw: &r.apiToken, src: &c.APIToken}},
+		{group: app, env: "CHRONOSHUB_API_TOKEN_FILE",
+			usage: "A file holding the app-facing API's bearer token, re-read when it changes.",
+			value: secretFileValue{path: &r.apiTokenFile, src: &c.APIToken}},
+
+		{group: store, env: "CHRONOSHUB_DATA_DIR", def: "./chronoshub-data",
+			usage: "Where the embedded store keeps its files.",
+			value: stringValue{p: &c.DataDir, arg: "path", check: checkNotEmpty}},
+		{group: store, env: "CHRONOSHUB_NATS_URL", note: "embedded NATS in the data directory",
+			usage: "An external NATS JetStream cluster (comma-separated server URLs) shared by replicas. Put credentials in CHRONOSHUB_NATS_CREDS_FILE, not in the URL.",
+			value: natsURLValue{stringValue{p: &c.NATSURL, arg: "URL", check: checkNATSURL}}},
+		{group: store, env: "CHRONOSHUB_NATS_CREDS_FILE", note: "none",
+			usage: "A NATS credentials file for CHRONOSHUB_NATS_URL.",
+			value: stringValue{p: &c.NATSCredsFile, arg: "path"}},
+		{group: store, env: "CHRONOSHUB_SYNC", def: "1s",
+			usage: "When the store fsyncs: always (every event, before the webhook answers) or an interval. In every mode an event is written to the operating system before the webhook answers 2xx, so a killed process loses nothing; the interval bounds what a power loss can take.",
+			value: syncValue{always: &c.SyncAlways, interval: &c.SyncInterval}},
+		{group: store, env: "CHRONOSHUB_RETENTION", def: "168h",
+			usage: "How long events are kept for delivery and replay.",
+			value: durationValue{p: &c.Retention}},
+		{group: store, env: "CHRONOSHUB_DUPLICATE_WINDOW", def: "24h",
+			usage: "How long a webhook event id is remembered, so that ChronosHub's retries store nothing new.",
+			value: durationValue{p: &c.DuplicateWindow}},
+		{group: store, env: "CHRONOSHUB_ACK_WAIT", def: "30s",
+			usage: "How long a delivered event may stay unacknowledged before it is offered again.",
+			value: durationValue{p: &c.AckWait}},
+		{group: store, env: "CHRONOSHUB_MAX_ATTEMPTS", def: "5",
+			usage: "How many times an event is offered to a subscription before it moves to the dead-letter set.",
+			value: intValue[int]{p: &c.MaxAttempts, min: 1, max: maxAttempts}},
+		{group: store, env: "CHRONOSHUB_MAX_IN_FLIGHT", def: "100",
+			usage: "The default and the cap of a stream's unacknowledged events (1 gives strict order).",
+			value: intValue[int]{p: &c.MaxInFlight, min: 1, max: maxCount}},
+		{group: store, env: "CHRONOSHUB_MAX_ACK_PENDING", def: "1000",
+			usage: "The most unacknowledged events of a subscription across its streams; at least CHRONOSHUB_MAX_IN_FLIGHT.",
+			value: intValue[int]{p: &c.MaxAckPending, min: 1, max: maxCount}},
+
+		{group: ops, env: "CHRONOSHUB_ADMIN_ADDR", def: ":9090",
+			usage: "The listener of /healthz, /readyz and /metrics.",
+			value: stringValue{p: &c.AdminAddr, arg: "host:port", check: checkTCPAddr}},
+		{group: ops, env: "CHRONOSHUB_CREDENTIALS_POLL_INTERVAL", def: "2s",
+			usage: "How often credential and certificate files are re-read.",
+			value: durationValue{p: &c.CredentialsPollInterval}},
+		{group: ops, env: "CHRONOSHUB_SECRET_ROTATION_GRACE", def: "1h",
+			usage: "How long previous webhook secrets stay accepted after the secret file changes.",
+			value: durationValue{p: &c.SecretRotationGrace}},
+		{group: ops, env: "CHRONOSHUB_SHUTDOWN_GRACE", def: "20s",
+			usage: "How long shutdown waits for in-flight work before it stops anyway.",
+			value: durationValue{p: &c.ShutdownGrace}},
+		{group: ops, env: "CHRONOSHUB_LOG_LEVEL", def: "info",
+			usage: "The minimum log level: debug, info, warn or error.",
+			value: levelValue{p: &c.LogLevel}},
+	}
+}
+
+// Parse reads the configuration from args (the arguments after "serve")
+// and getenv (nil means an empty environment), applies defaults, and
+// validates everything together. It reads the credential and certificate
+// files named. The error joins every problem found, each naming the variable
+// and the flag; no error quotes a secret. For -h or --help, Parse writes the
+// usage to output and returns flag.ErrHelp; nothing else is written.
+func Parse(args []string, getenv func(string) string, output io.Writer) (*Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	c := &Config{}
+	r := &raw{}
+	table := settings(c, r)
+
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned; --help is written below
+	fs.Usage = func() {}
+	given := map[string]string{}
+	for _, s := range table {
+		if s.secret {
+			continue
+		}
+		name := s.flagName()
+		record := func(v string) error { given[name] = v; return nil }
+		if s.value.kind() == "" {
+			fs.BoolFunc(name, s.usage, record)
+		} else {
+			fs.Func(name, s.usage, record)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			if output != nil {
+				writeUsage(output, table)
+			}
+			return nil, flag.ErrHelp
+		}
+		if hint := secretFlagHint(args, table); hint != "" {
+			return nil, fmt.Errorf("%w: %s", err, hint)
+		}
+		return nil, fmt.Errorf("%w (see --help)", err)
+	}
+
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected argument %s: serve takes only flags", quote(fs.Arg(0))))
+	}
+	set := map[string]bool{} // variables whose value was parsed, valid or not
+	for _, s := range table {
+		text, ok := given[s.flagName()]
+		if !ok || s.secret {
+			// An explicit flag is parsed even when empty; an empty
+			// variable and an empty default leave the field zero.
+			if text = getenv(s.env); text == "" {
+				text = s.def
+			}
+			if text == "" {
+				continue
+			}
+		}
+		set[s.env] = true
+		if err := s.value.set(text); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.label(), err))
+		}
+	}
+	errs = append(errs, c.validate(r, set)...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// secretFlagHint returns advice when args try a flag for a secret.
+func secretFlagHint(args []string, table []setting) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		for _, s := range table {
+			if s.secret && name == flagFor(s.env) {
+				return fmt.Sprintf("secrets are never flags: set %s, or give a file with --%s-file", s.env, name)
+			}
+		}
+	}
+	return ""
+}
+
+// validate checks what involves several settings or the file system, and
+// builds the credentials. set holds the variables whose value was parsed. It
+// returns every problem.
+func (c *Config) validate(r *raw, set map[string]bool) []error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !set["CHRONOSHUB_BASE_URL"] {
+		add(errors.New("CHRONOSHUB_BASE_URL (--base-url): required: ChronosHub's base URL for inbound events"))
+	}
+
+	var err error
+	c.APIKey, err = loadSecret(APIKeyName, "CHRONOSHUB_API_KEY", r.apiKey, r.apiKeyFile, "required for SendEvent")
+	add(err)
+	c.WebhookSecrets, err = loadSecret(WebhookSecretName, "CHRONOSHUB_WEBHOOK_SECRET", r.webhookSecret, r.webhookSecretFile, "required to verify webhooks")
+	add(err)
+	tokenRequired := ""
+	if c.AllowRemoteAPI {
+		tokenRequired = "required when CHRONOSHUB_ALLOW_REMOTE_API (--allow-remote-api) is true"
+	}
+	c.APIToken, err = loadSecret(APITokenName, "CHRONOSHUB_API_TOKEN", r.apiToken, r.apiTokenFile, tokenRequired)
+	add(err)
+
+	switch {
+	case c.WebhookPlaintext:
+		for _, f := range []struct{ label, path string }{
+			{"CHRONOSHUB_TLS_CERT_FILE (--tls-cert-file)", c.TLSCertFile},
+			{"CHRONOSHUB_TLS_KEY_FILE (--tls-key-file)", c.TLSKeyFile},
+		} {
+			if f.path != "" {
+				add(fmt.Errorf("%s is set but CHRONOSHUB_WEBHOOK_PLAINTEXT (--webhook-plaintext) is true: choose TLS or plaintext", f.label))
+			}
+		}
+	case c.TLSCertFile == "" || c.TLSKeyFile == "":
+		if c.TLSCertFile == "" {
+			add(errors.New("CHRONOSHUB_TLS_CERT_FILE (--tls-cert-file): required unless CHRONOSHUB_WEBHOOK_PLAINTEXT (--webhook-plaintext) is true"))
+		}
+		if c.TLSKeyFile == "" {
+			add(errors.New("CHRONOSHUB_TLS_KEY_FILE (--tls-key-file): required unless CHRONOSHUB_WEBHOOK_PLAINTEXT (--webhook-plaintext) is true"))
+		}
+	default:
+		c.TLSCertificate, err = credentials.NewCertificate(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			add(fmt.Errorf("CHRONOSHUB_TLS_CERT_FILE (--tls-cert-file), CHRONOSHUB_TLS_KEY_FILE (--tls-key-file): %w", err))
+		}
+	}
+
+	if !c.AllowRemoteAPI {
+		for _, a := range []struct{ label, addr string }{
+			{"CHRONOSHUB_GRPC_ADDR (--grpc-addr)", c.GRPCAddr},
+			{"CHRONOSHUB_HTTP_ADDR (--http-addr)", c.HTTPAddr},
+		} {
+			network, address, err := ParseListenAddr(a.addr)
+			if err != nil || network != "tcp" {
+				continue // reported with the setting, or a unix socket
+			}
+			if host, _ := splitHostPort(address); !IsLoopback(host) {
+				add(fmt.Errorf("%s: %s is %w", a.label, quote(a.addr), errRemote))
+			}
+		}
+	}
+	add(distinctAddrs(map[string]string{
+		"CHRONOSHUB_WEBHOOK_ADDR (--webhook-addr)": c.WebhookAddr,
+		"CHRONOSHUB_GRPC_ADDR (--grpc-addr)":       c.GRPCAddr,
+		"CHRONOSHUB_HTTP_ADDR (--http-addr)":       c.HTTPAddr,
+		"CHRONOSHUB_ADMIN_ADDR (--admin-addr)":     c.AdminAddr,
+	}))
+
+	if c.SchemaDir != "" {
+		if fi, err := os.Stat(c.SchemaDir); err != nil {
+			add(fmt.Errorf("CHRONOSHUB_SCHEMA_DIR (--schema-dir): %w", err))
+		} else if !fi.IsDir() {
+			add(fmt.Errorf("CHRONOSHUB_SCHEMA_DIR (--schema-dir): %s is not a directory", c.SchemaDir))
+		}
+	}
+	if c.NATSCredsFile != "" {
+		if c.NATSURL == "" {
+			add(errors.New("CHRONOSHUB_NATS_CREDS_FILE (--nats-creds-file) is set without CHRONOSHUB_NATS_URL (--nats-url): the embedded NATS needs no credentials"))
+		} else if fi, err := os.Stat(c.NATSCredsFile); err != nil {
+			add(fmt.Errorf("CHRONOSHUB_NATS_CREDS_FILE (--nats-creds-file): %w", err))
+		} else if !fi.Mode().IsRegular() {
+			add(fmt.Errorf("CHRONOSHUB_NATS_CREDS_FILE (--nats-creds-file): %s is not a file", c.NATSCredsFile))
+		}
+	}
+	if c.MaxAckPending > 0 && c.MaxInFlight > c.MaxAckPending {
+		add(fmt.Errorf("CHRONOSHUB_MAX_ACK_PENDING (--max-ack-pending): %d is less than CHRONOSHUB_MAX_IN_FLIGHT (--max-in-flight) %d, so no stream could reach its in-flight cap",
+			c.MaxAckPending, c.MaxInFlight))
+	}
+	return errs
+}
+
+// loadSecret builds a credential from its variable (value) or its file
+// (path), which are exclusive. required, when not empty, makes one of them
+// required and says why.
+func loadSecret(name, env, value, path, required string) (*credentials.Source, error) {
+	fileLabel := env + "_FILE (--" + flagFor(env+"_FILE") + ")"
+	switch {
+	case value != "" && path != "":
+		return nil, fmt.Errorf("%s and %s are both set: set one", env, fileLabel)
+	case value != "":
+		src := credentials.NewValue(name, value)
+		if len(src.Values()) == 0 {
+			return nil, fmt.Errorf("%s holds no value", env)
+		}
+		return src, nil
+	case path != "":
+		src, err := credentials.NewFile(name, path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fileLabel, err)
+		}
+		return src, nil
+	case required != "":
+		return nil, fmt.Errorf("%s or %s: %s", env, fileLabel, required)
+	}
+	return nil, nil
+}
+
+// distinctAddrs reports listeners given the same address. Port 0 (any free
+// port) never clashes.
+func distinctAddrs(addrs map[string]string) error {
+	byAddr := map[string][]string{}
+	for label, a := range addrs {
+		if strings.HasSuffix(a, ":0") || a == "" {
+			continue
+		}
+		byAddr[a] = append(byAddr[a], label)
+	}
+	var errs []error
+	for _, a := range slices.Sorted(maps.Keys(byAddr)) {
+		if labels := byAddr[a]; len(labels) > 1 {
+			slices.Sort(labels)
+			errs = append(errs, fmt.Errorf("%s: the same address %s", strings.Join(labels, " and "), quote(a)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue implements slog.LogValuer: every setting's effective value, keyed
+// by its variable's name without CHRONOSHUB_ in lower case, for the start-up
+// log line. Secrets show as "REDACTED" when given in a variable, and as their
+// file's path when given as a file.
+func (c *Config) LogValue() slog.Value {
+	table := settings(c, &raw{})
+	attrs := make([]slog.Attr, 0, len(table))
+	for _, s := range table {
+		attrs = append(attrs, slog.Attr{Key: s.logKey(), Value: s.value.show()})
+	}
+	return slog.GroupValue(attrs...)
+}

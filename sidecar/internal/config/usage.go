@@ -1,0 +1,78 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// usageIntro opens --help.
+const usageIntro = `Usage: chronoshub-sidecar serve [flags]
+
+Runs the sidecar: receives ChronosHub's signed webhooks, keeps the events
+until the app acknowledges them, and forwards the app's events to ChronosHub.
+
+Every setting is a flag and an environment variable. A flag given on the
+command line wins over the variable, and the variable wins over the default;
+an empty variable counts as unset. Secrets are never flags: set them in the
+environment, or give a file, which is re-read when it changes.
+`
+
+// usageWidth is where --help wraps descriptions.
+const usageWidth = 78
+
+// writeUsage writes --help: every setting with its flag, variable, meaning and
+// default. It shows defaults only, never a value read from the environment.
+func writeUsage(w io.Writer, table []setting) {
+	var b strings.Builder
+	b.WriteString(usageIntro)
+	group := ""
+	for _, s := range table {
+		if s.group != group {
+			group = s.group
+			fmt.Fprintf(&b, "\n%s:\n", group)
+		}
+		head := "  "
+		if s.secret {
+			head += s.env + " (environment only: a secret is never a flag)"
+		} else {
+			head += "--" + s.flagName()
+			if k := s.value.kind(); k != "" {
+				head += " " + k
+			}
+			head += "  $" + s.env
+		}
+		b.WriteString(head + "\n")
+		text := s.usage
+		switch {
+		case s.note != "":
+			text += " (" + s.note + ")"
+		case s.def != "":
+			text += " (default " + s.def + ")"
+		}
+		for _, line := range wrap(text, usageWidth-6) {
+			b.WriteString("      " + line + "\n")
+		}
+	}
+	io.WriteString(w, b.String())
+}
+
+// wrap breaks text into lines of at most width bytes, at spaces.
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(text) {
+		if line != "" && len(line)+1+len(word) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
+}
