@@ -1,0 +1,185 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+
+	// The error details the service attaches (google.rpc.BadRequest,
+	// ErrorInfo, ...) reach the gateway as Any; protojson can only render them
+	// if their types are linked into the binary.
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
+)
+
+// defaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is zero.
+const defaultMaxBodyBytes = 4 << 20
+
+// Options are the optional settings of New.
+type Options struct {
+	// MaxBodyBytes caps request bodies; larger ones get 413 with a JSON error
+	// and nothing is forwarded. Zero means 4 MiB;
+	// negative is an error.
+	MaxBodyBytes int64
+	// Logger receives the gateway's records, with "component"="gateway":
+	// refused requests and failed calls at Warn, server-side failures (HTTP
+	// 5xx) at Error, calls the client abandoned at Debug. Nil means discard.
+	Logger *slog.Logger
+}
+
+// New returns the REST handler serving the HTTP rules of sidecar_http.yaml,
+// forwarding to conn.
+//
+// Every call goes over conn, a client connection to the sidecar's own gRPC
+// listener, so that it passes the server's interceptors. The handler does not
+// own conn: close it after the HTTP server using the handler has shut down.
+// ctx is handed to grpc-gateway's registration and does not bound the
+// handler's lifetime; each call is bound by its HTTP request's context. The
+// handler is safe for concurrent use.
+func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+	if conn == nil {
+		return nil, errors.New("gateway: nil gRPC client connection")
+	}
+	maxBody := opts.MaxBodyBytes
+	switch {
+	case maxBody == 0:
+		maxBody = defaultMaxBodyBytes
+	case maxBody < 0:
+		return nil, fmt.Errorf("gateway: negative MaxBodyBytes %d", maxBody)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	g := &gateway{log: logger.With("component", "gateway"), maxBody: maxBody}
+
+	g.mux = runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler()),
+		runtime.WithErrorHandler(g.handleError),
+		runtime.WithStreamErrorHandler(g.streamError),
+		runtime.WithRoutingErrorHandler(g.routingError),
+		// The API is exactly the rules of sidecar_http.yaml: a form POST is not
+		// turned into a GET (which would let a plain HTML form open a stream).
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithDisableHTTPMethodOverride(),
+	)
+	if err := sidecarv1.RegisterEventServiceHandler(ctx, g.mux, conn); err != nil {
+		return nil, fmt.Errorf("gateway: register EventService: %w", err)
+	}
+	return g, nil
+}
+
+// gateway is the handler New returns.
+type gateway struct {
+	mux     *runtime.ServeMux
+	log     *slog.Logger
+	maxBody int64
+}
+
+// ServeHTTP reads the whole request body, within the limit, before routing,
+// so that an oversize body is refused on every route and never half-forwarded
+// (grpc-gateway's generated handlers silently discard what they do not read).
+func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tooLarge := func() error {
+		return &runtime.HTTPStatusError{
+			HTTPStatus: http.StatusRequestEntityTooLarge,
+			Err:        status.Errorf(codes.InvalidArgument, "request body larger than %d bytes", g.maxBody),
+		}
+	}
+	if r.ContentLength > g.maxBody {
+		g.writeError(w, r, tooLarge())
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBody))
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			g.writeError(w, r, tooLarge())
+			return
+		}
+		g.writeError(w, r, status.Errorf(codes.InvalidArgument, "read request body: %v", err))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	g.mux.ServeHTTP(w, r)
+}
+
+// writeError answers r with err through the mux's error handler.
+func (g *gateway) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	_, outbound := runtime.MarshalerForRequest(g.mux, r)
+	runtime.HTTPError(r.Context(), g.mux, outbound, w, r, err)
+}
+
+// handleError is the mux's error handler: every error response, whether from
+// the gRPC call, request decoding or routing, is written here, as
+// runtime.DefaultHTTPErrorHandler writes it (HTTP status per
+// runtime.HTTPStatusFromCode unless err is a *runtime.HTTPStatusError, body
+// the google.rpc.Status).
+func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	httpStatus := 0
+	var hse *runtime.HTTPStatusError
+	if errors.As(err, &hse) {
+		httpStatus = hse.HTTPStatus
+	}
+	st := status.Convert(err)
+	if httpStatus == 0 {
+		httpStatus = runtime.HTTPStatusFromCode(st.Code())
+	}
+	level := slog.LevelWarn
+	switch {
+	case st.Code() == codes.Canceled:
+		level = slog.LevelDebug
+	case httpStatus >= 500:
+		level = slog.LevelError
+	}
+	g.log.Log(ctx, level, "REST call failed",
+		"method", r.Method, "path", r.URL.Path, "status", httpStatus,
+		"code", st.Code().String(), "error", st.Message())
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// streamError converts an error that ends a stream after its first message
+// into the status of the final {"error":...} line.
+func (g *gateway) streamError(ctx context.Context, err error) *status.Status {
+	st := status.Convert(err)
+	level := slog.LevelWarn
+	switch {
+	case st.Code() == codes.Canceled:
+		level = slog.LevelDebug
+	case runtime.HTTPStatusFromCode(st.Code()) >= 500:
+		level = slog.LevelError
+	}
+	method, _ := runtime.RPCMethod(ctx)
+	g.log.Log(ctx, level, "REST stream failed", "rpc", method, "code", st.Code().String(), "error", st.Message())
+	return st
+}
+
+// routingError answers a request that matches no route: 404 for an unknown
+// path, 405 (not grpc-gateway's default 501) for a known path with another
+// method.
+func (g *gateway) routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	var err error
+	switch httpStatus {
+	case http.StatusNotFound:
+		err = status.Error(codes.NotFound, http.StatusText(httpStatus))
+	case http.StatusMethodNotAllowed:
+		err = &runtime.HTTPStatusError{
+			HTTPStatus: httpStatus,
+			Err:        status.Error(codes.Unimplemented, http.StatusText(httpStatus)),
+		}
+	case http.StatusBadRequest:
+		err = status.Error(codes.InvalidArgument, http.StatusText(httpStatus))
+	default:
+		err = status.Error(codes.Internal, "unexpected routing error")
+	}
+	g.handleError(ctx, mux, m, w, r, err)
+}
