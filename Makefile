@@ -4,7 +4,7 @@ GO          ?= go
 TOOLS       := $(GO) tool -modfile=tools/go.mod
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all generate lint check-generated breaking test build bench
+.PHONY: all generate lint check-generated breaking test build run bench
 
 all: build
 
@@ -33,9 +33,13 @@ breaking:
 test: lint check-generated breaking
 	$(GO) test -race -count=1 ./...
 
-## build: the packages (the binary arrives with sidecar/cmd/chronoshub-sidecar)
+## build: the binary, bin/chronoshub-sidecar (static, stripped)
 build:
-	$(GO) build ./...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/chronoshub-sidecar ./sidecar/cmd/chronoshub-sidecar
+
+## run: the dev playground (sidecar + in-process ChronosHub emulator, no configuration)
+run:
+	$(GO) run ./sidecar/cmd/chronoshub-sidecar dev
 
 ## bench: package benchmarks
 bench:

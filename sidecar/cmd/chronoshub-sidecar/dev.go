@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+)
+
+const devUsage = `Usage: chronoshub-sidecar dev [flags]
+
+The playground: the sidecar and an in-process ChronosHub emulator wired
+together, with no configuration. It generates a self-signed certificate, a
+dev API key and a webhook secret (printed once), keeps its data under --dir,
+and prints how to receive events and how to send one. Ctrl-C stops
+everything. Not for production: use "serve".
+
+Flags:
+`
+
+func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, devUsage); fs.PrintDefaults() }
+	dir := fs.String("dir", ".chronoshub-dev", "where the playground keeps its data and certificate")
+	webhookAddr := fs.String("webhook-addr", "127.0.0.1:8443", "webhook listener (HTTPS)")
+	grpcAddr := fs.String("grpc-addr", "127.0.0.1:50051", "app-facing gRPC listener")
+	httpAddr := fs.String("http-addr", "127.0.0.1:50052", "app-facing REST listener")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "health and metrics listener")
+	emulatorAddr := fs.String("emulator-addr", "127.0.0.1:8080", "the emulator's HTTP API (ChronosHub's inbound API and /_emulator/…)")
+	retryBase := fs.Duration("emulator-retry-base", time.Second, "wait before the emulator's first webhook retry; doubles each retry")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("dev: unexpected arguments %q", fs.Args())
+	}
+	logger := newLogger(stderr, slog.LevelInfo)
+
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	certFile, keyFile, err := credentials.GenerateSelfSigned([]string{"localhost", "127.0.0.1", "::1"}, filepath.Join(*dir, "tls"))
+	if err != nil {
+		return fmt.Errorf("dev: certificate: %w", err)
+	}
+	apiKey, secret := "dev_key_"+randomHex(16), "dev_whsec_"+randomHex(16)
+	client, err := webhookClient(certFile, false)
+	if err != nil {
+		return err
+	}
+	emu, err := emulator.New(emulator.Options{
+		APIKey:        apiKey,
+		WebhookSecret: []byte(secret),
+		Logger:        logger.With("component", "emulator"),
+		HTTPClient:    client,
+		RetryBase:     *retryBase,
+	})
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	emuLis, err := net.Listen("tcp", *emulatorAddr)
+	if err != nil {
+		return fmt.Errorf("dev: emulator listener: %w", err)
+	}
+	defer emuLis.Close()
+
+	env := map[string]string{
+		"CHRONOSHUB_BASE_URL":       "http://" + emuLis.Addr().String(),
+		"CHRONOSHUB_API_KEY":        apiKey,
+		"CHRONOSHUB_WEBHOOK_SECRET": secret,
+		"CHRONOSHUB_TLS_CERT_FILE":  certFile,
+		"CHRONOSHUB_TLS_KEY_FILE":   keyFile,
+		"CHRONOSHUB_WEBHOOK_ADDR":   *webhookAddr,
+		"CHRONOSHUB_GRPC_ADDR":      *grpcAddr,
+		"CHRONOSHUB_HTTP_ADDR":      *httpAddr,
+		"CHRONOSHUB_ADMIN_ADDR":     *adminAddr,
+		"CHRONOSHUB_DATA_DIR":       filepath.Join(*dir, "data"),
+		"CHRONOSHUB_SHUTDOWN_GRACE": "2s",
+	}
+	cfg, err := config.Parse(nil, func(k string) string { return env[k] }, stderr)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	logger.Info("starting", "config", cfg)
+	s, err := startSidecar(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	printDevHelp(stdout, devInfo{
+		addrs: s.addrs(), emulator: emuLis.Addr().String(), dir: *dir, certFile: certFile,
+		apiKey: apiKey, secret: secret, webhookPath: cfg.WebhookPath,
+	})
+
+	emuSrv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.serve(gctx) })
+	g.Go(func() error {
+		return serveUntilDone(gctx, emuSrv, emuLis, func(l net.Listener) error { return emuSrv.Serve(l) })
+	})
+	return g.Wait()
+}
+
+type devInfo struct {
+	addrs                                                Addrs
+	emulator, dir, certFile, apiKey, secret, webhookPath string
+}
+
+func printDevHelp(w io.Writer, d devInfo) {
+	webhookURL := "https://" + d.addrs.Webhook + d.webhookPath
+	grpcHost := strings.TrimPrefix(d.addrs.GRPC, "unix://")
+	fmt.Fprintf(w, `chronoshub-sidecar dev: the sidecar and a ChronosHub emulator, wired together.
+
+  webhook   %[1]s   (self-signed certificate %[2]s)
+  gRPC      %[3]s   (chronoshub.sidecar.v1.EventService; reflection and health on)
+  REST      http://%[4]s
+  admin     http://%[5]s/healthz  /readyz  /metrics
+  emulator  http://%[6]s   (ChronosHub's inbound API and /_emulator/…)
+  data      %[7]s
+
+Generated for this run (dev only; printed once):
+  API key         %[8]s
+  webhook secret  %[9]s
+
+Receive events (leave one running):
+  grpcurl -plaintext -d '{"subscription":"dev"}' %[3]s chronoshub.sidecar.v1.EventService/StreamEvents
+  curl -N 'http://%[4]s/v1/events:stream?subscription=dev'
+Acknowledge what you received:
+  curl -X POST http://%[4]s/v1/events:ack -d '{"subscription":"dev","eventIds":["<event id>"]}'
+
+Have ChronosHub send a webhook (signed, retried like ChronosHub):
+  curl -X POST http://%[6]s/_emulator/deliveries -d '{"url":"%[1]s","event_type":"manuscript.submitted"}'
+  CHRONOSHUB_WEBHOOK_SECRET=%[9]s chronoshub-sidecar trigger --ca-file %[2]s %[1]s
+
+Send an event to ChronosHub, then see what it received:
+  curl -X POST http://%[4]s/v1/events:send -d '{"type":"manuscript.submitted","payload":{"manuscriptId":"M-1"},"idempotencyKey":"demo-1"}'
+  curl http://%[6]s/_emulator/inbound
+
+Apps in other languages: examples/ (each README says how to run it against dev).
+Ctrl-C stops everything.
+`, webhookURL, d.certFile, grpcHost, d.addrs.HTTP, d.addrs.Admin, d.emulator, filepath.Join(d.dir, "data"), d.apiKey, d.secret)
+}
