@@ -65,7 +65,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	emu, err := emulator.New(emulator.Options{
 		APIKey:        apiKey,
 		WebhookSecret: []byte(secret),
-		Logger:        logger.With("component", "emulator"),
+		Logger:        logger,
 		HTTPClient:    client,
 		RetryBase:     *retryBase,
 	})
@@ -144,7 +144,7 @@ Acknowledge what you received:
 
 Have ChronosHub send a webhook (signed, retried like ChronosHub):
   curl -X POST http://%[6]s/_emulator/deliveries -d '{"url":"%[1]s","event_type":"manuscript.submitted"}'
-  CHRONOSHUB_WEBHOOK_SECRET=%[9]s chronoshub-sidecar trigger --ca-file %[2]s %[1]s
+  CHRONOSHUB_WEBHOOK_SECRET=%[9]s go run ./sidecar/cmd/chronoshub-sidecar trigger --ca-file %[2]s %[1]s
 
 Send an event to ChronosHub, then see what it received:
   curl -X POST http://%[4]s/v1/events:send -d '{"type":"manuscript.submitted","payload":{"manuscriptId":"M-1"},"idempotencyKey":"demo-1"}'

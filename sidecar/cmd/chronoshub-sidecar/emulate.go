@@ -96,7 +96,7 @@ func runEmulate(ctx context.Context, args []string, getenv func(string) string, 
 	emu, err := emulator.New(emulator.Options{
 		APIKey:          apiKey,
 		WebhookSecret:   []byte(secret),
-		Logger:          logger.With("component", "emulator"),
+		Logger:          logger,
 		HTTPClient:      client,
 		MaxRetries:      f.maxRetries,
 		RetryBase:       f.retryBase,

@@ -127,7 +127,7 @@ func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 	s.watcher = credentials.NewWatcher(credentials.WatcherOptions{
 		Interval:      cfg.CredentialsPollInterval,
 		RotationGrace: cfg.SecretRotationGrace,
-		Logger:        logger.With("component", "credentials"),
+		Logger:        logger,
 		OnReload:      s.met.CredentialReload,
 	})
 	s.watcher.Add(cfg.APIKey, cfg.WebhookSecrets, cfg.APIToken)
@@ -141,7 +141,7 @@ func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 	s.out, err = outbox.Open(ctx, s.log.JetStream(), client, outbox.Options{
 		IdempotencyWindow: cfg.IdempotencyWindow,
 		FailAfter:         cfg.AsyncFailAfter,
-		Logger:            logger.With("component", "outbox"),
+		Logger:            logger,
 		OnOutcome:         func(st outbox.State) { s.met.Sent(st.String()) },
 	})
 	if err != nil {
@@ -160,7 +160,7 @@ func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 		Path:         cfg.WebhookPath,
 		MaxBodyBytes: cfg.WebhookMaxBodyBytes,
 		Tolerance:    cfg.WebhookTolerance,
-		Logger:       logger.With("component", "webhook"),
+		Logger:       logger,
 		Observer:     s.met,
 	})
 	s.svc = grpcapi.New(s.log, s.out, check, grpcapi.Options{
@@ -273,7 +273,7 @@ func (s *sidecar) serve(ctx context.Context) error {
 		WriteTimeout:      webhookWriteTimeout,
 		IdleTimeout:       webhookIdleTimeout,
 		MaxHeaderBytes:    webhookMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.logger.With("component", "webhook").Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	if s.cert != nil {
 		webhookSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.cert.GetCertificate}
@@ -283,7 +283,7 @@ func (s *sidecar) serve(ctx context.Context) error {
 		return fmt.Errorf("gateway connection: %w", err)
 	}
 	defer conn.Close()
-	gw, err := gateway.New(ctx, conn, gateway.Options{Logger: s.logger.With("component", "gateway")})
+	gw, err := gateway.New(ctx, conn, gateway.Options{Logger: s.logger})
 	if err != nil {
 		return err
 	}
