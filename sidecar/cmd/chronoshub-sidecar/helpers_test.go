@@ -196,6 +196,12 @@ func post(t *testing.T, client *http.Client, url, secret, eventType, payload, id
 	return status
 }
 
+// sendSigned posts one signed webhook of a small event, reporting errors
+// instead of failing, for goroutines.
+func sendSigned(client *http.Client, url, secret, id string) (int, []byte, error) {
+	return emulator.SendWebhook(context.Background(), client, url, []byte(secret), "manuscript.submitted", []byte(`{"load":true}`), id, time.Now())
+}
+
 // recvEvent returns the next event of a stream, failing after 20s.
 func recvEvent(t *testing.T, s grpc.ServerStreamingClient[sidecarv1.StreamEventsResponse]) *sidecarv1.Event {
 	t.Helper()
