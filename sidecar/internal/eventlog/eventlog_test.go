@@ -14,7 +14,7 @@ import (
 )
 
 // openLog starts an embedded store in dir and opens the log on it.
-func openLog(t *testing.T, dir string, opts eventlog.Options) (*eventlog.Log, func()) {
+func openLog(t testing.TB, dir string, opts eventlog.Options) (*eventlog.Log, func()) {
 	t.Helper()
 	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: dir})
 	if err != nil {
