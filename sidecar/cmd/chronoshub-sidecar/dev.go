@@ -140,14 +140,14 @@ Receive events (leave one running):
   grpcurl -plaintext -d '{"subscription":"dev"}' %[3]s chronoshub.sidecar.v1.EventService/StreamEvents
   curl -N 'http://%[4]s/v1/events:stream?subscription=dev'
 Acknowledge what you received:
-  curl -X POST http://%[4]s/v1/events:ack -d '{"subscription":"dev","eventIds":["<event id>"]}'
+  curl -H 'Content-Type: application/json' http://%[4]s/v1/events:ack -d '{"subscription":"dev","eventIds":["<event id>"]}'
 
 Have ChronosHub send a webhook (signed, retried like ChronosHub):
   curl -X POST http://%[6]s/_emulator/deliveries -d '{"url":"%[1]s","event_type":"manuscript.submitted"}'
   CHRONOSHUB_WEBHOOK_SECRET=%[9]s go run ./sidecar/cmd/chronoshub-sidecar trigger --ca-file %[2]s %[1]s
 
 Send an event to ChronosHub, then see what it received:
-  curl -X POST http://%[4]s/v1/events:send -d '{"type":"manuscript.submitted","payload":{"manuscriptId":"M-1"},"idempotencyKey":"demo-1"}'
+  curl -H 'Content-Type: application/json' http://%[4]s/v1/events:send -d '{"type":"manuscript.submitted","payload":{"manuscriptId":"M-1"},"idempotencyKey":"demo-1"}'
   curl http://%[6]s/_emulator/inbound
 
 Apps in other languages: examples/ (each README says how to run it against dev).

@@ -283,7 +283,7 @@ func (s *sidecar) serve(ctx context.Context) error {
 		return fmt.Errorf("gateway connection: %w", err)
 	}
 	defer conn.Close()
-	gw, err := gateway.New(ctx, conn, gateway.Options{Logger: s.logger})
+	gw, err := gateway.New(ctx, conn, gateway.Options{Logger: s.logger, LoopbackHostOnly: !cfg.AllowRemoteAPI})
 	if err != nil {
 		return err
 	}

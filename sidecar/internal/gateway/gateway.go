@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -35,6 +38,11 @@ type Options struct {
 	// refused requests and failed calls at Warn, server-side failures (HTTP
 	// 5xx) at Error, calls the client abandoned at Debug. Nil means discard.
 	Logger *slog.Logger
+	// LoopbackHostOnly refuses (403) requests whose Host header names
+	// anything but a loopback address or "localhost", so that a web page
+	// cannot reach the local API through DNS rebinding. Set it when the
+	// listener is loopback-only.
+	LoopbackHostOnly bool
 }
 
 // New returns the REST handler serving the HTTP rules of sidecar_http.yaml,
@@ -61,7 +69,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &gateway{log: logger.With("component", "gateway"), maxBody: maxBody}
+	g := &gateway{log: logger.With("component", "gateway"), maxBody: maxBody, loopbackHost: opts.LoopbackHostOnly}
 
 	g.mux = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler()),
@@ -81,15 +89,35 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 
 // gateway is the handler New returns.
 type gateway struct {
-	mux     *runtime.ServeMux
-	log     *slog.Logger
-	maxBody int64
+	mux          *runtime.ServeMux
+	log          *slog.Logger
+	maxBody      int64
+	loopbackHost bool
 }
 
 // ServeHTTP reads the whole request body, within the limit, before routing,
 // so that an oversize body is refused on every route and never half-forwarded
 // (grpc-gateway's generated handlers silently discard what they do not read).
+//
+// It also refuses what only a web browser would send to a local API: a body
+// that is not declared JSON (a cross-site form or text/plain POST, which a
+// browser sends without a CORS preflight) and, with LoopbackHostOnly, a Host
+// that is not loopback (DNS rebinding).
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.loopbackHost && !loopbackHost(r.Host) {
+		g.writeError(w, r, &runtime.HTTPStatusError{
+			HTTPStatus: http.StatusForbidden,
+			Err:        status.Error(codes.PermissionDenied, "the API answers only requests for a loopback host (Host: 127.0.0.1, [::1] or localhost)"),
+		})
+		return
+	}
+	if r.ContentLength != 0 && r.Method != http.MethodGet && !isJSON(r.Header.Get("Content-Type")) {
+		g.writeError(w, r, &runtime.HTTPStatusError{
+			HTTPStatus: http.StatusUnsupportedMediaType,
+			Err:        status.Error(codes.InvalidArgument, "Content-Type must be application/json"),
+		})
+		return
+	}
 	tooLarge := func() error {
 		return &runtime.HTTPStatusError{
 			HTTPStatus: http.StatusRequestEntityTooLarge,
@@ -182,4 +210,25 @@ func (g *gateway) routingError(ctx context.Context, mux *runtime.ServeMux, m run
 		err = status.Error(codes.Internal, "unexpected routing error")
 	}
 	g.handleError(ctx, mux, m, w, r, err)
+}
+
+// isJSON reports whether a Content-Type is application/json (any
+// parameters).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// loopbackHost reports whether a Host header names a loopback address or
+// localhost.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

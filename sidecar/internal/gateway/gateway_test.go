@@ -667,8 +667,8 @@ func TestErrors(t *testing.T) {
 		method: http.MethodPost,
 		path:   "/v1/events:stream",
 		body:   "subscription=s",
-		status: http.StatusMethodNotAllowed,
-		want:   `{"code":12,"message":"Method Not Allowed"}`,
+		status: http.StatusUnsupportedMediaType,
+		want:   `{"code":3,"message":"Content-Type must be application/json"}`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -803,6 +803,67 @@ func TestNewRefusesBadArguments(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := New(t.Context(), tt.conn, tt.opts); err == nil {
 				t.Errorf("New(%v) succeeded, want an error", tt.opts)
+			}
+		})
+	}
+}
+
+// TestBrowserRequestsRefused checks that what a web page could send to the
+// local API without a CORS preflight is refused before the server is called:
+// bodies not declared JSON, and (DNS rebinding) a Host that is not loopback.
+func TestBrowserRequestsRefused(t *testing.T) {
+	calls := make(chan *sidecarv1.SendEventRequest, 10)
+	svc := &eventService{sendEvent: func(_ context.Context, req *sidecarv1.SendEventRequest) (*sidecarv1.SendEventResponse, error) {
+		calls <- req
+		return &sidecarv1.SendEventResponse{EventId: "e"}, nil
+	}}
+	ts := startGateway(t, svc, Options{LoopbackHostOnly: true})
+	body := `{"type":"manuscript.submitted","payload":{}}`
+	tests := []struct {
+		name        string
+		contentType string
+		host        string
+		status      int
+	}{
+		{"text/plain", "text/plain", "", http.StatusUnsupportedMediaType},
+		{"form", "application/x-www-form-urlencoded", "", http.StatusUnsupportedMediaType},
+		{"multipart", "multipart/form-data; boundary=x", "", http.StatusUnsupportedMediaType},
+		{"no content type", "", "", http.StatusUnsupportedMediaType},
+		{"rebinding host", "application/json", "evil.example:50052", http.StatusForbidden},
+		{"rebinding host without port", "application/json", "evil.example", http.StatusForbidden},
+		{"JSON with charset", "application/json; charset=utf-8", "", http.StatusOK},
+		{"localhost", "application/json", "localhost:50052", http.StatusOK},
+		{"IPv6 loopback", "application/json", "[::1]:50052", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+"/v1/events:send", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.status)
+			}
+			select {
+			case <-calls:
+				if tt.status != http.StatusOK {
+					t.Fatal("the server was called")
+				}
+			default:
+				if tt.status == http.StatusOK {
+					t.Fatal("the server was not called")
+				}
 			}
 		})
 	}
