@@ -4,7 +4,7 @@ GO          ?= go
 TOOLS       := $(GO) tool -modfile=tools/go.mod
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all generate lint check-generated breaking test build run bench
+.PHONY: all generate lint check-generated breaking test fuzz build run bench
 
 all: build
 
@@ -32,6 +32,27 @@ breaking:
 ## test: everything CI checks
 test: lint check-generated breaking
 	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz
+
+# Fuzz targets of the parsers of hostile input, each for FUZZTIME, on top of
+# their committed corpora (testdata/fuzz), which plain `go test` replays.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	FuzzHandler:./sidecar/internal/webhook \
+	FuzzSendEventBody:./sidecar/internal/gateway \
+	FuzzVerify:./sidecar/internal/signature \
+	FuzzParseHeader:./sidecar/internal/signature \
+	FuzzEventType:./sidecar/internal/eventcheck \
+	FuzzParseListenAddr:./sidecar/internal/config \
+	FuzzSplitValues:./sidecar/internal/credentials
+
+## fuzz: run every fuzz target for FUZZTIME (10s)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "fuzz $$name $$pkg ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 ## build: the binary, bin/chronoshub-sidecar (static, stripped)
 build:
