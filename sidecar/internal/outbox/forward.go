@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,6 +70,8 @@ func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 	// The work on a message is finished even when ctx ends: see Run.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout+storeTimeout)
 	defer cancel()
+
+	defer o.keepAlive(msg)()
 
 	var q queued
 	if err := json.Unmarshal(msg.Data(), &q); err != nil {
@@ -133,6 +136,32 @@ func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 		log.Warn("record attempt", "err", err)
 	}
 	msg.NakWithDelay(o.delay(delivered))
+}
+
+// keepAlive extends msg's ack deadline every third of it until the returned
+// function is called, so that a message being worked on is not redelivered,
+// while one held by a killed sidecar comes back within ackWait.
+func (o *Outbox) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(o.ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress() // if it fails, the worst is a redelivery, which the record's CAS makes harmless
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // settle records the outcome of a queued event, then acks its message. If the record cannot

@@ -76,10 +76,12 @@ const (
 	defaultRetryDelay    = time.Second
 	defaultMaxRetryDelay = 5 * time.Minute
 
-	// sendTimeout bounds one forwarding attempt (all its HTTP attempts); ackWait must be well
-	// above it so that a message is not redelivered to another worker while it is being sent.
+	// sendTimeout bounds one forwarding attempt (all its HTTP attempts). ackWait is the
+	// queue's ack deadline: short, so that a message held by a sidecar that was killed is
+	// forwarded soon after the restart; the worker extends it while it works on a message
+	// (see keepAlive), so that it is not redelivered meanwhile.
 	sendTimeout = time.Minute
-	ackWait     = 5 * time.Minute
+	ackWait     = 15 * time.Second
 	// claimTTL is how long a synchronous Send without a deadline holds its key; claimMargin is
 	// added to a deadline.
 	claimTTL    = 10 * time.Minute
@@ -177,6 +179,7 @@ type Outbox struct {
 	now           func() time.Time
 	log           *slog.Logger
 	onOutcome     func(State)
+	ackWait       time.Duration
 }
 
 // Open creates or updates the outbox's bucket, stream and consumer on js and returns an
@@ -224,6 +227,7 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 		o.log = slog.New(slog.DiscardHandler)
 	}
 	o.log = o.log.With("component", "outbox")
+	o.ackWait = cmpOr(opts.ackWait, ackWait)
 	replicas := cmpOr(opts.Replicas, 1)
 
 	var err error
@@ -254,7 +258,7 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 		Durable:       ConsumerName,
 		Description:   "chronoshub-sidecar: forwards queued events to ChronosHub",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cmpOr(opts.ackWait, ackWait),
+		AckWait:       o.ackWait,
 		MaxDeliver:    -1, // FailAfter ends an event, not a delivery count.
 		MaxAckPending: 1000,
 	})
