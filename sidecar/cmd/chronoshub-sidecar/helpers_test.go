@@ -170,14 +170,19 @@ func trusting(t *testing.T, certFile string) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-// grpcClient dials the app-facing gRPC address.
-func grpcClient(t *testing.T, addr string) (sidecarv1.EventServiceClient, *grpc.ClientConn) {
-	t.Helper()
+// grpcDial connects to an app-facing gRPC address (host:port or unix://).
+func grpcDial(addr string) (*grpc.ClientConn, error) {
 	target := addr
 	if !strings.HasPrefix(addr, "unix://") {
 		target = "passthrough:///" + addr
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// grpcClient dials the app-facing gRPC address for the rest of the test.
+func grpcClient(t *testing.T, addr string) (sidecarv1.EventServiceClient, *grpc.ClientConn) {
+	t.Helper()
+	conn, err := grpcDial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

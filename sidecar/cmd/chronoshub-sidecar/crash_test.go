@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+)
+
+// crashPayload is the payload of event id: derived from the id, so that a
+// corrupted or mixed-up event is detected.
+func crashPayload(id string) string {
+	return fmt.Sprintf(`{"id":%q,"title":"Über 𝔸 🧬","pad":"%0200d"}`, id, 7)
+}
+
+// TestCrashLosesNothing is the crash harness. While webhooks arrive the way
+// ChronosHub sends them (retries with the same id until a 2xx), a consumer
+// acks, and the app queues async events during a ChronosHub outage, the
+// sidecar binary is killed with SIGKILL at random moments and restarted on
+// the same data dir. At the end every webhook that got a 2xx has been
+// delivered, uncorrupted, and every queued event reached ChronosHub.
+//
+// CHRONOSHUB_CRASH_ROUNDS sets the number of kills (default 3); run it longer
+// by hand, e.g. CHRONOSHUB_CRASH_ROUNDS=50 go test -run TestCrashLosesNothing.
+func TestCrashLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	rounds := 3
+	if v := os.Getenv("CHRONOSHUB_CRASH_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("CHRONOSHUB_CRASH_ROUNDS: %v", err)
+		}
+		rounds = n
+	}
+	emu, baseURL := hub(t)
+	env, client := serveEnv(t, baseURL)
+	env["CHRONOSHUB_ACK_WAIT"] = "1s"
+	env["CHRONOSHUB_SEND_MAX_ATTEMPTS"] = "2"
+
+	var (
+		webhookURL atomic.Value // string: the current sidecar's webhook URL
+		grpcAddr   atomic.Value // string
+		mu         sync.Mutex
+		accepted   = map[string]bool{} // webhooks answered 2xx
+		received   = map[string]int{}  // deliveries to the consumer, by id
+		corrupted  []string
+		queued     = map[string]bool{} // async SendEvent keys the sidecar took
+		kills      int
+	)
+	stop := make(chan struct{})     // ends the consumer
+	stopLoad := make(chan struct{}) // ends the senders
+	var wg, load sync.WaitGroup
+
+	// Senders: like ChronosHub, retry an event until it is accepted.
+	for range 4 {
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			for {
+				id := uuid.NewString()
+				for {
+					select {
+					case <-stopLoad:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+					url, _ := webhookURL.Load().(string)
+					st, _, err := emulator.SendWebhook(context.Background(), client, url, []byte(testSecret), "manuscript.submitted", []byte(crashPayload(id)), id, time.Now())
+					if err == nil && st/100 == 2 {
+						mu.Lock()
+						accepted[id] = true
+						mu.Unlock()
+						break
+					}
+				}
+			}
+		}()
+	}
+
+	// The consumer: reconnects whenever the stream breaks; acks everything.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			addr, _ := grpcAddr.Load().(string)
+			consume(addr, stop, func(e *sidecarv1.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				received[e.GetId()]++
+				if string(e.GetPayload()) != crashPayload(e.GetId()) {
+					corrupted = append(corrupted, e.GetId())
+				}
+			})
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+
+	// The app queues async events; ChronosHub is down for the first rounds.
+	if err := emu.SetFaults(emulator.Faults{ErrorRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	load.Add(1)
+	go func() {
+		defer load.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stopLoad:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			addr, _ := grpcAddr.Load().(string)
+			if addr == "" {
+				continue
+			}
+			key := "async-" + strconv.Itoa(i)
+			if sendAsync(addr, key) {
+				mu.Lock()
+				queued[key] = true
+				mu.Unlock()
+			}
+		}
+	}()
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	for round := 0; round <= rounds; round++ {
+		p := startProcess(t, env)
+		a := p.ready(t)
+		webhookURL.Store("https://" + a.Webhook + "/webhook")
+		grpcAddr.Store(a.GRPC)
+		if round == rounds/2+1 {
+			emu.SetFaults(emulator.Faults{}) // ChronosHub is back
+		}
+		if round == rounds {
+			break // the last one stays up
+		}
+		time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
+		p.kill(t)
+		kills++
+	}
+	emu.SetFaults(emulator.Faults{})
+
+	// Let the last sidecar take a little more, then stop the load and
+	// wait until everything accepted was delivered.
+	time.Sleep(500 * time.Millisecond)
+	close(stopLoad)
+	load.Wait()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		var missing []string
+		for id := range accepted {
+			if received[id] == 0 {
+				missing = append(missing, id)
+			}
+		}
+		var unsent []string
+		in := map[string]bool{}
+		for _, e := range emu.Inbound() {
+			var p struct{ Key string }
+			json.Unmarshal(e.Payload, &p)
+			in[p.Key] = true
+		}
+		for key := range queued {
+			if !in[key] {
+				unsent = append(unsent, key)
+			}
+		}
+		nAccepted, nQueued := len(accepted), len(queued)
+		mu.Unlock()
+		if len(missing) == 0 && len(unsent) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(stop)
+			t.Fatalf("after %d kills: %d of %d accepted webhooks never delivered (e.g. %v); %d of %d queued events never reached ChronosHub (e.g. %v)",
+				kills, len(missing), nAccepted, first(missing), len(unsent), nQueued, first(unsent))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(corrupted) > 0 {
+		t.Fatalf("corrupted events: %v", corrupted)
+	}
+	dups := 0
+	for id, n := range received {
+		if accepted[id] && n > 1 {
+			dups += n - 1
+		}
+	}
+	inbound := emu.Inbound()
+	t.Logf("%d kills: %d webhooks accepted, all delivered (%d duplicate deliveries, at-least-once); %d async events queued, all reached ChronosHub (%d posts in all)",
+		kills, len(accepted), dups, len(queued), len(inbound))
+}
+
+func first(s []string) []string {
+	if len(s) > 3 {
+		return s[:3]
+	}
+	return s
+}
+
+// consume streams the "crash" subscription from addr until the stream
+// breaks or stop is closed, acking every event after handing it to handle.
+func consume(addr string, stop <-chan struct{}, handle func(*sidecarv1.Event)) {
+	if addr == "" {
+		return
+	}
+	conn, err := grpcDial(addr)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	client := sidecarv1.NewEventServiceClient(conn)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s, err := client.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "crash"})
+	if err != nil {
+		return
+	}
+	for {
+		r, err := s.Recv()
+		if err != nil {
+			return
+		}
+		handle(r.GetEvent())
+		if _, err := client.AckEvents(ctx, &sidecarv1.AckEventsRequest{Subscription: "crash", EventIds: []string{r.GetEvent().GetId()}}); err != nil {
+			return
+		}
+	}
+}
+
+// sendAsync queues one async event with key; it reports whether the
+// sidecar took it.
+func sendAsync(addr, key string) bool {
+	conn, err := grpcDial(addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := sidecarv1.NewEventServiceClient(conn).SendEvent(ctx, &sidecarv1.SendEventRequest{
+		Type: "manuscript.status.updated", Payload: []byte(fmt.Sprintf(`{"key":%q}`, key)), IdempotencyKey: key, Async: true,
+	})
+	return err == nil && resp.GetState() != sidecarv1.SentEventState_SENT_EVENT_STATE_UNSPECIFIED
+}
