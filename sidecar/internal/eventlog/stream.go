@@ -111,37 +111,24 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 	}
 	defer l.detach(h)
 
-	// Pull requests are answered on an inbox this stream owns. Dropping the
-	// inbox when the stream ends withdraws any outstanding request at once,
-	// so that the events returned below go to other streams, not to it.
+	// Pull requests are answered on an inbox this stream owns; release
+	// withdraws it when the stream ends and returns what it received.
 	msgs := make(chan *nats.Msg, max+16)
 	inbox := l.nc.NewInbox()
 	sub, err := l.nc.ChanSubscribe(inbox, msgs)
 	if err != nil {
 		return fmt.Errorf("subscribe for subscription %s: %w", name, err)
 	}
-	defer func() {
-		_ = sub.Unsubscribe()
-		for {
-			select {
-			case m := <-msgs:
-				if !isStatus(m) {
-					_ = m.Nak()
-				}
-			default:
-				return
-			}
-		}
-	}()
+	defer l.release(sub, msgs)
 	next := "$JS.API.CONSUMER.MSG.NEXT." + EventsStream + "." + name
 	for {
 		if err := l.waitCapacity(ctx, h, max, l.quiesce); err != nil {
 			return err
 		}
 		if l.quiescing() {
-			// Withdraw the pull request and return what it buffered, then
-			// give the app until ctx ends to settle what it holds.
-			_ = sub.Unsubscribe()
+			// Withdraw the pull request and return what it holds, then
+			// give the app until ctx ends to settle what it has.
+			l.release(sub, msgs)
 			return l.waitCapacity(ctx, h, 1, nil)
 		}
 		l.mu.Lock()
@@ -153,6 +140,28 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 		}
 		if err := l.receive(ctx, h, n, msgs, send); err != nil {
 			return err
+		}
+	}
+}
+
+// release ends a stream's inbox. Events of the outstanding pull request
+// that are already on their way count as delivered for JetStream; draining
+// the subscription and flushing the connection brings them into msgs, and
+// they go back to the subscription at once with everything else buffered,
+// rather than waiting out the ack deadline.
+func (l *Log) release(sub *nats.Subscription, msgs chan *nats.Msg) {
+	if sub.Drain() == nil {
+		_ = l.nc.FlushTimeout(time.Second)
+	}
+	_ = sub.Unsubscribe()
+	for {
+		select {
+		case m := <-msgs:
+			if !isStatus(m) {
+				_ = m.Nak()
+			}
+		default:
+			return
 		}
 	}
 }
