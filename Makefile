@@ -4,13 +4,21 @@ GO          ?= go
 TOOLS       := $(GO) tool -modfile=tools/go.mod
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all generate lint check-generated breaking test fuzz build run bench
+.PHONY: all generate generate-examples lint check-generated breaking test examples-test fuzz build run bench
 
 all: build
 
 ## generate: regenerate gen/ from proto/ (offline: plugins are pinned in tools/go.mod)
 generate:
 	$(TOOLS) buf generate
+
+## generate-examples: regenerate the stubs of examples/python and examples/node
+## (needs Debian's protobuf-compiler and protobuf-compiler-grpc, and npm;
+## examples/run-tests.sh installs them)
+generate-examples:
+	cd examples/node && npm ci --no-audit --no-fund
+	$(TOOLS) buf generate --template examples/python/buf.gen.yaml
+	$(TOOLS) buf generate --template examples/node/buf.gen.yaml
 
 ## lint: buf lint (STANDARD), go vet, staticcheck
 lint:
@@ -33,6 +41,12 @@ breaking:
 test: lint check-generated breaking
 	$(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
+	$(MAKE) examples-test
+
+## examples-test: every example (Go, Python, TypeScript, curl, Kubernetes
+## manifests) end to end against the dev playground; installs what they need
+examples-test:
+	bash examples/run-tests.sh
 
 # Fuzz targets of the parsers of hostile input, each for FUZZTIME, on top of
 # their committed corpora (testdata/fuzz), which plain `go test` replays.
@@ -62,6 +76,8 @@ build:
 run:
 	$(GO) run ./sidecar/cmd/chronoshub-sidecar dev
 
-## bench: package benchmarks
+## bench: package benchmarks, then the sidecar against its baselines in the
+## same run (writes docs/benchmarks.md and docs/benchmarks-*.svg)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/...
+	$(GO) run ./sidecar/cmd/chronoshub-bench -out docs

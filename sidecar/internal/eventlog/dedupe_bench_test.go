@@ -2,7 +2,6 @@ package eventlog_test
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -44,6 +43,6 @@ func BenchmarkDuplicateWindowMemory(b *testing.B) {
 		perID := (float64(long) - float64(short)) / n
 		b.ReportMetric(perID, "B/id")
 		b.ReportMetric(perID*1e6/(1<<20), "MiB/million-ids")
-		b.Log(fmt.Sprintf("heap in use after %d appends: 1s window %d MiB, 24h window %d MiB", n, short>>20, long>>20))
+		b.Logf("heap in use after %d appends: 1s window %d MiB, 24h window %d MiB", n, short>>20, long>>20)
 	}
 }

@@ -1,0 +1,178 @@
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+SENT_EVENT_STATE_ACCEPTED: SentEventState
+SENT_EVENT_STATE_FAILED: SentEventState
+SENT_EVENT_STATE_QUEUED: SentEventState
+SENT_EVENT_STATE_UNSPECIFIED: SentEventState
+START_POSITION_NOW: StartPosition
+START_POSITION_OLDEST: StartPosition
+START_POSITION_TIME: StartPosition
+START_POSITION_UNSPECIFIED: StartPosition
+
+class AckEventsRequest(_message.Message):
+    __slots__ = ["event_ids", "redeliver_delay", "reject", "subscription"]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    REDELIVER_DELAY_FIELD_NUMBER: _ClassVar[int]
+    REJECT_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    redeliver_delay: _duration_pb2.Duration
+    reject: bool
+    subscription: str
+    def __init__(self, subscription: _Optional[str] = ..., event_ids: _Optional[_Iterable[str]] = ..., reject: bool = ..., redeliver_delay: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class AckEventsResponse(_message.Message):
+    __slots__ = ["event_ids", "unknown_event_ids"]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    unknown_event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_ids: _Optional[_Iterable[str]] = ..., unknown_event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeadLetter(_message.Message):
+    __slots__ = ["dead_at", "event"]
+    DEAD_AT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    dead_at: _timestamp_pb2.Timestamp
+    event: Event
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., dead_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ["attempt", "id", "payload", "received_at", "sequence", "signed_at", "type"]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    id: str
+    payload: bytes
+    received_at: _timestamp_pb2.Timestamp
+    sequence: int
+    signed_at: _timestamp_pb2.Timestamp
+    type: str
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[bytes] = ..., signed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class GetSentEventRequest(_message.Message):
+    __slots__ = ["idempotency_key"]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    def __init__(self, idempotency_key: _Optional[str] = ...) -> None: ...
+
+class GetSentEventResponse(_message.Message):
+    __slots__ = ["sent_event"]
+    SENT_EVENT_FIELD_NUMBER: _ClassVar[int]
+    sent_event: SentEvent
+    def __init__(self, sent_event: _Optional[_Union[SentEvent, _Mapping]] = ...) -> None: ...
+
+class ListDeadLettersRequest(_message.Message):
+    __slots__ = ["page_size", "page_token", "subscription"]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    subscription: str
+    def __init__(self, subscription: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDeadLettersResponse(_message.Message):
+    __slots__ = ["dead_letters", "next_page_token"]
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    dead_letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
+    next_page_token: str
+    def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ReplayDeadLettersRequest(_message.Message):
+    __slots__ = ["all", "event_ids", "subscription"]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    all: bool
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    subscription: str
+    def __init__(self, subscription: _Optional[str] = ..., event_ids: _Optional[_Iterable[str]] = ..., all: bool = ...) -> None: ...
+
+class ReplayDeadLettersResponse(_message.Message):
+    __slots__ = ["event_ids", "unknown_event_ids"]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    unknown_event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_ids: _Optional[_Iterable[str]] = ..., unknown_event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SendEventRequest(_message.Message):
+    __slots__ = ["idempotency_key", "payload", "type"]
+    ASYNC_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    payload: bytes
+    type: str
+    def __init__(self, type: _Optional[str] = ..., payload: _Optional[bytes] = ..., idempotency_key: _Optional[str] = ..., **kwargs) -> None: ...
+
+class SendEventResponse(_message.Message):
+    __slots__ = ["event_id", "idempotency_key", "state"]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    idempotency_key: str
+    state: SentEventState
+    def __init__(self, event_id: _Optional[str] = ..., state: _Optional[_Union[SentEventState, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class SentEvent(_message.Message):
+    __slots__ = ["attempts", "created_at", "error", "event_id", "idempotency_key", "state", "type", "updated_at"]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    attempts: int
+    created_at: _timestamp_pb2.Timestamp
+    error: str
+    event_id: str
+    idempotency_key: str
+    state: SentEventState
+    type: str
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, idempotency_key: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[_Union[SentEventState, str]] = ..., event_id: _Optional[str] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StreamEventsRequest(_message.Message):
+    __slots__ = ["event_types", "max_in_flight", "start_position", "start_time", "subscription"]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    START_POSITION_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    max_in_flight: int
+    start_position: StartPosition
+    start_time: _timestamp_pb2.Timestamp
+    subscription: str
+    def __init__(self, subscription: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., start_position: _Optional[_Union[StartPosition, str]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_in_flight: _Optional[int] = ...) -> None: ...
+
+class StreamEventsResponse(_message.Message):
+    __slots__ = ["event"]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: Event
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ...) -> None: ...
+
+class StartPosition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class SentEventState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+)
+
+// ackBatch is the most event ids one AckEvents call carries. The acker
+// sends whatever has arrived since its last call, up to this many: under
+// light load that is one id per call, under heavy load a batch.
+const ackBatch = 256
+
+// consumer is an app: one gRPC stream on a subscription that records, per
+// run, the latency from each event's scheduled send time (in its payload)
+// to its receipt, and acknowledges every event through a batching acker.
+type consumer struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu    sync.Mutex
+	lat   map[int]latencies
+	err   error
+	first time.Time // first receipt
+
+	received atomic.Int64
+	acked    atomic.Int64
+	ackCalls atomic.Int64
+}
+
+func dialGRPC(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// startConsumer opens the stream and returns once it is open.
+func startConsumer(ctx context.Context, client sidecarv1.EventServiceClient, sub string) (*consumer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := client.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: sub})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	c := &consumer{cancel: cancel, done: make(chan struct{}), lat: map[int]latencies{}}
+	ids := make(chan string, 4096)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ids)
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			now := time.Now()
+			e := resp.GetEvent()
+			if run, sent, ok := parsePayload(e.GetPayload()); ok {
+				c.mu.Lock()
+				if c.first.IsZero() {
+					c.first = now
+				}
+				c.lat[run] = append(c.lat[run], now.Sub(sent))
+				c.mu.Unlock()
+			}
+			c.received.Add(1)
+			ids <- e.GetId()
+		}
+	})
+	wg.Go(func() {
+		batch := make([]string, 0, ackBatch)
+		for id := range ids {
+			batch = append(batch[:0], id)
+		more:
+			for len(batch) < ackBatch {
+				select {
+				case id, ok := <-ids:
+					if !ok {
+						break more
+					}
+					batch = append(batch, id)
+				default:
+					break more
+				}
+			}
+			resp, err := client.AckEvents(ctx, &sidecarv1.AckEventsRequest{Subscription: sub, EventIds: batch})
+			if err != nil {
+				c.fail(err)
+				cancel()
+				continue // drain ids until the receiver stops
+			}
+			c.ackCalls.Add(1)
+			c.acked.Add(int64(len(resp.GetEventIds())))
+		}
+	})
+	go func() { wg.Wait(); close(c.done) }()
+	return c, nil
+}
+
+func (c *consumer) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// stop ends the stream and waits for the consumer's goroutines.
+func (c *consumer) stop() {
+	c.cancel()
+	<-c.done
+}
+
+// runLatencies returns the latencies recorded for run so far.
+func (c *consumer) runLatencies(run int) latencies {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append(latencies(nil), c.lat[run]...)
+}
+
+// waitRun waits until n events of run were received, or timeout.
+func (c *consumer) waitRun(ctx context.Context, run, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c.mu.Lock()
+		got, err := len(c.lat[run]), c.err
+		c.mu.Unlock()
+		switch {
+		case got >= n:
+			return nil
+		case err != nil && !errors.Is(ctx.Err(), context.Canceled):
+			return err
+		case time.Now().After(deadline):
+			return errNotReceived
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// waitAcked waits until n events were acknowledged, or timeout, and returns
+// when the last acknowledgement was confirmed.
+func (c *consumer) waitAcked(ctx context.Context, n int64, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if c.acked.Load() >= n {
+			return time.Now(), nil
+		}
+		c.mu.Lock()
+		err := c.err
+		c.mu.Unlock()
+		if err != nil {
+			return time.Time{}, err
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, errNotReceived
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}

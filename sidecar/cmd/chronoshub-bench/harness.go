@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+)
+
+// harness is one benchmark run: the built binary, the certificate, the
+// emulator and the results so far.
+type harness struct {
+	cfg      *config
+	log      io.Writer
+	tmp      string
+	bin      string
+	self     string
+	certFile string
+	keyFile  string
+	pool     *x509.CertPool
+	emu      *emulator.Emulator
+	emuURL   string
+	res      *results
+	nextRun  atomic.Int64
+	emuConns atomic.Int64 // connections the emulator accepted
+}
+
+func (h *harness) logf(format string, args ...any) {
+	fmt.Fprintf(h.log, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func runHarness(ctx context.Context, cfg *config, stderr io.Writer) error {
+	started := time.Now()
+	tmp, err := os.MkdirTemp("", "chronoshub-bench-")
+	if err != nil {
+		return err
+	}
+	if cfg.Keep {
+		fmt.Fprintln(stderr, "keeping", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	h := &harness{cfg: cfg, log: stderr, tmp: tmp, res: newResults(cfg)}
+	if h.self, err = os.Executable(); err != nil {
+		return err
+	}
+	if h.certFile, h.keyFile, h.pool, err = generateCert(tmp); err != nil {
+		return err
+	}
+	if err := h.build(ctx); err != nil {
+		return err
+	}
+	h.emu, err = emulator.New(emulator.Options{APIKey: benchAPIKey, WebhookSecret: []byte(benchSecret)})
+	if err != nil {
+		return err
+	}
+	defer h.emu.Close()
+	emuSrv := httptest.NewUnstartedServer(h.emu.Handler())
+	// Counting the emulator's new connections shows whether a client
+	// reuses its connections to ChronosHub.
+	emuSrv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			h.emuConns.Add(1)
+		}
+	}
+	emuSrv.Start()
+	defer emuSrv.Close()
+	h.emuURL = emuSrv.URL
+	h.res.Machine = describeMachine(ctx)
+
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"ingest", h.benchIngest},
+		{"e2e", h.benchEndToEnd},
+		{"send", h.benchSend},
+		{"footprint", h.benchFootprint},
+		{"stream", h.benchStream},
+		{"profile", h.benchProfile},
+	}
+	for _, s := range steps {
+		if len(cfg.Only) > 0 && !cfg.Only[s.name] {
+			continue
+		}
+		t0 := time.Now()
+		h.logf("== %s", s.name)
+		if err := s.fn(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// A failed section is reported, not fatal: the rest still runs.
+			h.logf("%s failed: %v", s.name, err)
+			h.res.Failures = append(h.res.Failures, fmt.Sprintf("%s: %v", s.name, err))
+		}
+		h.res.SectionTimes = append(h.res.SectionTimes, sectionTime{s.name, time.Since(t0)})
+	}
+	h.res.Elapsed = time.Since(started)
+	h.logf("done in %s; writing %s", h.res.Elapsed.Round(time.Second), cfg.Out)
+	return writeReport(h.res, cfg.Out)
+}
+
+// build compiles the sidecar (unless -bin) and also a stripped build of the
+// release flags, for its size.
+func (h *harness) build(ctx context.Context) error {
+	if h.cfg.Bin != "" {
+		h.bin = h.cfg.Bin
+	} else {
+		h.bin = filepath.Join(h.tmp, "chronoshub-sidecar")
+		h.logf("go build -o %s ./sidecar/cmd/chronoshub-sidecar", h.bin)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", h.bin, "./sidecar/cmd/chronoshub-sidecar")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	}
+	fi, err := os.Stat(h.bin)
+	if err != nil {
+		return err
+	}
+	h.res.BinSize = fi.Size()
+	stripped := filepath.Join(h.tmp, "chronoshub-sidecar-stripped")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", stripped, "./sidecar/cmd/chronoshub-sidecar")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		h.logf("stripped build failed (size not reported): %v %s", err, out)
+	} else if fi, err := os.Stat(stripped); err == nil {
+		h.res.BinSizeStripped = fi.Size()
+	}
+	return nil
+}
+
+// dataDir returns a new data directory under the temporary directory.
+func (h *harness) dataDir(name string) string {
+	return filepath.Join(h.tmp, fmt.Sprintf("data-%s-%d", name, h.nextRun.Add(1)))
+}
+
+// ingestN posts n webhooks to url with senders keep-alive connections and
+// returns how long it took.
+func (h *harness) ingestN(ctx context.Context, url string, n int) (time.Duration, error) {
+	client := webhookClient(h.pool, true, h.cfg.Senders)
+	defer client.CloseIdleConnections()
+	var left atomic.Int64
+	left.Store(int64(n))
+	var failed atomic.Int64
+	var lastErr atomic.Value
+	t0 := time.Now()
+	done := make(chan struct{})
+	for range h.cfg.Senders {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for left.Add(-1) >= 0 && ctx.Err() == nil {
+				if err := postWebhook(ctx, client, url, makePayload(0, time.Now())); err != nil {
+					failed.Add(1)
+					lastErr.Store(err)
+				}
+			}
+		}()
+	}
+	for range h.cfg.Senders {
+		<-done
+	}
+	if f := failed.Load(); f > 0 {
+		return 0, fmt.Errorf("%d of %d webhooks failed, last: %v", f, n, lastErr.Load())
+	}
+	return time.Since(t0), ctx.Err()
+}
+
+// machine describes where the benchmark ran.
+type machine struct {
+	CPUs, CPUModel, Memory, GoVersion, Kernel, OS string
+	GOMAXPROCS                                    int
+}
+
+func describeMachine(ctx context.Context) machine {
+	m := machine{GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if out, err := exec.CommandContext(ctx, "nproc").Output(); err == nil {
+		m.CPUs = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				var kb int64
+				fmt.Sscan(strings.TrimSpace(v), &kb)
+				m.Memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// directClient is the keep-alive client of the direct SendEvent baseline:
+// Go's default transport, as the sidecar's ChronosHub client uses, but with
+// an idle connection per caller so that it never reconnects.
+func directClient(conns int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = conns
+	return &http.Client{Transport: t, Timeout: 30 * time.Second}
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// results is everything measured in one harness run.
+type results struct {
+	cfg          *config
+	Machine      machine
+	Elapsed      time.Duration
+	SectionTimes []sectionTime
+	Failures     []string
+	Notes        []string
+
+	// Ingest series are keyed ingestKey(server, mode): server is
+	// "baseline", "sidecar 1s" or "sidecar always"; mode "keep-alive" or
+	// "new connection".
+	Ingest      map[string]*series
+	IngestRatio map[string][]float64 // per-round sidecar/baseline, same key as Ingest
+	PeakRSS     map[string][]float64 // bytes, per sync setting ("1s", "always", "baseline")
+
+	// E2E series are keyed e2eKey(sync, rate).
+	E2E       map[string]*series
+	E2EOrder  []string
+	MaxHeld   []float64 // per run, events/s
+	StepsSeen [][]stepResult
+
+	// Send series: "direct" and "sidecar" × "latency" (1 caller) and
+	// "throughput" (SendCallers callers).
+	Send map[string]*series
+
+	BinSize, BinSizeStripped int64
+	Startup                  []float64 // ms
+	IdleRSS                  []float64 // bytes
+	Recovery                 []float64 // ms
+	RecoveryRSS              []float64 // bytes, idle after recovery
+	RecoveryIngest           time.Duration
+	RecoveryDataBytes        int64
+
+	StreamRate []float64 // events/s
+	StreamAcks []float64 // ids per AckEvents call
+
+	Profile *profileResult
+}
+
+type sectionTime struct {
+	Name string
+	D    time.Duration
+}
+
+// series is the runs of one measurement.
+type series struct {
+	Runs []loadResult
+	// Extra per-run values: sent, received, offered rate.
+	Sent, Received []float64
+}
+
+func newResults(cfg *config) *results {
+	return &results{
+		cfg:         cfg,
+		Ingest:      map[string]*series{},
+		IngestRatio: map[string][]float64{},
+		PeakRSS:     map[string][]float64{},
+		E2E:         map[string]*series{},
+		Send:        map[string]*series{},
+	}
+}
+
+func ingestKey(server, mode string) string { return server + " / " + mode }
+
+func (s *series) add(r loadResult) { s.Runs = append(s.Runs, r) }
+
+func get(m map[string]*series, key string) *series {
+	s := m[key]
+	if s == nil {
+		s = &series{}
+		m[key] = s
+	}
+	return s
+}
+
+// rate returns the requests/s figure.
+func (s *series) rate() figure { return s.of(func(r loadResult) float64 { return r.Rate }) }
+
+// latency returns the figure of a latency quantile, in milliseconds.
+func (s *series) latency(q func(quantiles) time.Duration) figure {
+	return s.of(func(r loadResult) float64 { return ms(q(r.Lat)) })
+}
+
+func (s *series) of(f func(loadResult) float64) figure {
+	if s == nil {
+		return summarizeRuns(nil)
+	}
+	v := make([]float64, 0, len(s.Runs))
+	for _, r := range s.Runs {
+		v = append(v, f(r))
+	}
+	return summarizeRuns(v)
+}
+
+// errors returns the total number of failed requests over the runs.
+func (s *series) errors() int {
+	if s == nil {
+		return 0
+	}
+	n := 0
+	for _, r := range s.Runs {
+		n += r.Errors
+	}
+	return n
+}
+
+// medianRun returns the run whose p99 is the median one, for the charts.
+func (s *series) medianRun() (loadResult, bool) {
+	if s == nil || len(s.Runs) == 0 {
+		return loadResult{}, false
+	}
+	runs := slices.Clone(s.Runs)
+	slices.SortFunc(runs, func(a, b loadResult) int { return int(a.Lat.P99 - b.Lat.P99) })
+	return runs[(len(runs)-1)/2], true
+}
+
+// stepResult is one rate step of the search for the highest rate held.
+type stepResult struct {
+	Rate     int
+	P99      time.Duration
+	Sent     int
+	Received int
+	Held     bool
+	Why      string
+}
+
+func (r stepResult) String() string {
+	var b strings.Builder
+	b.WriteString(formatRate(float64(r.Rate)))
+	if r.Held {
+		b.WriteString(" ✓")
+	} else {
+		b.WriteString(" ✗ (" + r.Why + ")")
+	}
+	return b.String()
+}
+
+func isNaN(f float64) bool { return math.IsNaN(f) }
