@@ -390,3 +390,22 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 		t.Fatal("the second SIGTERM did not stop the process")
 	}
 }
+
+// TestPlaintextWebhook serves the webhook over plain HTTP, as when TLS ends
+// at an ingress, only when the operator says so.
+func TestPlaintextWebhook(t *testing.T) {
+	_, baseURL := hub(t)
+	env, _ := serveEnv(t, baseURL)
+	delete(env, "CHRONOSHUB_TLS_CERT_FILE")
+	delete(env, "CHRONOSHUB_TLS_KEY_FILE")
+	err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, newCapture(), newCapture())
+	if err == nil || !strings.Contains(err.Error(), "CHRONOSHUB_TLS_CERT_FILE") {
+		t.Fatalf("serve without a certificate = %v, want an error naming CHRONOSHUB_TLS_CERT_FILE", err)
+	}
+	env["CHRONOSHUB_WEBHOOK_PLAINTEXT"] = "true"
+	r := start(t, []string{"serve"}, env)
+	a := r.ready(t)
+	if st := post(t, &http.Client{Timeout: 10 * time.Second}, "http://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", `{}`, uuid.NewString()); st != http.StatusOK {
+		t.Fatalf("plain HTTP webhook = %d, want 200", st)
+	}
+}
