@@ -9,26 +9,29 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// adminHandler serves the admin listener: /healthz (the process is alive),
-// /readyz (ready says whether the sidecar can take events) and /metrics
-// (reg, in Prometheus' format).
-func adminHandler(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
+// adminHandler serves the admin listener: /healthz (alive says whether the
+// process is worth keeping), /readyz (ready says whether the sidecar can
+// take events) and /metrics (reg, in Prometheus' format).
+func adminHandler(reg *prometheus.Registry, alive, ready func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /healthz", probe(alive, "ok", "unhealthy"))
+	mux.Handle("GET /readyz", probe(ready, "ready", "not ready"))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+// probe answers 200 with ok when check passes, else 503 with bad and the
+// reason.
+func probe(check func(context.Context) error, ok, bad string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := ready(ctx); err != nil {
+		if err := check(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte("not ready: " + err.Error() + "\n"))
+			w.Write([]byte(bad + ": " + err.Error() + "\n"))
 			return
 		}
-		w.Write([]byte("ready\n"))
+		w.Write([]byte(ok + "\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return mux
 }

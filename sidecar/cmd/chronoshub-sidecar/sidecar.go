@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,9 @@ const (
 	webhookMaxHeaderBytes    = 32 << 10
 	httpShutdownTimeout      = 5 * time.Second
 	grpcStopTimeout          = 5 * time.Second
+	// storeFailureLimit is how long appends may fail without a success
+	// before /healthz reports the sidecar dead (see storeHealth).
+	storeFailureLimit = 30 * time.Second
 )
 
 // sidecar is one running sidecar: its store, services and listeners. It is
@@ -70,6 +74,7 @@ type sidecar struct {
 	cert     *credentials.Certificate
 	draining atomic.Bool
 	up       atomic.Bool
+	store    storeHealth
 
 	webhookLis, grpcLis, httpLis, adminLis net.Listener
 }
@@ -156,7 +161,7 @@ func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 		return nil, err
 	}
 
-	s.hook = webhook.New(timedStore{s.log, s.met}, cfg.WebhookSecrets.Secrets, webhook.Options{
+	s.hook = webhook.New(timedStore{s.log, s.met, &s.store}, cfg.WebhookSecrets.Secrets, webhook.Options{
 		Path:         cfg.WebhookPath,
 		MaxBodyBytes: cfg.WebhookMaxBodyBytes,
 		Tolerance:    cfg.WebhookTolerance,
@@ -253,7 +258,51 @@ func (s *sidecar) ready(ctx context.Context) error {
 	case !s.up.Load():
 		return errors.New("starting")
 	}
+	if err := s.store.check(time.Now(), 0); err != nil {
+		return err
+	}
 	return s.log.Ping(ctx)
+}
+
+// alive reports whether the process is worth keeping: not when appends have
+// failed for storeFailureLimit without a success.
+func (s *sidecar) alive(context.Context) error {
+	return s.store.check(time.Now(), storeFailureLimit)
+}
+
+// storeHealth follows the outcome of appends. JetStream's file store stops
+// taking writes after a write error such as a full disk, and stays so after
+// space returns until the process restarts (measured: every append then
+// times out). A run of failures is reported by /readyz at once and, once it
+// has lasted storeFailureLimit, by /healthz, so that the orchestrator
+// restarts the sidecar; the restart recovers the store like any crash.
+type storeHealth struct {
+	mu           sync.Mutex
+	failingSince time.Time // zero while the last append succeeded
+	lastErr      error
+}
+
+func (h *storeHealth) record(err error, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case err == nil:
+		h.failingSince, h.lastErr = time.Time{}, nil
+	case h.failingSince.IsZero():
+		h.failingSince, h.lastErr = now, err
+	default:
+		h.lastErr = err
+	}
+}
+
+// check returns an error when appends have been failing for longer than limit.
+func (h *storeHealth) check(now time.Time, limit time.Duration) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failingSince.IsZero() || now.Sub(h.failingSince) < limit {
+		return nil
+	}
+	return fmt.Errorf("event store failing since %s: %v", h.failingSince.UTC().Format(time.RFC3339), h.lastErr)
 }
 
 // serve serves every listener until ctx ends, then shuts down in order:
@@ -288,7 +337,7 @@ func (s *sidecar) serve(ctx context.Context) error {
 		return err
 	}
 	httpSrv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.With("component", "gateway").Handler(), slog.LevelWarn)}
-	adminSrv := &http.Server{Handler: adminHandler(s.reg, s.ready), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: adminHandler(s.reg, s.alive, s.ready), ReadHeaderTimeout: 10 * time.Second}
 
 	serveHTTP := func(srv *http.Server, lis net.Listener, tlsOn bool) func() error {
 		return func() error {
@@ -386,15 +435,18 @@ func (s *sidecar) close() {
 	}
 }
 
-// timedStore appends webhook events to the log and times each append.
+// timedStore appends webhook events to the log, times each append and
+// tells the store's health.
 type timedStore struct {
-	log *eventlog.Log
-	met *metrics.Metrics
+	log    *eventlog.Log
+	met    *metrics.Metrics
+	health *storeHealth
 }
 
 func (t timedStore) Append(ctx context.Context, e webhook.Event) (bool, error) {
 	start := time.Now()
 	dup, err := t.log.Append(ctx, eventlog.Event{ID: e.ID, Type: e.Type, Payload: e.Payload, SignedAt: e.SignedAt, ReceivedAt: e.ReceivedAt})
 	t.met.StoreWrite(time.Since(start), err)
+	t.health.record(err, time.Now())
 	return dup, err
 }

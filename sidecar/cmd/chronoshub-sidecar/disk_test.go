@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+)
+
+// tmpfs mounts a small tmpfs at a new directory for the test. Mounting needs
+// root: it is required in CI (which runs as root) and skipped elsewhere when
+// the machine does not allow it.
+func tmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		if os.Getenv("CI") != "" && os.Geteuid() == 0 {
+			t.Fatalf("mount tmpfs: %v: %s", err, out)
+		}
+		t.Skipf("cannot mount a tmpfs here (%v: %s)", err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// fill writes a file that takes all free space of dir.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			return path
+		}
+	}
+}
+
+// TestDiskFull fills the data dir's file system under a running sidecar:
+// webhooks get 503 (never 2xx), readiness goes false at once and liveness
+// after storeFailureLimit, so that an orchestrator restarts it; after space
+// returns and the restart, webhooks are stored again and every event ever
+// answered 2xx is delivered.
+func TestDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the liveness limit")
+	}
+	dataDir := tmpfs(t, "64m")
+	_, baseURL := hub(t)
+	env, client := serveEnv(t, baseURL)
+	env["CHRONOSHUB_DATA_DIR"] = filepath.Join(dataDir, "data")
+	p := startProcess(t, env)
+	a := p.ready(t)
+	payload := `{"pad":"` + strings.Repeat("x", 4000) + `"}`
+	var accepted []string
+	send := func(a Addrs) int {
+		id := uuid.NewString()
+		st := post(t, client, "https://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", payload, id)
+		if st/100 == 2 {
+			accepted = append(accepted, id)
+		}
+		return st
+	}
+	if st := send(a); st != http.StatusOK {
+		t.Fatalf("webhook before the disk is full = %d", st)
+	}
+
+	filler := fill(t, dataDir)
+	for i := range 3 {
+		if st := send(a); st != http.StatusServiceUnavailable && st != http.StatusOK {
+			t.Fatalf("webhook %d with the disk full = %d, want 503", i, st)
+		}
+	}
+	if st, body := httpGet(t, "http://"+a.Admin+"/readyz"); st != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with the disk full = %d %s, want 503", st, body)
+	}
+	deadline := time.Now().Add(storeFailureLimit + 30*time.Second)
+	for {
+		st, body := httpGet(t, "http://"+a.Admin+"/healthz")
+		if st == http.StatusServiceUnavailable && strings.Contains(body, "event store failing") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz still %d %q after the store failed for %s", st, body, storeFailureLimit)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Space returns; the orchestrator restarts the unhealthy sidecar.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	p.kill(t)
+	p = startProcess(t, env)
+	a = p.ready(t)
+	if st := send(a); st != http.StatusOK {
+		t.Fatalf("webhook after space returned and a restart = %d", st)
+	}
+	grpcc, _ := grpcClient(t, a.GRPC)
+	stream, err := grpcc.StreamEvents(t.Context(), &sidecarv1.StreamEventsRequest{Subscription: "disk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for len(got) < len(accepted) {
+		got[recvEvent(t, stream).GetId()] = true
+	}
+	for _, id := range accepted {
+		if !got[id] {
+			t.Fatalf("accepted event %s not delivered", id)
+		}
+	}
+}
+
+func TestStoreHealth(t *testing.T) {
+	var h storeHealth
+	t0 := time.Unix(1763900000, 0)
+	steps := []struct {
+		err       error
+		at        time.Duration
+		limit     time.Duration
+		unhealthy bool
+	}{
+		{nil, 0, 0, false},
+		{errors.New("timeout"), time.Second, 0, true},
+		{errors.New("timeout"), 5 * time.Second, 30 * time.Second, false},
+		{errors.New("timeout"), 31 * time.Second, 30 * time.Second, true},
+		{nil, 32 * time.Second, 0, false},
+	}
+	for i, s := range steps {
+		h.record(s.err, t0.Add(s.at))
+		if err := h.check(t0.Add(s.at), s.limit); (err != nil) != s.unhealthy {
+			t.Fatalf("step %d: check = %v, want unhealthy %v", i, err, s.unhealthy)
+		}
+	}
+}
