@@ -36,7 +36,7 @@ func tmpfs(t *testing.T, size string) string {
 	return dir
 }
 
-// fill writes a file that takes all free space of dir.
+// fill writes a file, dir/filler, that takes all free space of dir.
 func fill(t *testing.T, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "filler")
@@ -53,7 +53,8 @@ func fill(t *testing.T, dir string) string {
 	}
 }
 
-// TestDiskFull fills the data dir's file system under a running sidecar:
+// TestDiskFull fills the data dir's file system, or makes it read-only,
+// under a running sidecar:
 // webhooks get 503 (never 2xx), readiness goes false at once and liveness
 // after storeFailureLimit, so that an orchestrator restarts it; after space
 // returns and the restart, webhooks are stored again and every event ever
@@ -62,6 +63,53 @@ func TestDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the liveness limit")
 	}
+	tests := []struct {
+		name         string
+		break_, heal func(t *testing.T, dir string)
+	}{
+		{"full", func(t *testing.T, dir string) { fill(t, dir) }, func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "filler")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testDiskTrouble(t, tt.break_, tt.heal) })
+	}
+}
+
+// TestReadOnlyDataDir starts the sidecar on a read-only file system: it
+// refuses to start, saying why, rather than taking webhooks it cannot store.
+func TestReadOnlyDataDir(t *testing.T) {
+	dir := tmpfs(t, "8m")
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	remount(t, dir, "ro")
+	_, baseURL := hub(t)
+	env, _ := serveEnv(t, baseURL)
+	env["CHRONOSHUB_DATA_DIR"] = filepath.Join(dir, "data")
+	stderr := newCapture()
+	err := run(t.Context(), []string{"serve"}, func(k string) string { return env[k] }, newCapture(), stderr)
+	if err == nil {
+		t.Fatal("serve on a read-only data dir returned nil")
+	}
+	if !strings.Contains(err.Error(), "not writable") {
+		t.Fatalf("serve on a read-only data dir = %v, want it to say the data dir is not writable", err)
+	}
+	if strings.Contains(stderr.String(), `"msg":"ready"`) {
+		t.Fatal("the sidecar became ready on a read-only data dir")
+	}
+}
+
+func remount(t *testing.T, dir, mode string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,"+mode, dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s %s: %v: %s", mode, dir, err, out)
+	}
+}
+
+func testDiskTrouble(t *testing.T, breakDisk, healDisk func(t *testing.T, dir string)) {
 	dataDir := tmpfs(t, "64m")
 	_, baseURL := hub(t)
 	env, client := serveEnv(t, baseURL)
@@ -82,7 +130,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("webhook before the disk is full = %d", st)
 	}
 
-	filler := fill(t, dataDir)
+	breakDisk(t, dataDir)
 	for i := range 3 {
 		if st := send(a); st != http.StatusServiceUnavailable && st != http.StatusOK {
 			t.Fatalf("webhook %d with the disk full = %d, want 503", i, st)
@@ -104,9 +152,7 @@ func TestDiskFull(t *testing.T) {
 	}
 
 	// Space returns; the orchestrator restarts the unhealthy sidecar.
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	healDisk(t, dataDir)
 	p.kill(t)
 	p = startProcess(t, env)
 	a = p.ready(t)

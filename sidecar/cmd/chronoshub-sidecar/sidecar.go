@@ -86,8 +86,8 @@ type Addrs struct {
 
 // startSidecar opens the store and binds every listener; nothing is served
 // until serve. On error, everything opened is closed again.
-func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) (s *sidecar, err error) {
-	s = &sidecar{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
+func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *sidecar, err error) {
+	s := &sidecar{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
 	s.met = metrics.New(s.reg)
 	defer func() {
 		if err != nil {
@@ -96,8 +96,8 @@ func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 	}()
 
 	if cfg.NATSURL == "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("data dir: %w", err)
+		if err := checkWritable(cfg.DataDir); err != nil {
+			return nil, err
 		}
 		emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{
 			Dir:  cfg.DataDir,
@@ -203,6 +203,25 @@ func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	return s, nil
+}
+
+// checkWritable makes sure dir exists and takes writes, so that a read-only
+// or unusable data dir is refused at once with its reason (the embedded
+// server would otherwise wait for its start timeout).
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	err = errors.Join(f.Sync(), f.Close(), os.Remove(name))
+	if err != nil {
+		return fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	return nil
 }
 
 // listenAPI listens on an app-facing address: host:port, or unix:///path
