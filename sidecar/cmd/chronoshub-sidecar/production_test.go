@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -408,4 +409,25 @@ func TestPlaintextWebhook(t *testing.T) {
 	if st := post(t, &http.Client{Timeout: 10 * time.Second}, "http://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", `{}`, uuid.NewString()); st != http.StatusOK {
 		t.Fatalf("plain HTTP webhook = %d, want 200", st)
 	}
+}
+
+// TestStartFailureReleasesEverything starts serve on a webhook address that
+// is taken: it fails naming the listener, and a second start on the same data
+// dir works (the store was closed again).
+func TestStartFailureReleasesEverything(t *testing.T) {
+	_, baseURL := hub(t)
+	env, _ := serveEnv(t, baseURL)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	env["CHRONOSHUB_WEBHOOK_ADDR"] = taken.Addr().String()
+	err = run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, newCapture(), newCapture())
+	if err == nil || !strings.Contains(err.Error(), "webhook listener") {
+		t.Fatalf("serve on a taken address = %v, want an error naming the webhook listener", err)
+	}
+	env["CHRONOSHUB_WEBHOOK_ADDR"] = "127.0.0.1:0"
+	r := start(t, []string{"serve"}, env)
+	r.ready(t)
 }
