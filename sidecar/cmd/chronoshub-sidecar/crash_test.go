@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,6 +144,9 @@ func TestCrashLosesNothing(t *testing.T) {
 	for round := 0; round <= rounds; round++ {
 		p := startProcess(t, env)
 		a := p.ready(t)
+		if strings.Contains(p.stderr.String(), "event store damaged") {
+			t.Fatalf("round %d: a restart after SIGKILL reported a damaged store", round)
+		}
 		webhookURL.Store("https://" + a.Webhook + "/webhook")
 		grpcAddr.Store(a.GRPC)
 		if round == rounds/2+1 {

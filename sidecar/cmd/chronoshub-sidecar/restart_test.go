@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -182,5 +183,51 @@ func TestKillRestart(t *testing.T) {
 	}
 	if out := p.stderr.String(); strings.Contains(out, testSecret) || strings.Contains(out, testAPIKey) {
 		t.Fatal("the log contains a secret")
+	}
+	if strings.Contains(p.stderr.String(), "event store damaged") {
+		t.Fatal("a restart after SIGKILL reported a damaged store")
+	}
+}
+
+// TestDamagedStoreReported damages the store's files between two runs: the
+// next start reports how many events JetStream dropped while repairing them,
+// in the log and in a metric, instead of losing them silently.
+func TestDamagedStoreReported(t *testing.T) {
+	_, baseURL := hub(t)
+	env, client := serveEnv(t, baseURL)
+	r := start(t, []string{"serve"}, env)
+	a := r.ready(t)
+	for range 40 {
+		if st := post(t, client, "https://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", `{"title":"0123456789012345678901234567890123456789"}`, uuid.NewString()); st != http.StatusOK {
+			t.Fatalf("webhook = %d", st)
+		}
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	blks, _ := filepath.Glob(filepath.Join(env["CHRONOSHUB_DATA_DIR"], "jetstream", "*", "streams", "CHRONOSHUB_EVENTS", "msgs", "*.blk"))
+	if len(blks) == 0 {
+		t.Fatal("no message block files")
+	}
+	fi, err := os.Stat(blks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(blks[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("garbage-garbage-garbage"), fi.Size()/2)
+	f.Close()
+
+	r = start(t, []string{"serve"}, env)
+	a = r.ready(t)
+	line := r.stderr.waitLine(t, "event store damaged: JetStream repaired its files at start by dropping events; they cannot be delivered (ChronosHub does not resend events it got a 2xx for)")
+	lost, _ := line["events_lost"].(float64)
+	if lost < 1 {
+		t.Fatalf("damage report = %v, want events_lost ≥ 1", line)
+	}
+	if _, text := httpGet(t, "http://"+a.Admin+"/metrics"); !strings.Contains(text, fmt.Sprintf("chronoshub_sidecar_store_events_lost_total %g", lost)) {
+		t.Fatalf("metrics lack chronoshub_sidecar_store_events_lost_total %g", lost)
 	}
 }

@@ -52,6 +52,10 @@ const (
 	// storeFailureLimit is how long appends may fail without a success
 	// before /healthz reports the sidecar dead (see storeHealth).
 	storeFailureLimit = 30 * time.Second
+	// markFileName, in the data dir, holds the event log's mark;
+	// markInterval is how often it is written.
+	markFileName = "eventlog-mark.json"
+	markInterval = time.Second
 )
 
 // sidecar is one running sidecar: its store, services and listeners. It is
@@ -64,6 +68,8 @@ type sidecar struct {
 
 	nc       *nats.Conn
 	closeNC  func()
+	embedded *natsconn.Embedded // nil with an external NATS
+	markFile string             // the event log's mark (see eventlog.Verify); "" with an external NATS
 	log      *eventlog.Log
 	out      *outbox.Outbox
 	hook     *webhook.Server
@@ -106,7 +112,7 @@ func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 		if err != nil {
 			return nil, err
 		}
-		s.nc, s.closeNC = emb.Conn(), emb.Close
+		s.nc, s.closeNC, s.embedded = emb.Conn(), emb.Close, emb
 	} else {
 		nc, err := natsconn.ConnectExternal(cfg.NATSURL, cfg.NATSCredsFile)
 		if err != nil {
@@ -128,6 +134,18 @@ func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 		return nil, err
 	}
 	metrics.RegisterDepth(s.reg, s.log.Depth, logger)
+	if s.embedded != nil {
+		s.markFile = filepath.Join(cfg.DataDir, markFileName)
+		lost, err := s.log.Verify(ctx, s.markFile)
+		if err != nil {
+			return nil, err
+		}
+		if lost > 0 {
+			s.met.StoreLost(lost)
+			logger.Error("event store damaged: JetStream repaired its files at start by dropping events; they cannot be delivered (ChronosHub does not resend events it got a 2xx for)",
+				"events_lost", lost, "data_dir", cfg.DataDir)
+		}
+	}
 
 	s.watcher = credentials.NewWatcher(credentials.WatcherOptions{
 		Interval:      cfg.CredentialsPollInterval,
@@ -381,6 +399,22 @@ func (s *sidecar) serve(ctx context.Context) error {
 	var bg errgroup.Group
 	bg.Go(func() error { return s.watcher.Run(bgCtx) })
 	bg.Go(func() error { return s.out.Run(bgCtx) })
+	if s.markFile != "" {
+		bg.Go(func() error {
+			t := time.NewTicker(markInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-bgCtx.Done():
+					return nil
+				case <-t.C:
+					if err := s.log.Mark(bgCtx, s.markFile); err != nil && bgCtx.Err() == nil {
+						s.logger.Warn("write the event log's mark", "err", err)
+					}
+				}
+			}
+		})
+	}
 
 	s.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(sidecarv1.EventService_ServiceDesc.ServiceName, grpc_health_v1.HealthCheckResponse_SERVING)
@@ -416,6 +450,11 @@ func (s *sidecar) serve(ctx context.Context) error {
 	_ = adminSrv.Shutdown(sctx)
 	stopBackground()
 	bgErr := bg.Wait()
+	if s.markFile != "" {
+		if err := s.log.Mark(context.WithoutCancel(ctx), s.markFile); err != nil {
+			s.logger.Warn("write the event log's mark", "err", err)
+		}
+	}
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil

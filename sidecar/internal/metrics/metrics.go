@@ -39,6 +39,7 @@ type Metrics struct {
 	sent              *prometheus.CounterVec
 	chronoshubRetries *prometheus.CounterVec
 	credentialReloads *prometheus.CounterVec
+	storeLost         prometheus.Counter
 }
 
 // New registers the sidecar's metrics, with the Go runtime and process
@@ -97,11 +98,15 @@ func New(reg *prometheus.Registry) *Metrics {
 			Namespace: namespace, Name: "credential_reloads_total",
 			Help: "Reloads of credential and certificate files, by credential and result (ok, error).",
 		}, []string{"credential", "result"}),
+		storeLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "store_events_lost_total",
+			Help: "Events found missing from the event store at start (its files were damaged and repaired by dropping them).",
+		}),
 	}
 	reg.MustRegister(
 		m.webhooks, m.webhookDuration, m.verifyFailures, m.storeWrite,
 		m.delivered, m.redeliveries, m.deliveryLatency, m.deadLetters,
-		m.rpcs, m.rpcDuration, m.sent, m.chronoshubRetries, m.credentialReloads,
+		m.rpcs, m.rpcDuration, m.sent, m.chronoshubRetries, m.credentialReloads, m.storeLost,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -165,6 +170,9 @@ func (m *Metrics) ChronosHubRetry(_ int, reason string) {
 func (m *Metrics) CredentialReload(name, result string) {
 	m.credentialReloads.WithLabelValues(name, result).Inc()
 }
+
+// StoreLost counts events found missing from the store at start.
+func (m *Metrics) StoreLost(n uint64) { m.storeLost.Add(float64(n)) }
 
 // UnaryInterceptor counts and times unary RPCs by method and status code.
 func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
