@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -318,12 +319,16 @@ func TestInvalidRequests(t *testing.T) {
 		{"bad filter", eventlog.StreamRequest{Types: []string{"manuscript..x"}}},
 		{"wildcard inside", eventlog.StreamRequest{Types: []string{"a.>.b"}}},
 		{"overlapping filters", eventlog.StreamRequest{Subscription: "ov", Types: []string{"manuscript.*", "manuscript.submitted"}}},
+		{"overlapping wildcards", eventlog.StreamRequest{Subscription: "ov2", Types: []string{"manuscript.>", "*.status.updated"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := l.Stream(context.Background(), tt.req, func(eventlog.Event) error { return nil })
 			if !errors.Is(err, eventlog.ErrInvalid) {
 				t.Errorf("Stream(%+v) = %v, want ErrInvalid", tt.req, err)
+			}
+			if strings.Contains(tt.name, "overlapping") && !strings.Contains(err.Error(), "overlap: give one of them") {
+				t.Errorf("Stream(%+v) = %v, want our message naming the overlap", tt.req, err)
 			}
 		})
 	}
@@ -435,5 +440,46 @@ func TestQuiesceLetsStreamsSettleThenEnds(t *testing.T) {
 	depth, err := l.Depth(context.Background())
 	if err != nil || depth["q"] != 1 {
 		t.Fatalf("Depth = %v, %v; want q: 1 (e3 still waiting)", depth, err)
+	}
+}
+
+func TestFilterChangeSkipsEarlierRedeliveries(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	appendAll(t, l, event("status", "manuscript.status.updated", `{}`))
+	ch, stop := stream(t, l, eventlog.StreamRequest{Subscription: "f", Types: []string{"manuscript.>"}})
+	if got := next(t, ch); got.ID != "status" {
+		t.Fatalf("first event = %s", got.ID)
+	}
+	stop() // unsettled: it would be offered again
+	ch, _ = stream(t, l, eventlog.StreamRequest{Subscription: "f", Types: []string{"manuscript.submitted"}})
+	appendAll(t, l, event("submitted", "manuscript.submitted", `{}`))
+	if got := next(t, ch); got.ID != "submitted" {
+		t.Fatalf("after narrowing the filter got %s (%s), want only manuscript.submitted events", got.ID, got.Type)
+	}
+}
+
+func TestPatternsOverlapTable(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	tests := []struct {
+		a, b    string
+		overlap bool
+	}{
+		{"manuscript.*", "manuscript.submitted", true},
+		{"manuscript.>", "manuscript.status.updated", true},
+		{"manuscript.*", "manuscript.status.updated", false},
+		{"*.submitted", "manuscript.*", true},
+		{"invoice.paid", "manuscript.*", false},
+		{"a.*.c", "a.b.d", false},
+		{">", "a", true},
+	}
+	// A cancelled context: filters are checked first, and a valid request
+	// ends at once with the context's error.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i, tt := range tests {
+		err := l.Stream(ctx, eventlog.StreamRequest{Subscription: fmt.Sprint("p", i), Types: []string{tt.a, tt.b}}, func(eventlog.Event) error { return nil })
+		if got := errors.Is(err, eventlog.ErrInvalid); got != tt.overlap {
+			t.Errorf("filters %q and %q: Stream = %v, want overlap %v", tt.a, tt.b, err, tt.overlap)
+		}
 	}
 }

@@ -34,8 +34,9 @@ type StreamRequest struct {
 
 // streamHandle is one open stream's share of a subscription.
 type streamHandle struct {
-	sub  *subState
-	wake chan struct{} // signalled when one of its deliveries settles
+	sub   *subState
+	types []string      // the stream's event-type patterns; none means all
+	wake  chan struct{} // signalled when one of its deliveries settles
 	// n is the number of deliveries this stream holds; guarded by Log.mu.
 	n int
 }
@@ -73,14 +74,50 @@ func filterSubjects(sub string, types []string) ([]string, error) {
 		types = []string{">"}
 	}
 	var subjects []string
-	for _, t := range types {
+	for i, t := range types {
 		if err := eventcheck.ValidatePattern(t); err != nil {
 			return nil, fmt.Errorf("%w: event type filter: %w", ErrInvalid, err)
+		}
+		for _, u := range types[:i] {
+			if u != t && patternsOverlap(u, t) {
+				return nil, fmt.Errorf("%w: event type filters %q and %q overlap: give one of them", ErrInvalid, u, t)
+			}
 		}
 		subjects = append(subjects, eventsPrefix+t, replayPrefix+sub+"."+t)
 	}
 	slices.Sort(subjects)
 	return slices.Compact(subjects), nil
+}
+
+// patternsOverlap reports whether some event type matches both patterns
+// ('*' is one token, '>' one or more), which JetStream refuses in one
+// consumer's filters.
+func patternsOverlap(p, q string) bool {
+	a, b := strings.Split(p, "."), strings.Split(q, ".")
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] == ">" || b[0] == ">" {
+			return true
+		}
+		if a[0] != "*" && b[0] != "*" && a[0] != b[0] {
+			return false
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) == 0 && len(b) == 0
+}
+
+// matchesAny reports whether eventType matches one of patterns; no patterns
+// match everything.
+func matchesAny(patterns []string, eventType string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if eventcheck.MatchPattern(p, eventType) {
+			return true
+		}
+	}
+	return false
 }
 
 // Stream delivers the subscription's events to send until ctx is done, send
@@ -285,7 +322,7 @@ func (l *Log) attach(ctx context.Context, name string, subjects []string, req St
 		}
 	}
 	s.streams++
-	return &streamHandle{sub: s, wake: make(chan struct{}, 1)}, nil
+	return &streamHandle{sub: s, types: req.Types, wake: make(chan struct{}, 1)}, nil
 }
 
 func (l *Log) consumerConfig(name string, subjects []string) jetstream.ConsumerConfig {
@@ -387,6 +424,15 @@ func (l *Log) deliverOne(ctx context.Context, h *streamHandle, m *nats.Msg, send
 	}
 	e := decode(m.Header, m.Subject, m.Data, meta.Sequence.Stream)
 	e.Attempt = int(meta.NumDelivered)
+	if !matchesAny(h.types, e.Type) {
+		// A redelivery from before the subscription's filters changed:
+		// the subscription no longer wants this type.
+		if err := l.settleMsg(ctx, m, ackTerm); err != nil {
+			return fmt.Errorf("skip event %s: %w", e.ID, err)
+		}
+		l.opts.Logger.Info("event skipped: its type left the subscription's filters", "subscription", h.sub.name, "event_id", e.ID, "event_type", e.Type)
+		return nil
+	}
 	if e.Attempt > l.opts.MaxAttempts {
 		// Its last attempt expired or was rejected: dead-letter it, and only
 		// then stop its redelivery (a crash in between redelivers it here and
