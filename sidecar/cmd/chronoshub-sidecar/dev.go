@@ -101,6 +101,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	logger.Info("emulator listening", "emulator_addr", emuLis.Addr().String())
 	printDevHelp(stdout, devInfo{
 		addrs: s.addrs(), emulator: emuLis.Addr().String(), dir: *dir, certFile: certFile,
 		apiKey: apiKey, secret: secret, webhookPath: cfg.WebhookPath,

@@ -34,6 +34,9 @@ func startDev(t *testing.T) (r *running, out, emulatorURL, webhookURL, certFile,
 		}
 		return m[1]
 	}
+	if l := r.stderr.waitLine(t, "emulator listening"); "http://"+l["emulator_addr"].(string) != find(`emulator  (http://\S+)`) {
+		t.Fatalf("emulator address in the log %v differs from the printed one", l)
+	}
 	return r, out, find(`emulator  (http://\S+)`), find(`webhook   (https://\S+)`), find(`self-signed certificate (\S+)\)`), find(`webhook secret  (\S+)`), a
 }
 
