@@ -351,8 +351,9 @@ func sendWebhook(client *http.Client, url, id string) (int, []byte, error) {
 }
 
 // TestSecondSignalStopsAtOnce sends SIGTERM to the binary while a stream
-// holds an unacked event (so the grace period would wait), then a second
-// SIGTERM: the process exits without waiting for the grace period.
+// holds an unacked event (so the grace period would wait): it drains (not
+// ready, webhook 503, SendEvent still working). A second SIGTERM then stops
+// the process without waiting for the grace period.
 func TestSecondSignalStopsAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -380,6 +381,9 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	}
 	if st := post(t, client, "https://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", `{}`, uuid.NewString()); st != http.StatusServiceUnavailable {
 		t.Fatalf("webhook while draining = %d, want 503", st)
+	}
+	if resp, err := grpcc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: "manuscript.submitted", Payload: []byte(`{"draining":true}`)}); err != nil || resp.GetEventId() == "" {
+		t.Fatalf("SendEvent while draining = %v, %v; want it to keep working", resp, err)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
