@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 )
 
@@ -154,15 +155,11 @@ func secretOrGenerate(envValue, file, envName, flagName, prefix string) (secret 
 	case envValue != "":
 		return strings.TrimSpace(envValue), false, nil
 	case file != "":
-		b, err := os.ReadFile(file)
+		src, err := credentials.NewFile(strings.TrimPrefix(flagName, "--"), file)
 		if err != nil {
 			return "", false, fmt.Errorf("%s: %w", flagName, err)
 		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", false, fmt.Errorf("%s: file %s is empty", flagName, file)
-		}
-		return s, false, nil
+		return src.Reveal(), false, nil
 	}
 	return prefix + randomHex(16), true, nil
 }

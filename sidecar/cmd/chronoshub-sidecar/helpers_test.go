@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -142,7 +139,11 @@ func (r *running) stop(t *testing.T) error {
 // ready waits for the "ready" log line and returns the bound addresses.
 func (r *running) ready(t *testing.T) Addrs {
 	t.Helper()
-	l := r.stderr.waitLine(t, "ready")
+	return addrsOf(r.stderr.waitLine(t, "ready"))
+}
+
+// addrsOf reads the bound addresses from the "ready" log line.
+func addrsOf(l map[string]any) Addrs {
 	return Addrs{Webhook: l["webhook_addr"].(string), GRPC: l["grpc_addr"].(string), HTTP: l["http_addr"].(string), Admin: l["admin_addr"].(string)}
 }
 
@@ -154,20 +155,11 @@ func tlsFiles(t *testing.T) (certFile, keyFile string, client *http.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return certFile, keyFile, trusting(t, certFile)
-}
-
-func trusting(t *testing.T, certFile string) *http.Client {
-	t.Helper()
-	pem, err := os.ReadFile(certFile)
+	client, err = webhookClient(certFile, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return certFile, keyFile, client
 }
 
 // grpcDial connects to an app-facing gRPC address (host:port or unix://).

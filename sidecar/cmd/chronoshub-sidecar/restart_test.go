@@ -74,8 +74,7 @@ func startProcess(t *testing.T, env map[string]string) *process {
 
 func (p *process) ready(t *testing.T) Addrs {
 	t.Helper()
-	l := p.stderr.waitLine(t, "ready")
-	return Addrs{Webhook: l["webhook_addr"].(string), GRPC: l["grpc_addr"].(string), HTTP: l["http_addr"].(string), Admin: l["admin_addr"].(string)}
+	return addrsOf(p.stderr.waitLine(t, "ready"))
 }
 
 func (p *process) kill(t *testing.T) {

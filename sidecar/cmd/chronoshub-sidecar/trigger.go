@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
 )
@@ -107,34 +108,24 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	}
 }
 
-// firstSecret returns the first of several secrets separated by commas or
-// newlines.
-func firstSecret(s string) string {
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' }) {
-		if f = strings.TrimSpace(f); f != "" {
-			return f
-		}
-	}
-	return ""
-}
-
-// triggerSecret returns the first secret of the environment value or of the
-// file; exactly one must be given.
+// triggerSecret returns the first webhook secret of the environment value
+// or of the file (several are separated by commas or newlines, as for
+// serve); exactly one must be given.
 func triggerSecret(envValue, file string) (string, error) {
+	var src *credentials.Source
 	switch {
 	case envValue != "" && file != "":
 		return "", errors.New("CHRONOSHUB_WEBHOOK_SECRET and --secret-file are both set; give one")
 	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
+		var err error
+		if src, err = credentials.NewFile("webhook_secret", file); err != nil {
 			return "", fmt.Errorf("--secret-file: %w", err)
 		}
-		if s := firstSecret(string(b)); s != "" {
-			return s, nil
-		}
-		return "", fmt.Errorf("--secret-file: no secret in %s", file)
-	case firstSecret(envValue) != "":
-		return firstSecret(envValue), nil
+	default:
+		src = credentials.NewValue("webhook_secret", envValue)
+	}
+	if v := src.Values(); len(v) > 0 {
+		return v[0].Reveal(), nil
 	}
 	return "", errors.New("no webhook secret: set CHRONOSHUB_WEBHOOK_SECRET or --secret-file")
 }
