@@ -56,7 +56,7 @@ FUZZ_TARGETS := \
 	FuzzSendEventBody:./sidecar/internal/gateway \
 	FuzzVerify:./sidecar/internal/signature \
 	FuzzParseHeader:./sidecar/internal/signature \
-	FuzzEventType:./sidecar/internal/eventcheck \
+	FuzzEventType:./sidecar/internal/eventtype \
 	FuzzParseListenAddr:./sidecar/internal/config \
 	FuzzSplitValues:./sidecar/internal/credentials
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
 )
 
 // generateCert writes a self-signed ECDSA P-256 certificate for 127.0.0.1
@@ -14,7 +14,7 @@ import (
 // file names and a pool that trusts it. The sidecar and the baseline server
 // both serve it.
 func generateCert(dir string) (certFile, keyFile string, pool *x509.CertPool, err error) {
-	certFile, keyFile, err = credentials.GenerateSelfSigned([]string{"localhost", "127.0.0.1", "::1"}, dir)
+	certFile, keyFile, err = devcert.Generate([]string{"localhost", "127.0.0.1", "::1"}, dir)
 	if err != nil {
 		return "", "", nil, err
 	}

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 )
 
@@ -53,7 +53,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	certFile, keyFile, err := credentials.GenerateSelfSigned([]string{"localhost", "127.0.0.1", "::1"}, filepath.Join(*dir, "tls"))
+	certFile, keyFile, err := devcert.Generate([]string{"localhost", "127.0.0.1", "::1"}, filepath.Join(*dir, "tls"))
 	if err != nil {
 		return fmt.Errorf("dev: certificate: %w", err)
 	}

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 )
 
@@ -151,7 +151,7 @@ func addrsOf(l map[string]any) Addrs {
 // files and a client that trusts it.
 func tlsFiles(t *testing.T) (certFile, keyFile string, client *http.Client) {
 	t.Helper()
-	certFile, keyFile, err := credentials.GenerateSelfSigned([]string{"localhost", "127.0.0.1"}, filepath.Join(t.TempDir(), "tls"))
+	certFile, keyFile, err := devcert.Generate([]string{"localhost", "127.0.0.1"}, filepath.Join(t.TempDir(), "tls"))
 	if err != nil {
 		t.Fatal(err)
 	}

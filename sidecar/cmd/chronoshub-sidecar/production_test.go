@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
 )
 
 // eventually retries f until it returns nil, failing after 20s with its last
@@ -137,7 +137,7 @@ func TestCertificateReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newCert, newKey, err := credentials.GenerateSelfSigned([]string{"127.0.0.1"}, t.TempDir())
+	newCert, newKey, err := devcert.Generate([]string{"127.0.0.1"}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestCertificateReload(t *testing.T) {
 
 func mustSerial(t *testing.T, certFile string) string {
 	t.Helper()
-	c, err := tls.LoadX509KeyPair(certFile, strings.TrimSuffix(certFile, credentials.SelfSignedCertFile)+credentials.SelfSignedKeyFile)
+	c, err := tls.LoadX509KeyPair(certFile, strings.TrimSuffix(certFile, devcert.CertFile)+devcert.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventtype"
 )
 
 const triggerUsage = `Usage: chronoshub-sidecar trigger [flags] [URL]
@@ -60,7 +60,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	}
 
 	var problems []error
-	if err := eventcheck.ValidateType(*eventType); err != nil {
+	if err := eventtype.Validate(*eventType); err != nil {
 		problems = append(problems, fmt.Errorf("--type: %w", err))
 	}
 	if *eventID == "" {

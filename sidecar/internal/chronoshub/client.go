@@ -33,6 +33,7 @@ package chronoshub
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -153,9 +154,9 @@ func NewClient(baseURL string, apiKey func() string, opts Options) (*Client, err
 	c := &Client{
 		inboundURL:     strings.TrimRight(u.String(), "/") + "/inbound/",
 		apiKey:         apiKey,
-		maxAttempts:    orDefault(opts.MaxAttempts, defaultMaxAttempts),
-		initialBackoff: orDefault(opts.InitialBackoff, defaultInitialBackoff),
-		maxBackoff:     orDefault(opts.MaxBackoff, defaultMaxBackoff),
+		maxAttempts:    cmp.Or(opts.MaxAttempts, defaultMaxAttempts),
+		initialBackoff: cmp.Or(opts.InitialBackoff, defaultInitialBackoff),
+		maxBackoff:     cmp.Or(opts.MaxBackoff, defaultMaxBackoff),
 		sleep:          opts.Sleep,
 		rand:           opts.Rand,
 		now:            opts.Now,
@@ -191,15 +192,6 @@ func NewClient(baseURL string, apiKey func() string, opts Options) (*Client, err
 	}
 	c.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return c, nil
-}
-
-// orDefault returns v, or def when v is the zero value.
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // sleep waits d or until ctx is done.

@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
 )
 
 // Secret values put in the environment; no output may hold them.
@@ -331,11 +331,11 @@ func TestParseCredentials(t *testing.T) {
 }
 
 func TestParseTLS(t *testing.T) {
-	certFile, keyFile, err := credentials.GenerateSelfSigned(nil, t.TempDir())
+	certFile, keyFile, err := devcert.Generate(nil, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherCert, _, err := credentials.GenerateSelfSigned(nil, t.TempDir())
+	otherCert, _, err := devcert.Generate(nil, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventtype"
 )
 
 // value parses one setting's text into the Config and shows it back for the
@@ -162,7 +162,7 @@ func (v eventTypesValue) set(s string) error {
 		if t == "" {
 			continue
 		}
-		if err := eventcheck.ValidatePattern(t); err != nil {
+		if err := eventtype.ValidatePattern(t); err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}

@@ -1,7 +1,6 @@
 // Package eventcheck checks events an app sends to ChronosHub before they
-// leave the pod, and defines the event-type syntax shared with the webhook:
-// dot-separated segments of [A-Za-z0-9_-] that map one-to-one onto NATS
-// subject suffixes, with NATS-style "*" and ">" wildcards in patterns.
+// leave the pod: the event-type allowlist and the payload's JSON Schema.
+// The event-type syntax itself is package eventtype's.
 package eventcheck
 
 import (
@@ -16,6 +15,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventtype"
 )
 
 // DefaultMaxPayloadBytes is the payload limit when Options.MaxPayloadBytes is 0.
@@ -24,7 +25,7 @@ const DefaultMaxPayloadBytes = 1 << 20
 // Options configures a [Checker]. The zero value allows any valid event type
 // with a JSON payload of up to [DefaultMaxPayloadBytes] and no schemas.
 type Options struct {
-	// AllowedTypes are patterns (see ValidatePattern) of the event types an
+	// AllowedTypes are patterns (see eventtype.ValidatePattern) of the event types an
 	// app may send. Empty means any valid type is allowed.
 	AllowedTypes []string
 	// SchemaDir is a directory of JSON Schemas named "<event.type>.json",
@@ -57,7 +58,7 @@ func New(opts Options) (*Checker, error) {
 		errs = append(errs, fmt.Errorf("max payload bytes %d is negative", opts.MaxPayloadBytes))
 	}
 	for _, p := range opts.AllowedTypes {
-		if err := ValidatePattern(p); err != nil {
+		if err := eventtype.ValidatePattern(p); err != nil {
 			errs = append(errs, fmt.Errorf("allowed types: %w", err))
 			continue
 		}
@@ -108,7 +109,7 @@ func compileSchemas(dir string) (map[string]*jsonschema.Schema, error) {
 		}
 		path := filepath.Join(abs, name)
 		eventType := strings.TrimSuffix(name, ".json")
-		if err := ValidateType(eventType); err != nil {
+		if err := eventtype.Validate(eventType); err != nil {
 			errs = append(errs, fmt.Errorf("schema %s: file name must be <event type>.json: %w", name, err))
 			continue
 		}
@@ -183,10 +184,10 @@ func (e *Error) Error() string {
 func (c *Checker) Check(eventType string, payload []byte) error {
 	var vs []Violation
 	var schema *jsonschema.Schema
-	if err := ValidateType(eventType); err != nil {
+	if err := eventtype.Validate(eventType); err != nil {
 		vs = append(vs, Violation{"type", err.Error()})
 	} else if !c.isAllowed(eventType) {
-		vs = append(vs, Violation{"type", fmt.Sprintf("event type %s is not allowed", quote(eventType))})
+		vs = append(vs, Violation{"type", fmt.Sprintf("event type %s is not allowed", eventtype.Quote(eventType))})
 	} else {
 		schema = c.schemas[eventType]
 	}
@@ -201,7 +202,7 @@ func (c *Checker) isAllowed(eventType string) bool {
 	if len(c.allowed) == 0 {
 		return true
 	}
-	return slices.ContainsFunc(c.allowed, func(p string) bool { return MatchPattern(p, eventType) })
+	return slices.ContainsFunc(c.allowed, func(p string) bool { return eventtype.Match(p, eventType) })
 }
 
 func (c *Checker) checkPayload(payload []byte, schema *jsonschema.Schema) []Violation {
@@ -268,7 +269,7 @@ func collect(e *jsonschema.ValidationError, vs *[]Violation) {
 	// Messages such as pattern's quote the offending value: cut them short.
 	desc := e.BasicOutput().Error.String()
 	if len(desc) > maxDescription {
-		desc = quote(desc)
+		desc = eventtype.Quote(desc)
 	}
 	*vs = append(*vs, Violation{field, desc})
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventtype"
 )
 
 var subscriptionName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -49,7 +49,7 @@ func (h *streamHandle) signal() {
 }
 
 func validateType(t string) error {
-	if err := eventcheck.ValidateType(t); err != nil {
+	if err := eventtype.Validate(t); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
@@ -75,7 +75,7 @@ func filterSubjects(sub string, types []string) ([]string, error) {
 	}
 	var subjects []string
 	for i, t := range types {
-		if err := eventcheck.ValidatePattern(t); err != nil {
+		if err := eventtype.ValidatePattern(t); err != nil {
 			return nil, fmt.Errorf("%w: event type filter: %w", ErrInvalid, err)
 		}
 		for _, u := range types[:i] {
@@ -113,7 +113,7 @@ func matchesAny(patterns []string, eventType string) bool {
 		return true
 	}
 	for _, p := range patterns {
-		if eventcheck.MatchPattern(p, eventType) {
+		if eventtype.Match(p, eventType) {
 			return true
 		}
 	}

@@ -25,7 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventtype"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
 )
 
@@ -240,7 +240,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (outcome, reason 
 		}
 	}
 	eventType := r.Header.Get(signature.HeaderEventType)
-	if eventcheck.ValidateType(eventType) != nil {
+	if eventtype.Validate(eventType) != nil {
 		return s.fail(w, r, failEventType)
 	}
 	eventID := r.Header.Get(signature.HeaderEventID)

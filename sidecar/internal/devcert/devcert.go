@@ -1,4 +1,7 @@
-package credentials
+// Package devcert generates the self-signed TLS certificates of the dev
+// playground and of tests. Not for production: a partner's webhook needs a
+// certificate ChronosHub trusts.
+package devcert
 
 import (
 	"crypto/ecdsa"
@@ -16,20 +19,20 @@ import (
 	"time"
 )
 
-// Names of the files GenerateSelfSigned writes, as in a Kubernetes TLS Secret.
+// Names of the files Generate writes, as in a Kubernetes TLS Secret.
 const (
-	SelfSignedCertFile = "tls.crt"
-	SelfSignedKeyFile  = "tls.key"
+	CertFile = "tls.crt"
+	KeyFile  = "tls.key"
 )
 
-// GenerateSelfSigned writes a self-signed ECDSA P-256 server certificate,
+// Generate writes a self-signed ECDSA P-256 server certificate,
 // valid for one year, and its PKCS #8 private key to dir (created if needed)
-// as [SelfSignedCertFile] and [SelfSignedKeyFile], both mode 0600, and returns
+// as [CertFile] and [KeyFile], both mode 0600, and returns
 // their paths. The certificate names hosts (IP addresses or DNS names) plus
 // localhost, 127.0.0.1 and ::1. Each file is replaced atomically, so that a
 // Certificate polling them never reads half a file. It is meant for the dev
 // playground, not for production.
-func GenerateSelfSigned(hosts []string, dir string) (certFile, keyFile string, err error) {
+func Generate(hosts []string, dir string) (certFile, keyFile string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", fmt.Errorf("generate key: %w", err)
@@ -68,8 +71,8 @@ func GenerateSelfSigned(hosts []string, dir string) (certFile, keyFile string, e
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", fmt.Errorf("create %s: %w", dir, err)
 	}
-	certFile = filepath.Join(dir, SelfSignedCertFile)
-	keyFile = filepath.Join(dir, SelfSignedKeyFile)
+	certFile = filepath.Join(dir, CertFile)
+	keyFile = filepath.Join(dir, KeyFile)
 	// The key first: a poller that sees the new certificate with the old
 	// key rejects the pair and keeps the old one until the next poll.
 	if err := writeFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {

@@ -1,13 +1,13 @@
-package eventcheck_test
+package eventtype_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventtype"
 )
 
-func TestValidateType(t *testing.T) {
+func TestValidate(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
@@ -31,23 +31,23 @@ func TestValidateType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := eventcheck.ValidateType(tt.in)
+			err := eventtype.Validate(tt.in)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Errorf("ValidateType(%q) = %v, want error containing %q", tt.in, err, tt.wantErr)
+				t.Errorf("Validate(%q) = %v, want error containing %q", tt.in, err, tt.wantErr)
 			}
 		})
 	}
 }
 
-func TestValidateTypeTruncates(t *testing.T) {
+func TestValidateTruncates(t *testing.T) {
 	in := strings.Repeat("x", 10000) + "!"
-	err := eventcheck.ValidateType(in)
+	err := eventtype.Validate(in)
 	if err == nil || len(err.Error()) > 200 {
-		t.Errorf("ValidateType(10001 bytes) = %v, want a short error", err)
+		t.Errorf("Validate(10001 bytes) = %v, want a short error", err)
 	}
 	in = strings.Repeat("é", 200) // cut must not split a rune
-	if err := eventcheck.ValidateType(in); err == nil || strings.Contains(err.Error(), `\x`) {
-		t.Errorf("ValidateType(200 × é) = %v, want an error quoting whole runes", err)
+	if err := eventtype.Validate(in); err == nil || strings.Contains(err.Error(), `\x`) {
+		t.Errorf("Validate(200 × é) = %v, want an error quoting whole runes", err)
 	}
 }
 
@@ -73,7 +73,7 @@ func TestValidatePattern(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := eventcheck.ValidatePattern(tt.in)
+			err := eventtype.ValidatePattern(tt.in)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Errorf("ValidatePattern(%q) = %v, want error containing %q", tt.in, err, tt.wantErr)
 			}
@@ -81,7 +81,7 @@ func TestValidatePattern(t *testing.T) {
 	}
 }
 
-func TestMatchPattern(t *testing.T) {
+func TestMatch(t *testing.T) {
 	tests := []struct {
 		p, t string
 		want bool
@@ -115,8 +115,8 @@ func TestMatchPattern(t *testing.T) {
 		{">", "", false},
 	}
 	for _, tt := range tests {
-		if got := eventcheck.MatchPattern(tt.p, tt.t); got != tt.want {
-			t.Errorf("MatchPattern(%q, %q) = %v, want %v", tt.p, tt.t, got, tt.want)
+		if got := eventtype.Match(tt.p, tt.t); got != tt.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", tt.p, tt.t, got, tt.want)
 		}
 	}
 }
@@ -134,11 +134,11 @@ func FuzzEventType(f *testing.F) {
 		f.Add(s.p, s.t)
 	}
 	f.Fuzz(func(t *testing.T, p, typ string) {
-		typeErr := eventcheck.ValidateType(typ)
-		patternErr := eventcheck.ValidatePattern(p)
-		matched := eventcheck.MatchPattern(p, typ)
+		typeErr := eventtype.Validate(typ)
+		patternErr := eventtype.ValidatePattern(p)
+		matched := eventtype.Match(p, typ)
 		if matched && (typeErr != nil || patternErr != nil) {
-			t.Errorf("MatchPattern(%q, %q) = true for invalid input (%v; %v)", p, typ, patternErr, typeErr)
+			t.Errorf("Match(%q, %q) = true for invalid input (%v; %v)", p, typ, patternErr, typeErr)
 		}
 		for _, err := range []error{typeErr, patternErr} {
 			if err != nil && len(err.Error()) > 512 { // bounded whatever the input length
@@ -146,14 +146,14 @@ func FuzzEventType(f *testing.F) {
 			}
 		}
 		if typeErr == nil {
-			if err := eventcheck.ValidatePattern(typ); err != nil {
+			if err := eventtype.ValidatePattern(typ); err != nil {
 				t.Errorf("ValidatePattern(%q) = %v for a valid type, want nil", typ, err)
 			}
-			if !eventcheck.MatchPattern(typ, typ) {
-				t.Errorf("MatchPattern(%q, %q) = false, want a valid type to match itself", typ, typ)
+			if !eventtype.Match(typ, typ) {
+				t.Errorf("Match(%q, %q) = false, want a valid type to match itself", typ, typ)
 			}
-			if !eventcheck.MatchPattern(">", typ) {
-				t.Errorf("MatchPattern(\">\", %q) = false, want true", typ)
+			if !eventtype.Match(">", typ) {
+				t.Errorf("Match(\">\", %q) = false, want true", typ)
 			}
 		}
 	})

@@ -1,4 +1,8 @@
-package eventcheck
+// Package eventtype defines the syntax of ChronosHub event types, shared by
+// the webhook, the event log, the configuration and the checks of outgoing
+// events: dot-separated segments of [A-Za-z0-9_-] that map one-to-one onto
+// NATS subject suffixes, with NATS-style "*" and ">" wildcards in patterns.
+package eventtype
 
 import (
 	"fmt"
@@ -6,35 +10,35 @@ import (
 	"unicode/utf8"
 )
 
-// MaxTypeLen is the longest event type or pattern, in bytes.
-const MaxTypeLen = 255
+// MaxLen is the longest event type or pattern, in bytes.
+const MaxLen = 255
 
-// ValidateType reports whether t is a valid event type: 1 to [MaxTypeLen]
+// Validate reports whether t is a valid event type: 1 to [MaxLen]
 // bytes of dot-separated segments, each one or more of [A-Za-z0-9_-], so
 // that it maps one-to-one onto a NATS subject suffix. The error says what is
 // wrong and quotes at most a prefix of t.
-func ValidateType(t string) error {
+func Validate(t string) error {
 	if problem := checkName(t, false); problem != "" {
-		return fmt.Errorf("event type %s: %s", quote(t), problem)
+		return fmt.Errorf("event type %s: %s", Quote(t), problem)
 	}
 	return nil
 }
 
 // ValidatePattern reports whether p is a valid subscription filter: the
-// syntax of [ValidateType], except that a segment may be "*" (exactly one
+// syntax of [Validate], except that a segment may be "*" (exactly one
 // segment) and the last segment may be ">" (one or more segments).
 func ValidatePattern(p string) error {
 	if problem := checkName(p, true); problem != "" {
-		return fmt.Errorf("event type pattern %s: %s", quote(p), problem)
+		return fmt.Errorf("event type pattern %s: %s", Quote(p), problem)
 	}
 	return nil
 }
 
-// MatchPattern reports whether the event type t matches the pattern p, where
+// Match reports whether the event type t matches the pattern p, where
 // a "*" segment matches exactly one segment and a trailing ">" matches one or
 // more. Matching is case-sensitive. It reports false if t is not a valid type
 // or p is not a valid pattern.
-func MatchPattern(p, t string) bool {
+func Match(p, t string) bool {
 	if checkName(p, true) != "" || checkName(t, false) != "" {
 		return false
 	}
@@ -60,8 +64,8 @@ func checkName(s string, pattern bool) string {
 	switch {
 	case s == "":
 		return "is empty"
-	case len(s) > MaxTypeLen:
-		return fmt.Sprintf("is %d bytes, longer than %d", len(s), MaxTypeLen)
+	case len(s) > MaxLen:
+		return fmt.Sprintf("is %d bytes, longer than %d", len(s), MaxLen)
 	}
 	segment := 1
 	for rest := s; ; segment++ {
@@ -93,9 +97,9 @@ func isNameByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
 }
 
-// quote returns s quoted, cut to a short prefix so that errors do not echo
+// Quote returns s quoted, cut to a short prefix so that errors do not echo
 // huge input.
-func quote(s string) string {
+func Quote(s string) string {
 	const max = 64
 	if len(s) <= max {
 		return fmt.Sprintf("%q", s)
