@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,17 +15,19 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/datadir"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
 )
 
 const devUsage = `Usage: chronoshub-sidecar dev [flags]
 
 The playground: the sidecar and an in-process ChronosHub emulator wired
 together, with no configuration. It generates a self-signed certificate, a
-dev API key and a webhook secret (printed once), keeps its data under --dir,
-and prints how to receive events and how to send one. Ctrl-C stops
-everything. Not for production: use "serve".
+dev API key and a webhook secret the first time and keeps them, with its
+data, under --dir for the next runs (--regenerate makes new ones); it prints
+how to receive events and how to send one. One dev at a time per --dir.
+Ctrl-C stops everything. Not for production: use "serve".
 
 Flags:
 `
@@ -42,6 +43,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "health and metrics listener")
 	emulatorAddr := fs.String("emulator-addr", "127.0.0.1:8080", "the emulator's HTTP API (ChronosHub's inbound API and /_emulator/…)")
 	retryBase := fs.Duration("emulator-retry-base", time.Second, "wait before the emulator's first webhook retry; doubles each retry")
+	regenerate := fs.Bool("regenerate", false, "make a new API key, webhook secret and certificate instead of reusing those in --dir")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,14 +52,19 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	logger := newLogger(stderr, slog.LevelInfo)
 
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
+	// The dev dir is one playground's: a second dev on it would share the
+	// store and replace the certificate the first one serves.
+	lock, err := datadir.Acquire(*dir)
+	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	certFile, keyFile, err := devcert.Generate([]string{"localhost", "127.0.0.1", "::1"}, filepath.Join(*dir, "tls"))
+	defer lock.Release()
+	creds, err := loadDevCredentials(*dir, *regenerate)
 	if err != nil {
-		return fmt.Errorf("dev: certificate: %w", err)
+		return fmt.Errorf("dev: %w", err)
 	}
-	apiKey, secret := "dev_key_"+randomHex(16), "dev_whsec_"+randomHex(16)
+	certFile, keyFile := creds.certFile, creds.keyFile
+	apiKey, secret := creds.APIKey, creds.WebhookSecret
 	client, err := webhookClient(certFile, false)
 	if err != nil {
 		return err
@@ -75,7 +82,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer emu.Close()
 	emuLis, err := net.Listen("tcp", *emulatorAddr)
 	if err != nil {
-		return fmt.Errorf("dev: emulator listener: %w", err)
+		return fmt.Errorf("dev: the emulator cannot listen on %s: %w (choose another address with --emulator-addr)", *emulatorAddr, err)
 	}
 	defer emuLis.Close()
 
@@ -97,19 +104,20 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("dev: %w", err)
 	}
 	logger.Info("starting", "config", cfg)
-	s, err := startSidecar(ctx, cfg, logger)
+	s, err := sidecar.Start(ctx, cfg, sidecar.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
 	logger.Info("emulator listening", "emulator_addr", emuLis.Addr().String())
 	printDevHelp(stdout, devInfo{
-		addrs: s.addrs(), emulator: emuLis.Addr().String(), dir: *dir, certFile: certFile,
-		apiKey: apiKey, secret: secret, webhookPath: cfg.WebhookPath,
+		addrs: s.Addrs(), emulator: emuLis.Addr().String(), dir: *dir, certFile: certFile,
+		apiKey: apiKey, secret: secret, webhookPath: cfg.WebhookPath, created: creds.created,
+		self: selfCommand(),
 	})
 
 	emuSrv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.serve(gctx) })
+	g.Go(func() error { return s.Run(gctx) })
 	g.Go(func() error {
 		return serveUntilDone(gctx, emuSrv, emuLis, func(l net.Listener) error { return emuSrv.Serve(l) })
 	})
@@ -117,13 +125,18 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 }
 
 type devInfo struct {
-	addrs                                                Addrs
-	emulator, dir, certFile, apiKey, secret, webhookPath string
+	addrs                                                      sidecar.Addrs
+	emulator, dir, certFile, apiKey, secret, webhookPath, self string
+	created                                                    bool
 }
 
 func printDevHelp(w io.Writer, d devInfo) {
 	webhookURL := "https://" + d.addrs.Webhook + d.webhookPath
 	grpcHost := strings.TrimPrefix(d.addrs.GRPC, "unix://")
+	kept := "kept from an earlier run in " + filepath.Join(d.dir, devCredentialsFile) + "; --regenerate makes new ones"
+	if d.created {
+		kept = "generated, and kept in " + filepath.Join(d.dir, devCredentialsFile) + " for the next runs"
+	}
 	fmt.Fprintf(w, `chronoshub-sidecar dev: the sidecar and a ChronosHub emulator, wired together.
 
   webhook   %[1]s   (self-signed certificate %[2]s)
@@ -133,25 +146,25 @@ func printDevHelp(w io.Writer, d devInfo) {
   emulator  http://%[6]s   (ChronosHub's inbound API and /_emulator/…)
   data      %[7]s
 
-Generated for this run (dev only; printed once):
+Dev credentials (%[10]s):
   API key         %[8]s
   webhook secret  %[9]s
 
-Receive events (leave one running):
-  grpcurl -plaintext -d '{"subscription":"dev"}' %[3]s chronoshub.sidecar.v1.EventService/StreamEvents
-  curl -N 'http://%[4]s/v1/events:stream?subscription=dev'
+Receive events (each subscription gets every event; streams on one subscription share them):
+  grpcurl -plaintext -d '{"subscription":"dev-grpc"}' %[3]s chronoshub.sidecar.v1.EventService/StreamEvents
+  curl -N 'http://%[4]s/v1/events:stream?subscription=dev-rest'
 Acknowledge what you received:
-  curl -H 'Content-Type: application/json' http://%[4]s/v1/events:ack -d '{"subscription":"dev","eventIds":["<event id>"]}'
+  curl -H 'Content-Type: application/json' http://%[4]s/v1/events:ack -d '{"subscription":"dev-rest","eventIds":["<event id>"]}'
 
 Have ChronosHub send a webhook (signed, retried like ChronosHub):
   curl -X POST http://%[6]s/_emulator/deliveries -d '{"url":"%[1]s","event_type":"manuscript.submitted"}'
-  CHRONOSHUB_WEBHOOK_SECRET=%[9]s go run ./sidecar/cmd/chronoshub-sidecar trigger --ca-file %[2]s %[1]s
+  CHRONOSHUB_WEBHOOK_SECRET=%[9]s %[11]s trigger --ca-file %[2]s %[1]s
 
 Send an event to ChronosHub, then see what it received:
-  curl -H 'Content-Type: application/json' http://%[4]s/v1/events:send -d '{"type":"manuscript.submitted","payload":{"manuscriptId":"M-1"},"idempotencyKey":"demo-1"}'
+  curl -H 'Content-Type: application/json' http://%[4]s/v1/events:send -d '{"type":"manuscript.submitted","payload":{"manuscriptId":"M-1"}}'
   curl http://%[6]s/_emulator/inbound
 
 Apps in other languages: examples/ (each README says how to run it against dev).
 Ctrl-C stops everything.
-`, webhookURL, d.certFile, grpcHost, d.addrs.HTTP, d.addrs.Admin, d.emulator, filepath.Join(d.dir, "data"), d.apiKey, d.secret)
+`, webhookURL, d.certFile, grpcHost, d.addrs.HTTP, d.addrs.Admin, d.emulator, filepath.Join(d.dir, "data"), d.apiKey, d.secret, kept, d.self)
 }

@@ -15,10 +15,11 @@ import (
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
 )
 
 // startDev runs the dev playground on :0 ports and returns what it printed.
-func startDev(t *testing.T) (r *running, out, emulatorURL, webhookURL, certFile, secret string, a Addrs) {
+func startDev(t *testing.T) (r *running, out, emulatorURL, webhookURL, certFile, secret string, a sidecar.Addrs) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), ".chronoshub-dev")
 	r = start(t, []string{"dev", "--dir", dir,

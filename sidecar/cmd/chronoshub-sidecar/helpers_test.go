@@ -19,6 +19,7 @@ import (
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
 )
 
 // capture is an io.Writer that keeps everything written to it and lets a
@@ -137,14 +138,14 @@ func (r *running) stop(t *testing.T) error {
 }
 
 // ready waits for the "ready" log line and returns the bound addresses.
-func (r *running) ready(t *testing.T) Addrs {
+func (r *running) ready(t *testing.T) sidecar.Addrs {
 	t.Helper()
 	return addrsOf(r.stderr.waitLine(t, "ready"))
 }
 
 // addrsOf reads the bound addresses from the "ready" log line.
-func addrsOf(l map[string]any) Addrs {
-	return Addrs{Webhook: l["webhook_addr"].(string), GRPC: l["grpc_addr"].(string), HTTP: l["http_addr"].(string), Admin: l["admin_addr"].(string)}
+func addrsOf(l map[string]any) sidecar.Addrs {
+	return sidecar.Addrs{Webhook: l["webhook_addr"].(string), GRPC: l["grpc_addr"].(string), HTTP: l["http_addr"].(string), Admin: l["admin_addr"].(string)}
 }
 
 // tlsFiles writes a self-signed certificate for loopback and returns its

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
 )
 
 var (
@@ -72,7 +73,7 @@ func startProcess(t *testing.T, env map[string]string) *process {
 	return p
 }
 
-func (p *process) ready(t *testing.T) Addrs {
+func (p *process) ready(t *testing.T) sidecar.Addrs {
 	t.Helper()
 	return addrsOf(p.stderr.waitLine(t, "ready"))
 }

@@ -86,6 +86,9 @@ type Config struct {
 	WebhookMaxBodyBytes int64
 	// WebhookTolerance is how far X-Timestamp may be from now, either way.
 	WebhookTolerance time.Duration
+	// WebhookHeaderTimeout is how long a webhook client may take to send its
+	// request's headers.
+	WebhookHeaderTimeout time.Duration
 	// WebhookMaxConns caps the webhook listener's open connections; 0 means
 	// unlimited.
 	WebhookMaxConns int
@@ -143,6 +146,9 @@ type Config struct {
 	// SecretRotationGrace is how long previous webhook secrets stay accepted
 	// after the secret file changes.
 	SecretRotationGrace time.Duration
+	// StoreFailureLimit is how long appends may fail without a success
+	// before /healthz reports the sidecar dead, so that it is restarted.
+	StoreFailureLimit time.Duration
 	// ShutdownGrace bounds how long shutdown waits for in-flight work.
 	ShutdownGrace time.Duration
 	// LogLevel is the minimum level logged.
@@ -151,7 +157,10 @@ type Config struct {
 
 // Byte and count limits of the integer settings.
 const (
-	maxBytes    = 64 << 20 // NATS's hard limit on a message
+	// maxBytes is the largest payload setting: NATS's hard limit on a
+	// message (64 MiB) less the 64 KiB an event's headers may take, so that
+	// every accepted size can be stored and delivered.
+	maxBytes    = 64<<20 - 64<<10
 	maxAttempts = 100
 	maxCount    = 1_000_000
 )
@@ -272,6 +281,9 @@ func settings(c *Config, r *raw) []setting {
 		{group: webhook, env: "CHRONOSHUB_WEBHOOK_TOLERANCE", def: "5m",
 			usage: "How far X-Timestamp may be from now, in either direction.",
 			value: durationValue{p: &c.WebhookTolerance}},
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_HEADER_TIMEOUT", def: "5s",
+			usage: "How long a webhook client may take to send its request's headers; slower ones are cut off.",
+			value: durationValue{p: &c.WebhookHeaderTimeout}},
 		{group: webhook, env: "CHRONOSHUB_WEBHOOK_MAX_CONNS", def: "1024",
 			usage: "The most open connections on the webhook listener; 0 means unlimited.",
 			value: intValue[int]{p: &c.WebhookMaxConns, min: 0, max: maxCount}},
@@ -332,6 +344,9 @@ func settings(c *Config, r *raw) []setting {
 		{group: ops, env: "CHRONOSHUB_SECRET_ROTATION_GRACE", def: "1h",
 			usage: "How long previous webhook secrets stay accepted after the secret file changes.",
 			value: durationValue{p: &c.SecretRotationGrace}},
+		{group: ops, env: "CHRONOSHUB_STORE_FAILURE_LIMIT", def: "30s",
+			usage: "How long appends to the event store may fail without a success before /healthz fails, so that the orchestrator restarts the sidecar (a full disk breaks the store until a restart). /readyz fails at the first failure.",
+			value: durationValue{p: &c.StoreFailureLimit}},
 		{group: ops, env: "CHRONOSHUB_SHUTDOWN_GRACE", def: "20s",
 			usage: "How long shutdown waits for in-flight work before it stops anyway.",
 			value: durationValue{p: &c.ShutdownGrace}},

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/datadir"
+)
+
+// TestDataDirExclusive starts a second serve, as a process, on the data
+// directory of a running one: it refuses at once, naming the directory and
+// the process that holds it. After the holder is killed with SIGKILL, a new
+// serve starts on the directory without waiting.
+func TestDataDirExclusive(t *testing.T) {
+	t.Parallel()
+	_, baseURL := hub(t)
+	env, _ := serveEnv(t, baseURL)
+	first := startProcess(t, env)
+	first.ready(t)
+
+	second := startProcess(t, env)
+	done := make(chan error, 1)
+	go func() { done <- second.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a second serve on the same data dir exited 0")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("a second serve on the same data dir still runs after 30s:\n%s", second.stderr)
+	}
+	out := second.stderr.String()
+	for _, want := range []string{env["CHRONOSHUB_DATA_DIR"], fmt.Sprintf("process %d", first.cmd.Process.Pid)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("second serve's error lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, `"msg":"ready"`) {
+		t.Fatal("the second serve became ready")
+	}
+
+	first.kill(t)
+	third := startProcess(t, env)
+	third.ready(t)
+}
+
+// TestDevDirExclusive runs two dev playgrounds on one --dir: the second
+// refuses before it touches the first one's certificate.
+func TestDevDirExclusive(t *testing.T) {
+	t.Parallel()
+	r, _, _, _, certFile, _, _ := startDev(t)
+	before, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(filepath.Dir(certFile))
+	err = run(t.Context(), []string{"dev", "--dir", dir,
+		"--webhook-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--admin-addr", "127.0.0.1:0", "--emulator-addr", "127.0.0.1:0", "--regenerate"}, nil, newCapture(), newCapture())
+	if !errors.Is(err, datadir.ErrLocked) {
+		t.Fatalf("a second dev on %s = %v, want ErrLocked", dir, err)
+	}
+	after, err := os.ReadFile(certFile)
+	if err != nil || string(after) != string(before) {
+		t.Fatalf("the second dev changed the first one's certificate (%v)", err)
+	}
+	r.stop(t)
+}
+
+// TestDevCredentialsKept runs dev twice on one --dir: the second run reuses
+// the first one's secret, API key and certificate, so that a trigger
+// command copied from the first run still works; --regenerate replaces
+// them.
+func TestDevCredentialsKept(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), ".chronoshub-dev")
+	devRun := func(extra ...string) (out string, stop func()) {
+		args := append([]string{"dev", "--dir", dir,
+			"--webhook-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--admin-addr", "127.0.0.1:0", "--emulator-addr", "127.0.0.1:0"}, extra...)
+		r := start(t, args, nil)
+		r.ready(t)
+		return r.stdout.waitText(t, "Ctrl-C stops everything"), func() { r.stop(t) }
+	}
+	secretOf := func(out string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "webhook" && f[1] == "secret" {
+				return f[2]
+			}
+		}
+		t.Fatalf("no webhook secret in:\n%s", out)
+		return ""
+	}
+	certPath := filepath.Join(dir, "tls", "tls.crt")
+
+	out1, stop := devRun()
+	cert1, _ := os.ReadFile(certPath)
+	stop()
+	out2, stop := devRun()
+	cert2, _ := os.ReadFile(certPath)
+	stop()
+	if secretOf(out1) != secretOf(out2) || string(cert1) != string(cert2) {
+		t.Fatal("a second dev run changed the secret or the certificate")
+	}
+	if !strings.Contains(out2, "kept from an earlier run") {
+		t.Errorf("the second run does not say its credentials are kept:\n%s", out2)
+	}
+	out3, stop := devRun("--regenerate")
+	cert3, _ := os.ReadFile(certPath)
+	stop()
+	if secretOf(out3) == secretOf(out2) || string(cert3) == string(cert2) {
+		t.Fatal("--regenerate kept the secret or the certificate")
+	}
+}

@@ -1,0 +1,574 @@
+// Package sidecar assembles chronoshub-sidecar from a validated
+// configuration: the event store (embedded JetStream or an external
+// cluster), the event log, the outbox, the webhook, the gRPC API and its
+// REST gateway, the admin listener, the background tasks and their
+// supervision, store health and the shutdown order. It is the one copy of
+// that wiring: `serve`, `dev`, the benchmark and the end-to-end tests all
+// run the sidecar through it.
+//
+// The life of a sidecar: Start opens the store and binds every listener
+// (nothing is served yet, so a caller can print the addresses); Run serves
+// until its context ends, then drains and stops in order; Close releases
+// what Start opened when Run is never called.
+package sidecar
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/chronoshub"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/datadir"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/gateway"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/grpcapi"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/metrics"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
+)
+
+// Timeouts of the listeners and of shutdown. The webhook's header timeout
+// and the store failure limit are settings (config); these are not worth one.
+const (
+	webhookReadTimeout  = 30 * time.Second
+	webhookWriteTimeout = 30 * time.Second
+	webhookIdleTimeout  = 120 * time.Second
+	webhookMaxHeader    = 32 << 10
+	apiHeaderTimeout    = 10 * time.Second
+	httpShutdownTimeout = 5 * time.Second
+	grpcStopTimeout     = 5 * time.Second
+	// healthInterval is how often gRPC health follows readiness.
+	healthInterval = time.Second
+	// markFileName, in the data dir, holds the event log's mark;
+	// markInterval is how often it is written.
+	markFileName = "eventlog-mark.json"
+	markInterval = time.Second
+	// messageOverhead is what a stored event or an API message carries
+	// besides its payload (headers, ids, field tags), in bytes.
+	messageOverhead = 64 << 10
+)
+
+// Options are the sidecar's dependencies that are not configuration.
+type Options struct {
+	// Logger receives the sidecar's logs. Nil discards them.
+	Logger *slog.Logger
+	// Registry receives the sidecar's metrics. Nil means a new registry.
+	Registry *prometheus.Registry
+}
+
+// Addrs are the addresses the sidecar listens on, as bound (":0" resolved;
+// unix sockets as unix:///path).
+type Addrs struct {
+	Webhook, GRPC, HTTP, Admin string
+}
+
+// Sidecar is one sidecar, from Start to the end of Run.
+type Sidecar struct {
+	cfg    *config.Config
+	logger *slog.Logger
+	reg    *prometheus.Registry
+	met    *metrics.Metrics
+
+	lock     *datadir.Lock // nil with an external NATS
+	nc       *nats.Conn
+	closeNC  func()
+	markFile string // the event log's mark (see eventlog.Verify); "" with an external NATS
+	log      *eventlog.Log
+	out      *outbox.Outbox
+	hook     *webhook.Server
+	svc      *grpcapi.Service
+	health   *health.Server
+	grpcSrv  *grpc.Server
+	watcher  *credentials.Watcher
+	cert     *credentials.Certificate
+	sup      *supervisor
+	draining atomic.Bool
+	up       atomic.Bool
+	store    storeHealth
+	closeOne sync.Once
+
+	webhookLis, grpcLis, httpLis, adminLis net.Listener
+}
+
+// Start opens the store and binds every listener; nothing is served until
+// Run. Listeners that cannot be bound are reported together, each naming
+// its setting. On error, everything opened is closed again.
+func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Sidecar, err error) {
+	s := &Sidecar{
+		cfg:    cfg,
+		logger: cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
+		reg:    cmp.Or(opts.Registry, prometheus.NewRegistry()),
+	}
+	s.met = metrics.New(s.reg)
+	s.sup = newSupervisor(s.logger, time.Now)
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := s.openStore(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.buildServices(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.bind(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// storeMaxMessage is the largest message the store must take: the largest
+// webhook or SendEvent payload and its headers.
+func (s *Sidecar) storeMaxMessage() int64 {
+	return max(s.cfg.WebhookMaxBodyBytes, s.cfg.MaxPayloadBytes) + messageOverhead
+}
+
+// openStore connects to the store and opens the event log on it.
+func (s *Sidecar) openStore(ctx context.Context) error {
+	cfg := s.cfg
+	if cfg.NATSURL == "" {
+		lock, err := datadir.Acquire(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		s.lock = lock
+		if err := checkWritable(cfg.DataDir); err != nil {
+			return err
+		}
+		emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{
+			Dir:        cfg.DataDir,
+			Sync:       natsconn.Sync{Always: cfg.SyncAlways, Interval: cfg.SyncInterval},
+			MaxPayload: int32(s.storeMaxMessage()),
+		})
+		if err != nil {
+			return err
+		}
+		s.nc, s.closeNC = emb.Conn(), emb.Close
+	} else {
+		nc, err := natsconn.ConnectExternal(cfg.NATSURL, cfg.NATSCredsFile)
+		if err != nil {
+			return err
+		}
+		s.nc, s.closeNC = nc, nc.Close
+		if limit, need := nc.MaxPayload(), s.storeMaxMessage(); limit < need {
+			return fmt.Errorf("the NATS server takes messages of at most %d bytes, but CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES and CHRONOSHUB_MAX_PAYLOAD_BYTES need %d (with headers): raise the server's max_payload or lower them", limit, need)
+		}
+	}
+	var err error
+	s.log, err = eventlog.Open(ctx, s.nc, eventlog.Options{
+		Retention:       cfg.Retention,
+		DuplicateWindow: cfg.DuplicateWindow,
+		AckWait:         cfg.AckWait,
+		MaxAttempts:     cfg.MaxAttempts,
+		MaxAckPending:   cfg.MaxAckPending,
+		MaxInFlight:     cfg.MaxInFlight,
+		Logger:          s.logger.With("component", "eventlog"),
+		Observer:        s.met,
+	})
+	if err != nil {
+		return err
+	}
+	metrics.RegisterDepth(s.reg, s.log.Depth, s.logger)
+	if cfg.NATSURL == "" {
+		s.markFile = filepath.Join(cfg.DataDir, markFileName)
+		lost, err := s.log.Verify(ctx, s.markFile)
+		if err != nil {
+			return err
+		}
+		if lost > 0 {
+			s.met.StoreLost(lost)
+			s.logger.Error("event store damaged: JetStream repaired its files at start by dropping events; they cannot be delivered (ChronosHub does not resend events it got a 2xx for)",
+				"events_lost", lost, "data_dir", cfg.DataDir)
+		}
+	}
+	return nil
+}
+
+// buildServices builds the outbox, the webhook, the gRPC service and the
+// credential watcher over the open store.
+func (s *Sidecar) buildServices(ctx context.Context) error {
+	cfg := s.cfg
+	s.watcher = credentials.NewWatcher(credentials.WatcherOptions{
+		Interval:      cfg.CredentialsPollInterval,
+		RotationGrace: cfg.SecretRotationGrace,
+		Logger:        s.logger,
+		OnReload:      s.met.CredentialReload,
+	})
+	s.watcher.Add(cfg.APIKey, cfg.WebhookSecrets, cfg.APIToken)
+	if s.cert = cfg.TLSCertificate; s.cert != nil {
+		s.watcher.AddCertificate(s.cert)
+	}
+	client, err := chronoshub.NewClient(cfg.BaseURL, cfg.APIKey.Reveal, chronoshub.Options{
+		MaxAttempts: cfg.SendMaxAttempts,
+		OnRetry:     s.met.ChronosHubRetry,
+	})
+	if err != nil {
+		return err
+	}
+	s.out, err = outbox.Open(ctx, s.log.JetStream(), client, outbox.Options{
+		IdempotencyWindow: cfg.IdempotencyWindow,
+		FailAfter:         cfg.AsyncFailAfter,
+		Logger:            s.logger,
+		OnOutcome:         func(st outbox.State) { s.met.Sent(st.String()) },
+	})
+	if err != nil {
+		return err
+	}
+	check, err := eventcheck.New(eventcheck.Options{
+		AllowedTypes:    cfg.AllowedEventTypes,
+		SchemaDir:       cfg.SchemaDir,
+		MaxPayloadBytes: int(cfg.MaxPayloadBytes),
+	})
+	if err != nil {
+		return err
+	}
+	s.hook = webhook.New(timedStore{s.log, s.met, &s.store}, cfg.WebhookSecrets.Secrets, webhook.Options{
+		Path:         cfg.WebhookPath,
+		MaxBodyBytes: cfg.WebhookMaxBodyBytes,
+		Tolerance:    cfg.WebhookTolerance,
+		Logger:       s.logger,
+		Observer:     s.met,
+	})
+	s.svc = grpcapi.New(s.log, s.out, check, grpcapi.Options{
+		SendTimeout: cfg.SendTimeout,
+		Logger:      s.logger.With("component", "grpcapi"),
+	})
+	unary := []grpc.UnaryServerInterceptor{s.met.UnaryInterceptor()}
+	stream := []grpc.StreamServerInterceptor{s.met.StreamInterceptor()}
+	if cfg.APIToken != nil {
+		u, st := grpcapi.BearerAuth(cfg.APIToken.Reveal)
+		unary, stream = append(unary, u), append(stream, st)
+	}
+	s.grpcSrv = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		// A SendEvent carries a payload up to MaxPayloadBytes; a stream
+		// sends events up to the webhook's body limit.
+		grpc.MaxRecvMsgSize(int(cfg.MaxPayloadBytes+messageOverhead)),
+		grpc.MaxSendMsgSize(int(cfg.WebhookMaxBodyBytes+messageOverhead)),
+	)
+	sidecarv1.RegisterEventServiceServer(s.grpcSrv, s.svc)
+	s.health = health.NewServer()
+	s.setHealth(grpc_health_v1.HealthCheckResponse_NOT_SERVING)
+	grpc_health_v1.RegisterHealthServer(s.grpcSrv, s.health)
+	reflection.Register(s.grpcSrv)
+	return nil
+}
+
+// bind binds every listener, reporting every one that fails.
+func (s *Sidecar) bind() error {
+	cfg := s.cfg
+	var errs []error
+	listen := func(name, setting, addr string, fn func(string) (net.Listener, error)) net.Listener {
+		l, err := fn(addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s listener: %w; set %s to another address", name, err, setting))
+		}
+		return l
+	}
+	tcp := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	s.webhookLis = listen("webhook", "CHRONOSHUB_WEBHOOK_ADDR (--webhook-addr)", cfg.WebhookAddr, tcp)
+	s.grpcLis = listen("gRPC", "CHRONOSHUB_GRPC_ADDR (--grpc-addr)", cfg.GRPCAddr, listenAPI)
+	s.httpLis = listen("REST", "CHRONOSHUB_HTTP_ADDR (--http-addr)", cfg.HTTPAddr, listenAPI)
+	s.adminLis = listen("admin", "CHRONOSHUB_ADMIN_ADDR (--admin-addr)", cfg.AdminAddr, tcp)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if cfg.WebhookMaxConns > 0 {
+		s.webhookLis = netutil.LimitListener(s.webhookLis, cfg.WebhookMaxConns)
+	}
+	return nil
+}
+
+// checkWritable makes sure dir exists and takes writes, so that a read-only
+// or unusable data dir is refused at once with its reason (the embedded
+// server would otherwise wait for its start timeout).
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	if err := errors.Join(f.Sync(), f.Close(), os.Remove(name)); err != nil {
+		return fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	return nil
+}
+
+// Addrs returns the bound addresses.
+func (s *Sidecar) Addrs() Addrs {
+	return Addrs{
+		Webhook: s.webhookLis.Addr().String(),
+		GRPC:    apiAddr(s.grpcLis),
+		HTTP:    apiAddr(s.httpLis),
+		Admin:   s.adminLis.Addr().String(),
+	}
+}
+
+// WebhookTLS reports whether the webhook listener serves HTTPS.
+func (s *Sidecar) WebhookTLS() bool { return s.cert != nil }
+
+func apiAddr(l net.Listener) string {
+	if l.Addr().Network() == "unix" {
+		return "unix://" + l.Addr().String()
+	}
+	return l.Addr().String()
+}
+
+// Ready reports whether the sidecar can take events: listeners up, store
+// answering and not failing, background tasks running, not draining.
+func (s *Sidecar) Ready(ctx context.Context) error {
+	switch {
+	case s.draining.Load():
+		return errors.New("draining for shutdown")
+	case !s.up.Load():
+		return errors.New("starting")
+	}
+	if err := s.store.check(time.Now(), 0); err != nil {
+		return err
+	}
+	if err := s.sup.check(); err != nil {
+		return err
+	}
+	return s.log.Ping(ctx)
+}
+
+// Alive reports whether the process is worth keeping: not when appends have
+// failed for the store failure limit without a success.
+func (s *Sidecar) Alive(context.Context) error {
+	return s.store.check(time.Now(), s.cfg.StoreFailureLimit)
+}
+
+func (s *Sidecar) setHealth(st grpc_health_v1.HealthCheckResponse_ServingStatus) {
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(sidecarv1.EventService_ServiceDesc.ServiceName, st)
+}
+
+// followHealth keeps gRPC health equal to readiness until ctx ends.
+func (s *Sidecar) followHealth(ctx context.Context) error {
+	t := time.NewTicker(healthInterval)
+	defer t.Stop()
+	for {
+		st := grpc_health_v1.HealthCheckResponse_SERVING
+		pctx, cancel := context.WithTimeout(ctx, healthInterval)
+		if s.Ready(pctx) != nil {
+			st = grpc_health_v1.HealthCheckResponse_NOT_SERVING
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.setHealth(st)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// writeMarks writes the event log's mark every markInterval until ctx ends.
+func (s *Sidecar) writeMarks(ctx context.Context) error {
+	t := time.NewTicker(markInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := s.log.Mark(ctx, s.markFile); err != nil && ctx.Err() == nil {
+				s.logger.Warn("write the event log's mark", "err", err)
+			}
+		}
+	}
+}
+
+// Run serves every listener until ctx ends or a background task gives up,
+// then shuts down in order: readiness and health go false and the webhook
+// answers 503; streams get the grace period to settle what they hold; then
+// the listeners close (SendEvent works until here), the background tasks
+// stop, and the store closes last. Run closes the sidecar.
+func (s *Sidecar) Run(ctx context.Context) error {
+	defer s.Close()
+	cfg := s.cfg
+	g, gctx := errgroup.WithContext(ctx)
+
+	webhookSrv := &http.Server{
+		Handler:           s.hook,
+		ReadHeaderTimeout: cfg.WebhookHeaderTimeout,
+		ReadTimeout:       webhookReadTimeout,
+		WriteTimeout:      webhookWriteTimeout,
+		IdleTimeout:       webhookIdleTimeout,
+		MaxHeaderBytes:    webhookMaxHeader,
+		ErrorLog:          slog.NewLogLogger(s.logger.With("component", "webhook").Handler(), slog.LevelWarn),
+	}
+	if s.cert != nil {
+		webhookSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.cert.GetCertificate}
+	}
+	conn, err := grpc.NewClient(grpcTarget(s.grpcLis),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(int(cfg.WebhookMaxBodyBytes+messageOverhead)),
+			grpc.MaxCallSendMsgSize(int(cfg.MaxPayloadBytes+messageOverhead)),
+		))
+	if err != nil {
+		return fmt.Errorf("gateway connection: %w", err)
+	}
+	defer conn.Close()
+	gw, err := gateway.New(ctx, conn, gateway.Options{Logger: s.logger, LoopbackHostOnly: !cfg.AllowRemoteAPI})
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{Handler: gw, ReadHeaderTimeout: apiHeaderTimeout,
+		ErrorLog: slog.NewLogLogger(s.logger.With("component", "gateway").Handler(), slog.LevelWarn)}
+	adminSrv := &http.Server{Handler: adminHandler(s.reg, s.Alive, s.Ready), ReadHeaderTimeout: apiHeaderTimeout}
+
+	g.Go(serveHTTP(webhookSrv, s.webhookLis, s.cert != nil))
+	g.Go(serveHTTP(httpSrv, s.httpLis, false))
+	g.Go(serveHTTP(adminSrv, s.adminLis, false))
+	g.Go(func() error { return s.grpcSrv.Serve(s.grpcLis) })
+
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	s.sup.Go(bgCtx, "credential watcher", s.watcher.Run)
+	s.sup.Go(bgCtx, "async forwarder", s.out.Run)
+	if s.markFile != "" {
+		s.sup.Go(bgCtx, "mark writer", s.writeMarks)
+	}
+
+	s.up.Store(true)
+	s.sup.Go(bgCtx, "health", s.followHealth)
+	a := s.Addrs()
+	s.logger.Info("ready", "webhook_addr", a.Webhook, "webhook_tls", s.cert != nil, "grpc_addr", a.GRPC, "http_addr", a.HTTP, "admin_addr", a.Admin)
+
+	var fatal error
+	select {
+	case <-gctx.Done():
+	case fatal = <-s.sup.Fatal():
+	}
+	s.logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	s.draining.Store(true)
+	s.health.Shutdown()
+	s.hook.Drain()
+	s.log.Quiesce()
+	graceCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
+	if err := s.svc.WaitStreams(graceCtx); err != nil {
+		s.logger.Warn("grace period over; ending open streams", "streams", s.svc.OpenStreams())
+	}
+	cancel()
+	s.svc.CancelStreams()
+
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownTimeout)
+	defer cancel()
+	_ = webhookSrv.Shutdown(sctx)
+	_ = httpSrv.Shutdown(sctx)
+	stopped := make(chan struct{})
+	go func() { s.grpcSrv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(grpcStopTimeout):
+		s.grpcSrv.Stop()
+		<-stopped
+	}
+	_ = adminSrv.Shutdown(sctx)
+	stopBackground()
+	s.sup.Wait()
+	if s.markFile != "" {
+		if err := s.log.Mark(context.WithoutCancel(ctx), s.markFile); err != nil {
+			s.logger.Warn("write the event log's mark", "err", err)
+		}
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	s.logger.Info("stopped")
+	return errors.Join(fatal, err)
+}
+
+// serveHTTP returns a function that serves srv on lis until it is shut down.
+func serveHTTP(srv *http.Server, lis net.Listener, tlsOn bool) func() error {
+	return func() error {
+		var err error
+		if tlsOn {
+			err = srv.ServeTLS(lis, "", "")
+		} else {
+			err = srv.Serve(lis)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}
+
+// grpcTarget is the address the gateway dials to reach our own gRPC listener.
+func grpcTarget(l net.Listener) string {
+	if l.Addr().Network() == "unix" {
+		return "unix://" + l.Addr().String()
+	}
+	return "passthrough:///" + l.Addr().String()
+}
+
+// Close releases what Start opened, the store last and then the data
+// directory's lock. Run calls it; call it only when Run is never called.
+func (s *Sidecar) Close() { s.closeOne.Do(s.close) }
+
+func (s *Sidecar) close() {
+	for _, l := range []net.Listener{s.webhookLis, s.grpcLis, s.httpLis, s.adminLis} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	if s.log != nil {
+		s.log.Close()
+	}
+	if s.closeNC != nil {
+		s.closeNC()
+	}
+	if s.lock != nil {
+		s.lock.Release()
+	}
+}
+
+// timedStore appends webhook events to the log, times each append and
+// tells the store's health.
+type timedStore struct {
+	log    *eventlog.Log
+	met    *metrics.Metrics
+	health *storeHealth
+}
+
+func (t timedStore) Append(ctx context.Context, e webhook.Event) (bool, error) {
+	start := time.Now()
+	dup, err := t.log.Append(ctx, eventlog.Event{ID: e.ID, Type: e.Type, Payload: e.Payload, SignedAt: e.SignedAt, ReceivedAt: e.ReceivedAt})
+	t.met.StoreWrite(time.Since(start), err)
+	t.health.record(err, time.Now())
+	return dup, err
+}
