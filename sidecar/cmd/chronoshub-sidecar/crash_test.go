@@ -35,6 +35,7 @@ func crashPayload(id string) string {
 // CHRONOSHUB_CRASH_ROUNDS sets the number of kills (default 3); run it longer
 // by hand, e.g. CHRONOSHUB_CRASH_ROUNDS=50 go test -run TestCrashLosesNothing.
 func TestCrashLosesNothing(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}

@@ -45,6 +45,7 @@ func startDev(t *testing.T) (r *running, out, emulatorURL, webhookURL, certFile,
 // emulator comes out of a stream, and an event sent with SendEvent reaches
 // the emulator.
 func TestDev(t *testing.T) {
+	t.Parallel()
 	r, out, emulatorURL, webhookURL, _, _, a := startDev(t)
 	for _, want := range []string{"grpcurl -plaintext", a.GRPC, "curl -N 'http://" + a.HTTP + "/v1/events:stream", "/_emulator/deliveries", "/v1/events:send"} {
 		if !strings.Contains(out, want) {
@@ -87,6 +88,7 @@ func TestDev(t *testing.T) {
 
 // TestTrigger sends webhooks with the trigger subcommand to a dev sidecar.
 func TestTrigger(t *testing.T) {
+	t.Parallel()
 	_, _, _, webhookURL, certFile, secret, a := startDev(t)
 	grpcc, _ := grpcClient(t, a.GRPC)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -144,6 +146,7 @@ func TestTrigger(t *testing.T) {
 var errAny = errors.New("any error")
 
 func TestEmulate(t *testing.T) {
+	t.Parallel()
 	r := start(t, []string{"emulate", "--addr", "127.0.0.1:0"}, map[string]string{"CHRONOSHUB_EMULATOR_API_KEY": "emu-key"})
 	out := r.stdout.waitText(t, "ChronosHub emulator on ")
 	m := regexp.MustCompile(`ChronosHub emulator on (http://\S+)`).FindStringSubmatch(out)
@@ -179,6 +182,7 @@ func TestEmulate(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		args []string

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc/health/grpc_health_v1"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
@@ -136,6 +137,20 @@ func testDiskTrouble(t *testing.T, breakDisk, healDisk func(t *testing.T, dir st
 	}
 	if st, body := httpGet(t, "http://"+a.Admin+"/readyz"); st != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with the disk full = %d %s, want 503", st, body)
+	}
+	// gRPC health follows the same store health as /readyz.
+	_, conn := grpcClient(t, a.GRPC)
+	hc := grpc_health_v1.NewHealthClient(conn)
+	hdeadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := hc.Check(t.Context(), &grpc_health_v1.HealthCheckRequest{})
+		if err == nil && res.GetStatus() == grpc_health_v1.HealthCheckResponse_NOT_SERVING {
+			break
+		}
+		if time.Now().After(hdeadline) {
+			t.Fatalf("gRPC health with the disk full = %v, %v; want NOT_SERVING", res, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	deadline := time.Now().Add(failureLimit + 30*time.Second)
 	for {

@@ -23,6 +23,7 @@ import (
 // TestSlowAndHostileWebhookClients checks that the webhook listener cuts off
 // a client that never finishes its headers, and refuses oversized headers.
 func TestSlowAndHostileWebhookClients(t *testing.T) {
+	t.Parallel()
 	_, baseURL := hub(t)
 	env, client := serveEnv(t, baseURL)
 	r := start(t, []string{"serve"}, env)
@@ -79,6 +80,7 @@ func TestSlowAndHostileWebhookClients(t *testing.T) {
 // consumer on another subscription: the healthy one gets every event, the
 // bad ones hold no more than their in-flight limit, and nothing is lost.
 func TestHostileConsumers(t *testing.T) {
+	t.Parallel()
 	_, baseURL := hub(t)
 	env, client := serveEnv(t, baseURL)
 	env["CHRONOSHUB_MAX_IN_FLIGHT"] = "5"

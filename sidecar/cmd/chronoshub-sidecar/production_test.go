@@ -57,6 +57,7 @@ func writeFile(t *testing.T, path, content string) {
 // read and the previous one during the rotation grace; the next SendEvent
 // uses the new key. No secret appears in anything captured.
 func TestCredentialFilesReload(t *testing.T) {
+	t.Parallel()
 	emu, baseURL := hub(t)
 	env, client := serveEnv(t, baseURL)
 	dir := t.TempDir()
@@ -120,6 +121,7 @@ func TestCredentialFilesReload(t *testing.T) {
 // TestCertificateReload replaces the webhook certificate of a running
 // sidecar; new connections get the new one.
 func TestCertificateReload(t *testing.T) {
+	t.Parallel()
 	_, baseURL := hub(t)
 	env, _ := serveEnv(t, baseURL)
 	env["CHRONOSHUB_CREDENTIALS_POLL_INTERVAL"] = "20ms"
@@ -178,6 +180,7 @@ func mustSerial(t *testing.T, certFile string) string {
 // address unless the operator opts in, and then requires the bearer token
 // over gRPC and REST.
 func TestRemoteAPI(t *testing.T) {
+	t.Parallel()
 	_, baseURL := hub(t)
 	env, _ := serveEnv(t, baseURL)
 	env["CHRONOSHUB_GRPC_ADDR"] = "0.0.0.0:0"
@@ -217,6 +220,7 @@ func TestRemoteAPI(t *testing.T) {
 
 // TestUnixSocket serves the gRPC API on a unix socket only its owner can use.
 func TestUnixSocket(t *testing.T) {
+	t.Parallel()
 	_, baseURL := hub(t)
 	env, _ := serveEnv(t, baseURL)
 	sock := filepath.Join(t.TempDir(), "api", "grpc.sock")
@@ -245,6 +249,7 @@ func TestUnixSocket(t *testing.T) {
 // the same data dir unless it was acked before, and the webhook answers 503
 // while draining.
 func TestShutdownUnderLoad(t *testing.T) {
+	t.Parallel()
 	_, baseURL := hub(t)
 	env, client := serveEnv(t, baseURL)
 	// Events a fetch was handing to the stream when it was cut off count as
@@ -355,6 +360,7 @@ func sendWebhook(client *http.Client, url, id string) (int, []byte, error) {
 // ready, webhook 503, SendEvent still working). A second SIGTERM then stops
 // the process without waiting for the grace period.
 func TestSecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
@@ -399,6 +405,7 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 // TestPlaintextWebhook serves the webhook over plain HTTP, as when TLS ends
 // at an ingress, only when the operator says so.
 func TestPlaintextWebhook(t *testing.T) {
+	t.Parallel()
 	_, baseURL := hub(t)
 	env, _ := serveEnv(t, baseURL)
 	delete(env, "CHRONOSHUB_TLS_CERT_FILE")
@@ -419,6 +426,7 @@ func TestPlaintextWebhook(t *testing.T) {
 // is taken: it fails naming the listener, and a second start on the same data
 // dir works (the store was closed again).
 func TestStartFailureReleasesEverything(t *testing.T) {
+	t.Parallel()
 	_, baseURL := hub(t)
 	env, _ := serveEnv(t, baseURL)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")

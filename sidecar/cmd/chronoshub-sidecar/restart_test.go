@@ -111,6 +111,7 @@ func waitConsumerFlush(t *testing.T, dataDir, sub string, since time.Time) {
 // acked events stay acked, unacked ones come back, a repeated webhook stores
 // nothing.
 func TestKillRestart(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
@@ -193,6 +194,7 @@ func TestKillRestart(t *testing.T) {
 // next start reports how many events JetStream dropped while repairing them,
 // in the log and in a metric, instead of losing them silently.
 func TestDamagedStoreReported(t *testing.T) {
+	t.Parallel()
 	_, baseURL := hub(t)
 	env, client := serveEnv(t, baseURL)
 	r := start(t, []string{"serve"}, env)

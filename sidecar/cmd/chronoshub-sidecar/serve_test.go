@@ -55,6 +55,7 @@ func serveEnv(t *testing.T, baseURL string) (map[string]string, *http.Client) {
 }
 
 func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
 	emu, baseURL := hub(t)
 	env, client := serveEnv(t, baseURL)
 	r := start(t, []string{"serve"}, env)
