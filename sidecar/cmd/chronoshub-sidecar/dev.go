@@ -1,15 +1,22 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -20,7 +27,7 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
 )
 
-const devUsage = `Usage: chronoshub-sidecar dev [flags]
+const devUsage = `Usage: chronoshub-sidecar dev [flags] [-- app command...]
 
 The playground: the sidecar and an in-process ChronosHub emulator wired
 together, with no configuration. It generates a self-signed certificate, a
@@ -28,6 +35,13 @@ dev API key and a webhook secret the first time and keeps them, with its
 data, under --dir for the next runs (--regenerate makes new ones); it prints
 how to receive events and how to send one. One dev at a time per --dir.
 Ctrl-C stops everything. Not for production: use "serve".
+
+With "-- app command...", dev runs the app once the playground is ready,
+with CHRONOSHUB_GRPC_ADDR, CHRONOSHUB_HTTP_ADDR, CHRONOSHUB_WEBHOOK_URL,
+CHRONOSHUB_EMULATOR_URL, CHRONOSHUB_DEV_CERT_FILE (and CHRONOSHUB_API_TOKEN
+when dev's environment sets one) added to its environment; a signal to dev
+reaches the app as SIGTERM, and when either side ends, everything stops and
+dev exits with the app's status.
 
 Flags:
 `
@@ -47,8 +61,13 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("dev: unexpected arguments %q", fs.Args())
+	// Everything after "--" is the app to run against the playground.
+	var app []string
+	if rest := fs.Args(); len(rest) > 0 {
+		if i := slices.Index(args, "--"); i < 0 || len(args)-i-1 != len(rest) {
+			return fmt.Errorf("dev: unexpected arguments %q (put the app's command after --)", rest)
+		}
+		app = rest
 	}
 	logger := newLogger(stderr, slog.LevelInfo)
 
@@ -98,6 +117,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		"CHRONOSHUB_ADMIN_ADDR":     *adminAddr,
 		"CHRONOSHUB_DATA_DIR":       filepath.Join(*dir, "data"),
 		"CHRONOSHUB_SHUTDOWN_GRACE": "2s",
+		// A token in dev's environment protects its API too, and is
+		// handed to the app.
+		"CHRONOSHUB_API_TOKEN": getenv("CHRONOSHUB_API_TOKEN"),
 	}
 	cfg, err := config.Parse(nil, func(k string) string { return env[k] }, stderr)
 	if err != nil {
@@ -116,12 +138,84 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	})
 
 	emuSrv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	g, gctx := errgroup.WithContext(ctx)
+	// With an app, the playground lives as long as the app does.
+	runCtx, stopPlayground := context.WithCancel(ctx)
+	defer stopPlayground()
+	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return s.Run(gctx) })
 	g.Go(func() error {
 		return serveUntilDone(gctx, emuSrv, emuLis, func(l net.Listener) error { return emuSrv.Serve(l) })
 	})
-	return g.Wait()
+	var appErr error
+	if len(app) > 0 {
+		a := s.Addrs()
+		appEnv := map[string]string{
+			"CHRONOSHUB_GRPC_ADDR":     a.GRPC,
+			"CHRONOSHUB_HTTP_ADDR":     a.HTTP,
+			"CHRONOSHUB_WEBHOOK_URL":   "https://" + a.Webhook + cfg.WebhookPath,
+			"CHRONOSHUB_EMULATOR_URL":  "http://" + emuLis.Addr().String(),
+			"CHRONOSHUB_DEV_CERT_FILE": certFile,
+			"CHRONOSHUB_API_TOKEN":     env["CHRONOSHUB_API_TOKEN"],
+		}
+		g.Go(func() error {
+			appErr = runApp(gctx, app, appEnv, stdout, stderr, logger)
+			stopPlayground() // the app is done: so is the playground
+			return nil
+		})
+	}
+	err = g.Wait()
+	return cmp.Or(appErr, err)
+}
+
+// appStopGrace is how long the app gets to exit after SIGTERM before it is
+// killed.
+const appStopGrace = 10 * time.Second
+
+// runApp runs the app's command with the playground's addresses added to
+// this process's environment, until it exits. When ctx ends first (a signal,
+// or the playground failed), the app gets SIGTERM and appStopGrace to exit.
+// A non-zero exit becomes an exitCodeError with the app's status.
+func runApp(ctx context.Context, argv []string, env map[string]string, stdout, stderr io.Writer, logger *slog.Logger) error {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = os.Environ()
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if env[k] != "" {
+			cmd.Env = append(cmd.Env, k+"="+env[k])
+		}
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("dev: start the app: %w", err)
+	}
+	logger.Info("app started", "command", argv[0], "pid", cmd.Process.Pid)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err = <-done:
+		case <-time.After(appStopGrace):
+			_ = cmd.Process.Kill()
+			err = <-done
+		}
+	}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		logger.Info("app exited", "status", 0)
+		return nil
+	case errors.As(err, &exit):
+		code := exit.ExitCode()
+		if code < 0 { // killed by a signal
+			code = 128 + int(exit.Sys().(syscall.WaitStatus).Signal())
+		}
+		logger.Info("app exited", "status", code)
+		return exitCodeError(code)
+	}
+	return fmt.Errorf("dev: app: %w", err)
 }
 
 type devInfo struct {

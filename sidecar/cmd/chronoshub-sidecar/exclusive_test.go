@@ -117,3 +117,52 @@ func TestDevCredentialsKept(t *testing.T) {
 		t.Fatal("--regenerate kept the secret or the certificate")
 	}
 }
+
+// devArgs are dev's flags for loopback :0 ports in a new dir.
+func devArgs(t *testing.T) []string {
+	return []string{"dev", "--dir", filepath.Join(t.TempDir(), ".chronoshub-dev"),
+		"--webhook-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--admin-addr", "127.0.0.1:0", "--emulator-addr", "127.0.0.1:0"}
+}
+
+// TestDevRunsApp runs "dev -- app": the app sees the playground's addresses,
+// can use them, and its exit status is dev's; the playground stops with it.
+func TestDevRunsApp(t *testing.T) {
+	t.Parallel()
+	app := `echo "grpc=$CHRONOSHUB_GRPC_ADDR http=$CHRONOSHUB_HTTP_ADDR"; ` +
+		`exec 3<>/dev/tcp/${CHRONOSHUB_HTTP_ADDR%:*}/${CHRONOSHUB_HTTP_ADDR##*:} && echo reached; exit 3`
+	r := start(t, append(devArgs(t), "--", "bash", "-c", app), nil)
+	a := r.ready(t)
+	out := r.stdout.waitText(t, "reached")
+	if !strings.Contains(out, "grpc="+a.GRPC+" http="+a.HTTP) {
+		t.Errorf("the app saw other addresses than %v:\n%s", a, out)
+	}
+	select {
+	case err := <-r.done:
+		r.done <- err
+		var code exitCodeError
+		if !errors.As(err, &code) || code != 3 {
+			t.Fatalf("dev -- app exiting 3 = %v, want exit status 3", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev still runs 30s after its app exited")
+	}
+	r.stderr.waitLine(t, "stopped")
+}
+
+// TestDevStopsApp cancels dev (as a signal does) while its app runs: the app
+// gets SIGTERM, and dev returns its status.
+func TestDevStopsApp(t *testing.T) {
+	t.Parallel()
+	r := start(t, append(devArgs(t), "--", "bash", "-c", `trap 'echo got-term; exit 7' TERM; echo waiting; while :; do sleep 0.1; done`), nil)
+	r.ready(t)
+	r.stdout.waitText(t, "waiting")
+	err := r.stop(t)
+	var code exitCodeError
+	if !errors.As(err, &code) || code != 7 {
+		t.Fatalf("dev stopped while the app runs = %v, want the app's status 7", err)
+	}
+	if !strings.Contains(r.stdout.String(), "got-term") {
+		t.Fatal("the app did not get SIGTERM")
+	}
+}

@@ -30,7 +30,10 @@ func main() {
 	context.AfterFunc(ctx, stop)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
+	var code exitCodeError
 	switch {
+	case errors.As(err, &code):
+		os.Exit(int(code))
 	case err == nil, errors.Is(err, flag.ErrHelp):
 	case errors.Is(err, errExitStatus):
 		os.Exit(1)

@@ -14,6 +14,12 @@ import (
 // refused).
 var errExitStatus = errors.New("exit status 1")
 
+// exitCodeError means the program should exit with this status, having
+// reported nothing more (dev -- app: the app's exit status).
+type exitCodeError int
+
+func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
 const usage = `chronoshub-sidecar: integrate an app with ChronosHub.
 
 Usage:
