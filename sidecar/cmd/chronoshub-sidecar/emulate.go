@@ -51,7 +51,7 @@ type emulateFlags struct {
 	addr, apiKeyFile, secretFile, caFile string
 	insecure, inactive                   bool
 	faults                               emulator.Faults
-	maxRetries                           int
+	maxRetries, maxHistory               int
 	retryBase, retryMax                  time.Duration
 }
 
@@ -73,6 +73,7 @@ func parseEmulate(args []string, stderr io.Writer) (*emulateFlags, error) {
 	fs.IntVar(&f.maxRetries, "max-retries", emulator.DefaultMaxRetries, "retries of a failed webhook delivery after the first attempt (negative: none)")
 	fs.DurationVar(&f.retryBase, "retry-base", emulator.DefaultRetryBase, "wait before the first webhook retry; doubles each retry")
 	fs.DurationVar(&f.retryMax, "retry-max", emulator.DefaultRetryMax, "longest wait between webhook retries")
+	fs.IntVar(&f.maxHistory, "max-history", emulator.DefaultMaxHistory, "how many received inbound events and finished deliveries are kept for listing (the oldest go first)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -102,6 +103,7 @@ func runEmulate(ctx context.Context, args []string, getenv func(string) string, 
 		MaxRetries:      f.maxRetries,
 		RetryBase:       f.retryBase,
 		RetryMax:        f.retryMax,
+		MaxHistory:      f.maxHistory,
 		InactiveAccount: f.inactive,
 		Faults:          f.faults,
 	})

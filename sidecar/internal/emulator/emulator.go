@@ -8,6 +8,7 @@
 package emulator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ const (
 	DefaultRetryBase    = time.Second
 	DefaultRetryMax     = time.Minute
 	DefaultMaxBodyBytes = 1 << 20
+	DefaultMaxHistory   = 1000
 	defaultHTTPTimeout  = 30 * time.Second
 )
 
@@ -64,6 +66,11 @@ type Options struct {
 
 	// RetryMax caps the wait between retries. Zero means DefaultRetryMax (1m).
 	RetryMax time.Duration
+
+	// MaxHistory bounds what the emulator remembers: the most recent
+	// MaxHistory inbound events, and deliveries (finished ones are forgotten
+	// oldest first; pending ones are kept). Zero means DefaultMaxHistory.
+	MaxHistory int
 
 	// MaxBodyBytes limits inbound payloads and the emulator's own API requests; larger
 	// payloads get 413. Zero means DefaultMaxBodyBytes (1 MiB).
@@ -106,6 +113,7 @@ type Emulator struct {
 	inbound    []InboundEvent
 	deliveries map[string]*delivery
 	order      []string // delivery IDs in creation order
+	maxHistory int
 }
 
 // New returns an Emulator configured by opts, or every problem with opts at once.
@@ -148,6 +156,7 @@ func New(opts Options) (*Emulator, error) {
 		inactive:     opts.InactiveAccount,
 		faults:       opts.Faults,
 		deliveries:   make(map[string]*delivery),
+		maxHistory:   cmp.Or(max(opts.MaxHistory, 0), DefaultMaxHistory),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)

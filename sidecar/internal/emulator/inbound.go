@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -116,6 +117,9 @@ func (e *Emulator) handleInbound() http.Handler {
 		ev.Header.Del(headerAPIKey)
 		e.mu.Lock()
 		e.inbound = append(e.inbound, ev)
+		if over := len(e.inbound) - e.maxHistory; over > 0 {
+			e.inbound = slices.Delete(e.inbound, 0, over)
+		}
 		e.mu.Unlock()
 		log.Debug("inbound event accepted", "event_id", ev.EventID)
 		writeJSON(w, http.StatusAccepted, inboundAccepted{EventID: ev.EventID, Status: "Accepted"})

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +156,7 @@ func (e *Emulator) Deliver(ctx context.Context, url, eventType string, payload [
 	defer e.mu.Unlock()
 	e.deliveries[d.d.ID] = d
 	e.order = append(e.order, d.d.ID)
+	e.forgetDeliveries()
 	if e.closed {
 		d.d.State = DeliveryFailed
 		d.d.Error = ErrClosed.Error()
@@ -391,5 +393,23 @@ func (e *Emulator) handleGetDelivery() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, d)
+	})
+}
+
+// forgetDeliveries drops the oldest finished deliveries beyond maxHistory.
+// Pending ones are kept: their goroutines still report to them. The caller
+// holds e.mu.
+func (e *Emulator) forgetDeliveries() {
+	over := len(e.order) - e.maxHistory
+	if over <= 0 {
+		return
+	}
+	e.order = slices.DeleteFunc(e.order, func(id string) bool {
+		if over == 0 || e.deliveries[id].d.State == DeliveryPending {
+			return false
+		}
+		delete(e.deliveries, id)
+		over--
+		return true
 	})
 }
