@@ -41,7 +41,7 @@ const (
 
 func now() time.Time { return time.Unix(nowUnix, 0).Add(300 * time.Millisecond) }
 
-// memStore is an in-memory webhook.Store that de-duplicates by id.
+// memStore is an in-memory webhook.Store that de-duplicates by DedupKey.
 type memStore struct {
 	mu     sync.Mutex
 	err    error // returned by every Append when set
@@ -57,7 +57,7 @@ func (s *memStore) Append(ctx context.Context, e webhook.Event) (bool, error) {
 		return false, s.err
 	}
 	for _, old := range s.events {
-		if old.ID == e.ID {
+		if old.DedupKey == e.DedupKey {
 			return true, nil
 		}
 	}
@@ -427,6 +427,7 @@ func TestHandlerStores(t *testing.T) {
 			sec, _ := strconv.ParseInt(ts, 10, 64)
 			want := []webhook.Event{{
 				ID:         eventID,
+				DedupKey:   eventID,
 				Type:       eventType,
 				Payload:    []byte(tt.body),
 				SignedAt:   time.Unix(sec, 0).UTC(),
