@@ -378,6 +378,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, f failure, attrs .
 	}
 	args := append([]any{slog.Int("status", f.status), slog.String("reason", f.reason), slog.String("remote", r.RemoteAddr)}, attrs...)
 	s.log.WarnContext(r.Context(), "webhook rejected", args...)
+	// Read nothing more: net/http would otherwise read up to 256 KiB of an
+	// unread body after the answer, holding the connection for as long as
+	// the client takes to send it. ErrNotSupported (a test recorder) is
+	// fine to ignore.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	writeError(w, f)
 	return outcome, f.reason
 }
