@@ -608,3 +608,38 @@ func TestHTTPServerOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestConnCapWaitsForActive fills the connection cap with requests still
+// sending their bodies, which are not idle and so not closed to make room:
+// a new connection waits, and is served once one of them closes.
+func TestConnCapWaitsForActive(t *testing.T) {
+	t.Parallel()
+	const maxConns = 2
+	f := newFixture(t, webhook.Options{}, nil)
+	addr, _ := listen(t, f.srv, webhook.ServerOptions{MaxConns: maxConns}, false, nil)
+	head, body := rawRequest(post{})
+	var active []net.Conn
+	for i := range maxConns {
+		c := dial(t, addr, nil)
+		write(t, c, head+string(body[:len(body)-1]))
+		want := int64(i+1) * int64(len(body)+1)
+		waitFor(t, fmt.Sprintf("%d bytes in flight", want), func() bool { return f.srv.BodyBytesInFlight() == want })
+		active = append(active, c)
+	}
+
+	// The kernel completes the connection; the server admits it only once
+	// there is room.
+	c := dial(t, addr, nil)
+	r := signedID("00000000-0000-4000-8000-000000000003")
+	h, b := rawRequest(r)
+	write(t, c, h+string(b))
+	active[0].Close()
+	if resp, _ := readResponse(t, bufio.NewReader(c)); resp.StatusCode != http.StatusOK {
+		t.Errorf("POST once a place is free = %d, want %d", resp.StatusCode, http.StatusOK)
+	}
+	// The other request is still served: it was never closed for room.
+	write(t, active[1], string(body[len(body)-1:]))
+	if resp, _ := readResponse(t, bufio.NewReader(active[1])); resp.StatusCode != http.StatusOK {
+		t.Errorf("POST held at the cap = %d, want %d", resp.StatusCode, http.StatusOK)
+	}
+}
