@@ -21,8 +21,9 @@ const (
 	DefaultMaxConns          = 1024
 )
 
-// ServerOptions are the optional settings of [Server.HTTPServer]: the
-// listener's limits against slow, idle or numerous clients.
+// ServerOptions are the optional settings of [Server.HTTPServer] and
+// [NewHTTPServer]: the listener's limits against slow, idle or numerous
+// clients.
 type ServerOptions struct {
 	// ReadHeaderTimeout bounds reading a request's headers (and, over TLS,
 	// the handshake); 0 or less means [DefaultReadHeaderTimeout].
@@ -50,19 +51,32 @@ type ServerOptions struct {
 	// nil means plain HTTP (the caller then calls Serve).
 	TLSConfig *tls.Config
 	// ErrorLog receives net/http's own errors (bad TLS handshakes, malformed
-	// requests); nil means the handler's Logger at Warn.
+	// requests); nil means the handler's Logger at Warn in
+	// [Server.HTTPServer], net/http's default in [NewHTTPServer].
 	ErrorLog *log.Logger
 }
 
 // HTTPServer returns the webhook listener's http.Server, serving s, and lis
-// wrapped to enforce opts.MaxConns; serve the returned listener with the
-// returned server (ServeTLS when opts.TLSConfig is set, else Serve).
-// HTTPServer sets the server's ConnState hook, which the wrapped listener
+// wrapped to enforce opts.MaxConns, as [NewHTTPServer] does; a nil
+// opts.ErrorLog means s's Logger at Warn.
+func (s *Server) HTTPServer(lis net.Listener, opts ServerOptions) (*http.Server, net.Listener) {
+	if opts.ErrorLog == nil {
+		opts.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	}
+	return NewHTTPServer(s, lis, opts)
+}
+
+// NewHTTPServer returns an http.Server with the webhook listener's
+// settings, serving h, and lis wrapped to enforce opts.MaxConns; serve the
+// returned listener with the returned server (ServeTLS when opts.TLSConfig
+// is set, else Serve). Use [Server.HTTPServer] for the webhook itself; this
+// is for a stand-in that must pay the same costs, such as a benchmark's
+// baseline. It sets the server's ConnState hook, which the wrapped listener
 // needs to find idle connections: do not replace it. The caller owns both
 // and shuts the server down as usual.
-func (s *Server) HTTPServer(lis net.Listener, opts ServerOptions) (*http.Server, net.Listener) {
+func NewHTTPServer(h http.Handler, lis net.Listener, opts ServerOptions) (*http.Server, net.Listener) {
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           h,
 		ReadHeaderTimeout: positive(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       positive(opts.ReadTimeout, DefaultReadTimeout),
 		WriteTimeout:      positive(opts.WriteTimeout, DefaultWriteTimeout),
@@ -70,9 +84,6 @@ func (s *Server) HTTPServer(lis net.Listener, opts ServerOptions) (*http.Server,
 		MaxHeaderBytes:    positive(opts.MaxHeaderBytes, DefaultMaxHeaderBytes),
 		TLSConfig:         opts.TLSConfig,
 		ErrorLog:          opts.ErrorLog,
-	}
-	if srv.ErrorLog == nil {
-		srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	}
 	maxConns := opts.MaxConns
 	if maxConns == 0 {

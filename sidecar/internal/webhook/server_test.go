@@ -607,6 +607,11 @@ func TestHTTPServerOptions(t *testing.T) {
 			t.Errorf("HTTPServer(%s) (-want +got):\n%s", tt.name, diff)
 		}
 	}
+	srv, l := webhook.NewHTTPServer(http.NotFoundHandler(), lis, webhook.ServerOptions{})
+	want := settings{5 * time.Second, 30 * time.Second, 30 * time.Second, 120 * time.Second, 32 << 10, true, true, false}
+	if diff := cmp.Diff(want, get(srv, l)); diff != "" {
+		t.Errorf("NewHTTPServer(defaults) (-want +got):\n%s", diff)
+	}
 }
 
 // TestConnCapWaitsForActive fills the connection cap with requests still
