@@ -58,8 +58,8 @@ func FuzzHandler(f *testing.F) {
 		if err != nil || sec < nowUnix-300 || sec > nowUnix+300 {
 			t.Fatalf("POST = %d with X-Timestamp %q", w.Code, ts)
 		}
-		if len(stored) != 1 || !bytes.Equal(stored[0].Payload, body) || stored[0].ID != id || stored[0].Type != typ {
-			t.Fatalf("POST = %d, stored %+v, want one event with the request's id, type and body", w.Code, stored)
+		if len(stored) != 1 || !bytes.Equal(stored[0].Payload, body) || stored[0].ID != id || stored[0].DedupKey != strings.ToLower(id) || stored[0].Type != typ {
+			t.Fatalf("POST = %d, stored %+v, want one event with the request's id (and its lower case as DedupKey), type and body", w.Code, stored)
 		}
 	})
 }

@@ -7,7 +7,15 @@
 // parsed; then the freshness of X-Timestamp; then that the body is JSON.
 // Only then is the event appended to the [Store], and the handler answers
 // 2xx only once the store has it, so that ChronosHub retries anything that
-// was not stored. A repeated event id answers 2xx and stores nothing new.
+// was not stored. A repeated event id answers 2xx and stores nothing new;
+// event ids compare case-insensitively, as UUIDs do (RFC 9562).
+//
+// Nothing unauthenticated may hold much: the bodies being read share one
+// byte budget ([Options.MaxInFlightBodyBytes]), beyond which requests are
+// answered 503 without their body being read; every refused request closes
+// its connection; and [Server.HTTPServer] builds the listener's
+// http.Server, whose connection cap makes room by closing idle keep-alive
+// connections rather than turning new clients away.
 //
 // No response body or log line contains a secret, a received or expected
 // signature, or any header value of unbounded length.
@@ -17,11 +25,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,17 +42,36 @@ const (
 	DefaultPath         = "/webhook"
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultTolerance    = 5 * time.Minute
+	// DefaultMaxInFlightBodyBytes keeps the bodies being read well inside
+	// the 256 MiB memory limit of the Kubernetes example, next to the
+	// sidecar's own 31-67 MiB.
+	DefaultMaxInFlightBodyBytes = 64 << 20
+	DefaultAppendTimeout        = 5 * time.Second
 )
 
-// retryAfter is the Retry-After value, in seconds, sent with every 503.
-const retryAfter = "5"
+// Retry-After values, in seconds: retryAfter with every 503, retryAfterFull
+// when the store is full, which takes the app or retention to resolve.
+const (
+	retryAfter     = "5"
+	retryAfterFull = "30"
+)
+
+// ErrFull is what a [Store] returns, wrapped or not, when it refuses events
+// because it is full. The handler answers 503 with a longer Retry-After and
+// the reason "store_full".
+var ErrFull = errors.New("event store full")
 
 // Event is a verified webhook, ready to store.
 type Event struct {
 	// ID is ChronosHub's event id, the X-Event-Id header exactly as sent
-	// (a UUID in canonical form, not case-normalised: it is what the
-	// signature covered and what ChronosHub repeats on a retry).
+	// (a UUID in the 8-4-4-4-12 form, in either case: it is what the
+	// signature covered), to be delivered as is.
 	ID string
+	// DedupKey is ID in lower case, the canonical form of the UUID (RFC
+	// 9562: UUIDs compare case-insensitively). A Store de-duplicates on
+	// DedupKey, so that a retry whose id differs only in case is a
+	// duplicate.
+	DedupKey string
 	// Type is the X-Event-Type header, e.g. "manuscript.submitted".
 	Type string
 	// Payload is the request body, byte for byte as signed.
@@ -58,9 +85,15 @@ type Event struct {
 // Store is what the handler needs from the event log.
 type Store interface {
 	// Append stores e durably. It reports duplicate when an event with the
-	// same ID is already stored, in which case it stores nothing new. An
-	// error means e may not be stored; the handler then answers 503 so that
-	// ChronosHub retries. Append is called concurrently.
+	// same DedupKey is already stored, in which case it stores nothing new.
+	// An error means e may not be stored; the handler then answers 503 so
+	// that ChronosHub retries (see [ErrFull]). Append is called
+	// concurrently.
+	//
+	// ctx is detached from the request: a client hanging up does not cancel
+	// it, only [Options.AppendTimeout] ends it. So an error from Append is
+	// always the store's own (or its slowness), never the client's, and may
+	// be counted as a store failure.
 	Append(ctx context.Context, e Event) (duplicate bool, err error)
 }
 
@@ -69,7 +102,7 @@ const (
 	OutcomeStored      = "stored"      // OutcomeStored: the event was appended.
 	OutcomeDuplicate   = "duplicate"   // OutcomeDuplicate: the event id was already stored.
 	OutcomeRejected    = "rejected"    // OutcomeRejected: the request was answered 4xx.
-	OutcomeUnavailable = "unavailable" // OutcomeUnavailable: the handler answered 503 (store error or draining).
+	OutcomeUnavailable = "unavailable" // OutcomeUnavailable: the handler answered 503 (store error or full, body budget spent, or draining).
 )
 
 // Observer is told the outcome of every request, e.g. to count webhooks in
@@ -94,6 +127,18 @@ type Options struct {
 	// Tolerance is how far X-Timestamp may be from now, in either
 	// direction; 0 or less means [DefaultTolerance].
 	Tolerance time.Duration
+	// MaxInFlightBodyBytes bounds the memory that all request bodies being
+	// read and stored may hold together. A request with a Content-Length
+	// reserves it before reading; a chunked one reserves as its buffer
+	// grows. A request that does not fit is answered 503 with Retry-After,
+	// its body unread. 0 or less means [DefaultMaxInFlightBodyBytes]; less
+	// than MaxBodyBytes+1 means MaxBodyBytes+1, so that one largest body
+	// always fits.
+	MaxInFlightBodyBytes int64
+	// AppendTimeout bounds [Store.Append], which runs detached from the
+	// request so that a client hanging up does not interrupt it; 0 or less
+	// means [DefaultAppendTimeout].
+	AppendTimeout time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// Logger receives Warn lines for rejected requests and Error lines for
@@ -111,6 +156,8 @@ type Server struct {
 	path      string
 	maxBody   int64
 	tolerance time.Duration
+	budget    budget
+	appendTO  time.Duration
 	now       func() time.Time
 	log       *slog.Logger
 	obs       Observer
@@ -145,6 +192,12 @@ func New(store Store, secrets func() [][]byte, opts Options) *Server {
 	if s.tolerance <= 0 {
 		s.tolerance = DefaultTolerance
 	}
+	s.budget.max = opts.MaxInFlightBodyBytes
+	if s.budget.max <= 0 {
+		s.budget.max = DefaultMaxInFlightBodyBytes
+	}
+	s.budget.max = max(s.budget.max, s.maxBody+1)
+	s.appendTO = positive(opts.AppendTimeout, DefaultAppendTimeout)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -153,6 +206,12 @@ func New(store Store, secrets func() [][]byte, opts Options) *Server {
 	}
 	s.log = s.log.With("component", "webhook")
 	return s
+}
+
+// BodyBytesInFlight returns the bytes of request bodies currently reserved
+// against [Options.MaxInFlightBodyBytes], e.g. for a gauge.
+func (s *Server) BodyBytesInFlight() int64 {
+	return s.budget.used.Load()
 }
 
 // Drain makes the handler answer every later request with 503 and a
@@ -173,6 +232,8 @@ type failure struct {
 var (
 	failDraining       = failure{http.StatusServiceUnavailable, "draining", "shutting down, retry later"}
 	failStore          = failure{http.StatusServiceUnavailable, "store_error", "event could not be stored, retry later"}
+	failStoreFull      = failure{http.StatusServiceUnavailable, "store_full", "event store is full, retry later"}
+	failBusy           = failure{http.StatusServiceUnavailable, "busy", "too many requests in progress, retry later"}
 	failNotFound       = failure{http.StatusNotFound, "not_found", "not found"}
 	failMethod         = failure{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed, use POST"}
 	failContentType    = failure{http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"}
@@ -207,6 +268,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve answers r and returns the outcome and reason for the Observer.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) (outcome, reason string) {
+	if len(r.TransferEncoding) > 0 {
+		// net/http drops a Content-Length sent along with Transfer-Encoding
+		// before the handler runs, so a smuggling attempt (RFC 9112 §6.1,
+		// §11.2) looks like any chunked request here. Close the connection
+		// after every chunked request, as §6.1 requires for that case: no
+		// request hidden behind a chunked body is ever read.
+		w.Header().Set("Connection", "close")
+	}
 	if s.draining.Load() {
 		return s.fail(w, r, failDraining)
 	}
@@ -223,10 +292,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (outcome, reason 
 	if r.ContentLength > s.maxBody {
 		return s.fail(w, r, failTooLarge)
 	}
-	body, err := readBody(w, r, s.maxBody)
+	body, held, err := s.readBody(w, r)
+	defer s.budget.release(held)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return s.fail(w, r, failTooLarge)
+		}
+		if errors.Is(err, errBudget) {
+			return s.fail(w, r, failBusy)
 		}
 		// The client went away or was too slow; the error says which and
 		// holds no request data.
@@ -266,18 +339,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (outcome, reason 
 		return s.fail(w, r, failInvalidJSON, event...)
 	}
 
-	duplicate, err := s.store.Append(r.Context(), Event{
+	// The append is not the client's to interrupt: one that hangs up must
+	// neither leave an event half stored nor count as a store failure.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.appendTO)
+	defer cancel()
+	duplicate, err := s.store.Append(ctx, Event{
 		ID:         eventID,
+		DedupKey:   strings.ToLower(eventID),
 		Type:       eventType,
 		Payload:    body,
 		SignedAt:   signedAt,
 		ReceivedAt: receivedAt,
 	})
 	if err != nil {
+		f := failStore
+		if errors.Is(err, ErrFull) {
+			f = failStoreFull
+		}
 		// The operator must act on this one; ChronosHub retries meanwhile.
 		s.log.ErrorContext(r.Context(), "store webhook event", append(event, slog.Any("err", err))...)
-		writeError(w, failStore)
-		return OutcomeUnavailable, failStore.reason
+		writeError(w, f)
+		return OutcomeUnavailable, f.reason
 	}
 	if duplicate {
 		writeJSON(w, http.StatusOK, []byte(bodyDuplicate))
@@ -296,15 +378,27 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, f failure, attrs .
 	}
 	args := append([]any{slog.Int("status", f.status), slog.String("reason", f.reason), slog.String("remote", r.RemoteAddr)}, attrs...)
 	s.log.WarnContext(r.Context(), "webhook rejected", args...)
+	// Read nothing more: net/http would otherwise read up to 256 KiB of an
+	// unread body after the answer, holding the connection for as long as
+	// the client takes to send it. ErrNotSupported (a test recorder) is
+	// fine to ignore.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	writeError(w, f)
 	return outcome, f.reason
 }
 
 // writeError is the one place a failure becomes an HTTP response: its status
-// and {"error": message}, plus Retry-After on a 503.
+// and {"error": message}, plus Retry-After on a 503. The connection is
+// closed after it: a client that was refused keeps no connection slot, and
+// an unread body is never parsed as a next request.
 func writeError(w http.ResponseWriter, f failure) {
-	if f.status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", retryAfter)
+	h := w.Header()
+	h.Set("Connection", "close")
+	switch {
+	case f == failStoreFull:
+		h.Set("Retry-After", retryAfterFull)
+	case f.status == http.StatusServiceUnavailable:
+		h.Set("Retry-After", retryAfter)
 	}
 	b, err := json.Marshal(struct {
 		Error string `json:"error"`
@@ -355,32 +449,6 @@ func isJSON(h http.Header) bool {
 	}
 	mediaType, _, err := mime.ParseMediaType(v[0])
 	return err == nil && mediaType == "application/json"
-}
-
-// readBody reads the whole body, up to limit bytes; beyond that it returns
-// an *http.MaxBytesError and the server closes the connection.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, limit)
-	// Room to see EOF without growing, but a claimed length is only trusted
-	// up to a point: the bytes may never come.
-	size := int64(512)
-	if r.ContentLength >= 0 {
-		size = min(r.ContentLength+1, 64<<10)
-	}
-	b := make([]byte, 0, size)
-	for {
-		n, err := body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-	}
 }
 
 // isUUID reports whether s is a UUID in the canonical 8-4-4-4-12 hex form,

@@ -41,7 +41,7 @@ const (
 
 func now() time.Time { return time.Unix(nowUnix, 0).Add(300 * time.Millisecond) }
 
-// memStore is an in-memory webhook.Store that de-duplicates by id.
+// memStore is an in-memory webhook.Store that de-duplicates by DedupKey.
 type memStore struct {
 	mu     sync.Mutex
 	err    error // returned by every Append when set
@@ -57,7 +57,7 @@ func (s *memStore) Append(ctx context.Context, e webhook.Event) (bool, error) {
 		return false, s.err
 	}
 	for _, old := range s.events {
-		if old.ID == e.ID {
+		if old.DedupKey == e.DedupKey {
 			return true, nil
 		}
 	}
@@ -322,6 +322,7 @@ func rejectCases() []rejectCase {
 		{name: "empty body", post: post{body: []byte{}}, want: badReq, reason: "invalid_json"},
 
 		{name: "store failure", storeErr: errors.New("jetstream: no responders"), want: unavail, reason: "store_error"},
+		{name: "store full", storeErr: fmt.Errorf("store event: %w", webhook.ErrFull), want: unavail, reason: "store_full"},
 		{name: "drained", drain: true, want: unavail, reason: "draining"},
 	}
 }
@@ -343,19 +344,26 @@ func TestHandlerRejects(t *testing.T) {
 				t.Errorf("POST %s stored %d events, want none", tc.name, len(got))
 			}
 			checkErrorBody(t, w)
+			if got := w.Header().Get("Connection"); got != "close" {
+				t.Errorf("POST %s: Connection = %q, want close", tc.name, got)
+			}
 			switch w.Code {
 			case http.StatusMethodNotAllowed:
 				if got := w.Header().Get("Allow"); got != http.MethodPost {
 					t.Errorf("POST %s: Allow = %q, want %q", tc.name, got, http.MethodPost)
 				}
 			case http.StatusServiceUnavailable:
-				if got := w.Header().Get("Retry-After"); got != "5" {
-					t.Errorf("POST %s: Retry-After = %q, want %q", tc.name, got, "5")
+				want := "5"
+				if tc.reason == "store_full" {
+					want = "30"
+				}
+				if got := w.Header().Get("Retry-After"); got != want {
+					t.Errorf("POST %s: Retry-After = %q, want %q", tc.name, got, want)
 				}
 			}
 			wantOutcome, wantLevel := webhook.OutcomeRejected, `"level":"WARN"`
 			switch tc.reason {
-			case "store_error":
+			case "store_error", "store_full":
 				wantOutcome, wantLevel = webhook.OutcomeUnavailable, `"level":"ERROR"`
 			case "draining":
 				wantOutcome = webhook.OutcomeUnavailable
@@ -427,6 +435,7 @@ func TestHandlerStores(t *testing.T) {
 			sec, _ := strconv.ParseInt(ts, 10, 64)
 			want := []webhook.Event{{
 				ID:         eventID,
+				DedupKey:   eventID,
 				Type:       eventType,
 				Payload:    []byte(tt.body),
 				SignedAt:   time.Unix(sec, 0).UTC(),
