@@ -113,6 +113,7 @@ func testDiskTrouble(t *testing.T, breakDisk, healDisk func(t *testing.T, dir st
 	env["CHRONOSHUB_DATA_DIR"] = filepath.Join(dataDir, "data")
 	const failureLimit = 2 * time.Second
 	env["CHRONOSHUB_STORE_FAILURE_LIMIT"] = failureLimit.String()
+	env["CHRONOSHUB_WEBHOOK_STORE_TIMEOUT"] = "1s"
 	p := startProcess(t, env)
 	a := p.ready(t)
 	payload := `{"pad":"` + strings.Repeat("x", 4000) + `"}`

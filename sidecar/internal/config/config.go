@@ -86,6 +86,11 @@ type Config struct {
 	WebhookMaxBodyBytes int64
 	// WebhookTolerance is how far X-Timestamp may be from now, either way.
 	WebhookTolerance time.Duration
+	// WebhookMaxBodyMemory bounds the memory all webhook bodies being read
+	// may hold together; it is at least WebhookMaxBodyBytes.
+	WebhookMaxBodyMemory int64
+	// WebhookStoreTimeout bounds how long a webhook waits for the store.
+	WebhookStoreTimeout time.Duration
 	// WebhookHeaderTimeout is how long a webhook client may take to send its
 	// request's headers.
 	WebhookHeaderTimeout time.Duration
@@ -281,6 +286,12 @@ func settings(c *Config, r *raw) []setting {
 		{group: webhook, env: "CHRONOSHUB_WEBHOOK_TOLERANCE", def: "5m",
 			usage: "How far X-Timestamp may be from now, in either direction.",
 			value: durationValue{p: &c.WebhookTolerance}},
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_MAX_BODY_MEMORY", def: "67108864",
+			usage: "The most memory, in bytes, that all webhook bodies being read may hold together; beyond it requests get 503 with Retry-After unread, so that unauthenticated clients cannot exhaust memory. At least CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES.",
+			value: intValue[int64]{p: &c.WebhookMaxBodyMemory, min: 1, max: 1 << 40}},
+		{group: webhook, env: "CHRONOSHUB_WEBHOOK_STORE_TIMEOUT", def: "5s",
+			usage: "How long a webhook waits for the event store before it answers 503 (ChronosHub retries). The append finishes even if the client hangs up.",
+			value: durationValue{p: &c.WebhookStoreTimeout}},
 		{group: webhook, env: "CHRONOSHUB_WEBHOOK_HEADER_TIMEOUT", def: "5s",
 			usage: "How long a webhook client may take to send its request's headers; slower ones are cut off.",
 			value: durationValue{p: &c.WebhookHeaderTimeout}},
@@ -530,6 +541,10 @@ func (c *Config) validate(r *raw, set map[string]bool) []error {
 		} else if !fi.Mode().IsRegular() {
 			add(fmt.Errorf("CHRONOSHUB_NATS_CREDS_FILE (--nats-creds-file): %s is not a file", c.NATSCredsFile))
 		}
+	}
+	if c.WebhookMaxBodyMemory > 0 && c.WebhookMaxBodyMemory < c.WebhookMaxBodyBytes {
+		add(fmt.Errorf("CHRONOSHUB_WEBHOOK_MAX_BODY_MEMORY (--webhook-max-body-memory): %d is less than CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES (--webhook-max-body-bytes) %d, so the largest webhook could never be read",
+			c.WebhookMaxBodyMemory, c.WebhookMaxBodyBytes))
 	}
 	if c.MaxAckPending > 0 && c.MaxInFlight > c.MaxAckPending {
 		add(fmt.Errorf("CHRONOSHUB_MAX_ACK_PENDING (--max-ack-pending): %d is less than CHRONOSHUB_MAX_IN_FLIGHT (--max-in-flight) %d, so no stream could reach its in-flight cap",

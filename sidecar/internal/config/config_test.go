@@ -76,6 +76,10 @@ func TestParseDefaults(t *testing.T) {
 		WebhookMaxBodyBytes:     1 << 20,
 		WebhookTolerance:        5 * time.Minute,
 		WebhookMaxConns:         1024,
+		WebhookMaxBodyMemory:    64 << 20,
+		WebhookStoreTimeout:     5 * time.Second,
+		WebhookHeaderTimeout:    5 * time.Second,
+		StoreFailureLimit:       30 * time.Second,
 		GRPCAddr:                "127.0.0.1:50051",
 		HTTPAddr:                "127.0.0.1:50052",
 		DataDir:                 "./chronoshub-data",
@@ -449,7 +453,7 @@ func TestParseMisc(t *testing.T) {
 		{name: "base URL with a query", args: []string{"--base-url", "https://h.example/?a=b"}, wantErr: "must not have a query or fragment"},
 		{name: "relative base URL", args: []string{"--base-url", "/inbound"}, wantErr: "must be absolute"},
 		{name: "empty data dir", args: []string{"--data-dir="}, wantErr: "CHRONOSHUB_DATA_DIR (--data-dir): must not be empty"},
-		{name: "too large a body", args: []string{"--webhook-max-body-bytes=1000000000"}, wantErr: "1000000000 is out of range: want 1 to 67108864"},
+		{name: "too large a body", args: []string{"--webhook-max-body-bytes=1000000000"}, wantErr: "1000000000 is out of range: want 1 to 67043328"},
 		{name: "empty base URL", args: []string{"--base-url="}, wantErr: `CHRONOSHUB_BASE_URL (--base-url): URL "" must be absolute`},
 	}
 	t.Run("base URL required", func(t *testing.T) {
@@ -489,6 +493,8 @@ var contract = []string{
 	"CHRONOSHUB_ALLOW_REMOTE_API", "CHRONOSHUB_API_TOKEN", "CHRONOSHUB_API_TOKEN_FILE",
 	"CHRONOSHUB_CREDENTIALS_POLL_INTERVAL", "CHRONOSHUB_SECRET_ROTATION_GRACE",
 	"CHRONOSHUB_SHUTDOWN_GRACE", "CHRONOSHUB_LOG_LEVEL",
+	"CHRONOSHUB_STORE_FAILURE_LIMIT", "CHRONOSHUB_WEBHOOK_HEADER_TIMEOUT",
+	"CHRONOSHUB_WEBHOOK_MAX_BODY_MEMORY", "CHRONOSHUB_WEBHOOK_STORE_TIMEOUT",
 }
 
 // TestSettingsCoverConfig keeps the settings table, the Config struct and

@@ -29,7 +29,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -52,13 +51,9 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
 
-// Timeouts of the listeners and of shutdown. The webhook's header timeout
-// and the store failure limit are settings (config); these are not worth one.
+// Timeouts of the app-facing and admin listeners and of shutdown. The
+// webhook listener's are package webhook's, with the settings of config.
 const (
-	webhookReadTimeout  = 30 * time.Second
-	webhookWriteTimeout = 30 * time.Second
-	webhookIdleTimeout  = 120 * time.Second
-	webhookMaxHeader    = 32 << 10
 	apiHeaderTimeout    = 10 * time.Second
 	httpShutdownTimeout = 5 * time.Second
 	grpcStopTimeout     = 5 * time.Second
@@ -249,11 +244,13 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		return err
 	}
 	s.hook = webhook.New(timedStore{s.log, s.met, &s.store}, cfg.WebhookSecrets.Secrets, webhook.Options{
-		Path:         cfg.WebhookPath,
-		MaxBodyBytes: cfg.WebhookMaxBodyBytes,
-		Tolerance:    cfg.WebhookTolerance,
-		Logger:       s.logger,
-		Observer:     s.met,
+		Path:                 cfg.WebhookPath,
+		MaxBodyBytes:         cfg.WebhookMaxBodyBytes,
+		MaxInFlightBodyBytes: cfg.WebhookMaxBodyMemory,
+		AppendTimeout:        cfg.WebhookStoreTimeout,
+		Tolerance:            cfg.WebhookTolerance,
+		Logger:               s.logger,
+		Observer:             s.met,
 	})
 	s.svc = grpcapi.New(s.log, s.out, check, grpcapi.Options{
 		SendTimeout: cfg.SendTimeout,
@@ -297,13 +294,7 @@ func (s *Sidecar) bind() error {
 	s.grpcLis = listen("gRPC", "CHRONOSHUB_GRPC_ADDR (--grpc-addr)", cfg.GRPCAddr, listenAPI)
 	s.httpLis = listen("REST", "CHRONOSHUB_HTTP_ADDR (--http-addr)", cfg.HTTPAddr, listenAPI)
 	s.adminLis = listen("admin", "CHRONOSHUB_ADMIN_ADDR (--admin-addr)", cfg.AdminAddr, tcp)
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	if cfg.WebhookMaxConns > 0 {
-		s.webhookLis = netutil.LimitListener(s.webhookLis, cfg.WebhookMaxConns)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // checkWritable makes sure dir exists and takes writes, so that a read-only
@@ -419,18 +410,18 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	cfg := s.cfg
 	g, gctx := errgroup.WithContext(ctx)
 
-	webhookSrv := &http.Server{
-		Handler:           s.hook,
+	hookOpts := webhook.ServerOptions{
 		ReadHeaderTimeout: cfg.WebhookHeaderTimeout,
-		ReadTimeout:       webhookReadTimeout,
-		WriteTimeout:      webhookWriteTimeout,
-		IdleTimeout:       webhookIdleTimeout,
-		MaxHeaderBytes:    webhookMaxHeader,
+		MaxConns:          cfg.WebhookMaxConns,
 		ErrorLog:          slog.NewLogLogger(s.logger.With("component", "webhook").Handler(), slog.LevelWarn),
 	}
-	if s.cert != nil {
-		webhookSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.cert.GetCertificate}
+	if hookOpts.MaxConns == 0 {
+		hookOpts.MaxConns = -1 // config: 0 is no cap
 	}
+	if s.cert != nil {
+		hookOpts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.cert.GetCertificate}
+	}
+	webhookSrv, webhookLis := s.hook.HTTPServer(s.webhookLis, hookOpts)
 	conn, err := grpc.NewClient(grpcTarget(s.grpcLis),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(
@@ -449,7 +440,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		ErrorLog: slog.NewLogLogger(s.logger.With("component", "gateway").Handler(), slog.LevelWarn)}
 	adminSrv := &http.Server{Handler: adminHandler(s.reg, s.Alive, s.Ready), ReadHeaderTimeout: apiHeaderTimeout}
 
-	g.Go(serveHTTP(webhookSrv, s.webhookLis, s.cert != nil))
+	g.Go(serveHTTP(webhookSrv, webhookLis, s.cert != nil))
 	g.Go(serveHTTP(httpSrv, s.httpLis, false))
 	g.Go(serveHTTP(adminSrv, s.adminLis, false))
 	g.Go(func() error { return s.grpcSrv.Serve(s.grpcLis) })

@@ -23,7 +23,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
@@ -49,7 +49,7 @@ func listen(t *testing.T, h *webhook.Server, opts webhook.ServerOptions, useTLS 
 	}
 	var client *tls.Config
 	if useTLS {
-		certFile, keyFile, err := credentials.GenerateSelfSigned([]string{"127.0.0.1"}, t.TempDir())
+		certFile, keyFile, err := devcert.Generate([]string{"127.0.0.1"}, t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
