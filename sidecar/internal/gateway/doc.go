@@ -70,6 +70,19 @@
 // anything is forwarded; an unknown path is 404 and a known path with the
 // wrong method 405, both with the same JSON body.
 //
+// # Web pages
+//
+// A web page cannot use the API, on any route and with any method: a request
+// whose Sec-Fetch-Site is present and not "same-origin" or "none", or whose
+// Origin is present and not the origin the request was sent to, is refused
+// with 403 (PermissionDenied) before anything is forwarded. That covers an
+// <img> or EventSource on the stream, which needs no CORS preflight and would
+// otherwise consume events. With Options.LoopbackHostOnly a Host that is not
+// loopback is refused too (DNS rebinding), and any body must be declared
+// application/json (415 otherwise), so a form or text/plain POST is refused
+// even by a browser that sends neither header. Programs (curl, SDKs) send
+// neither header and are not affected.
+//
 // # Headers
 //
 // grpc-gateway's default header forwarding applies: Authorization is passed

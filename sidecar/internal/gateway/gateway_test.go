@@ -868,3 +868,122 @@ func TestBrowserRequestsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestCrossOriginRefused checks that every route, safe methods included,
+// refuses a request a web page of another origin made (Sec-Fetch-Site,
+// Origin) with 403 before the server is called, and that programs, which
+// send neither header, and same-origin requests get through.
+func TestCrossOriginRefused(t *testing.T) {
+	calls := make(chan string, 100)
+	record := func(method string) { calls <- method }
+	ts := startGateway(t, &eventService{}, Options{LoopbackHostOnly: true},
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			record(info.FullMethod)
+			return handler(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			record(info.FullMethod)
+			return handler(srv, ss)
+		}))
+	hostPort := strings.TrimPrefix(ts.URL, "http://")
+	_, port, _ := strings.Cut(hostPort, ":")
+	own := ts.URL
+
+	routes := []struct{ method, path, body string }{
+		{http.MethodGet, "/v1/events:stream?subscription=app&eventTypes=other.*", ""},
+		{http.MethodPost, "/v1/events:ack", `{"subscription":"app","eventIds":["e"]}`},
+		{http.MethodPost, "/v1/events:send", `{"type":"manuscript.submitted","payload":{}}`},
+		{http.MethodGet, "/v1/sent-events/k", ""},
+		{http.MethodGet, "/v1/subscriptions/app/dead-letters", ""},
+		{http.MethodPost, "/v1/subscriptions/app/dead-letters:replay", `{"all":true}`},
+	}
+	tests := []struct {
+		name    string
+		host    string // the Host header; empty means ts's
+		origin  []string
+		site    []string
+		allowed bool
+	}{
+		{name: "no browser headers", allowed: true},
+		{name: "typed into the address bar", site: []string{"none"}, allowed: true},
+		{name: "same-origin", site: []string{"same-origin"}, allowed: true},
+		{name: "own origin", origin: []string{own}, allowed: true},
+		{name: "own origin and same-origin", origin: []string{own}, site: []string{"same-origin"}, allowed: true},
+		{name: "own origin, host in another case", host: "localhost:" + port, origin: []string{"HTTP://LocalHost:" + port}, allowed: true},
+		{name: "own origin, default port", host: "localhost", origin: []string{"http://localhost:80"}, allowed: true},
+		{name: "own origin with a slash", origin: []string{own + "/"}, allowed: true},
+		{name: "same-site", site: []string{"same-site"}},
+		{name: "cross-site", site: []string{"cross-site"}},
+		{name: "unknown Sec-Fetch-Site", site: []string{"bogus"}},
+		{name: "empty Sec-Fetch-Site", site: []string{""}},
+		{name: "two Sec-Fetch-Site", site: []string{"same-origin", "cross-site"}},
+		{name: "other port", origin: []string{"http://127.0.0.1:1"}},
+		{name: "localhost page to 127.0.0.1", origin: []string{"http://localhost:" + port}},
+		{name: "127.0.0.1 page to localhost", host: "localhost:" + port, origin: []string{own}},
+		{name: "other scheme", origin: []string{"https://" + hostPort}},
+		{name: "opaque origin", origin: []string{"null"}},
+		{name: "empty origin", origin: []string{""}},
+		{name: "origin with a path", origin: []string{own + "/page"}},
+		{name: "origin with user info", origin: []string{"http://u@" + hostPort}},
+		{name: "remote site", origin: []string{"https://evil.example"}},
+		{name: "two origins", origin: []string{own, "https://evil.example"}},
+		{name: "own origin but cross-site", origin: []string{own}, site: []string{"cross-site"}},
+		{name: "same-origin but another origin", origin: []string{"http://127.0.0.1:1"}, site: []string{"same-origin"}},
+		{name: "no-cors GET from another site", site: []string{"same-site"}},
+	}
+	for _, tt := range tests {
+		for _, rt := range routes {
+			t.Run(tt.name+" "+rt.method+" "+rt.path, func(t *testing.T) {
+				h := http.Header{}
+				if rt.body != "" {
+					h.Set("Content-Type", "application/json")
+				}
+				h["Origin"] = tt.origin
+				h["Sec-Fetch-Site"] = tt.site
+				req, err := http.NewRequestWithContext(t.Context(), rt.method, ts.URL+rt.path, strings.NewReader(rt.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header = h
+				if tt.host != "" {
+					req.Host = tt.host
+				}
+				resp, err := ts.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+				var called []string
+				for len(calls) > 0 {
+					called = append(called, <-calls)
+				}
+				if tt.allowed {
+					if len(called) != 1 {
+						t.Errorf("server calls = %q, want one (response %d %s)", called, r.status, r.body)
+					}
+					return
+				}
+				e := wantError(t, r, http.StatusForbidden, codes.PermissionDenied)
+				if !strings.Contains(e.Message, "cross-origin") {
+					t.Errorf("message = %q, want it to say cross-origin", e.Message)
+				}
+				if len(called) != 0 {
+					t.Errorf("server calls = %q, want none", called)
+				}
+			})
+		}
+	}
+	// A CORS preflight is refused too, and carries no CORS permission.
+	r := do(t, ts, http.MethodOptions, "/v1/events:send", nil, http.Header{
+		"Origin": {"http://127.0.0.1:1"}, "Sec-Fetch-Site": {"same-site"}, "Access-Control-Request-Method": {"POST"},
+	})
+	wantError(t, r, http.StatusForbidden, codes.PermissionDenied)
+	if v := r.header.Get("Access-Control-Allow-Origin"); v != "" {
+		t.Errorf("preflight answered Access-Control-Allow-Origin %q", v)
+	}
+}
