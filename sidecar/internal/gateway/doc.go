@@ -9,9 +9,13 @@
 //	GET  /v1/events:stream                                 StreamEvents (NDJSON)
 //	POST /v1/events:ack                                    AckEvents
 //	POST /v1/events:send                                   SendEvent
-//	GET  /v1/sent-events/{idempotency_key}                 GetSentEvent
+//	GET  /v1/sent-events/{idempotency_key=**}              GetSentEvent
 //	GET  /v1/subscriptions/{subscription}/dead-letters     ListDeadLetters
 //	POST /v1/subscriptions/{subscription}/dead-letters:replay ReplayDeadLetters
+//
+// The idempotency key of GetSentEvent is the rest of the path, unescaped
+// once, so a key may contain "/", written as "/" or "%2F": both
+// /v1/sent-events/order/7 and /v1/sent-events/order%2F7 read "order/7".
 //
 // # JSON
 //

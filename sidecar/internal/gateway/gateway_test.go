@@ -987,3 +987,48 @@ func TestCrossOriginRefused(t *testing.T) {
 		t.Errorf("preflight answered Access-Control-Allow-Origin %q", v)
 	}
 }
+
+// TestGetSentEventKeyPath checks that an idempotency key reaches
+// GetSentEvent whole from the URL path, slashes included, whether the client
+// writes them as "/" or "%2F".
+func TestGetSentEventKeyPath(t *testing.T) {
+	svc := &eventService{getSentEvent: func(_ context.Context, req *sidecarv1.GetSentEventRequest) (*sidecarv1.GetSentEventResponse, error) {
+		return &sidecarv1.GetSentEventResponse{SentEvent: &sidecarv1.SentEvent{IdempotencyKey: req.GetIdempotencyKey()}}, nil
+	}}
+	ts := startGateway(t, svc, Options{})
+	tests := []struct{ path, key string }{
+		{"k", "k"},
+		{"a/b", "a/b"},
+		{"a%2Fb", "a/b"},
+		{"a%2fb", "a/b"},
+		{"order-1%2F2024/v2", "order-1/2024/v2"},
+		{"x/y/z", "x/y/z"},
+		{"a%252Fb", "a%2Fb"},
+		{"with%20space", "with space"},
+		{"a:b", "a:b"},
+		{"%3Fq%23", "?q#"},
+		{"a//b", "a//b"},
+		{"a/", "a/"},
+		{"/a", "/a"},
+		{"../x", "../x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			r := do(t, ts, http.MethodGet, "/v1/sent-events/"+tt.path, nil, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("GET /v1/sent-events/%s = %d %s, want 200", tt.path, r.status, r.body)
+			}
+			var got struct {
+				SentEvent struct {
+					IdempotencyKey string `json:"idempotencyKey"`
+				} `json:"sentEvent"`
+			}
+			if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+				t.Fatalf("body %q: %v", r.body, err)
+			}
+			if got.SentEvent.IdempotencyKey != tt.key {
+				t.Errorf("GET /v1/sent-events/%s: the service got key %q, want %q", tt.path, got.SentEvent.IdempotencyKey, tt.key)
+			}
+		})
+	}
+}
