@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -26,15 +28,43 @@ import (
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
 )
 
-// defaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is zero.
-const defaultMaxBodyBytes = 4 << 20
+// Limits of New, see Options.
+const (
+	// DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes
+	// is zero: 4 MiB, room for a SendEvent of the sidecar's default 1 MiB
+	// payload limit (CHRONOSHUB_MAX_PAYLOAD_BYTES) many times over.
+	DefaultMaxBodyBytes = 4 << 20
+	// BodyOverheadBytes is the room a SendEvent body needs beyond its
+	// payload, which it carries byte for byte: the type, the idempotency key
+	// (128 characters, at most 6 bytes each when \u-escaped), field names,
+	// punctuation and whitespace. A MaxBodyBytes of the service's payload
+	// limit plus BodyOverheadBytes lets through every event the service
+	// accepts.
+	BodyOverheadBytes = 64 << 10
+	// DefaultMaxMessageBytes is the gRPC message limit when
+	// Options.MaxMessageBytes is zero: gRPC's largest (2 GiB - 1), so that
+	// the limits of the gRPC server behind conn (its MaxRecvMsgSize and
+	// MaxSendMsgSize) are the only ones, and REST carries every message gRPC
+	// does. grpc-go's client default of 4 MiB would make events larger than
+	// that, which the sidecar stores (webhooks of up to
+	// CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES, 64 MiB at most), undeliverable over
+	// REST, and a ListDeadLetters page is up to 1000 of them.
+	DefaultMaxMessageBytes = math.MaxInt32
+)
 
 // Options are the optional settings of New.
 type Options struct {
 	// MaxBodyBytes caps request bodies; larger ones get 413 with a JSON error
-	// and nothing is forwarded. Zero means 4 MiB;
-	// negative is an error.
+	// and nothing is forwarded. Zero means DefaultMaxBodyBytes (4 MiB);
+	// negative is an error. Set it to the service's payload limit plus
+	// BodyOverheadBytes.
 	MaxBodyBytes int64
+	// MaxMessageBytes caps each gRPC message the gateway sends over conn or
+	// receives from it (grpc.MaxCallSendMsgSize and grpc.MaxCallRecvMsgSize
+	// on every call); a larger response fails the call with
+	// ResourceExhausted. Zero means DefaultMaxMessageBytes (2 GiB - 1, no
+	// limit beyond the server's); negative is an error.
+	MaxMessageBytes int
 	// Logger receives the gateway's records, with "component"="gateway":
 	// refused requests and failed calls at Warn, server-side failures (HTTP
 	// 5xx) at Error, calls the client abandoned at Debug. Nil means discard.
@@ -62,9 +92,16 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	maxBody := opts.MaxBodyBytes
 	switch {
 	case maxBody == 0:
-		maxBody = defaultMaxBodyBytes
+		maxBody = DefaultMaxBodyBytes
 	case maxBody < 0:
 		return nil, fmt.Errorf("gateway: negative MaxBodyBytes %d", maxBody)
+	}
+	maxMessage := opts.MaxMessageBytes
+	switch {
+	case maxMessage == 0:
+		maxMessage = DefaultMaxMessageBytes
+	case maxMessage < 0:
+		return nil, fmt.Errorf("gateway: negative MaxMessageBytes %d", maxMessage)
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -82,10 +119,29 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
 	)
-	if err := sidecarv1.RegisterEventServiceHandler(ctx, g.mux, conn); err != nil {
+	client := sidecarv1.NewEventServiceClient(callOptions{conn, []grpc.CallOption{
+		grpc.MaxCallRecvMsgSize(maxMessage),
+		grpc.MaxCallSendMsgSize(maxMessage),
+	}})
+	if err := sidecarv1.RegisterEventServiceHandlerClient(ctx, g.mux, client); err != nil {
 		return nil, fmt.Errorf("gateway: register EventService: %w", err)
 	}
 	return g, nil
+}
+
+// callOptions is a client connection that adds opts to every call, before
+// the caller's own.
+type callOptions struct {
+	conn grpc.ClientConnInterface
+	opts []grpc.CallOption
+}
+
+func (c callOptions) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	return c.conn.Invoke(ctx, method, args, reply, slices.Concat(c.opts, opts)...)
+}
+
+func (c callOptions) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return c.conn.NewStream(ctx, desc, method, slices.Concat(c.opts, opts)...)
 }
 
 // gateway is the handler New returns.

@@ -798,6 +798,7 @@ func TestNewRefusesBadArguments(t *testing.T) {
 	}{
 		{name: "nil connection", opts: Options{}},
 		{name: "negative MaxBodyBytes", conn: conn, opts: Options{MaxBodyBytes: -1}},
+		{name: "negative MaxMessageBytes", conn: conn, opts: Options{MaxMessageBytes: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1031,4 +1032,84 @@ func TestGetSentEventKeyPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bigPayload returns a JSON object of n bytes.
+func bigPayload(n int) []byte {
+	const head, tail = `{"data":"`, `"}`
+	return []byte(head + strings.Repeat("x", n-len(head)-len(tail)) + tail)
+}
+
+// TestLargeMessages checks that a 5 MiB event, which the sidecar stores and
+// gRPC delivers, goes through REST both ways: streamed to the app with the
+// default limits (grpc-go's 4 MiB client default refused it), and sent by
+// the app when MaxBodyBytes is set from a 10 MiB payload limit as the
+// composition does. A lower MaxMessageBytes is applied to every call.
+func TestLargeMessages(t *testing.T) {
+	t.Parallel()
+	const (
+		size       = 5 << 20
+		maxPayload = 10 << 20
+	)
+	payload := bigPayload(size)
+
+	t.Run("stream", func(t *testing.T) {
+		t.Parallel()
+		svc := &eventService{streamEvents: func(_ *sidecarv1.StreamEventsRequest, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) error {
+			return stream.Send(&sidecarv1.StreamEventsResponse{Event: testEvent("big", payload)})
+		}}
+		ts := startGateway(t, svc, Options{})
+		lines := readLines(t, do(t, ts, http.MethodGet, "/v1/events:stream?subscription=s", nil, nil))
+		if len(lines) != 1 || !strings.Contains(lines[0], string(payload)) {
+			n := 0
+			if len(lines) > 0 {
+				n = len(lines[0])
+			}
+			t.Fatalf("stream = %d lines (first %d bytes, starting %.200q), want one event with the %d-byte payload", len(lines), n, strings.Join(lines, "\n"), size)
+		}
+	})
+
+	t.Run("stream over MaxMessageBytes", func(t *testing.T) {
+		t.Parallel()
+		svc := &eventService{streamEvents: func(_ *sidecarv1.StreamEventsRequest, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) error {
+			return stream.Send(&sidecarv1.StreamEventsResponse{Event: testEvent("big", payload)})
+		}}
+		ts := startGateway(t, svc, Options{MaxMessageBytes: size})
+		r := streamError(t, do(t, ts, http.MethodGet, "/v1/events:stream?subscription=s", nil, nil))
+		wantError(t, r, http.StatusTooManyRequests, codes.ResourceExhausted)
+	})
+
+	t.Run("send", func(t *testing.T) {
+		t.Parallel()
+		got := make(chan *sidecarv1.SendEventRequest, 1)
+		limit := maxPayload + BodyOverheadBytes
+		ts := startGateway(t, &eventService{sendEvent: recordSendEvent(got)}, Options{MaxBodyBytes: int64(limit)},
+			grpc.MaxRecvMsgSize(limit))
+		key := strings.Repeat("\u00e9", 128) // the longest JSON spelling of a 128-character key
+		body := `{ "type" : "manuscript.submitted" , "idempotencyKey" : "` + key + `" , "async" : true , "payload" : ` + string(payload) + ` }`
+		if r := post(t, ts, "/v1/events:send", body); r.status != http.StatusOK {
+			t.Fatalf("POST of a %d-byte payload = %d %.300s, want 200", size, r.status, r.body)
+		}
+		if req := <-got; !bytes.Equal(req.GetPayload(), payload) {
+			t.Fatalf("the service got a %d-byte payload, want the %d bytes sent", len(req.GetPayload()), size)
+		}
+		// A payload at the limit fits with the longest envelope.
+		atLimit := bigPayload(maxPayload)
+		body = `{ "type" : "manuscript.submitted" , "idempotencyKey" : "` + key + `" , "async" : true , "payload" : ` + string(atLimit) + ` }`
+		if r := post(t, ts, "/v1/events:send", body); r.status != http.StatusOK {
+			t.Fatalf("POST of a payload at the %d-byte limit = %d %.300s, want 200", maxPayload, r.status, r.body)
+		}
+		<-got
+	})
+
+	t.Run("send over the default MaxBodyBytes", func(t *testing.T) {
+		t.Parallel()
+		got := make(chan *sidecarv1.SendEventRequest, 1)
+		ts := startGateway(t, &eventService{sendEvent: recordSendEvent(got)}, Options{})
+		r := post(t, ts, "/v1/events:send", `{"type":"manuscript.submitted","payload":`+string(payload)+`}`)
+		wantError(t, r, http.StatusRequestEntityTooLarge, codes.InvalidArgument)
+		if len(got) != 0 {
+			t.Fatal("the service was called")
+		}
+	})
 }
