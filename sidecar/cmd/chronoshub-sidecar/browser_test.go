@@ -30,7 +30,7 @@ const chromiumPath = "/usr/bin/chromium"
 // refusal is a REST request the sidecar must log as refused with 403.
 type refusal struct {
 	method, path string
-	reason string // a part of the refusal's message
+	reason       string // a part of the refusal's message
 }
 
 // attack is one web page that tries to use the local API.
