@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,6 +90,10 @@ func TestBrowserCannotUseTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopApp()
+	// Until the sidecar has ended that stream, it could still be handed the
+	// next event, which would come back on attempt 2.
+	waitMetric(t, "http://"+a.Admin+"/metrics",
+		regexp.MustCompile(`(?m)^chronoshub_sidecar_grpc_requests_total\{code="[A-Za-z]+",method="/chronoshub.sidecar.v1.EventService/StreamEvents"\} 1$`))
 	delete(stored, first)
 	delivered := 1
 	var before []string
@@ -265,6 +270,22 @@ func TestBrowserCannotUseTheAPI(t *testing.T) {
 		t.Errorf("ChronosHub received %d events from the pages: %+v", len(in), in)
 	}
 	t.Logf("%d pages, %d webhooks before and %d during the attack, all delivered to the app", len(attacks), len(before), len(during))
+}
+
+// waitMetric waits until the metrics at url match re, failing after 10s.
+func waitMetric(t *testing.T, url string, re *regexp.Regexp) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, metrics := httpGet(t, url)
+		if re.MatchString(metrics) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics do not match %s within 10s:\n%s", re, metrics)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // jsString returns v as JSON inside a JavaScript string literal.
