@@ -311,15 +311,25 @@ func loopbackHost(host string) bool {
 func crossOrigin(r *http.Request) string {
 	if site := r.Header.Values("Sec-Fetch-Site"); len(site) > 0 {
 		if len(site) != 1 || (site[0] != "same-origin" && site[0] != "none") {
-			return fmt.Sprintf("Sec-Fetch-Site %q", strings.Join(site, ", "))
+			return fmt.Sprintf("Sec-Fetch-Site %q", quoted(site))
 		}
 	}
 	if origin := r.Header.Values("Origin"); len(origin) > 0 {
 		if len(origin) != 1 || !sameOrigin(origin[0], r) {
-			return fmt.Sprintf("Origin %q is not this API's", strings.Join(origin, ", "))
+			return fmt.Sprintf("Origin %q is not this API's", quoted(origin))
 		}
 	}
 	return ""
+}
+
+// quoted joins header values for an error message, cut to 100 bytes: they
+// are the client's, and are logged.
+func quoted(values []string) string {
+	s := strings.Join(values, ", ")
+	if len(s) > 100 {
+		s = s[:100] + "..."
+	}
+	return s
 }
 
 // sameOrigin reports whether origin, an Origin header, is the origin of the
