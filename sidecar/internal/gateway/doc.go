@@ -9,9 +9,13 @@
 //	GET  /v1/events:stream                                 StreamEvents (NDJSON)
 //	POST /v1/events:ack                                    AckEvents
 //	POST /v1/events:send                                   SendEvent
-//	GET  /v1/sent-events/{idempotency_key}                 GetSentEvent
+//	GET  /v1/sent-events/{idempotency_key=**}              GetSentEvent
 //	GET  /v1/subscriptions/{subscription}/dead-letters     ListDeadLetters
 //	POST /v1/subscriptions/{subscription}/dead-letters:replay ReplayDeadLetters
+//
+// The idempotency key of GetSentEvent is the rest of the path, unescaped
+// once, so a key may contain "/", written as "/" or "%2F": both
+// /v1/sent-events/order/7 and /v1/sent-events/order%2F7 read "order/7".
 //
 // # JSON
 //
@@ -69,6 +73,19 @@
 // "@type". A body larger than Options.MaxBodyBytes is refused with 413 before
 // anything is forwarded; an unknown path is 404 and a known path with the
 // wrong method 405, both with the same JSON body.
+//
+// # Web pages
+//
+// A web page cannot use the API, on any route and with any method: a request
+// whose Sec-Fetch-Site is present and not "same-origin" or "none", or whose
+// Origin is present and not the origin the request was sent to, is refused
+// with 403 (PermissionDenied) before anything is forwarded. That covers an
+// <img> or EventSource on the stream, which needs no CORS preflight and would
+// otherwise consume events. With Options.LoopbackHostOnly a Host that is not
+// loopback is refused too (DNS rebinding), and any body must be declared
+// application/json (415 otherwise), so a form or text/plain POST is refused
+// even by a browser that sends neither header. Programs (curl, SDKs) send
+// neither header and are not affected.
 //
 // # Headers
 //

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -25,15 +28,43 @@ import (
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
 )
 
-// defaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is zero.
-const defaultMaxBodyBytes = 4 << 20
+// Limits of New, see Options.
+const (
+	// DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes
+	// is zero: 4 MiB, room for a SendEvent of the sidecar's default 1 MiB
+	// payload limit (CHRONOSHUB_MAX_PAYLOAD_BYTES) many times over.
+	DefaultMaxBodyBytes = 4 << 20
+	// BodyOverheadBytes is the room a SendEvent body needs beyond its
+	// payload, which it carries byte for byte: the type, the idempotency key
+	// (128 characters, at most 6 bytes each when \u-escaped), field names,
+	// punctuation and whitespace. A MaxBodyBytes of the service's payload
+	// limit plus BodyOverheadBytes lets through every event the service
+	// accepts.
+	BodyOverheadBytes = 64 << 10
+	// DefaultMaxMessageBytes is the gRPC message limit when
+	// Options.MaxMessageBytes is zero: gRPC's largest (2 GiB - 1), so that
+	// the limits of the gRPC server behind conn (its MaxRecvMsgSize and
+	// MaxSendMsgSize) are the only ones, and REST carries every message gRPC
+	// does. grpc-go's client default of 4 MiB would make events larger than
+	// that, which the sidecar stores (webhooks of up to
+	// CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES, 64 MiB at most), undeliverable over
+	// REST, and a ListDeadLetters page is up to 1000 of them.
+	DefaultMaxMessageBytes = math.MaxInt32
+)
 
 // Options are the optional settings of New.
 type Options struct {
 	// MaxBodyBytes caps request bodies; larger ones get 413 with a JSON error
-	// and nothing is forwarded. Zero means 4 MiB;
-	// negative is an error.
+	// and nothing is forwarded. Zero means DefaultMaxBodyBytes (4 MiB);
+	// negative is an error. Set it to the service's payload limit plus
+	// BodyOverheadBytes.
 	MaxBodyBytes int64
+	// MaxMessageBytes caps each gRPC message the gateway sends over conn or
+	// receives from it (grpc.MaxCallSendMsgSize and grpc.MaxCallRecvMsgSize
+	// on every call); a larger response fails the call with
+	// ResourceExhausted. Zero means DefaultMaxMessageBytes (2 GiB - 1, no
+	// limit beyond the server's); negative is an error.
+	MaxMessageBytes int
 	// Logger receives the gateway's records, with "component"="gateway":
 	// refused requests and failed calls at Warn, server-side failures (HTTP
 	// 5xx) at Error, calls the client abandoned at Debug. Nil means discard.
@@ -61,9 +92,16 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	maxBody := opts.MaxBodyBytes
 	switch {
 	case maxBody == 0:
-		maxBody = defaultMaxBodyBytes
+		maxBody = DefaultMaxBodyBytes
 	case maxBody < 0:
 		return nil, fmt.Errorf("gateway: negative MaxBodyBytes %d", maxBody)
+	}
+	maxMessage := opts.MaxMessageBytes
+	switch {
+	case maxMessage == 0:
+		maxMessage = DefaultMaxMessageBytes
+	case maxMessage < 0:
+		return nil, fmt.Errorf("gateway: negative MaxMessageBytes %d", maxMessage)
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -81,10 +119,29 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
 	)
-	if err := sidecarv1.RegisterEventServiceHandler(ctx, g.mux, conn); err != nil {
+	client := sidecarv1.NewEventServiceClient(callOptions{conn, []grpc.CallOption{
+		grpc.MaxCallRecvMsgSize(maxMessage),
+		grpc.MaxCallSendMsgSize(maxMessage),
+	}})
+	if err := sidecarv1.RegisterEventServiceHandlerClient(ctx, g.mux, client); err != nil {
 		return nil, fmt.Errorf("gateway: register EventService: %w", err)
 	}
 	return g, nil
+}
+
+// callOptions is a client connection that adds opts to every call, before
+// the caller's own.
+type callOptions struct {
+	conn grpc.ClientConnInterface
+	opts []grpc.CallOption
+}
+
+func (c callOptions) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	return c.conn.Invoke(ctx, method, args, reply, slices.Concat(c.opts, opts)...)
+}
+
+func (c callOptions) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return c.conn.NewStream(ctx, desc, method, slices.Concat(c.opts, opts)...)
 }
 
 // gateway is the handler New returns.
@@ -99,15 +156,24 @@ type gateway struct {
 // so that an oversize body is refused on every route and never half-forwarded
 // (grpc-gateway's generated handlers silently discard what they do not read).
 //
-// It also refuses what only a web browser would send to a local API: a body
-// that is not declared JSON (a cross-site form or text/plain POST, which a
-// browser sends without a CORS preflight) and, with LoopbackHostOnly, a Host
-// that is not loopback (DNS rebinding).
+// It also refuses what only a web browser would send to a local API, before
+// anything is forwarded: with LoopbackHostOnly, a Host that is not loopback
+// (DNS rebinding); any request another site or origin made (see
+// crossOrigin), whatever its method, because a GET of the stream consumes
+// events and an <img> or EventSource sends one without a CORS preflight; and
+// a body that is not declared JSON (a form or text/plain POST).
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.loopbackHost && !loopbackHost(r.Host) {
 		g.writeError(w, r, &runtime.HTTPStatusError{
 			HTTPStatus: http.StatusForbidden,
 			Err:        status.Error(codes.PermissionDenied, "the API answers only requests for a loopback host (Host: 127.0.0.1, [::1] or localhost)"),
+		})
+		return
+	}
+	if why := crossOrigin(r); why != "" {
+		g.writeError(w, r, &runtime.HTTPStatusError{
+			HTTPStatus: http.StatusForbidden,
+			Err:        status.Error(codes.PermissionDenied, "cross-origin requests are refused: "+why),
 		})
 		return
 	}
@@ -231,4 +297,73 @@ func loopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// crossOrigin says why r was made by a web page of another origin, or returns
+// "" when it was not. Browsers mark every request with Sec-Fetch-Site (since
+// 2020-2023) and send Origin on every request except same-origin and no-cors
+// GET and HEAD; programs such as curl and the gRPC-gateway SDKs send neither.
+// A request is refused when Sec-Fetch-Site is present and neither
+// "same-origin" nor "none" (the user typed the URL), or when Origin is present
+// and is not the origin the request was sent to (its scheme and Host).
+// http.CrossOriginProtection is not enough: it lets every GET, HEAD and
+// OPTIONS through.
+func crossOrigin(r *http.Request) string {
+	if site := r.Header.Values("Sec-Fetch-Site"); len(site) > 0 {
+		if len(site) != 1 || (site[0] != "same-origin" && site[0] != "none") {
+			return fmt.Sprintf("Sec-Fetch-Site %q", quoted(site))
+		}
+	}
+	if origin := r.Header.Values("Origin"); len(origin) > 0 {
+		if len(origin) != 1 || !sameOrigin(origin[0], r) {
+			return fmt.Sprintf("Origin %q is not this API's", quoted(origin))
+		}
+	}
+	return ""
+}
+
+// quoted joins header values for an error message, cut to 100 bytes: they
+// are the client's, and are logged.
+func quoted(values []string) string {
+	s := strings.Join(values, ", ")
+	if len(s) > 100 {
+		s = s[:100] + "..."
+	}
+	return s
+}
+
+// sameOrigin reports whether origin, an Origin header, is the origin of the
+// URL r was sent to: the same scheme, host (case-insensitively) and port,
+// default ports filled in.
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return false // including "null", an opaque origin
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if !strings.EqualFold(u.Scheme, scheme) {
+		return false
+	}
+	oHost, oPort := hostPort(u.Host, scheme)
+	rHost, rPort := hostPort(r.Host, scheme)
+	return oHost != "" && strings.EqualFold(oHost, rHost) && oPort == rPort
+}
+
+// hostPort splits a URL or Host header's host[:port], filling in the
+// scheme's default port.
+func hostPort(hp, scheme string) (host, port string) {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		host, port = strings.TrimSuffix(strings.TrimPrefix(hp, "["), "]"), ""
+	}
+	if port == "" {
+		port = "80"
+		if scheme == "https" {
+			port = "443"
+		}
+	}
+	return host, port
 }

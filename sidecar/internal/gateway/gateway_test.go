@@ -798,6 +798,7 @@ func TestNewRefusesBadArguments(t *testing.T) {
 	}{
 		{name: "nil connection", opts: Options{}},
 		{name: "negative MaxBodyBytes", conn: conn, opts: Options{MaxBodyBytes: -1}},
+		{name: "negative MaxMessageBytes", conn: conn, opts: Options{MaxMessageBytes: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -867,4 +868,248 @@ func TestBrowserRequestsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCrossOriginRefused checks that every route, safe methods included,
+// refuses a request a web page of another origin made (Sec-Fetch-Site,
+// Origin) with 403 before the server is called, and that programs, which
+// send neither header, and same-origin requests get through.
+func TestCrossOriginRefused(t *testing.T) {
+	calls := make(chan string, 100)
+	record := func(method string) { calls <- method }
+	ts := startGateway(t, &eventService{}, Options{LoopbackHostOnly: true},
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			record(info.FullMethod)
+			return handler(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			record(info.FullMethod)
+			return handler(srv, ss)
+		}))
+	hostPort := strings.TrimPrefix(ts.URL, "http://")
+	_, port, _ := strings.Cut(hostPort, ":")
+	own := ts.URL
+
+	routes := []struct{ method, path, body string }{
+		{http.MethodGet, "/v1/events:stream?subscription=app&eventTypes=other.*", ""},
+		{http.MethodPost, "/v1/events:ack", `{"subscription":"app","eventIds":["e"]}`},
+		{http.MethodPost, "/v1/events:send", `{"type":"manuscript.submitted","payload":{}}`},
+		{http.MethodGet, "/v1/sent-events/k", ""},
+		{http.MethodGet, "/v1/subscriptions/app/dead-letters", ""},
+		{http.MethodPost, "/v1/subscriptions/app/dead-letters:replay", `{"all":true}`},
+	}
+	tests := []struct {
+		name    string
+		host    string // the Host header; empty means ts's
+		origin  []string
+		site    []string
+		allowed bool
+	}{
+		{name: "no browser headers", allowed: true},
+		{name: "typed into the address bar", site: []string{"none"}, allowed: true},
+		{name: "same-origin", site: []string{"same-origin"}, allowed: true},
+		{name: "own origin", origin: []string{own}, allowed: true},
+		{name: "own origin and same-origin", origin: []string{own}, site: []string{"same-origin"}, allowed: true},
+		{name: "own origin, host in another case", host: "localhost:" + port, origin: []string{"HTTP://LocalHost:" + port}, allowed: true},
+		{name: "own origin, default port", host: "localhost", origin: []string{"http://localhost:80"}, allowed: true},
+		{name: "own origin with a slash", origin: []string{own + "/"}, allowed: true},
+		{name: "same-site", site: []string{"same-site"}},
+		{name: "cross-site", site: []string{"cross-site"}},
+		{name: "unknown Sec-Fetch-Site", site: []string{"bogus"}},
+		{name: "empty Sec-Fetch-Site", site: []string{""}},
+		{name: "two Sec-Fetch-Site", site: []string{"same-origin", "cross-site"}},
+		{name: "other port", origin: []string{"http://127.0.0.1:1"}},
+		{name: "localhost page to 127.0.0.1", origin: []string{"http://localhost:" + port}},
+		{name: "127.0.0.1 page to localhost", host: "localhost:" + port, origin: []string{own}},
+		{name: "other scheme", origin: []string{"https://" + hostPort}},
+		{name: "opaque origin", origin: []string{"null"}},
+		{name: "empty origin", origin: []string{""}},
+		{name: "origin with a path", origin: []string{own + "/page"}},
+		{name: "origin with user info", origin: []string{"http://u@" + hostPort}},
+		{name: "remote site", origin: []string{"https://evil.example"}},
+		{name: "two origins", origin: []string{own, "https://evil.example"}},
+		{name: "own origin but cross-site", origin: []string{own}, site: []string{"cross-site"}},
+		{name: "same-origin but another origin", origin: []string{"http://127.0.0.1:1"}, site: []string{"same-origin"}},
+		{name: "no-cors GET from another site", site: []string{"same-site"}},
+	}
+	for _, tt := range tests {
+		for _, rt := range routes {
+			t.Run(tt.name+" "+rt.method+" "+rt.path, func(t *testing.T) {
+				h := http.Header{}
+				if rt.body != "" {
+					h.Set("Content-Type", "application/json")
+				}
+				h["Origin"] = tt.origin
+				h["Sec-Fetch-Site"] = tt.site
+				req, err := http.NewRequestWithContext(t.Context(), rt.method, ts.URL+rt.path, strings.NewReader(rt.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header = h
+				if tt.host != "" {
+					req.Host = tt.host
+				}
+				resp, err := ts.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+				var called []string
+				for len(calls) > 0 {
+					called = append(called, <-calls)
+				}
+				if tt.allowed {
+					if len(called) != 1 {
+						t.Errorf("server calls = %q, want one (response %d %s)", called, r.status, r.body)
+					}
+					return
+				}
+				e := wantError(t, r, http.StatusForbidden, codes.PermissionDenied)
+				if !strings.Contains(e.Message, "cross-origin") {
+					t.Errorf("message = %q, want it to say cross-origin", e.Message)
+				}
+				if len(called) != 0 {
+					t.Errorf("server calls = %q, want none", called)
+				}
+			})
+		}
+	}
+	// A CORS preflight is refused too, and carries no CORS permission.
+	r := do(t, ts, http.MethodOptions, "/v1/events:send", nil, http.Header{
+		"Origin": {"http://127.0.0.1:1"}, "Sec-Fetch-Site": {"same-site"}, "Access-Control-Request-Method": {"POST"},
+	})
+	wantError(t, r, http.StatusForbidden, codes.PermissionDenied)
+	if v := r.header.Get("Access-Control-Allow-Origin"); v != "" {
+		t.Errorf("preflight answered Access-Control-Allow-Origin %q", v)
+	}
+}
+
+// TestGetSentEventKeyPath checks that an idempotency key reaches
+// GetSentEvent whole from the URL path, slashes included, whether the client
+// writes them as "/" or "%2F".
+func TestGetSentEventKeyPath(t *testing.T) {
+	svc := &eventService{getSentEvent: func(_ context.Context, req *sidecarv1.GetSentEventRequest) (*sidecarv1.GetSentEventResponse, error) {
+		return &sidecarv1.GetSentEventResponse{SentEvent: &sidecarv1.SentEvent{IdempotencyKey: req.GetIdempotencyKey()}}, nil
+	}}
+	ts := startGateway(t, svc, Options{})
+	tests := []struct{ path, key string }{
+		{"k", "k"},
+		{"a/b", "a/b"},
+		{"a%2Fb", "a/b"},
+		{"a%2fb", "a/b"},
+		{"order-1%2F2024/v2", "order-1/2024/v2"},
+		{"x/y/z", "x/y/z"},
+		{"a%252Fb", "a%2Fb"},
+		{"with%20space", "with space"},
+		{"a:b", "a:b"},
+		{"%3Fq%23", "?q#"},
+		{"a//b", "a//b"},
+		{"a/", "a/"},
+		{"/a", "/a"},
+		{"../x", "../x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			r := do(t, ts, http.MethodGet, "/v1/sent-events/"+tt.path, nil, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("GET /v1/sent-events/%s = %d %s, want 200", tt.path, r.status, r.body)
+			}
+			var got struct {
+				SentEvent struct {
+					IdempotencyKey string `json:"idempotencyKey"`
+				} `json:"sentEvent"`
+			}
+			if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+				t.Fatalf("body %q: %v", r.body, err)
+			}
+			if got.SentEvent.IdempotencyKey != tt.key {
+				t.Errorf("GET /v1/sent-events/%s: the service got key %q, want %q", tt.path, got.SentEvent.IdempotencyKey, tt.key)
+			}
+		})
+	}
+}
+
+// bigPayload returns a JSON object of n bytes.
+func bigPayload(n int) []byte {
+	const head, tail = `{"data":"`, `"}`
+	return []byte(head + strings.Repeat("x", n-len(head)-len(tail)) + tail)
+}
+
+// TestLargeMessages checks that a 5 MiB event, which the sidecar stores and
+// gRPC delivers, goes through REST both ways: streamed to the app with the
+// default limits (grpc-go's 4 MiB client default refused it), and sent by
+// the app when MaxBodyBytes is set from a 10 MiB payload limit as the
+// composition does. A lower MaxMessageBytes is applied to every call.
+func TestLargeMessages(t *testing.T) {
+	t.Parallel()
+	const (
+		size       = 5 << 20
+		maxPayload = 10 << 20
+	)
+	payload := bigPayload(size)
+
+	t.Run("stream", func(t *testing.T) {
+		t.Parallel()
+		svc := &eventService{streamEvents: func(_ *sidecarv1.StreamEventsRequest, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) error {
+			return stream.Send(&sidecarv1.StreamEventsResponse{Event: testEvent("big", payload)})
+		}}
+		ts := startGateway(t, svc, Options{})
+		lines := readLines(t, do(t, ts, http.MethodGet, "/v1/events:stream?subscription=s", nil, nil))
+		if len(lines) != 1 || !strings.Contains(lines[0], string(payload)) {
+			n := 0
+			if len(lines) > 0 {
+				n = len(lines[0])
+			}
+			t.Fatalf("stream = %d lines (first %d bytes, starting %.200q), want one event with the %d-byte payload", len(lines), n, strings.Join(lines, "\n"), size)
+		}
+	})
+
+	t.Run("stream over MaxMessageBytes", func(t *testing.T) {
+		t.Parallel()
+		svc := &eventService{streamEvents: func(_ *sidecarv1.StreamEventsRequest, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) error {
+			return stream.Send(&sidecarv1.StreamEventsResponse{Event: testEvent("big", payload)})
+		}}
+		ts := startGateway(t, svc, Options{MaxMessageBytes: size})
+		r := streamError(t, do(t, ts, http.MethodGet, "/v1/events:stream?subscription=s", nil, nil))
+		wantError(t, r, http.StatusTooManyRequests, codes.ResourceExhausted)
+	})
+
+	t.Run("send", func(t *testing.T) {
+		t.Parallel()
+		got := make(chan *sidecarv1.SendEventRequest, 1)
+		limit := maxPayload + BodyOverheadBytes
+		ts := startGateway(t, &eventService{sendEvent: recordSendEvent(got)}, Options{MaxBodyBytes: int64(limit)},
+			grpc.MaxRecvMsgSize(limit))
+		key := strings.Repeat("\u00e9", 128) // the longest JSON spelling of a 128-character key
+		body := `{ "type" : "manuscript.submitted" , "idempotencyKey" : "` + key + `" , "async" : true , "payload" : ` + string(payload) + ` }`
+		if r := post(t, ts, "/v1/events:send", body); r.status != http.StatusOK {
+			t.Fatalf("POST of a %d-byte payload = %d %.300s, want 200", size, r.status, r.body)
+		}
+		if req := <-got; !bytes.Equal(req.GetPayload(), payload) {
+			t.Fatalf("the service got a %d-byte payload, want the %d bytes sent", len(req.GetPayload()), size)
+		}
+		// A payload at the limit fits with the longest envelope.
+		atLimit := bigPayload(maxPayload)
+		body = `{ "type" : "manuscript.submitted" , "idempotencyKey" : "` + key + `" , "async" : true , "payload" : ` + string(atLimit) + ` }`
+		if r := post(t, ts, "/v1/events:send", body); r.status != http.StatusOK {
+			t.Fatalf("POST of a payload at the %d-byte limit = %d %.300s, want 200", maxPayload, r.status, r.body)
+		}
+		<-got
+	})
+
+	t.Run("send over the default MaxBodyBytes", func(t *testing.T) {
+		t.Parallel()
+		got := make(chan *sidecarv1.SendEventRequest, 1)
+		ts := startGateway(t, &eventService{sendEvent: recordSendEvent(got)}, Options{})
+		r := post(t, ts, "/v1/events:send", `{"type":"manuscript.submitted","payload":`+string(payload)+`}`)
+		wantError(t, r, http.StatusRequestEntityTooLarge, codes.InvalidArgument)
+		if len(got) != 0 {
+			t.Fatal("the service was called")
+		}
+	})
 }

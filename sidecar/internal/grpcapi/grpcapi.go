@@ -50,7 +50,7 @@ type Checker interface {
 // Limits on request fields.
 const (
 	maxAckIDs         = 1000
-	maxIdempotencyKey = 256
+	maxIdempotencyKey = 128 // characters, as sidecar.proto documents
 	defaultPageSize   = 100
 	maxPageSize       = 1000
 	maxRedeliverDelay = 24 * time.Hour
@@ -283,14 +283,16 @@ func (s *Service) SendEvent(ctx context.Context, req *sidecarv1.SendEventRequest
 	}, nil
 }
 
+// checkKey enforces what sidecar.proto documents for an idempotency key: up
+// to 128 printable ASCII characters (space to tilde).
 func checkKey(key string) error {
-	if len(key) > maxIdempotencyKey {
-		return invalid("idempotency_key", "at most "+strconv.Itoa(maxIdempotencyKey)+" bytes")
-	}
-	for _, r := range key {
-		if r < 0x20 || r == 0x7f || r == 0xfffd {
-			return invalid("idempotency_key", "must be printable UTF-8")
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return invalid("idempotency_key", "must be printable ASCII (space to ~)")
 		}
+	}
+	if len(key) > maxIdempotencyKey {
+		return invalid("idempotency_key", "at most "+strconv.Itoa(maxIdempotencyKey)+" characters")
 	}
 	return nil
 }

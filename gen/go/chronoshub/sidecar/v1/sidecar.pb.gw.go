@@ -312,7 +312,7 @@ func RegisterEventServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chronoshub.sidecar.v1.EventService/GetSentEvent", runtime.WithHTTPPathPattern("/v1/sent-events/{idempotency_key}"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chronoshub.sidecar.v1.EventService/GetSentEvent", runtime.WithHTTPPathPattern("/v1/sent-events/{idempotency_key=**}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -461,7 +461,7 @@ func RegisterEventServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chronoshub.sidecar.v1.EventService/GetSentEvent", runtime.WithHTTPPathPattern("/v1/sent-events/{idempotency_key}"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chronoshub.sidecar.v1.EventService/GetSentEvent", runtime.WithHTTPPathPattern("/v1/sent-events/{idempotency_key=**}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -515,7 +515,7 @@ var (
 	pattern_EventService_StreamEvents_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "events"}, "stream"))
 	pattern_EventService_AckEvents_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "events"}, "ack"))
 	pattern_EventService_SendEvent_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "events"}, "send"))
-	pattern_EventService_GetSentEvent_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "sent-events", "idempotency_key"}, ""))
+	pattern_EventService_GetSentEvent_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 3, 0, 4, 1, 5, 2}, []string{"v1", "sent-events", "idempotency_key"}, ""))
 	pattern_EventService_ListDeadLetters_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "subscriptions", "subscription", "dead-letters"}, ""))
 	pattern_EventService_ReplayDeadLetters_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "subscriptions", "subscription", "dead-letters"}, "replay"))
 )
