@@ -265,10 +265,11 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 	s.grpcSrv = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-		// A SendEvent carries a payload up to MaxPayloadBytes; a stream
-		// sends events up to the webhook's body limit.
-		grpc.MaxRecvMsgSize(int(cfg.MaxPayloadBytes+messageOverhead)),
-		grpc.MaxSendMsgSize(int(cfg.WebhookMaxBodyBytes+messageOverhead)),
+		// A SendEvent carries a payload up to MaxPayloadBytes; gRPC's
+		// default 4 MiB stays the floor for long lists of ids. What the
+		// server sends (events up to the webhook's body limit, pages of
+		// dead letters) is not capped: grpc-go's default.
+		grpc.MaxRecvMsgSize(max(4<<20, int(cfg.MaxPayloadBytes)+messageOverhead)),
 	)
 	sidecarv1.RegisterEventServiceServer(s.grpcSrv, s.svc)
 	s.health = health.NewServer()
@@ -422,17 +423,16 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		hookOpts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.cert.GetCertificate}
 	}
 	webhookSrv, webhookLis := s.hook.HTTPServer(s.webhookLis, hookOpts)
-	conn, err := grpc.NewClient(grpcTarget(s.grpcLis),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(int(cfg.WebhookMaxBodyBytes+messageOverhead)),
-			grpc.MaxCallSendMsgSize(int(cfg.MaxPayloadBytes+messageOverhead)),
-		))
+	conn, err := grpc.NewClient(grpcTarget(s.grpcLis), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("gateway connection: %w", err)
 	}
 	defer conn.Close()
-	gw, err := gateway.New(ctx, conn, gateway.Options{Logger: s.logger, LoopbackHostOnly: !cfg.AllowRemoteAPI})
+	gw, err := gateway.New(ctx, conn, gateway.Options{
+		Logger:           s.logger,
+		LoopbackHostOnly: !cfg.AllowRemoteAPI,
+		MaxBodyBytes:     cfg.MaxPayloadBytes + gateway.BodyOverheadBytes,
+	})
 	if err != nil {
 		return err
 	}
