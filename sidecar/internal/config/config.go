@@ -147,7 +147,20 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// LogLevel is the minimum level logged.
 	LogLevel slog.Level
+	// LogFormat is how log lines are written: LogJSON or LogText.
+	LogFormat LogFormat
 }
+
+// LogFormat is how the program writes its log lines.
+type LogFormat string
+
+// The log formats of CHRONOSHUB_LOG_FORMAT.
+const (
+	// LogJSON writes one JSON object per line, for log collectors.
+	LogJSON LogFormat = "json"
+	// LogText writes slog's key=value lines, for people.
+	LogText LogFormat = "text"
+)
 
 // Byte and count limits of the integer settings.
 const (
@@ -338,6 +351,9 @@ func settings(c *Config, r *raw) []setting {
 		{group: ops, env: "CHRONOSHUB_LOG_LEVEL", def: "info",
 			usage: "The minimum log level: debug, info, warn or error.",
 			value: levelValue{p: &c.LogLevel}},
+		{group: ops, env: "CHRONOSHUB_LOG_FORMAT", def: "json",
+			usage: "How log lines are written: json (one object per line, for log collectors) or text (key=value, for people).",
+			value: logFormatValue{p: &c.LogFormat}},
 	}
 }
 
