@@ -554,7 +554,7 @@ func loadSecret(name, env, value, path, required string) (*credentials.Source, e
 		}
 		return src, nil
 	case path != "":
-		src, err := credentials.NewFile(name, path)
+		src, err := openSecretFile(name, path)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", fileLabel, err)
 		}
@@ -563,6 +563,16 @@ func loadSecret(name, env, value, path, required string) (*credentials.Source, e
 		return nil, fmt.Errorf("%s or %s: %s", env, fileLabel, required)
 	}
 	return nil, nil
+}
+
+// openSecretFile reads a credential file: webhook secrets rotate (their
+// previous values stay accepted for CHRONOSHUB_SECRET_ROTATION_GRACE); the
+// API key and the bearer token are replaced at once.
+func openSecretFile(name, path string) (*credentials.Source, error) {
+	if name == WebhookSecretName {
+		return credentials.NewRotatingFile(name, path)
+	}
+	return credentials.NewFile(name, path)
 }
 
 // distinctAddrs reports listeners given the same address. Port 0 (any free
