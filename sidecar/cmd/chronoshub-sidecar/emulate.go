@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,11 +54,9 @@ type emulateFlags struct {
 	retryBase, retryMax                  time.Duration
 }
 
-func parseEmulate(args []string, stderr io.Writer) (*emulateFlags, error) {
+func parseEmulate(args []string, stdout io.Writer) (*emulateFlags, error) {
 	f := &emulateFlags{}
-	fs := flag.NewFlagSet("emulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, emulateUsage); fs.PrintDefaults() }
+	fs := newFlagSet("emulate")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address of the emulator's HTTP API")
 	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "file holding the API key inbound requests must carry")
 	fs.StringVar(&f.secretFile, "webhook-secret-file", "", "file holding the secret that signs outbound webhooks")
@@ -73,7 +70,7 @@ func parseEmulate(args []string, stderr io.Writer) (*emulateFlags, error) {
 	fs.IntVar(&f.maxRetries, "max-retries", emulator.DefaultMaxRetries, "retries of a failed webhook delivery after the first attempt (negative: none)")
 	fs.DurationVar(&f.retryBase, "retry-base", emulator.DefaultRetryBase, "wait before the first webhook retry; doubles each retry")
 	fs.DurationVar(&f.retryMax, "retry-max", emulator.DefaultRetryMax, "longest wait between webhook retries")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, emulateUsage, args, stdout); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -83,7 +80,7 @@ func parseEmulate(args []string, stderr io.Writer) (*emulateFlags, error) {
 }
 
 func runEmulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	f, err := parseEmulate(args, stderr)
+	f, err := parseEmulate(args, stdout)
 	if err != nil {
 		return err
 	}
