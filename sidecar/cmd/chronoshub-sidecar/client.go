@@ -48,7 +48,8 @@ Every command takes:
   --addr address      the sidecar's gRPC listener: host:port or unix:///path
                       (default 127.0.0.1:50051, or $CHRONOSHUB_GRPC_ADDR)
   --token-file path   a file holding the API's bearer token; without one,
-                      $CHRONOSHUB_API_TOKEN is sent when set
+                      $CHRONOSHUB_API_TOKEN or the file
+                      $CHRONOSHUB_API_TOKEN_FILE names is sent when set
   --timeout duration  deadline of a command other than stream (default 30s)
 
 Run "chronoshub-sidecar client <command> --help" for the flags of each.
@@ -115,7 +116,7 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 
 	fs := newFlagSet("client " + name)
 	addr := fs.String("addr", "", "the sidecar's gRPC listener: host:port or unix:///path (default 127.0.0.1:50051, or $CHRONOSHUB_GRPC_ADDR)")
-	tokenFile := fs.String("token-file", "", "a file holding the API's bearer token (instead of $CHRONOSHUB_API_TOKEN)")
+	tokenFile := fs.String("token-file", "", "a file holding the API's bearer token (instead of $CHRONOSHUB_API_TOKEN or $CHRONOSHUB_API_TOKEN_FILE)")
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline of the command (not of stream)")
 	runCmd := cmd.flags(fs)
 	if err := parseFlags(fs, cmd.usage, rest, stdout); err != nil {
@@ -126,7 +127,7 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 			*addr = defaultClientAddr
 		}
 	}
-	token, err := clientToken(getenv("CHRONOSHUB_API_TOKEN"), *tokenFile)
+	token, err := clientToken(*tokenFile, getenv("CHRONOSHUB_API_TOKEN"), getenv("CHRONOSHUB_API_TOKEN_FILE"))
 	if err != nil {
 		return fmt.Errorf("client %s: %w", name, err)
 	}
@@ -150,18 +151,29 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-// clientToken returns the bearer token from the file, or else from the
-// environment value; "" when neither is given (a loopback sidecar needs
-// none). The token is never a flag: flags show in ps and shell history.
-func clientToken(envValue, file string) (string, error) {
-	if file == "" {
-		return strings.TrimSpace(envValue), nil
+// clientToken returns the bearer token from --token-file, or else from
+// CHRONOSHUB_API_TOKEN or the file CHRONOSHUB_API_TOKEN_FILE names (the
+// sidecar's own variables, so that the client run in the sidecar's
+// container finds the token); "" when none is given (a loopback sidecar
+// needs none). The token is never a flag: flags show in ps and shell history.
+func clientToken(flagFile, envValue, envFile string) (string, error) {
+	switch {
+	case flagFile != "":
+		src, err := credentials.NewFile(config.APITokenName, flagFile)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		return src.Reveal(), nil
+	case envValue != "" && envFile != "":
+		return "", errors.New("CHRONOSHUB_API_TOKEN and CHRONOSHUB_API_TOKEN_FILE are both set: set one, or give --token-file")
+	case envFile != "":
+		src, err := credentials.NewFile(config.APITokenName, envFile)
+		if err != nil {
+			return "", fmt.Errorf("CHRONOSHUB_API_TOKEN_FILE: %w", err)
+		}
+		return src.Reveal(), nil
 	}
-	src, err := credentials.NewFile(config.APITokenName, file)
-	if err != nil {
-		return "", fmt.Errorf("--token-file: %w", err)
-	}
-	return src.Reveal(), nil
+	return strings.TrimSpace(envValue), nil
 }
 
 // dialAPI returns a client connection to the app-facing gRPC address, in

@@ -251,6 +251,10 @@ func TestClientUnixSocket(t *testing.T) {
 	if _, err := cli(t, nil, "sent", "--addr", a.GRPC, "--token-file", tokenFile, "k"); status.Code(err) != codes.NotFound {
 		t.Fatalf("client with the token file = %v, want NotFound", err)
 	}
+	// The sidecar's own variables work too: the client run in its container.
+	if _, err := cli(t, map[string]string{"CHRONOSHUB_API_TOKEN_FILE": tokenFile, "CHRONOSHUB_GRPC_ADDR": a.GRPC}, "sent", "k"); status.Code(err) != codes.NotFound {
+		t.Fatalf("client with CHRONOSHUB_API_TOKEN_FILE and CHRONOSHUB_GRPC_ADDR = %v, want NotFound", err)
+	}
 }
 
 // TestClientUsageErrors checks that bad invocations fail before any RPC,
@@ -297,6 +301,10 @@ func TestClientUsageErrors(t *testing.T) {
 				t.Fatalf("client %q made an RPC: %v", tt.args, err)
 			}
 		})
+	}
+	both := map[string]string{"CHRONOSHUB_API_TOKEN": "t", "CHRONOSHUB_API_TOKEN_FILE": empty}
+	if _, err := cli(t, both, "sent", nowhere, "k"); err == nil || !strings.Contains(err.Error(), "CHRONOSHUB_API_TOKEN and CHRONOSHUB_API_TOKEN_FILE are both set") {
+		t.Errorf("client with both token variables = %v, want a refusal", err)
 	}
 	// A sidecar that is not there: the status says Unavailable.
 	_, err := cli(t, nil, "sent", nowhere, "k")
