@@ -121,32 +121,33 @@ func editDistance(a, b string) int {
 	return d[len(a)][len(b)]
 }
 
-// ListenError turns the error of listening on addr, the value of the
-// variable env (such as "CHRONOSHUB_GRPC_ADDR"), into one that names the
+// ListenError turns the error of listening on addr into one that names the
 // setting and says what to change, in the form of Parse's errors, so that
-// every listener's failure can be reported together with errors.Join. It
+// every listener's failure can be reported together with errors.Join. The
+// setting is a variable of serve (such as "CHRONOSHUB_GRPC_ADDR", shown with
+// its flag) or a flag of another subcommand (such as "--emulator-addr"). It
 // wraps err.
-func ListenError(env, addr string, err error) error {
-	label := env
-	if flag := flagFor(env); flag != "" {
-		label = env + " (--" + flag + ")"
+func ListenError(setting, addr string, err error) error {
+	label := setting
+	if !strings.HasPrefix(setting, "-") {
+		label = setting + " (--" + flagFor(setting) + ")"
 	}
 	var hint string
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE):
-		hint = "another process is listening there: stop it, or set " + env + " to a free address (port 0 picks any)"
+		hint = "another process is listening there: stop it, or set " + setting + " to a free address (port 0 picks any)"
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, fs.ErrPermission):
 		if strings.HasPrefix(addr, unixScheme) {
-			hint = "no permission to create the socket: set " + env + " to a path in a directory this user may write"
+			hint = "no permission to create the socket: set " + setting + " to a path in a directory this user may write"
 		} else {
-			hint = "no permission: ports below 1024 need privileges; set " + env + " to a port above 1023"
+			hint = "no permission: ports below 1024 need privileges; set " + setting + " to a port above 1023"
 		}
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		hint = "no network interface of this machine has that address: set " + env + " to one of its addresses, or 0.0.0.0"
+		hint = "no network interface of this machine has that address: set " + setting + " to one of its addresses, or 0.0.0.0"
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOENT):
-		hint = "the socket's directory does not exist: create it, or set " + env + " to a path in an existing directory"
+		hint = "the socket's directory does not exist: create it, or set " + setting + " to a path in an existing directory"
 	default:
-		hint = "set " + env + " to an address this process can listen on"
+		hint = "set " + setting + " to an address this process can listen on"
 	}
 	return fmt.Errorf("%s: cannot listen on %s: %w; %s", label, quote(addr), err, hint)
 }

@@ -131,6 +131,8 @@ func TestListenError(t *testing.T) {
 			"CHRONOSHUB_ADMIN_ADDR (--admin-addr)", "no network interface of this machine has that address"}},
 		{"privileged port", "CHRONOSHUB_WEBHOOK_ADDR", ":443", &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EACCES)}, []string{
 			"CHRONOSHUB_WEBHOOK_ADDR (--webhook-addr)", "ports below 1024 need privileges"}},
+		{"a flag of another subcommand", "--emulator-addr", busy.Addr().String(), inUse, []string{
+			`--emulator-addr: cannot listen on "` + busy.Addr().String() + `"`, "set --emulator-addr to a free address"}},
 		{"anything else", "CHRONOSHUB_GRPC_ADDR", "x", errors.New("boom"), []string{"boom", "set CHRONOSHUB_GRPC_ADDR to an address this process can listen on"}},
 	}
 	for _, tt := range tests {
