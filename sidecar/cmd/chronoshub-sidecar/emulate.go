@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 )
@@ -108,7 +109,7 @@ func runEmulate(ctx context.Context, args []string, getenv func(string) string, 
 	defer emu.Close()
 	lis, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		return fmt.Errorf("emulate: %w", err)
+		return fmt.Errorf("emulate: %w", config.ListenError("--addr", f.addr, err))
 	}
 	if genKey {
 		fmt.Fprintf(stdout, "generated API key:        %s\n", apiKey)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -79,5 +80,20 @@ func TestFlagErrors(t *testing.T) {
 		if stdout.Len()+stderr.Len() != 0 {
 			t.Errorf("run(%q) printed %q %q; main prints the error", args, stdout.String(), stderr.String())
 		}
+	}
+}
+
+// TestEmulateBusyAddress checks that a bind failure names the flag to change.
+func TestEmulateBusyAddress(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"emulate", "--addr", busy.Addr().String()}, func(string) string { return "" }, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "emulate: --addr: cannot listen on") || !strings.Contains(err.Error(), "set --addr to a free address") {
+		t.Fatalf("emulate on a busy address = %v, want the flag to change named", err)
 	}
 }
