@@ -53,3 +53,28 @@ func TestLoggerLevel(t *testing.T) {
 		t.Errorf("warn-level log = %q, want only the warning", out)
 	}
 }
+
+func TestWarnUnknownVariables(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	warnUnknownVariables(newLogger(&buf, slog.LevelInfo), []string{
+		"CHRONOSHUB_WEBHOOK_SECERT=whsec_do_not_log", "CHRONOSHUB_BASE_URL=https://x", "OTEL_SERVICE_NAME=x", "CHRONOSHUB_NOTHING_LIKE_IT=1",
+	})
+	out := buf.String()
+	if strings.Contains(out, "whsec_do_not_log") {
+		t.Fatalf("the warning logged a value: %s", out)
+	}
+	var lines []map[string]any
+	for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 2 ||
+		lines[0]["variable"] != "CHRONOSHUB_NOTHING_LIKE_IT" || lines[0]["did_you_mean"] != nil ||
+		lines[1]["variable"] != "CHRONOSHUB_WEBHOOK_SECERT" || lines[1]["did_you_mean"] != "CHRONOSHUB_WEBHOOK_SECRET" || lines[1]["level"] != "WARN" {
+		t.Fatalf("warnings = %s, want one per unknown variable, sorted, with the closest name", out)
+	}
+}

@@ -59,6 +59,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown subcommand %q", cmd)
 }
 
+// warnUnknownVariables logs a warning for every CHRONOSHUB_ variable of
+// environ (os.Environ's form) that nothing reads, with the closest known
+// name: a typo such as CHRONOSHUB_WEBHOOK_SECERT would otherwise be silently
+// ignored. Values are never logged.
+func warnUnknownVariables(logger *slog.Logger, environ []string) {
+	for _, w := range config.UnknownVariables(environ) {
+		attrs := []any{"variable", w.Name}
+		if w.Suggestion != "" {
+			attrs = append(attrs, "did_you_mean", w.Suggestion)
+		}
+		logger.Warn("unknown CHRONOSHUB_ variable ignored", attrs...)
+	}
+}
+
 // newLogger returns the program's default logger: JSON lines on w.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return newFormatLogger(w, config.LogJSON, level)
