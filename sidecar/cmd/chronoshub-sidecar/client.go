@@ -357,7 +357,7 @@ func streamFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) e
 		defer cancel()
 		stream, err := api.events.StreamEvents(ctx, req)
 		if err != nil {
-			return err
+			return stopped(ctx, err)
 		}
 		for n := 0; *maxEvents == 0 || n < *maxEvents; n++ {
 			resp, err := stream.Recv()
@@ -365,10 +365,8 @@ func streamFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) e
 			case err == nil:
 			case errors.Is(err, io.EOF):
 				return errors.New("the sidecar ended the stream (it is shutting down)")
-			case ctx.Err() != nil && status.Code(err) == codes.Canceled: // Ctrl-C
-				return nil
 			default:
-				return err
+				return stopped(ctx, err)
 			}
 			e := resp.GetEvent()
 			if err := printJSON(api.stdout, newEventLine(e)); err != nil {
@@ -386,6 +384,15 @@ func streamFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) e
 		}
 		return nil
 	}
+}
+
+// stopped returns nil for the error of an RPC cancelled because ctx is
+// done (Ctrl-C stops stream, which is not a failure), and err otherwise.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil && status.Code(err) == codes.Canceled {
+		return nil
+	}
+	return err
 }
 
 const ackUsage = `Usage: chronoshub-sidecar client ack --subscription name <event id>…

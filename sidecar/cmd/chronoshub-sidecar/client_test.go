@@ -237,6 +237,20 @@ func TestClientUnixSocket(t *testing.T) {
 		t.Fatalf("stream over the socket printed %s", out)
 	}
 
+	// Without --max-events, stream runs until stopped (Ctrl-C), which is
+	// not a failure. It keeps the subscription's filter: a stream with
+	// another filter is refused while the sidecar still counts the first
+	// stream as open.
+	e2 := uuid.NewString()
+	running := start(t, []string{"client", "stream", "--addr", a.GRPC, "--token-file", tokenFile, "--subscription", "sock", "--event-types", "manuscript.*"}, nil)
+	if st := post(t, webhooks, "https://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", `{"n":2}`, e2); st != http.StatusOK {
+		t.Fatalf("webhook = %d, want 200", st)
+	}
+	running.stdout.waitText(t, e2)
+	if err := running.stop(t); err != nil {
+		t.Fatalf("stream stopped by a signal = %v, want nil", err)
+	}
+
 	wrong := filepath.Join(dir, "wrong")
 	if err := os.WriteFile(wrong, []byte("not-the-token"), 0o600); err != nil {
 		t.Fatal(err)
