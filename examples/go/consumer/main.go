@@ -44,7 +44,10 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp): // -h printed the usage: success
+	default:
 		fmt.Fprintln(os.Stderr, "consumer:", err)
 		os.Exit(1)
 	}
@@ -60,9 +63,9 @@ type config struct {
 	token          string
 }
 
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
 	fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are returned; -h is printed by parseFlags
 	addr := fs.String("addr", envOr(getenv, "CHRONOSHUB_GRPC_ADDR", "127.0.0.1:50051"), "the sidecar's gRPC address (env CHRONOSHUB_GRPC_ADDR)")
 	sub := fs.String("subscription", envOr(getenv, "CHRONOSHUB_SUBSCRIPTION", "example-go"), "subscription name (env CHRONOSHUB_SUBSCRIPTION)")
 	types := fs.String("types", envOr(getenv, "CHRONOSHUB_EVENT_TYPES", "manuscript.>"), "comma-separated event-type filters; empty for all (env CHRONOSHUB_EVENT_TYPES)")
@@ -70,6 +73,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	delay := fs.Duration("redeliver-delay", 10*time.Second, "how long the sidecar waits before offering a rejected event again")
 	maxEvents := fs.Int("max-events", 0, "exit after handling this many events (0: run until stopped)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // -h: the usage on stdout, and main exits 0
+			fmt.Fprintln(stdout, "Usage of consumer:")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+		}
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
@@ -95,7 +103,7 @@ func envOr(getenv func(string) string, key, def string) string {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
 		return err
 	}

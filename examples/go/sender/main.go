@@ -22,6 +22,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,7 +44,10 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp): // -h printed the usage: success
+	default:
 		fmt.Fprintln(os.Stderr, "sender:", err)
 		os.Exit(1)
 	}
@@ -51,7 +55,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sender", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // a flag error is returned and printed by main
 	defAddr := getenv("CHRONOSHUB_GRPC_ADDR")
 	if defAddr == "" {
 		defAddr = "127.0.0.1:50051"
@@ -64,6 +68,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	attempts := fs.Int("attempts", 5, "attempts for transient errors (UNAVAILABLE, DEADLINE_EXCEEDED)")
 	timeout := fs.Duration("timeout", 15*time.Second, "deadline of each attempt; the sidecar retries ChronosHub within it")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // -h: the usage on stdout, and main exits 0
+			fmt.Fprintln(stdout, "Usage of sender:")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+		}
 		return err
 	}
 	if fs.NArg() > 0 {

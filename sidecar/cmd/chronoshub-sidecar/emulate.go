@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 )
@@ -55,11 +55,9 @@ type emulateFlags struct {
 	retryBase, retryMax                  time.Duration
 }
 
-func parseEmulate(args []string, stderr io.Writer) (*emulateFlags, error) {
+func parseEmulate(args []string, stdout io.Writer) (*emulateFlags, error) {
 	f := &emulateFlags{}
-	fs := flag.NewFlagSet("emulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, emulateUsage); fs.PrintDefaults() }
+	fs := newFlagSet("emulate")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address of the emulator's HTTP API")
 	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "file holding the API key inbound requests must carry")
 	fs.StringVar(&f.secretFile, "webhook-secret-file", "", "file holding the secret that signs outbound webhooks")
@@ -74,7 +72,7 @@ func parseEmulate(args []string, stderr io.Writer) (*emulateFlags, error) {
 	fs.DurationVar(&f.retryBase, "retry-base", emulator.DefaultRetryBase, "wait before the first webhook retry; doubles each retry")
 	fs.DurationVar(&f.retryMax, "retry-max", emulator.DefaultRetryMax, "longest wait between webhook retries")
 	fs.IntVar(&f.maxHistory, "max-history", emulator.DefaultMaxHistory, "how many received inbound events and finished deliveries are kept for listing (the oldest go first)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, emulateUsage, args, stdout); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -84,7 +82,7 @@ func parseEmulate(args []string, stderr io.Writer) (*emulateFlags, error) {
 }
 
 func runEmulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	f, err := parseEmulate(args, stderr)
+	f, err := parseEmulate(args, stdout)
 	if err != nil {
 		return err
 	}
@@ -113,7 +111,7 @@ func runEmulate(ctx context.Context, args []string, getenv func(string) string, 
 	defer emu.Close()
 	lis, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		return fmt.Errorf("emulate: %w", err)
+		return fmt.Errorf("emulate: %w", config.ListenError("--addr", f.addr, err))
 	}
 	if genKey {
 		fmt.Fprintf(stdout, "generated API key:        %s\n", apiKey)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -35,9 +34,7 @@ Flags:
 const defaultTriggerURL = "https://127.0.0.1:8443/webhook"
 
 func runTrigger(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("trigger", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, triggerUsage); fs.PrintDefaults() }
+	fs := newFlagSet("trigger")
 	eventType := fs.String("type", "manuscript.submitted", "event type (X-Event-Type)")
 	payloadFile := fs.String("payload-file", "", `file holding the JSON payload, "-" for stdin; empty sends a sample for the type`)
 	eventID := fs.String("event-id", "", "X-Event-Id; empty means a new UUID")
@@ -47,7 +44,7 @@ func runTrigger(ctx context.Context, args []string, getenv func(string) string, 
 	caFile := fs.String("ca-file", "", "PEM certificates to trust (e.g. the dev playground's self-signed certificate)")
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the server's TLS certificate (tests only)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each attempt")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, triggerUsage, args, stdout); err != nil {
 		return err
 	}
 	url := defaultTriggerURL

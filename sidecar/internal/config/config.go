@@ -158,7 +158,20 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// LogLevel is the minimum level logged.
 	LogLevel slog.Level
+	// LogFormat is how log lines are written: LogJSON or LogText.
+	LogFormat LogFormat
 }
+
+// LogFormat is how the program writes its log lines.
+type LogFormat string
+
+// The log formats of CHRONOSHUB_LOG_FORMAT.
+const (
+	// LogJSON writes one JSON object per line, for log collectors.
+	LogJSON LogFormat = "json"
+	// LogText writes slog's key=value lines, for people.
+	LogText LogFormat = "text"
+)
 
 // Byte and count limits of the integer settings.
 const (
@@ -364,6 +377,9 @@ func settings(c *Config, r *raw) []setting {
 		{group: ops, env: "CHRONOSHUB_LOG_LEVEL", def: "info",
 			usage: "The minimum log level: debug, info, warn or error.",
 			value: levelValue{p: &c.LogLevel}},
+		{group: ops, env: "CHRONOSHUB_LOG_FORMAT", def: "json",
+			usage: "How log lines are written: json (one object per line, for log collectors) or text (key=value, for people).",
+			value: logFormatValue{p: &c.LogFormat}},
 	}
 }
 
@@ -568,7 +584,7 @@ func loadSecret(name, env, value, path, required string) (*credentials.Source, e
 		}
 		return src, nil
 	case path != "":
-		src, err := credentials.NewFile(name, path)
+		src, err := openSecretFile(name, path)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", fileLabel, err)
 		}
@@ -577,6 +593,16 @@ func loadSecret(name, env, value, path, required string) (*credentials.Source, e
 		return nil, fmt.Errorf("%s or %s: %s", env, fileLabel, required)
 	}
 	return nil, nil
+}
+
+// openSecretFile reads a credential file: webhook secrets rotate (their
+// previous values stay accepted for CHRONOSHUB_SECRET_ROTATION_GRACE); the
+// API key and the bearer token are replaced at once.
+func openSecretFile(name, path string) (*credentials.Source, error) {
+	if name == WebhookSecretName {
+		return credentials.NewRotatingFile(name, path)
+	}
+	return credentials.NewFile(name, path)
 }
 
 // distinctAddrs reports listeners given the same address. Port 0 (any free

@@ -95,6 +95,7 @@ func TestParseDefaults(t *testing.T) {
 		SecretRotationGrace:     time.Hour,
 		ShutdownGrace:           20 * time.Second,
 		LogLevel:                slog.LevelInfo,
+		LogFormat:               LogJSON,
 	}
 	if diff := cmp.Diff(want, got, ignoreCredentials); diff != "" {
 		t.Errorf("Parse(defaults) mismatch (-want +got):\n%s", diff)
@@ -127,6 +128,8 @@ func TestParsePrecedence(t *testing.T) {
 		{"bool flag without value", []string{"--allow-remote-api"}, []string{"CHRONOSHUB_ALLOW_REMOTE_API", "false", "CHRONOSHUB_API_TOKEN", apiToken}, func(c *Config) any { return c.AllowRemoteAPI }, true},
 		{"last flag wins", []string{"--log-level=debug", "--log-level=error"}, []string{"CHRONOSHUB_LOG_LEVEL", "warn"}, func(c *Config) any { return c.LogLevel }, slog.LevelError},
 		{"level case-insensitive", nil, []string{"CHRONOSHUB_LOG_LEVEL", "WARN"}, func(c *Config) any { return c.LogLevel }, slog.LevelWarn},
+		{"log format from the variable", nil, []string{"CHRONOSHUB_LOG_FORMAT", "Text"}, func(c *Config) any { return c.LogFormat }, LogText},
+		{"log format flag wins", []string{"--log-format=json"}, []string{"CHRONOSHUB_LOG_FORMAT", "text"}, func(c *Config) any { return c.LogFormat }, LogJSON},
 		{"sync always", nil, []string{"CHRONOSHUB_SYNC", "always"}, func(c *Config) any { return [2]any{c.SyncAlways, c.SyncInterval} }, [2]any{true, time.Duration(0)}},
 		{"sync flag beats env", []string{"--sync=250ms"}, []string{"CHRONOSHUB_SYNC", "always"}, func(c *Config) any { return [2]any{c.SyncAlways, c.SyncInterval} }, [2]any{false, 250 * time.Millisecond}},
 		{"event types trimmed", nil, []string{"CHRONOSHUB_ALLOWED_EVENT_TYPES", " manuscript.* , ,journal.created,"}, func(c *Config) any { return c.AllowedEventTypes }, []string{"manuscript.*", "journal.created"}},
@@ -454,6 +457,10 @@ func TestParseMisc(t *testing.T) {
 		{name: "relative base URL", args: []string{"--base-url", "/inbound"}, wantErr: "must be absolute"},
 		{name: "empty data dir", args: []string{"--data-dir="}, wantErr: "CHRONOSHUB_DATA_DIR (--data-dir): must not be empty"},
 		{name: "too large a body", args: []string{"--webhook-max-body-bytes=1000000000"}, wantErr: "1000000000 is out of range: want 1 to 67043328"},
+		{name: "base URL without a scheme", args: []string{"--base-url", "api.chronoshub.example"}, wantErr: `CHRONOSHUB_BASE_URL (--base-url): URL "api.chronoshub.example" has no scheme: write "https://api.chronoshub.example"`},
+		{name: "base URL without a scheme, with a port", args: []string{"--base-url", "api.chronoshub.example:443"}, wantErr: `URL "api.chronoshub.example:443" has no scheme: write "https://api.chronoshub.example:443"`},
+		{name: "base URL without a scheme, with a password", args: []string{"--base-url", "u:pw@api.chronoshub.example"}, wantErr: "URL has no scheme and seems to carry user information"},
+		{name: "unknown log format", args: []string{"--log-format", "yaml"}, wantErr: `CHRONOSHUB_LOG_FORMAT (--log-format): invalid log format "yaml": want json or text`},
 		{name: "empty base URL", args: []string{"--base-url="}, wantErr: `CHRONOSHUB_BASE_URL (--base-url): URL "" must be absolute`},
 	}
 	t.Run("base URL required", func(t *testing.T) {
@@ -492,7 +499,7 @@ var contract = []string{
 	"CHRONOSHUB_ASYNC_FAIL_AFTER", "CHRONOSHUB_NATS_URL", "CHRONOSHUB_NATS_CREDS_FILE",
 	"CHRONOSHUB_ALLOW_REMOTE_API", "CHRONOSHUB_API_TOKEN", "CHRONOSHUB_API_TOKEN_FILE",
 	"CHRONOSHUB_CREDENTIALS_POLL_INTERVAL", "CHRONOSHUB_SECRET_ROTATION_GRACE",
-	"CHRONOSHUB_SHUTDOWN_GRACE", "CHRONOSHUB_LOG_LEVEL",
+	"CHRONOSHUB_SHUTDOWN_GRACE", "CHRONOSHUB_LOG_LEVEL", "CHRONOSHUB_LOG_FORMAT",
 	"CHRONOSHUB_STORE_FAILURE_LIMIT", "CHRONOSHUB_WEBHOOK_HEADER_TIMEOUT",
 	"CHRONOSHUB_WEBHOOK_MAX_BODY_MEMORY", "CHRONOSHUB_WEBHOOK_STORE_TIMEOUT",
 }
@@ -590,6 +597,7 @@ func TestLogValue(t *testing.T) {
 		`"ack_wait":"30s"`,
 		`"sync":"1s"`,
 		`"log_level":"info"`,
+		`"log_format":"json"`,
 		`"allow_remote_api":true`,
 		`"max_in_flight":100`,
 	} {

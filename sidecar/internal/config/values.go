@@ -152,6 +152,21 @@ func (v levelValue) show() slog.Value { return slog.StringValue(strings.ToLower(
 func (v levelValue) targets() []any   { return []any{v.p} }
 func (v levelValue) kind() string     { return "level" }
 
+// logFormatValue is a log format name.
+type logFormatValue struct{ p *LogFormat }
+
+func (v logFormatValue) set(s string) error {
+	switch f := LogFormat(strings.ToLower(s)); f {
+	case LogJSON, LogText:
+		*v.p = f
+		return nil
+	}
+	return fmt.Errorf("invalid log format %s: want json or text", quote(s))
+}
+func (v logFormatValue) show() slog.Value { return slog.StringValue(string(*v.p)) }
+func (v logFormatValue) targets() []any   { return []any{v.p} }
+func (v logFormatValue) kind() string     { return "format" }
+
 // eventTypesValue is a comma-separated list of event types or patterns.
 type eventTypesValue struct{ p *[]string }
 
@@ -214,6 +229,14 @@ func (v secretFileValue) kind() string   { return "path" }
 // checkBaseURL accepts an absolute http or https URL with a host and no user
 // information, query or fragment, since the client appends /inbound/{type}.
 func checkBaseURL(s string) error {
+	if s != "" && !strings.Contains(s, "://") && !strings.HasPrefix(s, "/") {
+		// "api.chronoshub.example" or "api.chronoshub.example:443": a host
+		// without a scheme, which url.Parse reads as a path or an opaque URL.
+		if strings.Contains(s, "@") {
+			return errors.New("URL has no scheme and seems to carry user information: write https://host, and put the API key in CHRONOSHUB_API_KEY")
+		}
+		return fmt.Errorf("URL %s has no scheme: write %s", quote(s), quote("https://"+s))
+	}
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:

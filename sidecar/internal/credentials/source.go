@@ -20,15 +20,17 @@ const maxFileBytes = 64 << 10
 // Source is one credential, from a fixed value (an environment variable) or
 // from a file that a [Watcher] re-reads. Its content is held as a whole
 // ([Source.Current]) and as a list ([Source.Values]): separated by commas or
-// one per line, trimmed, empty entries dropped. A file-backed Source also
-// remembers, during a rotation, the list it held before the last change.
+// one per line, trimmed, empty entries dropped. A Source from
+// [NewRotatingFile] also remembers, during a rotation, the list it held
+// before the last change.
 //
 // Reading a Source (Current, Reveal, Values, Secrets) is lock-free and safe
 // for concurrent use with reloads.
 type Source struct {
-	name string
-	path string // "" for a fixed value
-	snap atomic.Pointer[snapshot]
+	name    string
+	path    string // "" for a fixed value
+	rotates bool   // replaced values stay accepted for the rotation grace
+	snap    atomic.Pointer[snapshot]
 
 	mu      sync.Mutex // serialises polls; guards sum and failure
 	sum     [sha256.Size]byte
@@ -62,7 +64,8 @@ func NewValue(name, value string) *Source {
 // NewFile returns a Source holding the content of the file at path, read
 // now. It fails if the file cannot be read, is larger than 64 KiB, or holds
 // no value (only white space, commas and newlines); the error names the path,
-// never the content. Register the Source with a [Watcher] to follow changes.
+// never the content. Register the Source with a [Watcher] to follow changes:
+// a change replaces the content at once (an API key, a bearer token).
 func NewFile(name, path string) (*Source, error) {
 	content, sum, err := readCredential(path)
 	if err != nil {
@@ -70,6 +73,19 @@ func NewFile(name, path string) (*Source, error) {
 	}
 	s := &Source{name: name, path: path, sum: sum}
 	s.snap.Store(newSnapshot(content, nil))
+	return s, nil
+}
+
+// NewRotatingFile is [NewFile] for a credential whose earlier values stay
+// accepted for a while after the file changes (webhook secrets): after a
+// change, Values and Secrets keep the values the file no longer holds until
+// the Watcher's RotationGrace has passed.
+func NewRotatingFile(name, path string) (*Source, error) {
+	s, err := NewFile(name, path)
+	if err != nil {
+		return nil, err
+	}
+	s.rotates = true
 	return s, nil
 }
 
@@ -148,8 +164,9 @@ func (s *Source) Current() Secret { return s.snap.Load().current }
 func (s *Source) Reveal() string { return s.Current().Reveal() }
 
 // Values returns the values accepted now: the current content split at
-// commas and newlines, followed, during a rotation, by the values the file
-// held before its last change that it no longer holds. Those earlier values
+// commas and newlines, followed, during the rotation of a Source from
+// [NewRotatingFile], by the values the file held before its last change that
+// it no longer holds. Those earlier values
 // stay until the Watcher's RotationGrace after the change has passed (the
 // first Check after that drops them). The result is the caller's to modify.
 func (s *Source) Values() []Secret {
@@ -204,6 +221,7 @@ func (s *Source) LogValue() slog.Value {
 // pollResult is what one poll of a Source did, for the Watcher to report.
 type pollResult struct {
 	changed   bool  // a new content was applied
+	retained  bool  // after a change, earlier values stay accepted until now+grace
 	err       error // the read failed; set only the first time a failure is seen
 	recovered bool  // a read succeeded after a reported failure
 	expired   int   // earlier values dropped because their grace ended
@@ -231,12 +249,13 @@ func (s *Source) poll(now time.Time, grace time.Duration) pollResult {
 		s.sum, s.failure = sum, ""
 		next := newSnapshot(content, nil)
 		for _, v := range old.values {
-			if !containsValue(next.values, v) {
+			if s.rotates && !containsValue(next.values, v) {
 				previous = append(previous, retired{secret: v, until: now.Add(grace)})
 			}
 		}
 		next.previous = slices.DeleteFunc(previous, func(r retired) bool { return containsValue(next.values, r.secret) })
 		res.changed = true
+		res.retained = len(next.previous) > 0
 		s.snap.Store(next)
 		return res
 	default:

@@ -3,6 +3,7 @@ package credentials
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -215,7 +216,7 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 func TestWatcherRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "webhook-secret")
 	writeFile(t, path, "old-a,old-b\n")
-	src, err := NewFile("webhook_secret", path)
+	src, err := NewRotatingFile("webhook_secret", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,6 +303,51 @@ func runAsNobody(t *testing.T) {
 		t.Fatalf("as nobody, %s did not run:\n%s", t.Name(), out)
 	}
 	t.Log("ran as user nobody:", strings.Count(string(out), "--- PASS"), "passed")
+}
+
+// TestWatcherReloadLogs checks that only a rotating credential's reload
+// promises that its previous values are accepted until a time: an API key or
+// a bearer token is replaced at once.
+func TestWatcherReloadLogs(t *testing.T) {
+	tests := []struct {
+		name       string
+		open       func(name, path string) (*Source, error)
+		wantSecret []string
+		wantUntil  bool
+	}{
+		{"api key", NewFile, []string{"new"}, false},
+		{"webhook secret", NewRotatingFile, []string{"new", "old"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "credential")
+			writeFile(t, path, "old")
+			src, err := tt.open("credential", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, _, _, logs := testWatcher(t, time.Hour)
+			w.Add(src)
+			writeFile(t, path, "new")
+			w.Check()
+			if diff := cmp.Diff(tt.wantSecret, revealAll(src.Secrets())); diff != "" {
+				t.Errorf("Secrets() after the reload mismatch (-want +got):\n%s", diff)
+			}
+			var line map[string]any
+			for l := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err == nil && m["msg"] == "credential reloaded" {
+					line = m
+				}
+			}
+			if line == nil {
+				t.Fatalf("no \"credential reloaded\" line in:\n%s", logs)
+			}
+			if until, ok := line["previous_accepted_until"]; ok != tt.wantUntil {
+				t.Errorf("reload line previous_accepted_until = %v (present %v), want present %v: %v", until, ok, tt.wantUntil, line)
+			}
+		})
+	}
 }
 
 func TestWatcherFailedReloadKeepsLastGood(t *testing.T) {

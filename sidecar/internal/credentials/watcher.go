@@ -20,7 +20,8 @@ type WatcherOptions struct {
 	// [DefaultInterval].
 	Interval time.Duration
 	// RotationGrace is how long the values a file held before a change stay
-	// accepted by Source.Values and Source.Secrets, so that webhooks signed
+	// accepted by Source.Values and Source.Secrets of a Source from
+	// NewRotatingFile, so that webhooks signed
 	// with the previous secret still verify during a rotation. Zero means
 	// [DefaultRotationGrace].
 	RotationGrace time.Duration
@@ -132,9 +133,13 @@ func (w *Watcher) Check() {
 	for _, s := range w.sources {
 		res := s.poll(now, w.grace)
 		w.report(res, s.name, slog.String("path", s.path))
-		if res.changed {
+		switch {
+		case res.changed && res.retained:
 			w.log.Info("credential reloaded", "credential", s.name, "path", s.path,
 				"values", len(s.snap.Load().values), "previous_accepted_until", now.Add(w.grace))
+		case res.changed:
+			w.log.Info("credential reloaded", "credential", s.name, "path", s.path,
+				"values", len(s.snap.Load().values))
 		}
 		if res.expired > 0 {
 			w.log.Info("rotation grace ended: earlier values no longer accepted",
