@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,9 +46,7 @@ Flags:
 `
 
 func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, devUsage); fs.PrintDefaults() }
+	fs := newFlagSet("dev")
 	dir := fs.String("dir", ".chronoshub-dev", "where the playground keeps its data and certificate")
 	webhookAddr := fs.String("webhook-addr", "127.0.0.1:8443", "webhook listener (HTTPS)")
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:50051", "app-facing gRPC listener")
@@ -58,7 +55,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	emulatorAddr := fs.String("emulator-addr", "127.0.0.1:8080", "the emulator's HTTP API (ChronosHub's inbound API and /_emulator/…)")
 	retryBase := fs.Duration("emulator-retry-base", time.Second, "wait before the emulator's first webhook retry; doubles each retry")
 	regenerate := fs.Bool("regenerate", false, "make a new API key, webhook secret and certificate instead of reusing those in --dir")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, devUsage, args, stdout); err != nil {
 		return err
 	}
 	// Everything after "--" is the app to run against the playground.
@@ -69,7 +66,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		app = rest
 	}
-	logger := newLogger(stderr, slog.LevelInfo)
+	// JSON, as serve's default: scripts read dev's "ready" line.
+	logger := newFormatLogger(stderr, config.LogJSON, slog.LevelInfo)
 
 	// The dev dir is one playground's: a second dev on it would share the
 	// store and replace the certificate the first one serves.
@@ -99,14 +97,19 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer emu.Close()
-	emuLis, err := net.Listen("tcp", *emulatorAddr)
-	if err != nil {
-		return fmt.Errorf("dev: the emulator cannot listen on %s: %w (choose another address with --emulator-addr)", *emulatorAddr, err)
+	// A busy emulator address is reported together with the sidecar's
+	// own listeners' problems.
+	emuURL := "http://" + *emulatorAddr
+	emuLis, emuErr := net.Listen("tcp", *emulatorAddr)
+	if emuErr != nil {
+		emuErr = fmt.Errorf("emulator listener: %w", config.ListenError("--emulator-addr", *emulatorAddr, emuErr))
+	} else {
+		defer emuLis.Close()
+		emuURL = "http://" + emuLis.Addr().String()
 	}
-	defer emuLis.Close()
 
 	env := map[string]string{
-		"CHRONOSHUB_BASE_URL":       "http://" + emuLis.Addr().String(),
+		"CHRONOSHUB_BASE_URL":       emuURL,
 		"CHRONOSHUB_API_KEY":        apiKey,
 		"CHRONOSHUB_WEBHOOK_SECRET": secret,
 		"CHRONOSHUB_TLS_CERT_FILE":  certFile,
@@ -125,10 +128,12 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	logger.Info("starting", "config", cfg)
-	s, err := sidecar.Start(ctx, cfg, sidecar.Options{Logger: logger})
-	if err != nil {
-		return err
+	s, err := startSidecar(ctx, cfg, logger)
+	if err != nil || emuErr != nil {
+		if s != nil {
+			s.Close()
+		}
+		return fmt.Errorf("dev: %w", errors.Join(emuErr, err))
 	}
 	logger.Info("emulator listening", "emulator_addr", emuLis.Addr().String())
 	printDevHelp(stdout, devInfo{
@@ -245,20 +250,21 @@ Dev credentials (%[10]s):
   webhook secret  %[9]s
 
 Receive events (each subscription gets every event; streams on one subscription share them):
-  grpcurl -plaintext -d '{"subscription":"dev-grpc"}' %[3]s chronoshub.sidecar.v1.EventService/StreamEvents
-  curl -N 'http://%[4]s/v1/events:stream?subscription=dev-rest'
-Acknowledge what you received:
-  curl -H 'Content-Type: application/json' http://%[4]s/v1/events:ack -d '{"subscription":"dev-rest","eventIds":["<event id>"]}'
+  %[11]s client stream --addr %[12]s --subscription dev --ack
+  curl -N 'http://%[4]s/v1/events:stream?subscription=dev-rest'     (REST; or grpcurl on %[3]s)
+Acknowledge, reject, replay dead letters: %[11]s client --help
 
 Have ChronosHub send a webhook (signed, retried like ChronosHub):
   curl -X POST http://%[6]s/_emulator/deliveries -d '{"url":"%[1]s","event_type":"manuscript.submitted"}'
   CHRONOSHUB_WEBHOOK_SECRET=%[9]s %[11]s trigger --ca-file %[2]s %[1]s
 
 Send an event to ChronosHub, then see what it received:
+  %[11]s client send --addr %[12]s --type manuscript.submitted --payload '{"manuscriptId":"M-1"}'
   curl -H 'Content-Type: application/json' http://%[4]s/v1/events:send -d '{"type":"manuscript.submitted","payload":{"manuscriptId":"M-1"}}'
   curl http://%[6]s/_emulator/inbound
 
+Run your app against this playground: %[11]s dev -- <command> (it gets CHRONOSHUB_GRPC_ADDR and the rest).
 Apps in other languages: examples/ (each README says how to run it against dev).
 Ctrl-C stops everything.
-`, webhookURL, d.certFile, grpcHost, d.addrs.HTTP, d.addrs.Admin, d.emulator, filepath.Join(d.dir, "data"), d.apiKey, d.secret, kept, d.self)
+`, webhookURL, d.certFile, grpcHost, d.addrs.HTTP, d.addrs.Admin, d.emulator, filepath.Join(d.dir, "data"), d.apiKey, d.secret, kept, d.self, d.addrs.GRPC)
 }

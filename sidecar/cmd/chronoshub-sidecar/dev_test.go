@@ -47,9 +47,21 @@ func startDev(t *testing.T) (r *running, out, emulatorURL, webhookURL, certFile,
 func TestDev(t *testing.T) {
 	t.Parallel()
 	r, out, emulatorURL, webhookURL, _, _, a := startDev(t)
-	for _, want := range []string{"grpcurl -plaintext", a.GRPC, "curl -N 'http://" + a.HTTP + "/v1/events:stream", "/_emulator/deliveries", "/v1/events:send"} {
+	for _, want := range []string{"client stream --addr " + a.GRPC + " --subscription dev --ack", "curl -N 'http://" + a.HTTP + "/v1/events:stream", "/_emulator/deliveries", "/v1/events:send"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dev output lacks %q", want)
+		}
+	}
+	// The banner's send command works as printed, and again: it uses no
+	// idempotency key that a second run would find taken.
+	m := regexp.MustCompile(`client send --addr (\S+) --type (\S+) --payload '([^']+)'`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("dev output has no client send command:\n%s", out)
+	}
+	for i := range 2 {
+		stdout := newCapture()
+		if err := run(t.Context(), []string{"client", "send", "--addr", m[1], "--type", m[2], "--payload", m[3]}, nil, stdout, newCapture()); err != nil {
+			t.Fatalf("the banner's client send, run %d: %v", i+1, err)
 		}
 	}
 	grpcc, _ := grpcClient(t, a.GRPC)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,5 +165,39 @@ func TestDevStopsApp(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout.String(), "got-term") {
 		t.Fatal("the app did not get SIGTERM")
+	}
+}
+
+// TestDevBusyAddresses starts dev with the emulator's and the webhook's
+// addresses taken: both are reported at once, each naming its flag.
+func TestDevBusyAddresses(t *testing.T) {
+	t.Parallel()
+	busy1, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy1.Close()
+	busy2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy2.Close()
+	args := devArgs(t)
+	for i, a := range args {
+		switch a {
+		case "--emulator-addr":
+			args[i+1] = busy1.Addr().String()
+		case "--webhook-addr":
+			args[i+1] = busy2.Addr().String()
+		}
+	}
+	err = run(t.Context(), args, nil, newCapture(), newCapture())
+	if err == nil {
+		t.Fatal("dev on busy addresses returned nil")
+	}
+	for _, want := range []string{"--emulator-addr", busy1.Addr().String(), "--webhook-addr", busy2.Addr().String()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("dev on busy addresses = %q, want it to name %q", err, want)
+		}
 	}
 }

@@ -44,6 +44,10 @@ func TestHelp(t *testing.T) {
 		{[]string{"client", "dead-letters", "--help"}, "client dead-letters replay"},
 		{[]string{"client", "dead-letters", "list", "--help"}, "  --page-size uint"},
 		{[]string{"client", "dead-letters", "replay", "-h"}, "  --all\n"},
+		{[]string{"serve", "--help"}, "  --base-url URL"},
+		{[]string{"serve", "-h"}, "CHRONOSHUB_STORE_FAILURE_LIMIT"},
+		{[]string{"dev", "--help"}, "  --emulator-addr string"},
+		{[]string{"dev", "-h"}, "-- app command"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

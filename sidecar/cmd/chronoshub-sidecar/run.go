@@ -39,6 +39,9 @@ Run "chronoshub-sidecar <subcommand> --help" for the flags of each.
 // (SIGINT or SIGTERM) and returns its error. It owns every listener and
 // goroutine it starts.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("missing subcommand")

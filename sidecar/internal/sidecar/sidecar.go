@@ -286,15 +286,15 @@ func (s *Sidecar) bind() error {
 	listen := func(name, setting, addr string, fn func(string) (net.Listener, error)) net.Listener {
 		l, err := fn(addr)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s listener: %w; set %s to another address", name, err, setting))
+			errs = append(errs, fmt.Errorf("%s listener: %w", name, config.ListenError(setting, addr, err)))
 		}
 		return l
 	}
 	tcp := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
-	s.webhookLis = listen("webhook", "CHRONOSHUB_WEBHOOK_ADDR (--webhook-addr)", cfg.WebhookAddr, tcp)
-	s.grpcLis = listen("gRPC", "CHRONOSHUB_GRPC_ADDR (--grpc-addr)", cfg.GRPCAddr, listenAPI)
-	s.httpLis = listen("REST", "CHRONOSHUB_HTTP_ADDR (--http-addr)", cfg.HTTPAddr, listenAPI)
-	s.adminLis = listen("admin", "CHRONOSHUB_ADMIN_ADDR (--admin-addr)", cfg.AdminAddr, tcp)
+	s.webhookLis = listen("webhook", "CHRONOSHUB_WEBHOOK_ADDR", cfg.WebhookAddr, tcp)
+	s.grpcLis = listen("gRPC", "CHRONOSHUB_GRPC_ADDR", cfg.GRPCAddr, listenAPI)
+	s.httpLis = listen("REST", "CHRONOSHUB_HTTP_ADDR", cfg.HTTPAddr, listenAPI)
+	s.adminLis = listen("admin", "CHRONOSHUB_ADMIN_ADDR", cfg.AdminAddr, tcp)
 	return errors.Join(errs...)
 }
 
