@@ -115,18 +115,3 @@ func (e *Embedded) Close() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 }
-
-// ConnectExternal connects to an external NATS cluster (for several
-// replicas sharing one event log). url is a comma-separated server list;
-// credsFile, when not empty, is a NATS credentials file.
-func ConnectExternal(url, credsFile string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("chronoshub-sidecar"), nats.MaxReconnects(-1)}
-	if credsFile != "" {
-		opts = append(opts, nats.UserCredentials(credsFile))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
-	}
-	return nc, nil
-}
