@@ -150,6 +150,7 @@ func kvStreamConfig(cfg jetstream.KeyValueConfig) jetstream.StreamConfig {
 		Duplicates:             dup,
 		AllowMsgTTL:            cfg.LimitMarkerTTL != 0,
 		SubjectDeleteMarkerTTL: cfg.LimitMarkerTTL,
+		AllowDirect:            true,
 	}
 }
 
@@ -193,7 +194,7 @@ func compareStream(have, want jetstream.StreamConfig, settings Settings) []Misma
 	add("max message size", limit(int64(have.MaxMsgSize)), limit(int64(want.MaxMsgSize)))
 	add("duplicate window", have.Duplicates.String(), duplicates(want).String())
 	add("allow message TTL", strconv.FormatBool(have.AllowMsgTTL), strconv.FormatBool(want.AllowMsgTTL))
-	add("limit marker TTL", age(have.SubjectDeleteMarkerTTL), age(want.SubjectDeleteMarkerTTL))
+	add("limit marker TTL", off(have.SubjectDeleteMarkerTTL), off(want.SubjectDeleteMarkerTTL))
 	add("allow direct", strconv.FormatBool(have.AllowDirect), strconv.FormatBool(want.AllowDirect))
 	return ms
 }
@@ -229,6 +230,13 @@ func limit(n int64) string {
 func age(d time.Duration) string {
 	if d <= 0 {
 		return "unlimited"
+	}
+	return d.String()
+}
+
+func off(d time.Duration) string {
+	if d <= 0 {
+		return "off"
 	}
 	return d.String()
 }

@@ -54,12 +54,12 @@ type Cluster struct {
 }
 
 type node struct {
-	name                  string
-	dir                   string // store and config
+	name                   string
+	dir                    string // store and config
 	client, route, monitor int
-	mu                    sync.Mutex
-	cmd                   *exec.Cmd
-	done                  chan struct{} // closed when cmd has exited
+	mu                     sync.Mutex
+	cmd                    *exec.Cmd
+	done                   chan struct{} // closed when cmd has exited
 }
 
 // StartCluster starts an n-node cluster; see Start.
