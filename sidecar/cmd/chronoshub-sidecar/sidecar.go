@@ -114,7 +114,7 @@ func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 		}
 		s.nc, s.closeNC, s.embedded = emb.Conn(), emb.Close, emb
 	} else {
-		nc, err := natsconn.ConnectExternal(cfg.NATSURL, cfg.NATSCredsFile)
+		nc, _, err := natsconn.ConnectExternal(ctx, natsconn.ExternalOptions{URL: cfg.NATSURL, CredsFile: cfg.NATSCredsFile})
 		if err != nil {
 			return nil, err
 		}

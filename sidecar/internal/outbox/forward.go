@@ -20,12 +20,12 @@ import (
 // replicas on the same cluster, share the work. An event being sent when ctx ends still gets
 // its answer recorded (at most a minute), so that shutting down does not cause a duplicate.
 func (o *Outbox) Run(ctx context.Context) error {
-	cons, err := o.stream.Consumer(ctx, ConsumerName)
+	cons, err := o.stream.Consumer(ctx, o.consumer)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("outbox: consumer %s: %w", ConsumerName, err)
+		return fmt.Errorf("outbox: consumer %s: %w", o.consumer, err)
 	}
 	// The message iterator ends on errors a busy machine can cause (a missed
 	// heartbeat, a leadership change): start a new one rather than stop forwarding.
