@@ -290,6 +290,33 @@ func (c *Cluster) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	return nc, js
 }
 
+// ConnectNode returns a connection to node i only (reconnecting to it
+// forever) and its JetStream; both are closed at the end of the test.
+func (c *Cluster) ConnectNode(t testing.TB, i int) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(c.URL(i), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("natstest: connect to node %d: %v", i, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := c.jetStream(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// Node returns the index of the node whose server name is name (as
+// jetstream.ClusterInfo.Leader reports it), or -1.
+func (c *Cluster) Node(name string) int {
+	for i, n := range c.nodes {
+		if n.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // Kill stops node i with SIGKILL and waits for the process to end.
 func (c *Cluster) Kill(i int) {
 	c.t.Helper()

@@ -30,12 +30,7 @@ func TestClusterSurvivesKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leader := -1
-	for i, n := range c.nodes {
-		if n.name == info.Cluster.Leader {
-			leader = i
-		}
-	}
+	leader := c.Node(info.Cluster.Leader)
 	if leader < 0 {
 		t.Fatalf("stream leader %q is not a node of the cluster", info.Cluster.Leader)
 	}
