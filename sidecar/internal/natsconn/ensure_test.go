@@ -25,11 +25,7 @@ func embedded(t *testing.T) jetstream.JetStream {
 		t.Fatalf("StartEmbedded = %v", err)
 	}
 	t.Cleanup(e.Close)
-	js, err := jetstream.New(e.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return e.JetStream()
 }
 
 func testStream(replicas int) jetstream.StreamConfig {
