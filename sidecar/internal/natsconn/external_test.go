@@ -100,3 +100,32 @@ func closedPort(t *testing.T) string {
 	l.Close()
 	return addr
 }
+
+// TestConnectExternalTLS connects over mutual TLS with the CA and client
+// certificate settings, and is refused without the client certificate or
+// with the system's roots.
+func TestConnectExternalTLS(t *testing.T) {
+	t.Parallel()
+	c := natstest.Start(t, natstest.Options{TLS: true})
+	files := c.TLS()
+	nc, js, err := ConnectExternal(t.Context(), ExternalOptions{URL: c.URLs(), TLSCAFile: files.CA, TLSCertFile: files.Cert, TLSKeyFile: files.Key})
+	if err != nil {
+		t.Fatalf("ConnectExternal over mutual TLS = %v", err)
+	}
+	defer nc.Close()
+	if !nc.TLSRequired() {
+		t.Error("the connection does not use TLS")
+	}
+	if _, err := EnsureStream(t.Context(), js, testStream(3), nil); err != nil {
+		t.Errorf("EnsureStream over TLS = %v", err)
+	}
+	for name, opts := range map[string]ExternalOptions{
+		"no client certificate": {URL: c.URLs(), TLSCAFile: files.CA, Timeout: 2 * time.Second},
+		"system roots":          {URL: c.URLs(), TLSCertFile: files.Cert, TLSKeyFile: files.Key, Timeout: 2 * time.Second},
+	} {
+		if nc, _, err := ConnectExternal(t.Context(), opts); err == nil {
+			nc.Close()
+			t.Errorf("ConnectExternal with %s = nil, want it refused", name)
+		}
+	}
+}

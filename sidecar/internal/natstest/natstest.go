@@ -40,6 +40,10 @@ type Options struct {
 	Domain string
 	// User and Password, when set, are required of clients.
 	User, Password string
+	// TLS makes the client port require TLS and a client certificate
+	// (mutual TLS), both signed by a CA made for the cluster; see
+	// Cluster.TLS.
+	TLS bool
 	// ReadyTimeout bounds the wait for the cluster (and for a restarted
 	// node) to be ready. Zero means 60s.
 	ReadyTimeout time.Duration
@@ -51,6 +55,7 @@ type Cluster struct {
 	bin   string
 	opts  Options
 	nodes []*node
+	tls   TLSFiles
 }
 
 type node struct {
@@ -110,6 +115,11 @@ func (c *Cluster) start(dir string, attempt int) error {
 	if err != nil {
 		return err
 	}
+	if c.opts.TLS {
+		if c.tls, err = writeTLSFiles(dir); err != nil {
+			return fmt.Errorf("TLS files: %w", err)
+		}
+	}
 	for i := range c.opts.Nodes {
 		c.nodes = append(c.nodes, &node{
 			name:    fmt.Sprintf("n%d", i),
@@ -149,6 +159,9 @@ func (c *Cluster) config(n *node) []byte {
 		fmt.Fprintf(&b, "  domain: %q\n", c.opts.Domain)
 	}
 	b.WriteString("}\n")
+	if c.opts.TLS {
+		fmt.Fprintf(&b, "tls {\n  cert_file: %q\n  key_file: %q\n  ca_file: %q\n  verify: true\n}\n", c.tls.serverCert, c.tls.serverKey, c.tls.CA)
+	}
 	if c.opts.User != "" {
 		fmt.Fprintf(&b, "authorization {\n  user: %q\n  password: %q\n}\n", c.opts.User, c.opts.Password)
 	}
@@ -226,7 +239,7 @@ func (c *Cluster) probe(ctx context.Context, i int) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthz: %s", resp.Status)
 	}
-	nc, err := nats.Connect(c.URL(i), nats.Timeout(2*time.Second), nats.NoReconnect())
+	nc, err := nats.Connect(c.URL(i), append(c.tlsOptions(), nats.Timeout(2*time.Second), nats.NoReconnect())...)
 	if err != nil {
 		return err
 	}
@@ -261,7 +274,23 @@ func (c *Cluster) URL(i int) string {
 	if c.opts.User != "" {
 		auth = c.opts.User + ":" + c.opts.Password + "@"
 	}
-	return fmt.Sprintf("nats://%s127.0.0.1:%d", auth, c.nodes[i].client)
+	scheme := "nats"
+	if c.opts.TLS {
+		scheme = "tls"
+	}
+	return fmt.Sprintf("%s://%s127.0.0.1:%d", scheme, auth, c.nodes[i].client)
+}
+
+// TLS returns the CA and a client certificate of a cluster started with
+// Options.TLS; the zero value otherwise.
+func (c *Cluster) TLS() TLSFiles { return c.tls }
+
+// tlsOptions are the client options for the cluster's TLS, if any.
+func (c *Cluster) tlsOptions() []nats.Option {
+	if !c.opts.TLS {
+		return nil
+	}
+	return []nats.Option{nats.RootCAs(c.tls.CA), nats.ClientCert(c.tls.Cert, c.tls.Key)}
 }
 
 // URLs returns every node's client URL, comma-separated, as
@@ -278,7 +307,7 @@ func (c *Cluster) URLs() string {
 // JetStream, in the cluster's domain; both are closed at the end of the test.
 func (c *Cluster) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(c.URLs(), append(c.tlsOptions(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
 	if err != nil {
 		t.Fatalf("natstest: connect: %v", err)
 	}
@@ -294,7 +323,7 @@ func (c *Cluster) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 // forever) and its JetStream; both are closed at the end of the test.
 func (c *Cluster) ConnectNode(t testing.TB, i int) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(c.URL(i), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(c.URL(i), append(c.tlsOptions(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
 	if err != nil {
 		t.Fatalf("natstest: connect to node %d: %v", i, err)
 	}
