@@ -109,7 +109,8 @@ type Config struct {
 	// requires, from CHRONOSHUB_API_TOKEN or CHRONOSHUB_API_TOKEN_FILE.
 	APIToken *credentials.Source
 
-	// DataDir is where the embedded store keeps its files.
+	// DataDir is where the embedded store keeps its files; empty with
+	// NATSURL, which it may not be set with.
 	DataDir string
 	// NATSURL, when not empty, is an external NATS JetStream (a
 	// comma-separated list of server URLs); empty means embedded NATS in
@@ -118,12 +119,26 @@ type Config struct {
 	// NATSCredsFile, when not empty, is the NATS credentials file for
 	// NATSURL.
 	NATSCredsFile string
-	// SyncAlways makes the store fsync every event before it is
+	// NATSTLSCAFile, when not empty, is the PEM file of the CAs that sign
+	// the NATS servers' certificates (NATSURL only).
+	NATSTLSCAFile string
+	// NATSTLSCertFile and NATSTLSKeyFile, both set or both empty, are the
+	// client certificate and key for mutual TLS with NATS (NATSURL only).
+	NATSTLSCertFile, NATSTLSKeyFile string
+	// NATSDomain, when not empty, is the JetStream domain of NATSURL.
+	NATSDomain string
+	// NATSReplicas is the replica count of every stream and bucket the
+	// sidecar creates: 1 with the embedded store, 3 by default with
+	// NATSURL.
+	NATSReplicas int
+	// SyncAlways makes the embedded store fsync every event before it is
 	// acknowledged; otherwise it fsyncs every SyncInterval. Either way every
 	// event reaches the operating system before the webhook answers 2xx.
+	// With NATSURL both are zero: the cluster's replication and its own
+	// sync setting decide durability.
 	SyncAlways bool
 	// SyncInterval is the fsync interval when not SyncAlways, and 0 when
-	// SyncAlways.
+	// SyncAlways or with NATSURL.
 	SyncInterval time.Duration
 	// Retention is how long events are kept for delivery and replay.
 	Retention time.Duration
@@ -229,6 +244,9 @@ type raw struct {
 	apiKey, apiKeyFile               string
 	webhookSecret, webhookSecretFile string
 	apiToken, apiTokenFile           string
+	// explicit holds the variables given a value by a flag or the
+	// environment, not by a default.
+	explicit map[string]bool
 }
 
 // settings returns every setting, bound to c and r, in --help order.
@@ -329,7 +347,7 @@ func settings(c *Config, r *raw) []setting {
 			value: secretFileValue{path: &r.apiTokenFile, src: &c.APIToken}},
 
 		{group: store, env: "CHRONOSHUB_DATA_DIR", def: "./chronoshub-data",
-			usage: "Where the embedded store keeps its files.",
+			usage: "Where the embedded store keeps its files. Not used, and refused, with CHRONOSHUB_NATS_URL.",
 			value: stringValue{p: &c.DataDir, arg: "path", check: checkNotEmpty}},
 		{group: store, env: "CHRONOSHUB_NATS_URL", note: "embedded NATS in the data directory",
 			usage: "An external NATS JetStream cluster (comma-separated server URLs) shared by replicas. Put credentials in CHRONOSHUB_NATS_CREDS_FILE, not in the URL.",
@@ -337,8 +355,23 @@ func settings(c *Config, r *raw) []setting {
 		{group: store, env: "CHRONOSHUB_NATS_CREDS_FILE", note: "none",
 			usage: "A NATS credentials file for CHRONOSHUB_NATS_URL.",
 			value: stringValue{p: &c.NATSCredsFile, arg: "path"}},
+		{group: store, env: "CHRONOSHUB_NATS_TLS_CA_FILE", note: "the system's roots",
+			usage: "The CAs (PEM) that sign the NATS servers' certificates, for CHRONOSHUB_NATS_URL; requires TLS from the servers.",
+			value: stringValue{p: &c.NATSTLSCAFile, arg: "path"}},
+		{group: store, env: "CHRONOSHUB_NATS_TLS_CERT_FILE", note: "none",
+			usage: "The client certificate (PEM) for NATS servers that require mutual TLS; goes with CHRONOSHUB_NATS_TLS_KEY_FILE.",
+			value: stringValue{p: &c.NATSTLSCertFile, arg: "path"}},
+		{group: store, env: "CHRONOSHUB_NATS_TLS_KEY_FILE", note: "none",
+			usage: "The client certificate's private key (PEM); goes with CHRONOSHUB_NATS_TLS_CERT_FILE.",
+			value: stringValue{p: &c.NATSTLSKeyFile, arg: "path"}},
+		{group: store, env: "CHRONOSHUB_NATS_DOMAIN", note: "none",
+			usage: "The JetStream domain of CHRONOSHUB_NATS_URL, when the cluster has one.",
+			value: stringValue{p: &c.NATSDomain, arg: "name", check: checkNATSDomain}},
+		{group: store, env: "CHRONOSHUB_NATS_REPLICAS", note: "3 with CHRONOSHUB_NATS_URL, else 1",
+			usage: "How many NATS servers hold each stream and bucket the sidecar creates (1 to 5). Existing ones are never changed: a sidecar whose setting differs from them refuses to start. The embedded store has one.",
+			value: intValue[int]{p: &c.NATSReplicas, min: 1, max: 5}},
 		{group: store, env: "CHRONOSHUB_SYNC", def: "1s",
-			usage: "When the store fsyncs: always (every event, before the webhook answers) or an interval. In every mode an event is written to the operating system before the webhook answers 2xx, so a killed process loses nothing; the interval bounds what a power loss can take.",
+			usage: "When the embedded store fsyncs: always (every event, before the webhook answers) or an interval. In every mode an event is written to the operating system before the webhook answers 2xx, so a killed process loses nothing; the interval bounds what a power loss can take. Refused with CHRONOSHUB_NATS_URL, where the cluster's replication and its own sync setting decide.",
 			value: syncValue{always: &c.SyncAlways, interval: &c.SyncInterval}},
 		{group: store, env: "CHRONOSHUB_RETENTION", def: "168h",
 			usage: "How long events are kept for delivery and replay.",
@@ -394,7 +427,7 @@ func Parse(args []string, getenv func(string) string, output io.Writer) (*Config
 		getenv = func(string) string { return "" }
 	}
 	c := &Config{}
-	r := &raw{}
+	r := &raw{explicit: map[string]bool{}}
 	table := settings(c, r)
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -433,11 +466,15 @@ func Parse(args []string, getenv func(string) string, output io.Writer) (*Config
 	set := map[string]bool{} // variables whose value was parsed, valid or not
 	for _, s := range table {
 		text, ok := given[s.flagName()]
-		if !ok || s.secret {
+		if ok && !s.secret {
+			r.explicit[s.env] = true
+		} else {
 			// An explicit flag is parsed even when empty; an empty
 			// variable and an empty default leave the field zero.
 			if text = getenv(s.env); text == "" {
 				text = s.def
+			} else {
+				r.explicit[s.env] = true
 			}
 			if text == "" {
 				continue
@@ -549,15 +586,7 @@ func (c *Config) validate(r *raw, set map[string]bool) []error {
 			add(fmt.Errorf("CHRONOSHUB_SCHEMA_DIR (--schema-dir): %s is not a directory", c.SchemaDir))
 		}
 	}
-	if c.NATSCredsFile != "" {
-		if c.NATSURL == "" {
-			add(errors.New("CHRONOSHUB_NATS_CREDS_FILE (--nats-creds-file) is set without CHRONOSHUB_NATS_URL (--nats-url): the embedded NATS needs no credentials"))
-		} else if fi, err := os.Stat(c.NATSCredsFile); err != nil {
-			add(fmt.Errorf("CHRONOSHUB_NATS_CREDS_FILE (--nats-creds-file): %w", err))
-		} else if !fi.Mode().IsRegular() {
-			add(fmt.Errorf("CHRONOSHUB_NATS_CREDS_FILE (--nats-creds-file): %s is not a file", c.NATSCredsFile))
-		}
-	}
+	errs = append(errs, c.validateNATS(r)...)
 	if c.WebhookMaxBodyMemory > 0 && c.WebhookMaxBodyMemory < c.WebhookMaxBodyBytes {
 		add(fmt.Errorf("CHRONOSHUB_WEBHOOK_MAX_BODY_MEMORY (--webhook-max-body-memory): %d is less than CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES (--webhook-max-body-bytes) %d, so the largest webhook could never be read",
 			c.WebhookMaxBodyMemory, c.WebhookMaxBodyBytes))
@@ -567,6 +596,68 @@ func (c *Config) validate(r *raw, set map[string]bool) []error {
 			c.MaxAckPending, c.MaxInFlight))
 	}
 	return errs
+}
+
+// validateNATS checks the settings of an external NATS against those of the
+// embedded store, and sets the replicas' default.
+func (c *Config) validateNATS(r *raw) []error {
+	var errs []error
+	files := []struct{ env, path string }{
+		{"CHRONOSHUB_NATS_CREDS_FILE", c.NATSCredsFile},
+		{"CHRONOSHUB_NATS_TLS_CA_FILE", c.NATSTLSCAFile},
+		{"CHRONOSHUB_NATS_TLS_CERT_FILE", c.NATSTLSCertFile},
+		{"CHRONOSHUB_NATS_TLS_KEY_FILE", c.NATSTLSKeyFile},
+	}
+	if c.NATSURL == "" {
+		for _, f := range files {
+			if f.path != "" {
+				errs = append(errs, fmt.Errorf("%s is set without CHRONOSHUB_NATS_URL (--nats-url): the embedded NATS needs no credentials or TLS", labelFor(f.env)))
+			}
+		}
+		if c.NATSDomain != "" {
+			errs = append(errs, fmt.Errorf("%s is set without CHRONOSHUB_NATS_URL (--nats-url): the embedded NATS has no domain", labelFor("CHRONOSHUB_NATS_DOMAIN")))
+		}
+		switch {
+		case c.NATSReplicas == 0:
+			c.NATSReplicas = 1
+		case c.NATSReplicas > 1:
+			errs = append(errs, fmt.Errorf("%s: %d replicas need a NATS cluster (CHRONOSHUB_NATS_URL); the embedded store is one server: use 1", labelFor("CHRONOSHUB_NATS_REPLICAS"), c.NATSReplicas))
+		}
+		return errs
+	}
+
+	if c.NATSReplicas == 0 {
+		c.NATSReplicas = 3
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if fi, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", labelFor(f.env), err))
+		} else if !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("%s: %s is not a file", labelFor(f.env), f.path))
+		}
+	}
+	if (c.NATSTLSCertFile == "") != (c.NATSTLSKeyFile == "") {
+		errs = append(errs, fmt.Errorf("%s and %s go together: set both or neither",
+			labelFor("CHRONOSHUB_NATS_TLS_CERT_FILE"), labelFor("CHRONOSHUB_NATS_TLS_KEY_FILE")))
+	}
+	// The embedded store's settings mean nothing to a cluster: refuse them
+	// rather than let an operator believe they apply.
+	if r.explicit["CHRONOSHUB_SYNC"] {
+		errs = append(errs, fmt.Errorf("%s is set with CHRONOSHUB_NATS_URL (--nats-url): it applies to the embedded store only; with an external cluster, durability comes from the cluster's replication (CHRONOSHUB_NATS_REPLICAS) and the servers' own sync setting (jetstream.sync_interval)", labelFor("CHRONOSHUB_SYNC")))
+	}
+	if r.explicit["CHRONOSHUB_DATA_DIR"] {
+		errs = append(errs, fmt.Errorf("%s is set with CHRONOSHUB_NATS_URL (--nats-url): it holds the embedded store only, and the sidecar keeps nothing on disk with an external cluster (nor checks a store for damage: the cluster's replicas do)", labelFor("CHRONOSHUB_DATA_DIR")))
+	}
+	c.SyncAlways, c.SyncInterval, c.DataDir = false, 0, ""
+	return errs
+}
+
+// labelFor names a non-secret setting by its variable and flag.
+func labelFor(env string) string {
+	return env + " (--" + flagFor(env) + ")"
 }
 
 // loadSecret builds a credential from its variable (value) or its file

@@ -83,6 +83,7 @@ func TestParseDefaults(t *testing.T) {
 		GRPCAddr:                "127.0.0.1:50051",
 		HTTPAddr:                "127.0.0.1:50052",
 		DataDir:                 "./chronoshub-data",
+		NATSReplicas:            1,
 		SyncInterval:            time.Second,
 		Retention:               168 * time.Hour,
 		DuplicateWindow:         24 * time.Hour,
@@ -497,6 +498,8 @@ var contract = []string{
 	"CHRONOSHUB_ALLOWED_EVENT_TYPES", "CHRONOSHUB_SCHEMA_DIR", "CHRONOSHUB_MAX_PAYLOAD_BYTES",
 	"CHRONOSHUB_SEND_MAX_ATTEMPTS", "CHRONOSHUB_SEND_TIMEOUT", "CHRONOSHUB_IDEMPOTENCY_WINDOW",
 	"CHRONOSHUB_ASYNC_FAIL_AFTER", "CHRONOSHUB_NATS_URL", "CHRONOSHUB_NATS_CREDS_FILE",
+	"CHRONOSHUB_NATS_TLS_CA_FILE", "CHRONOSHUB_NATS_TLS_CERT_FILE", "CHRONOSHUB_NATS_TLS_KEY_FILE",
+	"CHRONOSHUB_NATS_DOMAIN", "CHRONOSHUB_NATS_REPLICAS",
 	"CHRONOSHUB_ALLOW_REMOTE_API", "CHRONOSHUB_API_TOKEN", "CHRONOSHUB_API_TOKEN_FILE",
 	"CHRONOSHUB_CREDENTIALS_POLL_INTERVAL", "CHRONOSHUB_SECRET_ROTATION_GRACE",
 	"CHRONOSHUB_SHUTDOWN_GRACE", "CHRONOSHUB_LOG_LEVEL", "CHRONOSHUB_LOG_FORMAT",
@@ -593,9 +596,11 @@ func TestLogValue(t *testing.T) {
 		`"api_key":""`,
 		`"webhook_secret":"REDACTED"`,
 		`"api_token":"REDACTED"`,
-		`"nats_url":"nats://user:xxxxx@nats:4222"`,
+		`"nats_url":"nats://REDACTED@nats:4222"`,
+		`"nats_replicas":3`,
+		`"data_dir":""`,
+		`"sync":"cluster"`,
 		`"ack_wait":"30s"`,
-		`"sync":"1s"`,
 		`"log_level":"info"`,
 		`"log_format":"json"`,
 		`"allow_remote_api":true`,
@@ -609,5 +614,108 @@ func TestLogValue(t *testing.T) {
 		if !strings.Contains(out, `"`+s.logKey()+`":`) {
 			t.Errorf("log line lacks %s", s.logKey())
 		}
+	}
+}
+
+// TestParseNATS covers the settings of an external NATS cluster and the
+// embedded store's settings that a cluster refuses.
+func TestParseNATS(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("pem"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ca, cert, key := file("ca.pem"), file("cert.pem"), file("key.pem")
+	const url = "nats://a:4222,nats://b:4222"
+	type nats struct {
+		URL, CA, Cert, Key, Domain string
+		Replicas                   int
+		SyncAlways                 bool
+		SyncInterval               time.Duration
+		DataDir                    string
+	}
+	got := func(c *Config) nats {
+		return nats{c.NATSURL, c.NATSTLSCAFile, c.NATSTLSCertFile, c.NATSTLSKeyFile, c.NATSDomain, c.NATSReplicas, c.SyncAlways, c.SyncInterval, c.DataDir}
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     []string
+		want    nats
+		wantErr []string
+	}{
+		{name: "embedded", want: nats{Replicas: 1, SyncInterval: time.Second, DataDir: "./chronoshub-data"}},
+		{name: "embedded, one replica", args: []string{"--nats-replicas=1"}, want: nats{Replicas: 1, SyncInterval: time.Second, DataDir: "./chronoshub-data"}},
+		{name: "cluster defaults", args: []string{"--nats-url", url}, want: nats{URL: url, Replicas: 3}},
+		{name: "cluster, everything", args: []string{"--nats-url", url, "--nats-tls-ca-file", ca, "--nats-tls-cert-file", cert, "--nats-tls-key-file", key, "--nats-domain", "hub", "--nats-replicas", "5"},
+			want: nats{URL: url, CA: ca, Cert: cert, Key: key, Domain: "hub", Replicas: 5}},
+		{name: "cluster from the environment", env: []string{"CHRONOSHUB_NATS_URL", url, "CHRONOSHUB_NATS_REPLICAS", "1", "CHRONOSHUB_NATS_DOMAIN", "hub"},
+			want: nats{URL: url, Domain: "hub", Replicas: 1}},
+		{name: "replicas above 1 embedded", args: []string{"--nats-replicas=3"},
+			wantErr: []string{"CHRONOSHUB_NATS_REPLICAS (--nats-replicas): 3 replicas need a NATS cluster (CHRONOSHUB_NATS_URL)"}},
+		{name: "replicas out of range", args: []string{"--nats-url", url, "--nats-replicas=7"},
+			wantErr: []string{"CHRONOSHUB_NATS_REPLICAS (--nats-replicas): 7 is out of range: want 1 to 5"}},
+		{name: "sync with a cluster", args: []string{"--nats-url", url}, env: []string{"CHRONOSHUB_SYNC", "always"},
+			wantErr: []string{"CHRONOSHUB_SYNC (--sync) is set with CHRONOSHUB_NATS_URL (--nats-url): it applies to the embedded store only; with an external cluster, durability comes from the cluster's replication"}},
+		{name: "data dir with a cluster", args: []string{"--nats-url", url, "--data-dir", "/data"},
+			wantErr: []string{"CHRONOSHUB_DATA_DIR (--data-dir) is set with CHRONOSHUB_NATS_URL (--nats-url)"}},
+		{name: "TLS and domain without a cluster", args: []string{"--nats-tls-ca-file", ca, "--nats-domain", "hub"},
+			wantErr: []string{
+				"CHRONOSHUB_NATS_TLS_CA_FILE (--nats-tls-ca-file) is set without CHRONOSHUB_NATS_URL",
+				"CHRONOSHUB_NATS_DOMAIN (--nats-domain) is set without CHRONOSHUB_NATS_URL",
+			}},
+		{name: "certificate without key", args: []string{"--nats-url", url, "--nats-tls-cert-file", cert},
+			wantErr: []string{"CHRONOSHUB_NATS_TLS_CERT_FILE (--nats-tls-cert-file) and CHRONOSHUB_NATS_TLS_KEY_FILE (--nats-tls-key-file) go together"}},
+		{name: "missing CA file", args: []string{"--nats-url", url, "--nats-tls-ca-file", ca + ".x"},
+			wantErr: []string{"CHRONOSHUB_NATS_TLS_CA_FILE (--nats-tls-ca-file): stat "}},
+		{name: "CA is a directory", args: []string{"--nats-url", url, "--nats-tls-ca-file", dir},
+			wantErr: []string{"is not a file"}},
+		{name: "domain with a dot", args: []string{"--nats-url", url, "--nats-domain", "a.b"},
+			wantErr: []string{`CHRONOSHUB_NATS_DOMAIN (--nats-domain): invalid domain "a.b"`}},
+		{name: "token URL", args: []string{"--nats-url", "nats://s3cret-token@a:4222, b"},
+			wantErr: []string{`invalid NATS URL "b"`}},
+		{name: "token URL without scheme", args: []string{"--nats-url", "s3cret-token@a:4222"},
+			wantErr: []string{`invalid NATS URL "REDACTED@a:4222"`}},
+		{name: "unparsable URL with a password", args: []string{"--nats-url", "nats://u:s3cret%zz@a:4222"},
+			wantErr: []string{`invalid NATS URL "nats://REDACTED@a:4222"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(tt.args, environ(minimal, tt.env...), nil)
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("Parse(%q) = %v", tt.args, err)
+				}
+				if diff := cmp.Diff(tt.want, got(c)); diff != "" {
+					t.Errorf("Parse(%q) (-want +got):\n%s", tt.args, diff)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Parse(%q) = nil, want %q", tt.args, tt.wantErr)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Parse(%q) = %v, want it to contain %q", tt.args, err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("Parse(%q) = %v: the error shows a secret", tt.args, err)
+			}
+		})
+	}
+}
+
+// TestLogValueHidesNATSToken: a token in the URL's user field is as secret as
+// a password. url.URL.Redacted, used before, showed it.
+func TestLogValueHidesNATSToken(t *testing.T) {
+	c := mustParse(t, []string{"--nats-url", "nats://s3cret-token@nats:4222"}, environ(minimal))
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", c)
+	if out := buf.String(); strings.Contains(out, "s3cret-token") || !strings.Contains(out, `"nats_url":"nats://REDACTED@nats:4222"`) {
+		t.Errorf("log line = %s, want the token hidden", out)
 	}
 }

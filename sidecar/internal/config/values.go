@@ -11,6 +11,7 @@ import (
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventtype"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 )
 
 // value parses one setting's text into the Config and shows it back for the
@@ -122,6 +123,9 @@ func (v syncValue) set(s string) error {
 	return nil
 }
 func (v syncValue) show() slog.Value {
+	if !*v.always && *v.interval == 0 {
+		return slog.StringValue("cluster") // external NATS: the cluster decides
+	}
 	if *v.always {
 		return slog.StringValue("always")
 	}
@@ -263,29 +267,25 @@ func checkNATSURL(s string) error {
 		part = strings.TrimSpace(part)
 		u, err := url.Parse(part)
 		if err != nil || u.Scheme == "" || u.Host == "" {
-			return fmt.Errorf("invalid NATS URL %s: want a list of URLs such as nats://nats:4222", quote(redactURLs(part)))
+			return fmt.Errorf("invalid NATS URL %s: want a list of URLs such as nats://nats:4222", quote(natsconn.Redact(part)))
 		}
 	}
 	return nil
 }
 
-// redactURLs hides the passwords of a comma-separated list of URLs.
-func redactURLs(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			parts[i] = u.Redacted()
-		} else if err != nil && strings.Contains(p, "@") {
-			parts[i] = "(unparsable URL with user information)"
-		}
-	}
-	return strings.Join(parts, ",")
-}
-
-// natsURLValue shows the NATS URL with passwords hidden.
+// natsURLValue shows the NATS URL with its user information (passwords and
+// tokens) hidden.
 type natsURLValue struct{ stringValue }
 
-func (v natsURLValue) show() slog.Value { return slog.StringValue(redactURLs(*v.p)) }
+func (v natsURLValue) show() slog.Value { return slog.StringValue(natsconn.Redact(*v.p)) }
+
+// checkNATSDomain accepts a JetStream domain: one subject token.
+func checkNATSDomain(s string) error {
+	if s == "" || strings.ContainsAny(s, ". *>\t\r\n") {
+		return fmt.Errorf("invalid domain %s: want a name without dots, spaces, * or >", quote(s))
+	}
+	return nil
+}
 
 // checkWebhookPath accepts an absolute URL path.
 func checkWebhookPath(s string) error {

@@ -1,7 +1,8 @@
 // Package natsconn provides the sidecar's connection to NATS JetStream: an
 // embedded, in-process server with file storage in a data directory (the
 // default), or an external cluster. The connection is the one point where the
-// two differ; everything above it works on a *nats.Conn.
+// two differ; everything above it works on a *nats.Conn and a
+// jetstream.JetStream.
 package natsconn
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Sync says when the embedded store fsyncs its files.
@@ -50,6 +52,7 @@ type EmbeddedOptions struct {
 type Embedded struct {
 	srv  *server.Server
 	conn *nats.Conn
+	js   jetstream.JetStream
 }
 
 // StartEmbedded starts the embedded server on opts.Dir and connects to it
@@ -102,11 +105,22 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
 	}
-	return &Embedded{srv: srv, conn: nc}, nil
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("embedded nats: jetstream: %w", err)
+	}
+	return &Embedded{srv: srv, conn: nc, js: js}, nil
 }
 
 // Conn returns the in-process client connection. It stays valid until Close.
 func (e *Embedded) Conn() *nats.Conn { return e.conn }
+
+// JetStream returns the JetStream of Conn, as ConnectExternal returns one for
+// a cluster, so that everything above the connection is the same for both.
+func (e *Embedded) JetStream() jetstream.JetStream { return e.js }
 
 // Close flushes and closes the connection, then shuts the server down and
 // waits for it, so that the store's files are closed cleanly.
@@ -114,19 +128,4 @@ func (e *Embedded) Close() {
 	e.conn.Close()
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
-}
-
-// ConnectExternal connects to an external NATS cluster (for several
-// replicas sharing one event log). url is a comma-separated server list;
-// credsFile, when not empty, is a NATS credentials file.
-func ConnectExternal(url, credsFile string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("chronoshub-sidecar"), nats.MaxReconnects(-1)}
-	if credsFile != "" {
-		opts = append(opts, nats.UserCredentials(credsFile))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
-	}
-	return nc, nil
 }

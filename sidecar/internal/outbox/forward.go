@@ -20,12 +20,12 @@ import (
 // replicas on the same cluster, share the work. An event being sent when ctx ends still gets
 // its answer recorded (at most a minute), so that shutting down does not cause a duplicate.
 func (o *Outbox) Run(ctx context.Context) error {
-	cons, err := o.stream.Consumer(ctx, ConsumerName)
+	cons, err := o.stream.Consumer(ctx, o.consumer)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("outbox: consumer %s: %w", ConsumerName, err)
+		return fmt.Errorf("outbox: consumer %s: %w", o.consumer, err)
 	}
 	// The message iterator ends on errors a busy machine can cause (a missed
 	// heartbeat, a leadership change): start a new one rather than stop forwarding.
@@ -47,7 +47,12 @@ func (o *Outbox) Run(ctx context.Context) error {
 func (o *Outbox) consume(ctx context.Context, cons jetstream.Consumer) error {
 	// One message at a time: a buffered message waits while another is sent, and must not
 	// reach its ack deadline meanwhile.
-	it, err := cons.Messages(jetstream.PullMaxMessages(1))
+	//
+	// Pull requests expire after pullExpiry, with heartbeats every half of it: a pull request
+	// held by a consumer leader that died (a node killed) is noticed as missing heartbeats
+	// after pullExpiry, and the iterator is started again on the new leader. With
+	// JetStream's default (30s) forwarding stalled for 30s after a node was lost.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("outbox: consume: %w", err)
 	}
@@ -86,11 +91,14 @@ func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 		delivered = meta.NumDelivered
 	}
 
-	rec, rev, err := o.load(wctx, hash)
+	rec, rev, err := bounded(wctx, func(ctx context.Context) (stored, uint64, error) { return o.load(ctx, hash) })
 	if errors.Is(err, ErrNotFound) {
 		// The queue is the truth for an event it holds; bring back a lost record.
 		rec = stored{Key: q.Key, Type: q.Type, PayloadHash: q.PayloadHash, State: Queued, Async: true, CreatedAt: q.CreatedAt, UpdatedAt: o.now()}
-		rev, err = o.create(wctx, hash, rec, 0)
+		_, rev, err = bounded(wctx, func(ctx context.Context) (struct{}, uint64, error) {
+			rev, err := o.create(ctx, hash, rec, 0)
+			return struct{}{}, rev, err
+		})
 	}
 	if err != nil {
 		log.Warn("read record of queued event", "err", err)
@@ -114,7 +122,7 @@ func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 	// Mark the attempt before sending: a second worker holding a redelivery of this message
 	// loses the compare-and-set and does not post.
 	rec.UpdatedAt = o.now()
-	if rev, err = o.update(wctx, hash, rec, rev, 0); err != nil {
+	if rev, err = o.boundedUpdate(wctx, hash, rec, rev, 0); err != nil {
 		log.Warn("claim queued event", "err", err)
 		msg.NakWithDelay(o.delay(delivered))
 		return
@@ -132,7 +140,7 @@ func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log.Warn("queued event not forwarded; will retry", "attempts", rec.Attempts, "err", err)
-	if _, err := o.update(wctx, hash, rec, rev, 0); err != nil {
+	if _, err := o.boundedUpdate(wctx, hash, rec, rev, 0); err != nil {
 		log.Warn("record attempt", "err", err)
 	}
 	msg.NakWithDelay(o.delay(delivered))
@@ -167,11 +175,13 @@ func (o *Outbox) keepAlive(msg jetstream.Msg) (stop func()) {
 // settle records the outcome of a queued event, then acks its message. If the record cannot
 // be written the message is left to redeliver after its ack deadline.
 func (o *Outbox) settle(ctx context.Context, msg jetstream.Msg, hash string, rec stored, rev uint64, log *slog.Logger) {
-	if _, err := o.update(ctx, hash, rec, rev, o.window); err != nil {
+	if _, err := o.boundedUpdate(ctx, hash, rec, rev, o.window); err != nil {
 		log.Error("record outcome of queued event; it will be sent again", "state", rec.State, "err", err)
 		return
 	}
-	if err := msg.DoubleAck(ctx); err != nil {
+	actx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
 		// The record is settled, so a redelivery is acked without sending.
 		log.Info("ack queued event", "err", err)
 	}
@@ -190,4 +200,28 @@ func (o *Outbox) delay(n uint64) time.Duration {
 	}
 	d = min(d, o.maxRetryDelay)
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// opTimeout bounds each JetStream operation of the forwarder, as JetStream's own default
+// request timeout does: a request lost to a leader election or a reconnection must not hold
+// the queue for the whole of sendTimeout. A timed-out operation is retried with the message.
+const opTimeout = 5 * time.Second
+
+// pullExpiry is how long a pull request for queued events lives; see consume.
+const pullExpiry = 5 * time.Second
+
+// bounded runs one store operation under opTimeout.
+func bounded[T any](ctx context.Context, op func(context.Context) (T, uint64, error)) (T, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	return op(ctx)
+}
+
+// boundedUpdate is update under opTimeout.
+func (o *Outbox) boundedUpdate(ctx context.Context, hash string, rec stored, rev uint64, ttl time.Duration) (uint64, error) {
+	_, rev, err := bounded(ctx, func(ctx context.Context) (struct{}, uint64, error) {
+		rev, err := o.update(ctx, hash, rec, rev, ttl)
+		return struct{}{}, rev, err
+	})
+	return rev, err
 }

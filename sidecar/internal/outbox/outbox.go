@@ -7,7 +7,10 @@
 // the key because KV keys have a restricted alphabet. One work-queue stream (StreamName)
 // holds the events waiting to be forwarded, payload included; one durable consumer
 // (ConsumerName) forwards them, so any replica pointed at the same cluster can deliver any
-// event. Both are created or updated by Open, with Options.Replicas.
+// event. Open creates the bucket and the stream with Options.Replicas when they are missing,
+// and otherwise checks that they have the settings it would create (natsconn.EnsureKeyValue,
+// natsconn.EnsureStream): it never reconfigures them, so that one replica configured
+// differently cannot change replication for the others.
 //
 // # Expiry
 //
@@ -41,6 +44,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -49,6 +53,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +61,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/chronoshub"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 )
 
 // Names of the JetStream resources the outbox owns.
@@ -120,6 +126,9 @@ type Options struct {
 
 	// ackWait overrides the consumer's ack deadline, for tests of redelivery.
 	ackWait time.Duration
+	// suffix is appended to the names of the bucket, the stream, its subjects and the
+	// consumer, so that tests can share one cluster.
+	suffix string
 }
 
 // State is where an event stands.
@@ -180,10 +189,16 @@ type Outbox struct {
 	log           *slog.Logger
 	onOutcome     func(State)
 	ackWait       time.Duration
+
+	// Names of this outbox's resources: the constants, with Options.suffix.
+	bucket, streamName, consumer string
+	// queuePrefix starts the subject of every queued event; recordPrefix starts the subject
+	// of every record, as the bucket's stream declares it.
+	queuePrefix, recordPrefix string
 }
 
-// Open creates or updates the outbox's bucket, stream and consumer on js and returns an
-// Outbox that sends through s.
+// Open creates the outbox's bucket and stream on js, or checks the existing ones (see
+// Storage), creates or updates its consumer, and returns an Outbox that sends through s.
 func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (*Outbox, error) {
 	var errs []error
 	if js == nil {
@@ -212,10 +227,10 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 	o := &Outbox{
 		js:            js,
 		sender:        s,
-		window:        cmpOr(opts.IdempotencyWindow, defaultWindow),
-		failAfter:     cmpOr(opts.FailAfter, defaultFailAfter),
-		retryDelay:    cmpOr(opts.RetryDelay, defaultRetryDelay),
-		maxRetryDelay: cmpOr(opts.MaxRetryDelay, defaultMaxRetryDelay),
+		window:        cmp.Or(opts.IdempotencyWindow, defaultWindow),
+		failAfter:     cmp.Or(opts.FailAfter, defaultFailAfter),
+		retryDelay:    cmp.Or(opts.RetryDelay, defaultRetryDelay),
+		maxRetryDelay: cmp.Or(opts.MaxRetryDelay, defaultMaxRetryDelay),
 		now:           opts.Now,
 		log:           opts.Logger,
 		onOutcome:     opts.OnOutcome,
@@ -227,35 +242,42 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 		o.log = slog.New(slog.DiscardHandler)
 	}
 	o.log = o.log.With("component", "outbox")
-	o.ackWait = cmpOr(opts.ackWait, ackWait)
-	replicas := cmpOr(opts.Replicas, 1)
+	o.ackWait = cmp.Or(opts.ackWait, ackWait)
+	replicas := cmp.Or(opts.Replicas, 1)
+	o.bucket, o.streamName, o.consumer = BucketName+opts.suffix, StreamName+opts.suffix, ConsumerName+opts.suffix
+	o.queuePrefix = strings.TrimSuffix(queueSubjectPrefix, ".") + opts.suffix + "."
 
 	var err error
-	o.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         BucketName,
+	o.kv, err = natsconn.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket:         o.bucket,
 		Description:    "chronoshub-sidecar: outcome of each idempotency key of events sent to ChronosHub",
 		History:        1,
 		Storage:        jetstream.FileStorage,
 		Replicas:       replicas,
 		LimitMarkerTTL: markerTTL,
-	})
+	}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: bucket %s: %w", BucketName, err)
+		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	o.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
+	if o.recordPrefix, err = recordPrefix(ctx, o.kv); err != nil {
+		return nil, fmt.Errorf("outbox: bucket %s: %w", o.bucket, err)
+	}
+	o.stream, err = natsconn.EnsureStream(ctx, js, jetstream.StreamConfig{
+		Name:        o.streamName,
 		Description: "chronoshub-sidecar: events queued for ChronosHub",
-		Subjects:    []string{queueSubjectPrefix + "*"},
+		Subjects:    []string{o.queuePrefix + "*"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		Duplicates:  2 * time.Minute,
-	})
+	}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: stream %s: %w", StreamName, err)
+		return nil, fmt.Errorf("outbox: %w", err)
 	}
+	// The consumer's settings are the code's, not the operator's: updating them on every
+	// start is what lets a new version change them.
 	_, err = o.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
+		Durable:       o.consumer,
 		Description:   "chronoshub-sidecar: forwards queued events to ChronosHub",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       o.ackWait,
@@ -263,17 +285,27 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 		MaxAckPending: 1000,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("outbox: consumer %s: %w", ConsumerName, err)
+		return nil, fmt.Errorf("outbox: consumer %s: %w", o.consumer, err)
 	}
 	return o, nil
 }
 
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
+// recordPrefix returns the subject prefix of kv's records, as its stream declares it
+// ($KV.<bucket>.), for the updates KeyValue cannot make (see update).
+func recordPrefix(ctx context.Context, kv jetstream.KeyValue) (string, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return "", err
 	}
-	return v
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return "", fmt.Errorf("unexpected status type %T", st)
+	}
+	subjects := bs.StreamInfo().Config.Subjects
+	if len(subjects) != 1 || !strings.HasSuffix(subjects[0], ".>") {
+		return "", fmt.Errorf("unexpected subjects %q of the bucket's stream", subjects)
+	}
+	return strings.TrimSuffix(subjects[0], ">"), nil
 }
 
 // Send sends an event synchronously. With an empty key it just sends. With a key, a
@@ -442,7 +474,7 @@ func (o *Outbox) Enqueue(ctx context.Context, eventType string, payload []byte, 
 
 // ensureQueued publishes the event of a Queued record again unless the queue holds it.
 func (o *Outbox) ensureQueued(ctx context.Context, hash string, rec stored, payload []byte) error {
-	_, err := o.stream.GetLastMsgForSubject(ctx, queueSubjectPrefix+hash)
+	_, err := o.stream.GetLastMsgForSubject(ctx, o.queuePrefix+hash)
 	if err == nil {
 		return nil
 	}
@@ -467,7 +499,7 @@ func (o *Outbox) publish(ctx context.Context, hash string, rec stored, payload [
 	if err != nil {
 		return fmt.Errorf("outbox: encode event: %w", err)
 	}
-	if _, err := o.js.Publish(ctx, queueSubjectPrefix+hash, body, jetstream.WithMsgID(hash), jetstream.WithExpectStream(StreamName)); err != nil {
+	if _, err := o.js.Publish(ctx, o.queuePrefix+hash, body, jetstream.WithMsgID(hash), jetstream.WithExpectStream(o.streamName)); err != nil {
 		return fmt.Errorf("outbox: queue event: %w", err)
 	}
 	return nil
@@ -614,14 +646,15 @@ func (o *Outbox) create(ctx context.Context, hash string, rec stored, ttl time.D
 var errRevision = errors.New("record changed concurrently")
 
 // update replaces the record under hash if it is still at rev, expiring after ttl unless
-// ttl is 0. KeyValue.Update cannot set a TTL, so this publishes to the bucket's subject as
-// Update does, with the same compare-and-set header.
+// ttl is 0. KeyValue.Update cannot set a TTL (nats.go 1.55), so this publishes as Update
+// does, with the same compare-and-set header, to the subject the bucket's stream declares
+// (read in Open, not built), which is the same in a JetStream domain.
 func (o *Outbox) update(ctx context.Context, hash string, rec stored, rev uint64, ttl time.Duration) (uint64, error) {
 	body, err := json.Marshal(rec)
 	if err != nil {
 		return 0, err
 	}
-	msg := &nats.Msg{Subject: "$KV." + BucketName + "." + hash, Header: nats.Header{}, Data: body}
+	msg := &nats.Msg{Subject: o.recordPrefix + hash, Header: nats.Header{}, Data: body}
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
 	if ttl > 0 {
 		opts = append(opts, jetstream.WithMsgTTL(ttl))

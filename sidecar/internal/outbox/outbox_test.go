@@ -151,9 +151,10 @@ func (oc outcomes) wait(t *testing.T, n int) []State {
 	return got
 }
 
-func openOutbox(t *testing.T, js jetstream.JetStream, s Sender, opts Options) *Outbox {
+func openOutbox(t *testing.T, st store, s Sender, opts Options) *Outbox {
 	t.Helper()
-	o, err := Open(t.Context(), js, s, opts)
+	opts.Replicas, opts.suffix = st.replicas, st.suffix
+	o, err := Open(t.Context(), st.js, s, opts)
 	if err != nil {
 		t.Fatalf("Open = %v", err)
 	}
@@ -184,11 +185,11 @@ var ignoreTimes = cmp.FilterPath(func(p cmp.Path) bool {
 	return n == ".CreatedAt" || n == ".UpdatedAt"
 }, cmp.Ignore())
 
-func TestSendIdempotent(t *testing.T) {
+func testSendIdempotent(t *testing.T, b backend) {
 	hub := newChronosHub(t)
-	_, js := connect(t, startNATS(t, t.TempDir()))
+	st := b.open(t)
 	oc := make(outcomes, 10)
-	o := openOutbox(t, js, hub.client(t, 3), Options{OnOutcome: oc.hook})
+	o := openOutbox(t, st, hub.client(t, 3), Options{OnOutcome: oc.hook})
 
 	first, err := o.Send(t.Context(), "manuscript.submitted", []byte(`{"id":1}`), "key-1")
 	if err != nil {
@@ -230,7 +231,7 @@ func TestSendIdempotent(t *testing.T) {
 	}
 }
 
-func TestSendConcurrentSameKey(t *testing.T) {
+func testSendConcurrentSameKey(t *testing.T, b backend) {
 	hub := newChronosHub(t)
 	arrived := make(chan struct{}, 10)
 	release := make(chan struct{})
@@ -238,8 +239,8 @@ func TestSendConcurrentSameKey(t *testing.T) {
 		arrived <- struct{}{}
 		<-release
 	}
-	_, js := connect(t, startNATS(t, t.TempDir()))
-	o := openOutbox(t, js, hub.client(t, 1), Options{})
+	st := b.open(t)
+	o := openOutbox(t, st, hub.client(t, 1), Options{})
 
 	const callers = 8
 	results := make(chan Record, callers)
@@ -266,10 +267,10 @@ func TestSendConcurrentSameKey(t *testing.T) {
 	}
 }
 
-func TestKeyConflict(t *testing.T) {
+func testKeyConflict(t *testing.T, b backend) {
 	hub := newChronosHub(t)
-	_, js := connect(t, startNATS(t, t.TempDir()))
-	o := openOutbox(t, js, hub.client(t, 1), Options{})
+	st := b.open(t)
+	o := openOutbox(t, st, hub.client(t, 1), Options{})
 	if _, err := o.Send(t.Context(), "a", []byte(`{"x":1}`), "k"); err != nil {
 		t.Fatal(err)
 	}
@@ -301,10 +302,10 @@ func TestKeyConflict(t *testing.T) {
 	}
 }
 
-func TestSendRemembersOnlyJudgements(t *testing.T) {
+func testSendRemembersOnlyJudgements(t *testing.T, b backend) {
 	hub := newChronosHub(t)
-	_, js := connect(t, startNATS(t, t.TempDir()))
-	o := openOutbox(t, js, hub.client(t, 2), Options{})
+	st := b.open(t)
+	o := openOutbox(t, st, hub.client(t, 2), Options{})
 
 	hub.status.Store(http.StatusBadRequest)
 	for i := range 2 {
@@ -333,11 +334,11 @@ func TestSendRemembersOnlyJudgements(t *testing.T) {
 	}
 }
 
-func TestEnqueueDelivered(t *testing.T) {
+func testEnqueueDelivered(t *testing.T, b backend) {
 	hub := newChronosHub(t)
-	_, js := connect(t, startNATS(t, t.TempDir()))
+	st := b.open(t)
 	oc := make(outcomes, 10)
-	o := openOutbox(t, js, hub.client(t, 1), Options{OnOutcome: oc.hook})
+	o := openOutbox(t, st, hub.client(t, 1), Options{OnOutcome: oc.hook})
 
 	var keys []string
 	for i := range 3 {
@@ -368,9 +369,7 @@ func TestEnqueueDelivered(t *testing.T) {
 			t.Errorf("Get(%q) = %+v, %v; want Accepted with the one eventId of %v", key, rec, err, ids)
 		}
 	}
-	if n, err := o.Pending(t.Context()); err != nil || n != 0 {
-		t.Errorf("Pending = %d, %v; want 0", n, err)
-	}
+	waitEmpty(t, o)
 	// Send on a delivered async key returns its outcome without posting.
 	if rec, err := o.Send(t.Context(), "t", []byte(`{"n":0}`), "k0"); err != nil || rec.State != Accepted {
 		t.Errorf("Send(k0) = %+v, %v; want Accepted", rec, err)
@@ -384,6 +383,7 @@ func TestEnqueueDelivered(t *testing.T) {
 // draining, and checks that a new Outbox on the same store delivers every event: once, except
 // the one whose answer was lost in the crash, which is the documented duplicate.
 func TestEnqueueSurvivesHardRestart(t *testing.T) {
+	t.Parallel()
 	hub := newChronosHub(t)
 	inFlight := make(chan struct{})
 	release := make(chan struct{})
@@ -401,7 +401,7 @@ func TestEnqueueSurvivesHardRestart(t *testing.T) {
 
 	ns1 := startNATS(t, dir)
 	nc1, js1 := connect(t, ns1)
-	o1 := openOutbox(t, js1, hub.client(t, 1), opts)
+	o1 := openOutbox(t, store{js: js1}, hub.client(t, 1), opts)
 	const events = 5
 	for i := range events {
 		if _, err := o1.Enqueue(t.Context(), "t", fmt.Appendf(nil, `{"n":%d}`, i), fmt.Sprint("k", i)); err != nil {
@@ -421,7 +421,7 @@ func TestEnqueueSurvivesHardRestart(t *testing.T) {
 	_, js2 := connect(t, ns2)
 	oc := make(outcomes, 10)
 	opts.OnOutcome = oc.hook
-	o2 := openOutbox(t, js2, hub.client(t, 1), opts)
+	o2 := openOutbox(t, store{js: js2}, hub.client(t, 1), opts)
 	run(t, o2)
 	// Events 0 and 1 were settled before the crash; 2, 3 and 4 are settled now.
 	oc.wait(t, 3)
@@ -443,12 +443,10 @@ func TestEnqueueSurvivesHardRestart(t *testing.T) {
 			t.Errorf("Get(k%d) = %+v, %v; want Accepted with %s", i, rec, err, ids[len(ids)-1])
 		}
 	}
-	if n, err := o2.Pending(t.Context()); err != nil || n != 0 {
-		t.Errorf("Pending = %d, %v; want 0", n, err)
-	}
+	waitEmpty(t, o2)
 }
 
-func TestEnqueueDuringOutage(t *testing.T) {
+func testEnqueueDuringOutage(t *testing.T, b backend) {
 	hub := newChronosHub(t)
 	hub.status.Store(http.StatusServiceUnavailable)
 	failures := make(chan struct{}, 100)
@@ -460,9 +458,9 @@ func TestEnqueueDuringOutage(t *testing.T) {
 			}
 		}
 	}
-	_, js := connect(t, startNATS(t, t.TempDir()))
+	st := b.open(t)
 	oc := make(outcomes, 10)
-	o := openOutbox(t, js, hub.client(t, 2), Options{OnOutcome: oc.hook, RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond})
+	o := openOutbox(t, st, hub.client(t, 2), Options{OnOutcome: oc.hook, RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond})
 	for i := range 3 {
 		if _, err := o.Enqueue(t.Context(), "t", fmt.Appendf(nil, `{"n":%d}`, i), fmt.Sprint("k", i)); err != nil {
 			t.Fatalf("Enqueue = %v", err)
@@ -496,7 +494,7 @@ func TestEnqueueDuringOutage(t *testing.T) {
 	}
 }
 
-func TestFailAfter(t *testing.T) {
+func testFailAfter(t *testing.T, b backend) {
 	hub := newChronosHub(t)
 	hub.status.Store(http.StatusServiceUnavailable)
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -504,9 +502,9 @@ func TestFailAfter(t *testing.T) {
 	now := func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
 	hub.hold = func(string) { elapsed.Store(int64(25 * time.Hour)) } // ChronosHub stays down for a day.
 
-	_, js := connect(t, startNATS(t, t.TempDir()))
+	st := b.open(t)
 	oc := make(outcomes, 10)
-	o := openOutbox(t, js, hub.client(t, 1), Options{Now: now, OnOutcome: oc.hook, RetryDelay: time.Millisecond})
+	o := openOutbox(t, st, hub.client(t, 1), Options{Now: now, OnOutcome: oc.hook, RetryDelay: time.Millisecond})
 	if _, err := o.Enqueue(t.Context(), "t", []byte(`{}`), "late"); err != nil {
 		t.Fatal(err)
 	}
@@ -526,12 +524,12 @@ func TestFailAfter(t *testing.T) {
 	}
 }
 
-func TestPermanentRejectionFailsAtOnce(t *testing.T) {
+func testPermanentRejectionFailsAtOnce(t *testing.T, b backend) {
 	hub := newChronosHub(t)
 	hub.status.Store(http.StatusBadRequest)
-	_, js := connect(t, startNATS(t, t.TempDir()))
+	st := b.open(t)
 	oc := make(outcomes, 10)
-	o := openOutbox(t, js, hub.client(t, 5), Options{OnOutcome: oc.hook})
+	o := openOutbox(t, st, hub.client(t, 5), Options{OnOutcome: oc.hook})
 	if _, err := o.Enqueue(t.Context(), "t", []byte(`{}`), "bad"); err != nil {
 		t.Fatal(err)
 	}
@@ -547,12 +545,11 @@ func TestPermanentRejectionFailsAtOnce(t *testing.T) {
 	if n, _ := hub.counts(); n != 1 {
 		t.Errorf("ChronosHub got %d requests, want 1", n)
 	}
-	if n, err := o.Pending(t.Context()); err != nil || n != 0 {
-		t.Errorf("Pending = %d, %v; want 0", n, err)
-	}
+	waitEmpty(t, o)
 }
 
 func TestStateString(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[State]string{Queued: "queued", Accepted: "accepted", Failed: "failed", 0: "State(0)"} {
 		if got := s.String(); got != want {
 			t.Errorf("State(%d).String() = %q, want %q", int(s), got, want)

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -91,6 +92,7 @@ type Sidecar struct {
 
 	lock     *datadir.Lock // nil with an external NATS
 	nc       *nats.Conn
+	js       jetstream.JetStream // with the domain applied, for the log and the outbox
 	closeNC  func()
 	markFile string // the event log's mark (see eventlog.Verify); "" with an external NATS
 	log      *eventlog.Log
@@ -164,13 +166,21 @@ func (s *Sidecar) openStore(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.nc, s.closeNC = emb.Conn(), emb.Close
+		s.nc, s.js, s.closeNC = emb.Conn(), emb.JetStream(), emb.Close
 	} else {
-		nc, err := natsconn.ConnectExternal(cfg.NATSURL, cfg.NATSCredsFile)
+		nc, js, err := natsconn.ConnectExternal(ctx, natsconn.ExternalOptions{
+			URL:         cfg.NATSURL,
+			CredsFile:   cfg.NATSCredsFile,
+			TLSCAFile:   cfg.NATSTLSCAFile,
+			TLSCertFile: cfg.NATSTLSCertFile,
+			TLSKeyFile:  cfg.NATSTLSKeyFile,
+			Domain:      cfg.NATSDomain,
+			Logger:      s.logger.With("component", "nats"),
+		})
 		if err != nil {
 			return err
 		}
-		s.nc, s.closeNC = nc, nc.Close
+		s.nc, s.js, s.closeNC = nc, js, nc.Close
 		if limit, need := nc.MaxPayload(), s.storeMaxMessage(); limit < need {
 			return fmt.Errorf("the NATS server takes messages of at most %d bytes, but CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES and CHRONOSHUB_MAX_PAYLOAD_BYTES need %d (with headers): raise the server's max_payload or lower them", limit, need)
 		}
@@ -183,6 +193,7 @@ func (s *Sidecar) openStore(ctx context.Context) error {
 		MaxAttempts:     cfg.MaxAttempts,
 		MaxAckPending:   cfg.MaxAckPending,
 		MaxInFlight:     cfg.MaxInFlight,
+		Replicas:        cfg.NATSReplicas,
 		Logger:          s.logger.With("component", "eventlog"),
 		Observer:        s.met,
 	})
@@ -226,7 +237,8 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.out, err = outbox.Open(ctx, s.log.JetStream(), client, outbox.Options{
+	s.out, err = outbox.Open(ctx, s.js, client, outbox.Options{
+		Replicas:          cfg.NATSReplicas,
 		IdempotencyWindow: cfg.IdempotencyWindow,
 		FailAfter:         cfg.AsyncFailAfter,
 		Logger:            s.logger,

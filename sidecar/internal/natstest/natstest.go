@@ -1,0 +1,450 @@
+// Package natstest runs a real NATS JetStream cluster for tests: n
+// nats-server processes on loopback, clustered with routes, each with its own
+// store, which a test can kill (SIGKILL) and restart.
+//
+// The nats-server binary is built from the module this repository requires
+// (github.com/nats-io/nats-server/v2 in go.mod), so the cluster runs the same
+// server version as the embedded store. It is built once into the user's
+// cache directory, keyed by that version and the Go version, and reused by
+// every later test run and test binary.
+package natstest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const serverModule = "github.com/nats-io/nats-server/v2"
+
+// Options configures Start.
+type Options struct {
+	// Nodes is the number of servers. Zero means 3.
+	Nodes int
+	// Domain, when not empty, is the cluster's JetStream domain.
+	Domain string
+	// User and Password, when set, are required of clients.
+	User, Password string
+	// TLS makes the client port require TLS and a client certificate
+	// (mutual TLS), both signed by a CA made for the cluster; see
+	// Cluster.TLS.
+	TLS bool
+	// ReadyTimeout bounds the wait for the cluster (and for a restarted
+	// node) to be ready. Zero means 60s.
+	ReadyTimeout time.Duration
+}
+
+// Cluster is a running cluster. Its methods are safe for concurrent use.
+type Cluster struct {
+	t     testing.TB
+	bin   string
+	opts  Options
+	nodes []*node
+	tls   TLSFiles
+}
+
+type node struct {
+	name                   string
+	dir                    string // store and config
+	client, route, monitor int
+	mu                     sync.Mutex
+	cmd                    *exec.Cmd
+	done                   chan struct{} // closed when cmd has exited
+}
+
+// StartCluster starts an n-node cluster; see Start.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	return Start(t, Options{Nodes: n})
+}
+
+// Start builds nats-server if needed, starts the cluster and waits until every
+// node is healthy and JetStream answers through every node (a meta leader is
+// elected). It fails the test if that does not happen in time. The cluster is
+// killed at the end of the test.
+//
+// Ports are picked by binding 127.0.0.1:0 and releasing the port before the
+// server binds it: another process could take one in between. The server then
+// fails to start, and Start tries again with new ports (three times in all).
+// Restart reuses a node's ports, so the same small race applies to it without
+// a retry.
+func Start(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = time.Minute
+	}
+	bin, err := serverBinary()
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	var errs []error
+	for attempt := range 3 {
+		c := &Cluster{t: t, bin: bin, opts: opts}
+		err := c.start(t.TempDir(), attempt)
+		if err == nil {
+			t.Cleanup(c.stop)
+			return c
+		}
+		c.stop()
+		errs = append(errs, err)
+	}
+	t.Fatalf("natstest: cluster did not start: %v", errors.Join(errs...))
+	return nil
+}
+
+func (c *Cluster) start(dir string, attempt int) error {
+	ports, err := freePorts(3 * c.opts.Nodes)
+	if err != nil {
+		return err
+	}
+	if c.opts.TLS {
+		if c.tls, err = writeTLSFiles(dir); err != nil {
+			return fmt.Errorf("TLS files: %w", err)
+		}
+	}
+	for i := range c.opts.Nodes {
+		c.nodes = append(c.nodes, &node{
+			name:    fmt.Sprintf("n%d", i),
+			dir:     filepath.Join(dir, fmt.Sprintf("n%d", i)),
+			client:  ports[3*i],
+			route:   ports[3*i+1],
+			monitor: ports[3*i+2],
+		})
+	}
+	for _, n := range c.nodes {
+		if err := os.MkdirAll(n.dir, 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(n.dir, "nats.conf"), c.config(n), 0o600); err != nil {
+			return err
+		}
+		if err := c.launch(n); err != nil {
+			return fmt.Errorf("attempt %d: %w", attempt+1, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.ReadyTimeout)
+	defer cancel()
+	for i := range c.nodes {
+		if err := c.waitReady(ctx, i); err != nil {
+			return fmt.Errorf("attempt %d: %w", attempt+1, err)
+		}
+	}
+	return nil
+}
+
+// config is the node's configuration file.
+func (c *Cluster) config(n *node) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n", n.name, n.client, n.monitor)
+	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n  max_memory_store: 64MB\n  max_file_store: 1GB\n", n.dir)
+	if c.opts.Domain != "" {
+		fmt.Fprintf(&b, "  domain: %q\n", c.opts.Domain)
+	}
+	b.WriteString("}\n")
+	if c.opts.TLS {
+		fmt.Fprintf(&b, "tls {\n  cert_file: %q\n  key_file: %q\n  ca_file: %q\n  verify: true\n}\n", c.tls.serverCert, c.tls.serverKey, c.tls.CA)
+	}
+	if c.opts.User != "" {
+		fmt.Fprintf(&b, "authorization {\n  user: %q\n  password: %q\n}\n", c.opts.User, c.opts.Password)
+	}
+	fmt.Fprintf(&b, "cluster {\n  name: chronoshub-test\n  listen: 127.0.0.1:%d\n  routes: [\n", n.route)
+	for _, o := range c.nodes {
+		if o != n {
+			fmt.Fprintf(&b, "    nats-route://127.0.0.1:%d\n", o.route)
+		}
+	}
+	b.WriteString("  ]\n}\n")
+	return b.Bytes()
+}
+
+// launch starts n's process, logging to n.dir/server.log.
+func (c *Cluster) launch(n *node) error {
+	logf, err := os.OpenFile(filepath.Join(n.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(c.bin, "-c", filepath.Join(n.dir, "nats.conf"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", n.name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	n.mu.Lock()
+	n.cmd, n.done = cmd, done
+	n.mu.Unlock()
+	return nil
+}
+
+// waitReady polls node i until its /healthz (JetStream current with the
+// meta leader) answers 200 and a JetStream request through it succeeds.
+func (c *Cluster) waitReady(ctx context.Context, i int) error {
+	n := c.nodes[i]
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	var last error
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if last = c.probe(ctx, i); last == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("%s exited: %s", n.name, c.logTail(n))
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %v; log: %s", n.name, last, c.logTail(n))
+		case <-tick.C:
+		}
+	}
+}
+
+func (c *Cluster) probe(ctx context.Context, i int) error {
+	n := c.nodes[i]
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/healthz", n.monitor), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz: %s", resp.Status)
+	}
+	nc, err := nats.Connect(c.URL(i), append(c.tlsOptions(), nats.Timeout(2*time.Second), nats.NoReconnect())...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := c.jetStream(nc)
+	if err != nil {
+		return err
+	}
+	_, err = js.AccountInfo(pctx)
+	return err
+}
+
+func (c *Cluster) jetStream(nc *nats.Conn) (jetstream.JetStream, error) {
+	if c.opts.Domain != "" {
+		return jetstream.NewWithDomain(nc, c.opts.Domain)
+	}
+	return jetstream.New(nc)
+}
+
+func (c *Cluster) logTail(n *node) string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "server.log"))
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// URL returns node i's client URL, with the user and password when the
+// cluster has them.
+func (c *Cluster) URL(i int) string {
+	auth := ""
+	if c.opts.User != "" {
+		auth = c.opts.User + ":" + c.opts.Password + "@"
+	}
+	scheme := "nats"
+	if c.opts.TLS {
+		scheme = "tls"
+	}
+	return fmt.Sprintf("%s://%s127.0.0.1:%d", scheme, auth, c.nodes[i].client)
+}
+
+// TLS returns the CA and a client certificate of a cluster started with
+// Options.TLS; the zero value otherwise.
+func (c *Cluster) TLS() TLSFiles { return c.tls }
+
+// tlsOptions are the client options for the cluster's TLS, if any.
+func (c *Cluster) tlsOptions() []nats.Option {
+	if !c.opts.TLS {
+		return nil
+	}
+	return []nats.Option{nats.RootCAs(c.tls.CA), nats.ClientCert(c.tls.Cert, c.tls.Key)}
+}
+
+// URLs returns every node's client URL, comma-separated, as
+// CHRONOSHUB_NATS_URL takes them.
+func (c *Cluster) URLs() string {
+	urls := make([]string, len(c.nodes))
+	for i := range c.nodes {
+		urls[i] = c.URL(i)
+	}
+	return strings.Join(urls, ",")
+}
+
+// Connect returns a connection to every node (reconnecting forever) and its
+// JetStream, in the cluster's domain; both are closed at the end of the test.
+func (c *Cluster) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(c.URLs(), append(c.tlsOptions(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
+	if err != nil {
+		t.Fatalf("natstest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := c.jetStream(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// ConnectNode returns a connection to node i only (reconnecting to it
+// forever) and its JetStream; both are closed at the end of the test.
+func (c *Cluster) ConnectNode(t testing.TB, i int) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(c.URL(i), append(c.tlsOptions(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
+	if err != nil {
+		t.Fatalf("natstest: connect to node %d: %v", i, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := c.jetStream(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// Node returns the index of the node whose server name is name (as
+// jetstream.ClusterInfo.Leader reports it), or -1.
+func (c *Cluster) Node(name string) int {
+	for i, n := range c.nodes {
+		if n.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Kill stops node i with SIGKILL and waits for the process to end.
+func (c *Cluster) Kill(i int) {
+	c.t.Helper()
+	n := c.nodes[i]
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Restart starts node i again, after Kill, on its store and ports, and waits
+// until it is ready.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	n := c.nodes[i]
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	select {
+	case <-done:
+	default:
+		c.t.Fatalf("natstest: Restart(%d): the node is running; Kill it first", i)
+	}
+	if err := c.launch(n); err != nil {
+		c.t.Fatalf("natstest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.ReadyTimeout)
+	defer cancel()
+	if err := c.waitReady(ctx, i); err != nil {
+		c.t.Fatalf("natstest: restart: %v", err)
+	}
+}
+
+// stop kills every node.
+func (c *Cluster) stop() {
+	for _, n := range c.nodes {
+		n.mu.Lock()
+		cmd, done := n.cmd, n.done
+		n.mu.Unlock()
+		if cmd != nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("pick a port: %w", err)
+		}
+		defer l.Close() // Held until all are picked, so that they differ.
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// serverBinary returns the path of nats-server at the version go.mod
+// requires, building it on first use.
+func serverBinary() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", serverModule).Output()
+	if err != nil {
+		return "", fmt.Errorf("go list -m %s (run from within the module): %w", serverModule, err)
+	}
+	version := strings.TrimSpace(string(out))
+	if version == "" {
+		return "", fmt.Errorf("no version of %s in go.mod", serverModule)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("cache directory for nats-server: %w", err)
+	}
+	dir := filepath.Join(cache, "chronoshub-sidecar-natstest")
+	bin := filepath.Join(dir, "nats-server-"+version+"-"+runtime.Version()+"-"+runtime.GOOS+"-"+runtime.GOARCH)
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("cache directory for nats-server: %w", err)
+	}
+	// Build beside the final name and rename, so that concurrent test
+	// binaries never run a half-written file.
+	tmp := bin + ".tmp" + strconv.Itoa(os.Getpid())
+	// Built within this module (a test runs in its package's directory), so
+	// go.mod picks the version.
+	cmd := exec.Command("go", "build", "-o", tmp, serverModule)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("go build %s@%s: %w\n%s", serverModule, version, err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}

@@ -1,0 +1,60 @@
+package natstest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestClusterSurvivesKill writes to an R3 stream, kills the stream's leader,
+// keeps writing once a new leader is elected, and restarts the node, which
+// catches up.
+func TestClusterSurvivesKill(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	c := StartCluster(t, 3)
+	t.Logf("cluster ready in %v", time.Since(start))
+	_, js := c.Connect(t)
+	s, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
+	if err != nil {
+		t.Fatalf("CreateStream = %v", err)
+	}
+	if _, err := js.Publish(t.Context(), "t.1", []byte("one")); err != nil {
+		t.Fatalf("Publish = %v", err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := c.Node(info.Cluster.Leader)
+	if leader < 0 {
+		t.Fatalf("stream leader %q is not a node of the cluster", info.Cluster.Leader)
+	}
+	c.Kill(leader)
+	killAt := time.Now()
+	// Writes resume once the two others elect a leader; the client retries.
+	var restartAt time.Time
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := js.Publish(t.Context(), "t.2", []byte("two"))
+		if err == nil {
+			restartAt = time.Now()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Publish after killing the leader = %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // a poll interval, not a wait for timing
+	}
+	killed := time.Now()
+	c.Restart(leader)
+	t.Logf("writes resumed %v after the kill; node restarted in %v", restartAt.Sub(killAt), time.Since(killed))
+	info, err = s.Info(t.Context())
+	if err != nil || info.State.Msgs != 2 {
+		t.Fatalf("Info = %+v, %v; want 2 messages", info, err)
+	}
+}
