@@ -19,13 +19,17 @@ import (
 // forwarded by the next Run on the same store. Several Runs, in this process or in other
 // replicas on the same cluster, share the work. An event being sent when ctx ends still gets
 // its answer recorded (at most a minute), so that shutting down does not cause a duplicate.
+//
+// Run returns an error when forwarding cannot go on by itself: the consumer is gone (deleted
+// by an operator, or with its stream) and cannot be made again. The caller should report it
+// and call Run again, which makes the consumer again; forwarding never stops silently.
 func (o *Outbox) Run(ctx context.Context) error {
-	cons, err := o.stream.Consumer(ctx, o.consumer)
+	cons, err := o.ensureConsumer(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("outbox: consumer %s: %w", o.consumer, err)
+		return err
 	}
 	// The message iterator ends on errors a busy machine can cause (a missed
 	// heartbeat, a leadership change): start a new one rather than stop forwarding.
@@ -34,6 +38,9 @@ func (o *Outbox) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if lost := o.consumerLost(ctx, err); lost != nil {
+			return lost
+		}
 		o.log.Warn("forwarding interrupted; resuming", "err", err, "after", wait)
 		select {
 		case <-ctx.Done():
@@ -41,6 +48,20 @@ func (o *Outbox) Run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// consumerLost returns an error when the iterator ended (with err) because
+// the consumer is gone, which resuming cannot mend; nil otherwise.
+func (o *Outbox) consumerLost(ctx context.Context, err error) error {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, cerr := o.stream.Consumer(cctx, o.consumer); errors.Is(cerr, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("outbox: consumer %s is gone: %w (after %v)", o.consumer, cerr, err)
+	}
+	return nil
 }
 
 // consume forwards messages from one iterator until it fails or ctx ends.

@@ -274,9 +274,17 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	// The consumer's settings are the code's, not the operator's: updating them on every
-	// start is what lets a new version change them.
-	_, err = o.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	if _, err := o.ensureConsumer(ctx); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// ensureConsumer creates or updates the forwarder's consumer. Its settings
+// are the code's, not the operator's: updating them on every start is what
+// lets a new version change them.
+func (o *Outbox) ensureConsumer(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := o.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       o.consumer,
 		Description:   "chronoshub-sidecar: forwards queued events to ChronosHub",
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -287,7 +295,7 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("outbox: consumer %s: %w", o.consumer, err)
 	}
-	return o, nil
+	return cons, nil
 }
 
 // recordPrefix returns the subject prefix of kv's records, as its stream declares it
