@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -50,7 +51,8 @@ type manifests struct {
 var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
 
 // decode decodes one YAML document strictly into the typed object for its
-// kind: an unknown or misspelled field, or a wrong type, is an error.
+// kind, as the API server does: an unknown, misspelled or duplicate field, a
+// field in the wrong case, or a wrong type, is an error.
 func decode(doc []byte, m *manifests) error {
 	var tm metav1.TypeMeta
 	if err := yaml.Unmarshal(doc, &tm); err != nil {
@@ -79,7 +81,17 @@ func decode(doc []byte, m *manifests) error {
 	default:
 		return fmt.Errorf("unexpected apiVersion %q kind %q", tm.APIVersion, tm.Kind)
 	}
-	return yaml.UnmarshalStrict(doc, obj)
+	// sigs.k8s.io/yaml alone matches field names case-insensitively
+	// (encoding/json); the API server does not.
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	strict, err := json.UnmarshalStrict(j, obj)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }
 
 // decodeAll decodes every document of a YAML stream into m.
@@ -159,6 +171,8 @@ func TestDecodeIsStrict(t *testing.T) {
 		{"field in the wrong place", "apiVersion: v1\nkind: Secret\nspec: {}\n"},
 		{"wrong type", "apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: one\n"},
 		{"misplaced claim template", "apiVersion: apps/v1\nkind: StatefulSet\nspec:\n  template:\n    spec:\n      volumeClaimTemplates: []\n"},
+		{"field with the wrong case", "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          securityContext:\n            readOnlyRootFileSystem: true\n"},
+		{"duplicate field", "apiVersion: v1\nkind: Service\nspec:\n  type: ClusterIP\n  type: LoadBalancer\n"},
 		{"misspelled budget field", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nspec:\n  maxUnavialable: 1\n"},
 		{"unknown kind", "apiVersion: v1\nkind: Sekret\n"},
 	} {
