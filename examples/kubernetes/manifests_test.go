@@ -585,6 +585,14 @@ func checkAddToDeployment(t *testing.T, m manifests, w workload) {
 	if w.pod.InitContainers[0].Name != sidecarName {
 		t.Errorf("the first init container is %s, want %s (so that the others can use it)", w.pod.InitContainers[0].Name, sidecarName)
 	}
+	// kustomization.yaml's own settings reach the sidecar.
+	sidecar := w.pod.InitContainers[0]
+	if want := "registry.example.com/my-team/chronoshub-sidecar:1.0.0"; sidecar.Image != want {
+		t.Errorf("sidecar image = %q, want %q (kustomization.yaml's images)", sidecar.Image, want)
+	}
+	if i := slices.IndexFunc(sidecar.Env, func(e corev1.EnvVar) bool { return e.Name == "CHRONOSHUB_BASE_URL" }); i < 0 || sidecar.Env[i].Value != "https://staging.chronoshub.example" {
+		t.Error("CHRONOSHUB_BASE_URL is not kustomization.yaml's https://staging.chronoshub.example")
+	}
 	for _, v := range original.Volumes {
 		if got := volume(w.pod, v.Name); got == nil || got.EmptyDir == nil {
 			t.Errorf("the partner's volume %s is lost or changed", v.Name)
