@@ -32,9 +32,15 @@ import (
 // while the other installs run.
 const kustomize = "sigs.k8s.io/kustomize/kustomize/v5@v5.7.1"
 
-// kustomizations are the directories rendered with kustomize build. The
-// sidecar component (sidecar/) is rendered through each of them.
-var kustomizations = []string{"add-to-deployment", "scaled", "statefulset"}
+// kustomizations are the directories TestVariants renders with kustomize
+// build; the component (sidecar/) is rendered through each of them.
+// singlePod are the files of the single-pod variant, decoded as they are.
+var (
+	kustomizations = []string{"add-to-deployment", "scaled", "statefulset"}
+	singlePod      = []string{"deployment.yaml", "service.yaml"}
+)
+
+const component = "sidecar"
 
 const sidecarName = "chronoshub-sidecar"
 
@@ -301,8 +307,11 @@ func TestVariants(t *testing.T) {
 	for _, v := range variants {
 		start := time.Now()
 		if v.name == "single-pod" {
-			rendered[v.name] = loadFiles(t, "deployment.yaml", "service.yaml")
+			rendered[v.name] = loadFiles(t, singlePod...)
 			continue
+		}
+		if !slices.Contains(kustomizations, v.name) {
+			t.Fatalf("variant %s is not in kustomizations", v.name)
 		}
 		rendered[v.name] = render(t, v.name)
 		t.Logf("kustomize build %s: %v", v.name, time.Since(start).Round(time.Millisecond))
@@ -327,6 +336,60 @@ func TestVariants(t *testing.T) {
 			}
 			v.check(t, m, with[0])
 		})
+	}
+}
+
+// TestEveryFileIsChecked fails on a manifest that no test reads: every YAML
+// file here is a single-pod file, an example Secrets file, or in a
+// kustomization that TestVariants renders (or the component they use).
+func TestEveryFileIsChecked(t *testing.T) {
+	t.Parallel()
+	top, err := filepath.Glob("*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range top {
+		if !slices.Contains(singlePod, f) && !strings.HasSuffix(f, ".example.yaml") {
+			t.Errorf("%s is not checked: add it to singlePod or a kustomization", f)
+		}
+	}
+	dirs, err := filepath.Glob("*/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range dirs {
+		dir := filepath.Dir(k)
+		if dir != component && !slices.Contains(kustomizations, dir) {
+			t.Errorf("%s is not rendered: add it to kustomizations", dir)
+		}
+		b, err := os.ReadFile(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kz struct {
+			Resources []string
+			Patches   []struct{ Path string }
+		}
+		if err := yaml.Unmarshal(b, &kz); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		used := slices.Clone(kz.Resources)
+		for _, p := range kz.Patches {
+			used = append(used, p.Path)
+		}
+		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			base := filepath.Base(f)
+			if base != "kustomization.yaml" && !strings.HasSuffix(base, ".example.yaml") && !slices.Contains(used, base) {
+				t.Errorf("%s is not in %s's resources or patches", f, k)
+			}
+		}
+	}
+	if len(dirs) != len(kustomizations)+1 {
+		t.Errorf("found kustomizations %v, want %v and %s", dirs, kustomizations, component)
 	}
 }
 
