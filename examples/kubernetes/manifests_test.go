@@ -42,6 +42,41 @@ var (
 
 const component = "sidecar"
 
+// notYetSettings are settings of the external NATS store that the manifests
+// use and that are being added to the sidecar on another branch: accepted
+// although serve --help does not list them yet. Delete this once it does.
+var notYetSettings = []string{"CHRONOSHUB_NATS_TLS_CA_FILE", "CHRONOSHUB_NATS_REPLICAS"}
+
+// settingLine matches a setting's first line in serve --help: a flag and its
+// variable, or a variable alone (a secret).
+var settingLine = regexp.MustCompile(`(?m)^  (?:--[a-z0-9-]+(?: \S+)?  \$)?(CHRONOSHUB_[A-Z0-9_]+)\b`)
+
+// sidecarSettings returns the environment variables serve --help lists, so
+// that a misspelled CHRONOSHUB_ variable in a manifest, which the sidecar
+// would silently ignore, fails the test.
+func sidecarSettings(t *testing.T) map[string]bool {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "chronoshub-sidecar")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./sidecar/cmd/chronoshub-sidecar")
+	build.Dir = filepath.Join("..", "..")
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./sidecar/cmd/chronoshub-sidecar: %v\n%s", err, out)
+	}
+	out, _ := exec.CommandContext(t.Context(), bin, "serve", "--help").CombinedOutput()
+	known := map[string]bool{}
+	for _, m := range settingLine.FindAllStringSubmatch(string(out), -1) {
+		known[m[1]] = true
+	}
+	if !known["CHRONOSHUB_BASE_URL"] || !known["CHRONOSHUB_API_KEY"] || !known["CHRONOSHUB_SYNC"] {
+		t.Fatalf("cannot read the settings from serve --help (found %v):\n%s", known, out)
+	}
+	for _, name := range notYetSettings {
+		known[name] = true
+	}
+	return known
+}
+
 const sidecarName = "chronoshub-sidecar"
 
 // manifests are decoded Kubernetes objects.
@@ -282,6 +317,7 @@ func exampleSecrets(t *testing.T) map[string]*corev1.Secret {
 func TestVariants(t *testing.T) {
 	t.Parallel()
 	secrets := exampleSecrets(t)
+	settings := sidecarSettings(t)
 	for _, name := range []string{"chronoshub-credentials", "chronoshub-webhook-tls"} {
 		if secrets[name] == nil {
 			t.Fatalf("secret %q is not in secret.example.yaml", name)
@@ -332,7 +368,7 @@ func TestVariants(t *testing.T) {
 				t.Fatalf("%d workloads have a %s container, want %d", len(with), sidecarName, v.sidecars)
 			}
 			for _, w := range with {
-				t.Run(w.kind+"/"+w.name, func(t *testing.T) { checkSidecar(t, w, m.services, secrets) })
+				t.Run(w.kind+"/"+w.name, func(t *testing.T) { checkSidecar(t, w, m.services, secrets, settings) })
 			}
 			v.check(t, m, with[0])
 		})
@@ -395,10 +431,10 @@ func TestEveryFileIsChecked(t *testing.T) {
 
 func isSidecar(c corev1.Container) bool { return c.Name == sidecarName }
 
-// checkSidecar checks the sidecar container of w: a native sidecar, the API
+// checkSidecar checks the sidecar container of w: its settings exist, a native sidecar, the API
 // on loopback, credentials from mounted Secret files, probes, resources, the
 // data dir on a volume, and a Service that exposes only its webhook.
-func checkSidecar(t *testing.T, w workload, services []*corev1.Service, secrets map[string]*corev1.Secret) {
+func checkSidecar(t *testing.T, w workload, services []*corev1.Service, secrets map[string]*corev1.Secret, settings map[string]bool) {
 	pod := w.pod
 	if slices.ContainsFunc(pod.Containers, isSidecar) {
 		t.Fatalf("%s is a regular container; make it a native sidecar (an init container with restartPolicy: Always)", sidecarName)
@@ -411,6 +447,14 @@ func checkSidecar(t *testing.T, w workload, services []*corev1.Service, secrets 
 		}
 		env[e.Name] = e
 	}
+
+	t.Run("settings exist", func(t *testing.T) {
+		for _, e := range sidecar.Env {
+			if strings.HasPrefix(e.Name, "CHRONOSHUB_") && !settings[e.Name] {
+				t.Errorf("%s is not a setting of serve --help: the sidecar would ignore it", e.Name)
+			}
+		}
+	})
 
 	t.Run("native sidecar", func(t *testing.T) {
 		if p := sidecar.RestartPolicy; p == nil || *p != corev1.ContainerRestartPolicyAlways {
