@@ -4,6 +4,6 @@
 // statefulset/ and scaled/) and of the tests that render them with the pinned
 // kustomize, decode them strictly into the Kubernetes API types and check the
 // properties the sidecar relies on; scaled/'s nats.conf is loaded by
-// nats-server's own parser. It is a module of its own so that the sidecar's
+// nats-server's own parser and run as a three-server cluster. It is a module of its own so that the sidecar's
 // go.mod does not depend on the Kubernetes API.
 package kubernetes

@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,15 +10,20 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
+	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	natsclient "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -48,22 +54,24 @@ func TestNATSConfig(t *testing.T) {
 	})
 }
 
-// checkNATSConfig writes the nats.conf of the ConfigMap that nats mounts, and
-// the files of its other volumes, under a temporary root at the paths the
-// container sees, parses it and checks it against the StatefulSet.
-func checkNATSConfig(t *testing.T, m manifests, nats *appsv1.StatefulSet) {
-	t.Setenv("POD_NAME", nats.Name+"-1")
-	pod := nats.Spec.Template.Spec
-	i := slices.IndexFunc(pod.Containers, func(c corev1.Container) bool { return c.Name == "nats" })
+// natsContainer returns the StatefulSet's nats container.
+func natsContainer(t *testing.T, nats *appsv1.StatefulSet) corev1.Container {
+	t.Helper()
+	i := slices.IndexFunc(nats.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "nats" })
 	if i < 0 {
 		t.Fatal("no container nats")
 	}
-	c := pod.Containers[i]
-	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
-		return e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
-	}) {
-		t.Error("POD_NAME (nats.conf's server_name) is not the pod's name")
-	}
+	return nats.Spec.Template.Spec.Containers[i]
+}
+
+// writeNATSLayout writes the nats.conf of the ConfigMap that nats mounts, and
+// the stand-ins for the Secrets it mounts, under a temporary root at the
+// paths the container sees, with the absolute paths in nats.conf moved under
+// that root. It returns the path of nats.conf.
+func writeNATSLayout(t *testing.T, m manifests, nats *appsv1.StatefulSet, files map[string]map[string][]byte) (root, path string) {
+	t.Helper()
+	pod := nats.Spec.Template.Spec
+	c := natsContainer(t, nats)
 	confPath := ""
 	if i := slices.Index(c.Args, "--config"); i >= 0 && i+1 < len(c.Args) {
 		confPath = c.Args[i+1]
@@ -71,9 +79,7 @@ func checkNATSConfig(t *testing.T, m manifests, nats *appsv1.StatefulSet) {
 	if confPath == "" {
 		t.Fatalf("nats args %v have no --config", c.Args)
 	}
-
-	root := t.TempDir()
-	files := natsFiles(t)
+	root = t.TempDir()
 	conf := ""
 	for _, mnt := range c.VolumeMounts {
 		dir := filepath.Join(root, mnt.MountPath)
@@ -93,28 +99,41 @@ func checkNATSConfig(t *testing.T, m manifests, nats *appsv1.StatefulSet) {
 				}
 			}
 		case v != nil && v.Secret != nil:
+			if files[v.Secret.SecretName] == nil {
+				t.Errorf("the test has no stand-in for Secret %q", v.Secret.SecretName)
+			}
 			for key, data := range files[v.Secret.SecretName] {
 				if err := os.WriteFile(filepath.Join(dir, key), data, 0o600); err != nil {
 					t.Fatal(err)
 				}
-			}
-			if files[v.Secret.SecretName] == nil {
-				t.Errorf("the test has no stand-in for Secret %q", v.Secret.SecretName)
 			}
 		}
 	}
 	if conf == "" {
 		t.Fatalf("--config %s is not a key of a mounted ConfigMap", confPath)
 	}
-	// The absolute paths in nats.conf are the container's mount paths: move
-	// them under root.
 	for _, mnt := range c.VolumeMounts {
 		conf = strings.ReplaceAll(conf, mnt.MountPath+"/", filepath.Join(root, mnt.MountPath)+"/")
 	}
-	path := filepath.Join(root, confPath)
+	path = filepath.Join(root, confPath)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return root, path
+}
+
+// checkNATSConfig parses nats.conf as the StatefulSet's second pod sees it
+// and checks it against the StatefulSet.
+func checkNATSConfig(t *testing.T, m manifests, nats *appsv1.StatefulSet) {
+	t.Setenv("POD_NAME", nats.Name+"-1")
+	pod := nats.Spec.Template.Spec
+	c := natsContainer(t, nats)
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+	}) {
+		t.Error("POD_NAME (nats.conf's server_name) is not the pod's name")
+	}
+	root, path := writeNATSLayout(t, m, nats, newNATSFixture(t).files)
 	opts, err := server.ProcessConfigFile(path)
 	if err != nil {
 		t.Fatalf("nats-server refuses nats.conf: %v", err)
@@ -188,28 +207,33 @@ func checkNATSConfig(t *testing.T, m manifests, nats *appsv1.StatefulSet) {
 	})
 }
 
-// natsFiles returns stand-ins for the Secrets nats mounts, by Secret and key:
-// what `nsc generate config --mem-resolver` writes, with a real operator and
-// accounts, and a self-signed certificate.
-func natsFiles(t *testing.T) map[string]map[string][]byte {
+// natsFixture holds stand-ins for the Secrets of scaled/: what
+// `nsc generate config --mem-resolver` writes for a real operator, system
+// account and JetStream-enabled account, a user's credentials file, and a
+// self-signed certificate for the servers (also valid for 127.0.0.1).
+type natsFixture struct {
+	files map[string]map[string][]byte // by Secret and key
+	creds []byte                       // chronoshub.creds: the sidecar's user
+	ca    []byte
+}
+
+func newNATSFixture(t *testing.T) natsFixture {
 	t.Helper()
+	check := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	operator, err := nkeys.CreateOperator()
-	if err != nil {
-		t.Fatal(err)
-	}
+	check(err)
 	operatorPub, err := operator.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	account := func(name string, jetstream bool) (pub, token string) {
+	check(err)
+	account := func(name string, jetstream bool) (kp nkeys.KeyPair, pub, token string) {
 		kp, err := nkeys.CreateAccount()
-		if err != nil {
-			t.Fatal(err)
-		}
+		check(err)
 		pub, err = kp.PublicKey()
-		if err != nil {
-			t.Fatal(err)
-		}
+		check(err)
 		claims := jwt.NewAccountClaims(pub)
 		claims.Name = name
 		if jetstream {
@@ -217,31 +241,37 @@ func natsFiles(t *testing.T) map[string]map[string][]byte {
 			claims.Limits.JetStreamLimits.MemoryStorage = -1
 		}
 		token, err = claims.Encode(operator)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pub, token
+		check(err)
+		return kp, pub, token
 	}
-	sysPub, sysJWT := account("SYS", false)
-	appPub, appJWT := account("chronoshub-sidecar", true)
+	_, sysPub, sysJWT := account("SYS", false)
+	app, appPub, appJWT := account("chronoshub-sidecar", true)
 	oc := jwt.NewOperatorClaims(operatorPub)
 	oc.Name = "chronoshub"
 	oc.SystemAccount = sysPub
 	operatorJWT, err := oc.Encode(operator)
-	if err != nil {
-		t.Fatal(err)
-	}
+	check(err)
 	resolver := fmt.Sprintf("operator: %s\nsystem_account: %s\nresolver: MEMORY\nresolver_preload: {\n  %s: %s\n  %s: %s\n}\n",
 		operatorJWT, sysPub, sysPub, sysJWT, appPub, appJWT)
 
+	user, err := nkeys.CreateUser()
+	check(err)
+	userPub, err := user.PublicKey()
+	check(err)
+	userJWT, err := jwt.NewUserClaims(userPub).Encode(app)
+	check(err)
+	seed, err := user.Seed()
+	check(err)
+	creds, err := jwt.FormatUserConfig(userJWT, seed)
+	check(err)
+
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	check(err)
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "nats"},
 		DNSNames:              []string{"*.nats-headless"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
@@ -250,20 +280,145 @@ func natsFiles(t *testing.T) map[string]map[string][]byte {
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	check(err)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	check(err)
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return natsFixture{
+		files: map[string]map[string][]byte{
+			"nats-resolver": {"resolver.conf": []byte(resolver)},
+			"nats-server-tls": {
+				corev1.TLSCertKey:       cert,
+				corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+				"ca.crt":                cert,
+			},
+		},
+		creds: creds,
+		ca:    cert,
+	}
+}
+
+// TestNATSClusterForms runs scaled/'s nats.conf for real: three nats-servers
+// in this process, each with the configuration its pod would get (TLS on
+// clients and routes, operator-mode accounts, JetStream), on loopback, with
+// the routes pointed at each other. A client with the sidecar's settings
+// (every server's URL, the credentials file, the CA) then creates a stream
+// replicated on every server, as the sidecar does with
+// CHRONOSHUB_NATS_REPLICAS, and stores an event in it.
+func TestNATSClusterForms(t *testing.T) {
+	m := render(t, "scaled")
+	i := slices.IndexFunc(m.statefulSets, func(s *appsv1.StatefulSet) bool { return s.Name == "nats" })
+	if i < 0 {
+		t.Fatal("no StatefulSet nats")
+	}
+	nats := m.statefulSets[i]
+	n := int(replicas(nats.Spec.Replicas))
+	fx := newNATSFixture(t)
+	root, path := writeNATSLayout(t, m, nats, fx.files)
+
+	// Every route names every server, so the cluster ports are chosen
+	// before the servers start: bound on :0, read back and released.
+	routes := make([]*url.URL, n)
+	for i := range routes {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes[i] = &url.URL{Scheme: "nats-route", Host: l.Addr().String()}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var clientURLs []string
+	for i := range n {
+		t.Setenv("POD_NAME", fmt.Sprintf("%s-%d", nats.Name, i))
+		opts, err := server.ProcessConfigFile(path)
+		if err != nil {
+			t.Fatalf("nats-server refuses nats.conf: %v", err)
+		}
+		if len(opts.Routes) != n {
+			t.Fatalf("nats.conf has %d routes, want %d", len(opts.Routes), n)
+		}
+		// Only the addresses change: loopback instead of the pods' names.
+		opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, 0
+		opts.Cluster.Host = "127.0.0.1"
+		_, port, _ := net.SplitHostPort(routes[i].Host)
+		opts.Cluster.Port, _ = strconv.Atoi(port)
+		opts.Routes = routes
+		opts.StoreDir = filepath.Join(root, "data", strconv.Itoa(i))
+		opts.NoSigs = true
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatalf("server %d: %v", i, err)
+		}
+		s.Start()
+		t.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("server %d not ready within 10s", i)
+		}
+		clientURLs = append(clientURLs, "tls://"+s.Addr().String())
+	}
+
+	creds := filepath.Join(root, "chronoshub.creds")
+	ca := filepath.Join(root, "ca.crt")
+	for f, b := range map[string][]byte{creds: fx.creds, ca: fx.ca} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc, err := natsclient.Connect(strings.Join(clientURLs, ","), natsclient.UserCredentials(creds), natsclient.RootCAs(ca))
+	if err != nil {
+		t.Fatalf("connect with the sidecar's credentials and CA: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	return map[string]map[string][]byte{
-		"nats-resolver": {"resolver.conf": []byte(resolver)},
-		"nats-server-tls": {
-			corev1.TLSCertKey:       cert,
-			corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-			"ca.crt":                cert,
-		},
+	// The cluster elects its JetStream leader after the routes connect:
+	// retry until the stream exists, within a deadline.
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cfg := jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}, Replicas: n, Storage: jetstream.FileStorage}
+	var stream jetstream.Stream
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, 5*time.Second)
+		stream, err = js.CreateStream(attempt, cfg)
+		cancelAttempt()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no stream with %d replicas within 60s: %v", n, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if _, err := js.Publish(ctx, "events.manuscript.submitted", []byte(`{"manuscriptId":"M-1"}`)); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Errorf("stream holds %d messages, want 1", info.State.Msgs)
+	}
+	if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != n-1 {
+		t.Fatalf("stream cluster = %+v, want a leader and %d replicas", info.Cluster, n-1)
+	}
+	names := []string{info.Cluster.Leader}
+	for _, r := range info.Cluster.Replicas {
+		names = append(names, r.Name)
+	}
+	slices.Sort(names)
+	for i, name := range names {
+		if want := fmt.Sprintf("%s-%d", nats.Name, i); name != want {
+			t.Errorf("stream peers %v, want %s-0 … %s-%d", names, nats.Name, nats.Name, n-1)
+			break
+		}
 	}
 }
