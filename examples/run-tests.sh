@@ -76,7 +76,7 @@ step "build the TypeScript; vet and test examples/kubernetes"
 (cd examples/node && rm -rf dist && timeout 120 ./node_modules/.bin/tsc -p .) || fail "tsc"
 go vet ./examples/go/... || fail "go vet ./examples/go/..."
 wait "$kustomize_pid" || echo "building $kustomize or the manifest test in the background failed; the test builds them"
-(cd examples/kubernetes && timeout 300 go vet ./... && timeout 300 go test -count=1 ./...) || fail "examples/kubernetes"
+(cd examples/kubernetes && timeout 600 go vet ./... && timeout 600 go test -count=1 ./...) || fail "examples/kubernetes"
 
 step "build the sidecar and the Go examples"
 tmp=$(mktemp -d)
