@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,11 +43,6 @@ var (
 
 const component = "sidecar"
 
-// notYetSettings are settings of the external NATS store that the manifests
-// use and that are being added to the sidecar on another branch: accepted
-// although serve --help does not list them yet. Delete this once it does.
-var notYetSettings = []string{"CHRONOSHUB_NATS_TLS_CA_FILE", "CHRONOSHUB_NATS_REPLICAS"}
-
 // settingLine matches a setting's first line in serve --help: a flag and its
 // variable, or a variable alone (a secret).
 var settingLine = regexp.MustCompile(`(?m)^  (?:--[a-z0-9-]+(?: \S+)?  \$)?(CHRONOSHUB_[A-Z0-9_]+)\b`)
@@ -71,10 +67,47 @@ func sidecarSettings(t *testing.T) map[string]bool {
 	if !known["CHRONOSHUB_BASE_URL"] || !known["CHRONOSHUB_API_KEY"] || !known["CHRONOSHUB_SYNC"] {
 		t.Fatalf("cannot read the settings from serve --help (found %v):\n%s", known, out)
 	}
-	for _, name := range notYetSettings {
-		known[name] = true
-	}
+	known[settingsBinary] = true
+	settingsBinaries.Store(bin)
 	return known
+}
+
+// settingsBinary is a key of sidecarSettings' map that stands for the
+// built binary, kept in settingsBinaries for configProblems.
+const settingsBinary = "\x00binary"
+
+var settingsBinaries atomic.Value // string: the sidecar binary sidecarSettings built
+
+// configProblems runs serve with the sidecar container's plain environment
+// values (files are not there, and Secret references are left out) and
+// returns the problems it reports other than missing files and required
+// credentials: settings that cannot go together, or a value it refuses.
+func configProblems(t *testing.T, env []corev1.EnvVar) []string {
+	t.Helper()
+	bin, _ := settingsBinaries.Load().(string)
+	if bin == "" {
+		t.Fatal("the sidecar binary was not built")
+	}
+	cmd := exec.CommandContext(t.Context(), bin, "serve")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for _, e := range env {
+		if e.ValueFrom == nil {
+			cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("serve with the manifest's settings and no files started:\n%s", out)
+	}
+	var problems []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		l = strings.TrimPrefix(l, "chronoshub-sidecar: ")
+		if strings.Contains(l, "no such file or directory") || strings.Contains(l, "required") {
+			continue
+		}
+		problems = append(problems, l)
+	}
+	return problems
 }
 
 const sidecarName = "chronoshub-sidecar"
@@ -456,6 +489,12 @@ func checkSidecar(t *testing.T, w workload, services []*corev1.Service, secrets 
 		}
 	})
 
+	t.Run("settings go together", func(t *testing.T) {
+		for _, p := range configProblems(t, sidecar.Env) {
+			t.Errorf("serve refuses the manifest's settings: %s", p)
+		}
+	})
+
 	t.Run("native sidecar", func(t *testing.T) {
 		if p := sidecar.RestartPolicy; p == nil || *p != corev1.ContainerRestartPolicyAlways {
 			t.Errorf("restartPolicy = %v, want Always", p)
@@ -592,6 +631,11 @@ func checkSidecar(t *testing.T, w workload, services []*corev1.Service, secrets 
 
 	t.Run("data dir is a volume", func(t *testing.T) {
 		dir := env["CHRONOSHUB_DATA_DIR"].Value
+		if env["CHRONOSHUB_NATS_URL"].Value != "" {
+			// On a cluster the sidecar keeps nothing on disk; "settings go
+			// together" refuses a data dir there.
+			return
+		}
 		i := slices.IndexFunc(sidecar.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == dir })
 		if dir == "" || i < 0 {
 			t.Fatalf("CHRONOSHUB_DATA_DIR = %q is not a mount path of the sidecar", dir)
