@@ -27,6 +27,7 @@ import (
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
 )
 
 // Defaults for the zero values of [Options].
@@ -53,6 +54,10 @@ type Event struct {
 	SignedAt time.Time
 	// ReceivedAt is when the handler finished reading the body.
 	ReceivedAt time.Time
+	// TraceParent and TraceState are the W3C trace context of the request's
+	// server span, to store with the event so that its delivery joins the
+	// trace; empty when tracing is off.
+	TraceParent, TraceState string
 }
 
 // Store is what the handler needs from the event log.
@@ -101,6 +106,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer is told the outcome of every request; nil means none.
 	Observer Observer
+	// Tracer starts a server span for every request, continuing the trace
+	// of a traceparent header, and its context is stored with the event;
+	// nil means no tracing.
+	Tracer *tracing.Tracer
 }
 
 // Server is the webhook listener's http.Handler. It is safe for concurrent
@@ -114,6 +123,7 @@ type Server struct {
 	now       func() time.Time
 	log       *slog.Logger
 	obs       Observer
+	tracer    *tracing.Tracer
 	draining  atomic.Bool
 }
 
@@ -135,6 +145,7 @@ func New(store Store, secrets func() [][]byte, opts Options) *Server {
 		now:       opts.Now,
 		log:       opts.Logger,
 		obs:       opts.Observer,
+		tracer:    opts.Tracer,
 	}
 	if s.path == "" {
 		s.path = DefaultPath
@@ -199,6 +210,12 @@ const (
 // ServeHTTP handles one webhook request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if s.tracer != nil {
+		ctx, span := s.tracer.StartWebhook(r, s.path)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() { tracing.EndHTTPServer(span, sw.status) }()
+		w, r = sw, r.WithContext(ctx)
+	}
 	outcome, reason := s.serve(w, r)
 	if s.obs != nil {
 		s.obs.Webhook(outcome, reason, time.Since(start))
@@ -266,12 +283,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (outcome, reason 
 		return s.fail(w, r, failInvalidJSON, event...)
 	}
 
+	traceParent, traceState := s.tracer.TraceContext(r.Context())
 	duplicate, err := s.store.Append(r.Context(), Event{
-		ID:         eventID,
-		Type:       eventType,
-		Payload:    body,
-		SignedAt:   signedAt,
-		ReceivedAt: receivedAt,
+		ID:          eventID,
+		Type:        eventType,
+		Payload:     body,
+		SignedAt:    signedAt,
+		ReceivedAt:  receivedAt,
+		TraceParent: traceParent,
+		TraceState:  traceState,
 	})
 	if err != nil {
 		// The operator must act on this one; ChronosHub retries meanwhile.
@@ -425,3 +445,19 @@ func parseTimestamp(s string) (time.Time, bool) {
 	}
 	return time.Unix(sec, 0).UTC(), true
 }
+
+// statusWriter remembers the status written, for the request's span.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,69 @@
+package webhook_test
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing/tracingtest"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
+)
+
+// BenchmarkHandlerTracing measures the handler (as BenchmarkHandler, plus a
+// traceparent header from ChronosHub) with tracing off (no Tracer), with a
+// Tracer over OpenTelemetry's no-op provider, and on: the SDK batching
+// spans to an OTLP receiver on loopback.
+func BenchmarkHandlerTracing(b *testing.B) {
+	recv := tracingtest.Start(b)
+	on, shutdown, err := tracing.Setup(b.Context(), func(k string) string {
+		if k == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+			return recv.Endpoint()
+		}
+		return ""
+	})
+	if err != nil || on == nil {
+		b.Fatalf("Setup = %v, %v", on, err)
+	}
+	b.Cleanup(func() { shutdown(b.Context()) })
+	for _, bc := range []struct {
+		name   string
+		tracer *tracing.Tracer
+	}{
+		{"off", nil},
+		{"noop", tracing.New(noop.NewTracerProvider())},
+		{"on", on},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			body := []byte(`{"title":"` + strings.Repeat("a", 1024-len(`{"title":""}`)) + `"}`)
+			keys := [][]byte{[]byte(secret)}
+			srv := webhook.New(discardStore{}, func() [][]byte { return keys }, webhook.Options{Now: now, Tracer: bc.tracer})
+			ts := strconv.Itoa(nowUnix)
+			header := http.Header{
+				"Content-Type":            {"application/json"},
+				"Traceparent":             {chronosParent},
+				signature.HeaderEventType: {eventType},
+				signature.HeaderEventID:   {eventID},
+				signature.HeaderTimestamp: {ts},
+				signature.HeaderSignature: {signature.Sign([]byte(secret), body, eventType, eventID, ts)},
+			}
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(body))
+				r.Header = header
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					b.Fatalf("POST = %d, want %d", w.Code, http.StatusOK)
+				}
+			}
+		})
+	}
+}
