@@ -110,6 +110,14 @@ func EndHTTPServer(span trace.Span, status int) {
 	span.End()
 }
 
+// End ends span, marking it failed with err's text when err is not nil.
+func End(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
 // StartReceive starts the span of one event handed to the app on a
 // subscription: a consumer span "receive <subscription>" whose parent is the
 // trace context stored with the event (traceparent and tracestate, W3C
