@@ -20,6 +20,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // Span is one received span, flattened.
@@ -45,6 +46,7 @@ type Receiver struct {
 
 	mu      sync.Mutex
 	spans   []Span
+	md      []metadata.MD
 	changed chan struct{} // closed and replaced when spans grow
 }
 
@@ -74,7 +76,7 @@ func Start(t testing.TB) *Receiver {
 func (r *Receiver) Endpoint() string { return r.endpoint }
 
 // Export implements the TraceService.
-func (r *Receiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+func (r *Receiver) Export(ctx context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
 	var got []Span
 	for _, rs := range req.GetResourceSpans() {
 		service := attrs(rs.GetResource().GetAttributes())["service.name"]
@@ -95,7 +97,9 @@ func (r *Receiver) Export(_ context.Context, req *collectortrace.ExportTraceServ
 			}
 		}
 	}
+	md, _ := metadata.FromIncomingContext(ctx)
 	r.mu.Lock()
+	r.md = append(r.md, md)
 	r.spans = append(r.spans, got...)
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -121,6 +125,13 @@ func attrs(kvs []*commonpb.KeyValue) map[string]string {
 		}
 	}
 	return m
+}
+
+// Metadata returns the gRPC metadata of every export received so far.
+func (r *Receiver) Metadata() []metadata.MD {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.md)
 }
 
 // Spans returns every span received so far.
