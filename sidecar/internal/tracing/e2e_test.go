@@ -30,6 +30,7 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/gateway"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/grpcapi"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox"
@@ -82,24 +83,21 @@ func (h *hubRecorder) traceparents() []string {
 	return append([]string(nil), h.seen...)
 }
 
-// TestOneTraceFromChronosHubToTheAppAndBack drives real pieces on loopback:
-// a webhook from "ChronosHub" carrying its traceparent, over TLS into the
-// webhook handler, stored in the event log on embedded NATS, streamed to an
-// app over gRPC; the app continues the trace from Event.traceparent with its
-// own tracer, calls SendEvent and AckEvents, and the sidecar posts the event
-// to ChronosHub. The sidecar's and the app's spans are exported over OTLP to
-// a receiver, and must form one trace with the right parents.
-func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
-	ctx := t.Context()
-	recv := tracingtest.Start(t)
-	tr, shutdown, err := tracing.Setup(ctx, func(k string) string {
-		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": recv.Endpoint()}[k]
-	})
-	if err != nil || tr == nil {
-		t.Fatalf("Setup = %v, %v; want a tracer", tr, err)
-	}
+// sidecar is the sidecar's pieces, wired as the composition wires them
+// with tracing on: the webhook handler over TLS, the event log on embedded
+// NATS, the gRPC service with otelgrpc, the REST gateway over a real client
+// connection to it, and the ChronosHub client to the emulator.
+type sidecar struct {
+	log      *eventlog.Log
+	hook     *httptest.Server
+	grpcAddr string
+	restURL  string
+	hub      *hubRecorder
+}
 
-	// The sidecar's pieces.
+func startSidecar(t *testing.T, tr *tracing.Tracer) *sidecar {
+	t.Helper()
+	ctx := t.Context()
 	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +148,39 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 	hook := httptest.NewTLSServer(webhook.New(logStore{log}, func() [][]byte { return [][]byte{[]byte(webhookSecret)} }, webhook.Options{Tracer: tr}))
 	t.Cleanup(hook.Close)
 
+	conn, err := grpc.NewClient(lis.Addr().String(), append(tr.GRPCDialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	gw, err := gateway.New(ctx, conn, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := httptest.NewServer(tr.ContinueHTTP(gw))
+	t.Cleanup(rest.Close)
+	return &sidecar{log: log, hook: hook, grpcAddr: lis.Addr().String(), restURL: rest.URL, hub: hub}
+}
+
+// TestOneTraceFromChronosHubToTheAppAndBack drives real pieces on loopback:
+// a webhook from "ChronosHub" carrying its traceparent, over TLS into the
+// webhook handler, stored in the event log on embedded NATS, streamed to an
+// app over gRPC; the app continues the trace from Event.traceparent with its
+// own tracer, calls SendEvent and AckEvents, and the sidecar posts the event
+// to ChronosHub. The sidecar's and the app's spans are exported over OTLP to
+// a receiver, and must form one trace with the right parents.
+func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
+	ctx := t.Context()
+	recv := tracingtest.Start(t)
+	tr, shutdown, err := tracing.Setup(ctx, func(k string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": recv.Endpoint()}[k]
+	})
+	if err != nil || tr == nil {
+		t.Fatalf("Setup = %v, %v; want a tracer", tr, err)
+	}
+
+	sc := startSidecar(t, tr)
+
 	// The app: its own tracer provider, exporting to the same receiver, and
 	// otelgrpc on its client connection.
 	appExp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(recv.Endpoint()))
@@ -158,7 +189,7 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 	}
 	appTP := sdktrace.NewTracerProvider(sdktrace.WithBatcher(appExp),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "example-app"))))
-	conn, err := grpc.NewClient(lis.Addr().String(),
+	conn, err := grpc.NewClient(sc.grpcAddr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(appTP), otelgrpc.WithPropagators(propagation.TraceContext{}))))
 	if err != nil {
@@ -180,7 +211,7 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 	const eventID = "6f1d2c3b-4a59-4e8f-9a7b-0c1d2e3f4a5b"
 	body := []byte(`{"manuscriptId":"MS-2026-042","title":"Tracing"}`)
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.URL+"/webhook", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sc.hook.URL+"/webhook", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +221,7 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 	req.Header.Set(signature.HeaderTimestamp, ts)
 	req.Header.Set(signature.HeaderSignature, signature.Sign([]byte(webhookSecret), body, "manuscript.submitted", eventID, ts))
 	req.Header.Set("Traceparent", "00-"+chronosTraceID+"-"+chronosSpanID+"-01")
-	resp, err := hook.Client().Do(req)
+	resp, err := sc.hook.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,15 +282,15 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 		}
 		return found[0]
 	}
-	const sc, app = tracing.DefaultServiceName, "example-app"
-	hookSpan := find(sc, "POST /webhook", "SERVER")
-	recvSpan := find(sc, "receive editorial", "CONSUMER")
+	const side, app = tracing.DefaultServiceName, "example-app"
+	hookSpan := find(side, "POST /webhook", "SERVER")
+	recvSpan := find(side, "receive editorial", "CONSUMER")
 	process := find(app, "process manuscript.submitted", "CONSUMER")
 	appSend := find(app, "chronoshub.sidecar.v1.EventService/SendEvent", "CLIENT")
-	send := find(sc, "chronoshub.sidecar.v1.EventService/SendEvent", "SERVER")
-	post := find(sc, "POST", "CLIENT")
+	send := find(side, "chronoshub.sidecar.v1.EventService/SendEvent", "SERVER")
+	post := find(side, "POST", "CLIENT")
 	appAck := find(app, "chronoshub.sidecar.v1.EventService/AckEvents", "CLIENT")
-	ack := find(sc, "chronoshub.sidecar.v1.EventService/AckEvents", "SERVER")
+	ack := find(side, "chronoshub.sidecar.v1.EventService/AckEvents", "SERVER")
 	for _, link := range []struct {
 		child  tracingtest.Span
 		parent string
@@ -283,8 +314,8 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 	if want := "00-" + chronosTraceID + "-" + recvSpan.SpanID + "-01"; ev.GetTraceparent() != want {
 		t.Errorf("Event.traceparent = %q, want the receive span's %q", ev.GetTraceparent(), want)
 	}
-	if want := []string{"00-" + chronosTraceID + "-" + post.SpanID + "-01"}; !equal(hub.traceparents(), want) {
-		t.Errorf("ChronosHub received traceparent %q, want the POST span's %q", hub.traceparents(), want)
+	if want := []string{"00-" + chronosTraceID + "-" + post.SpanID + "-01"}; !equal(sc.hub.traceparents(), want) {
+		t.Errorf("ChronosHub received traceparent %q, want the POST span's %q", sc.hub.traceparents(), want)
 	}
 	wantAttrs := []struct {
 		span  tracingtest.Span
