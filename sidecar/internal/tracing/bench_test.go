@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -28,9 +30,10 @@ import (
 // BenchmarkSendEvent measures one synchronous SendEvent (no idempotency key)
 // from a gRPC client on loopback, through the service and the ChronosHub
 // client to an HTTP server on loopback that answers 202, with tracing off
-// (no Tracer), with a Tracer over OpenTelemetry's no-op provider, and on
-// (the SDK batching spans to an OTLP receiver on loopback). The caller sends
-// a traceparent in every case.
+// (no Tracer), with a Tracer over OpenTelemetry's no-op provider, with the
+// SDK batching spans to an exporter that drops them, and on (the SDK
+// exporting over OTLP to a receiver in the same process). The caller sends a
+// traceparent in every case.
 func BenchmarkSendEvent(b *testing.B) {
 	recv := tracingtest.Start(b)
 	on, shutdown, err := tracing.Setup(b.Context(), func(k string) string {
@@ -68,6 +71,7 @@ func BenchmarkSendEvent(b *testing.B) {
 	}{
 		{"off", nil},
 		{"noop", tracing.New(noop.NewTracerProvider())},
+		{"sdk", tracing.New(sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter())))},
 		{"on", on},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
