@@ -65,13 +65,15 @@ func BenchmarkSendEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { sdk.Shutdown(context.Background()) })
 	for _, bc := range []struct {
 		name   string
 		tracer *tracing.Tracer
 	}{
 		{"off", nil},
 		{"noop", tracing.New(noop.NewTracerProvider())},
-		{"sdk", tracing.New(sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter())))},
+		{"sdk", tracing.New(sdk)},
 		{"on", on},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

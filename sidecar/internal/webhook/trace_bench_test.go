@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"bytes"
 	"net/http"
 	"net/http/httptest"
@@ -36,13 +37,15 @@ func BenchmarkHandlerTracing(b *testing.B) {
 		b.Fatalf("Setup = %v, %v", on, err)
 	}
 	b.Cleanup(func() { shutdown(b.Context()) })
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { sdk.Shutdown(context.Background()) })
 	for _, bc := range []struct {
 		name   string
 		tracer *tracing.Tracer
 	}{
 		{"off", nil},
 		{"noop", tracing.New(noop.NewTracerProvider())},
-		{"sdk", tracing.New(sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter())))},
+		{"sdk", tracing.New(sdk)},
 		{"on", on},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
