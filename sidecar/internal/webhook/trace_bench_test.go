@@ -1,8 +1,8 @@
 package webhook_test
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
