@@ -93,6 +93,11 @@ type sidecar struct {
 	grpcAddr string
 	restURL  string
 	hub      *hubRecorder
+	// stop ends the streams and stops the servers, waiting for the
+	// handlers, so that every span they started has ended (a client can
+	// have its answer before the server's span ends). It may be called
+	// more than once.
+	stop func()
 }
 
 func startSidecar(t *testing.T, tr *tracing.Tracer) *sidecar {
@@ -140,11 +145,6 @@ func startSidecar(t *testing.T, tr *tracing.Tracer) *sidecar {
 		defer close(served)
 		gsrv.Serve(lis)
 	}()
-	t.Cleanup(func() {
-		svc.CancelStreams()
-		gsrv.Stop()
-		<-served
-	})
 	hook := httptest.NewTLSServer(webhook.New(logStore{log}, func() [][]byte { return [][]byte{[]byte(webhookSecret)} }, webhook.Options{Tracer: tr}))
 	t.Cleanup(hook.Close)
 
@@ -158,8 +158,15 @@ func startSidecar(t *testing.T, tr *tracing.Tracer) *sidecar {
 		t.Fatal(err)
 	}
 	rest := httptest.NewServer(tr.ContinueHTTP(gw))
-	t.Cleanup(rest.Close)
-	return &sidecar{log: log, hook: hook, grpcAddr: lis.Addr().String(), restURL: rest.URL, hub: hub}
+	stop := sync.OnceFunc(func() {
+		svc.CancelStreams()
+		rest.Close()
+		hook.Close()
+		gsrv.GracefulStop()
+		<-served
+	})
+	t.Cleanup(stop)
+	return &sidecar{log: log, hook: hook, grpcAddr: lis.Addr().String(), restURL: rest.URL, hub: hub, stop: stop}
 }
 
 // TestOneTraceFromChronosHubToTheAppAndBack drives real pieces on loopback:
@@ -256,6 +263,7 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 	}
 	appSpan.End()
 	endStream()
+	sc.stop()
 
 	// Flush both exporters, then read the trace back from the receiver.
 	if err := appTP.Shutdown(ctx); err != nil {

@@ -82,6 +82,7 @@ func TestRESTCarriesTheTrace(t *testing.T) {
 		t.Fatalf("POST /v1/events:send = %d, want 200", sresp.StatusCode)
 	}
 	endStream()
+	sc.stop()
 	if err := shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
