@@ -113,6 +113,7 @@ func BenchmarkSendEvent(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
+			report := tracingtest.CPUPerOp(b)
 			for b.Loop() {
 				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				_, err := api.SendEvent(rctx, req)
@@ -121,6 +122,7 @@ func BenchmarkSendEvent(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			report()
 		})
 	}
 }

@@ -94,20 +94,28 @@ func TestSetupExports(t *testing.T) {
 		env     func(endpoint string) map[string]string
 		service string
 		header  string // a header every export carries, "name: value"
+		http    bool   // an OTLP/HTTP receiver
 	}{
 		{"general endpoint", func(e string) map[string]string {
 			return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": e}
-		}, tracing.DefaultServiceName, ""},
+		}, tracing.DefaultServiceName, "", false},
 		{"traces endpoint, service name", func(e string) map[string]string {
 			return map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": e, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_SERVICE_NAME": "sidecar-eu", "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=a%20b", "OTEL_EXPORTER_OTLP_TIMEOUT": "5000"}
-		}, "sidecar-eu", "x-tenant: a b"},
+		}, "sidecar-eu", "x-tenant: a b", false},
 		{"resource attributes", func(e string) map[string]string {
 			return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": e, "OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs,deployment.environment.name=test", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
-		}, "from-attrs", ""},
+		}, "from-attrs", "", false},
+		{"http/protobuf", func(e string) map[string]string {
+			return map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": e + "/v1/traces", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-tenant=b"}
+		}, tracing.DefaultServiceName, "x-tenant: b", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			recv := tracingtest.Start(t)
+			start := tracingtest.Start
+			if tc.http {
+				start = tracingtest.StartHTTP
+			}
+			recv := start(t)
 			tr, shutdown, err := tracing.Setup(t.Context(), env(tc.env(recv.Endpoint())))
 			if err != nil || tr == nil {
 				t.Fatalf("Setup = %v, %v; want a tracer", tr, err)

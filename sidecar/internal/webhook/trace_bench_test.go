@@ -63,6 +63,7 @@ func BenchmarkHandlerTracing(b *testing.B) {
 			}
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
+			report := tracingtest.CPUPerOp(b)
 			for b.Loop() {
 				r := httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(body))
 				r.Header = header
@@ -72,6 +73,7 @@ func BenchmarkHandlerTracing(b *testing.B) {
 					b.Fatalf("POST = %d, want %d", w.Code, http.StatusOK)
 				}
 			}
+			report()
 		})
 	}
 }

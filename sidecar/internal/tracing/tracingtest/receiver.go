@@ -1,7 +1,8 @@
 // Package tracingtest is a real OTLP trace receiver for tests: a gRPC
 // server of opentelemetry.proto.collector.trace.v1.TraceService on a
-// loopback port that keeps every span it is sent, and a text rendering of a
-// trace as a tree.
+// loopback port (and, with [StartHTTP], OTLP/HTTP's POST /v1/traces of
+// binary protobuf) that keeps every span it is sent, and a text rendering
+// of a trace as a tree.
 package tracingtest
 
 import (
@@ -9,7 +10,10 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +25,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 )
 
 // Span is one received span, flattened.
@@ -68,6 +73,40 @@ func Start(t testing.TB) *Receiver {
 		r.srv.Stop()
 		<-done
 	})
+	return r
+}
+
+// StartHTTP starts a receiver of OTLP/HTTP with binary protobuf on
+// 127.0.0.1:0 (POST /v1/traces) and stops it when t ends. Headers of each
+// request are kept as metadata, with lower-case names.
+func StartHTTP(t testing.TB) *Receiver {
+	t.Helper()
+	r := &Receiver{changed: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPost || req.URL.Path != "/v1/traces" || req.Header.Get("Content-Type") != "application/x-protobuf" {
+			http.Error(w, "want POST /v1/traces of application/x-protobuf", http.StatusBadRequest)
+			return
+		}
+		body, err := io.ReadAll(req.Body)
+		var msg collectortrace.ExportTraceServiceRequest
+		if err == nil {
+			err = proto.Unmarshal(body, &msg)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		md := metadata.MD{}
+		for k, v := range req.Header {
+			md.Append(k, v...)
+		}
+		resp, _ := r.Export(metadata.NewIncomingContext(req.Context(), md), &msg)
+		out, _ := proto.Marshal(resp)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	}))
+	t.Cleanup(srv.Close)
+	r.endpoint = srv.URL
 	return r
 }
 
