@@ -127,11 +127,12 @@ func parseEnv(getenv func(string) string) (config, error) {
 		return cfg, errors.Join(errs...)
 	}
 	cfg.on = true
-	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("%s=%q: want an http or https URL, e.g. http://otel-collector:4317", name, endpoint))
-	} else {
-		cfg.endpoint = endpoint
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// The value is not quoted: a URL may hold credentials.
+		errs = append(errs, fmt.Errorf("%s: want an http or https URL with a host, e.g. http://otel-collector:4317", name))
 	}
+	general := name == "OTEL_EXPORTER_OTLP_ENDPOINT"
 	name, cfg.protocol = signal("PROTOCOL")
 	switch cfg.protocol {
 	case "":
@@ -139,6 +140,14 @@ func parseEnv(getenv func(string) string) (config, error) {
 	case "grpc", "http/protobuf":
 	default:
 		errs = append(errs, fmt.Errorf("%s=%q: want grpc or http/protobuf", name, cfg.protocol))
+	}
+	if u != nil {
+		if general && cfg.protocol == "http/protobuf" {
+			// OTLP/HTTP: the general endpoint is a base URL, the signal's
+			// path is appended to it; a traces endpoint is used as it is.
+			u = u.JoinPath("v1", "traces")
+		}
+		cfg.endpoint = u.String()
 	}
 	if name, v := signal("HEADERS"); v != "" {
 		h, err := parseList(v)

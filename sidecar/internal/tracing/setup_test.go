@@ -56,6 +56,7 @@ func TestSetupRejectsBadValues(t *testing.T) {
 		{"unsupported exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin", endpoint: "http://127.0.0.1:4317"}, []string{"OTEL_TRACES_EXPORTER"}},
 		{"endpoint without scheme", map[string]string{endpoint: "collector:4317"}, []string{endpoint}},
 		{"traces endpoint not a URL", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://"}, []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}},
+		{"endpoint with credentials, invalid", map[string]string{endpoint: "ftp://user:hunter2@collector"}, []string{endpoint}},
 		{"protocol", map[string]string{endpoint: "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, []string{"OTEL_EXPORTER_OTLP_PROTOCOL"}},
 		{"headers", map[string]string{endpoint: "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_HEADERS": "api-key"}, []string{"OTEL_EXPORTER_OTLP_HEADERS"}},
 		{"timeout", map[string]string{endpoint: "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "10s"}, []string{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"}},
@@ -77,8 +78,12 @@ func TestSetupRejectsBadValues(t *testing.T) {
 			}
 		})
 	}
-	// A header value may be a secret: it never appears in an error.
-	_, _, err := tracing.Setup(t.Context(), env(map[string]string{endpoint: "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_HEADERS": "api-key=%zzsecret-value"}))
+	// A header value or an endpoint may hold a secret: it never appears in an error.
+	_, _, err := tracing.Setup(t.Context(), env(map[string]string{endpoint: "ftp://user:hunter2@collector"}))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("Setup error = %v; want an error without the endpoint's credentials", err)
+	}
+	_, _, err = tracing.Setup(t.Context(), env(map[string]string{endpoint: "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_HEADERS": "api-key=%zzsecret-value"}))
 	if err == nil || strings.Contains(err.Error(), "secret-value") {
 		t.Errorf("Setup error = %v; want an error without the header value", err)
 	}
@@ -108,6 +113,9 @@ func TestSetupExports(t *testing.T) {
 		{"http/protobuf", func(e string) map[string]string {
 			return map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": e + "/v1/traces", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-tenant=b"}
 		}, tracing.DefaultServiceName, "x-tenant: b", true},
+		{"http/protobuf, general endpoint", func(e string) map[string]string {
+			return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": e, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+		}, tracing.DefaultServiceName, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

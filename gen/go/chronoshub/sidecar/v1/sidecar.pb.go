@@ -176,7 +176,7 @@ type Event struct {
 	// traces starts its processing span with this as the parent, and passes it
 	// on as the traceparent header (REST) or metadata (gRPC) of the SendEvent
 	// calls it makes, so that the event's whole path is one trace. Empty when
-	// the sidecar's tracing is off and ChronosHub sent none.
+	// the sidecar's tracing is off and was off when the event arrived.
 	Traceparent string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	// The W3C tracestate header value that goes with traceparent; often empty.
 	Tracestate    string `protobuf:"bytes,9,opt,name=tracestate,proto3" json:"tracestate,omitempty"`

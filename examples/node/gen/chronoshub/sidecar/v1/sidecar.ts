@@ -176,7 +176,7 @@ export interface Event {
    * traces starts its processing span with this as the parent, and passes it
    * on as the traceparent header (REST) or metadata (gRPC) of the SendEvent
    * calls it makes, so that the event's whole path is one trace. Empty when
-   * the sidecar's tracing is off and ChronosHub sent none.
+   * the sidecar's tracing is off and was off when the event arrived.
    */
   traceparent: string;
   /** The W3C tracestate header value that goes with traceparent; often empty. */
