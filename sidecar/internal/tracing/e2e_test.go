@@ -316,6 +316,9 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 			t.Errorf("span %q (%s) has parent %s, want %s", link.child.Name, link.child.Service, link.child.ParentSpanID, link.parent)
 		}
 	}
+	for _, s := range []tracingtest.Span{hookSpan, recvSpan, send, post} {
+		t.Logf("%s %s: %v", s.Name, s.Kind, s.Attributes)
+	}
 	if len(trc) != 8 {
 		t.Errorf("the trace has %d spans, want 8:\n%s", len(trc), rendered)
 	}
