@@ -177,6 +177,7 @@ func startSidecar(t *testing.T, tr *tracing.Tracer) *sidecar {
 // to ChronosHub. The sidecar's and the app's spans are exported over OTLP to
 // a receiver, and must form one trace with the right parents.
 func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	recv := tracingtest.Start(t)
 	tr, shutdown, err := tracing.Setup(ctx, func(k string) string {
