@@ -14,6 +14,15 @@
 // "example-node"), --types (CHRONOSHUB_EVENT_TYPES, comma-separated, default
 // "manuscript.>"). CHRONOSHUB_API_TOKEN, when set, is sent as a bearer token.
 //
+// Tracing: each event carries the W3C trace context of the sidecar's span
+// that delivered it (ev.traceparent, empty when the sidecar's tracing is off).
+// The consumer prints it, and sends it on as the traceparent metadata of the
+// calls it makes for that event (AckEvents here; sendEvent in a real app), so
+// that the sidecar's spans of those calls join the event's trace. An app that
+// uses the OpenTelemetry SDK would instead start its span with the extracted
+// context as the parent (propagation.extract(ROOT_CONTEXT, { traceparent }))
+// and let its gRPC instrumentation send the span's own traceparent.
+//
 //   node dist/consumer.js --subscription my-app --types 'manuscript.>'
 
 import { parseArgs } from "node:util";
@@ -36,6 +45,19 @@ const PERMANENT = new Set<number>([
 ]);
 
 class Done extends Error {}
+
+// TRACEPARENT is a W3C traceparent of version 00: trace id, parent id, flags.
+const TRACEPARENT = /^00-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+// traceMetadata returns base plus the metadata that continues ev's trace
+// (unchanged when ev carries no valid traceparent).
+function traceMetadata(base: Metadata, ev: Event): Metadata {
+  if (!TRACEPARENT.test(ev.traceparent)) return base;
+  const md = base.clone();
+  md.set("traceparent", ev.traceparent);
+  if (ev.tracestate) md.set("tracestate", ev.tracestate);
+  return md;
+}
 
 const log = (msg: string) => process.stderr.write(`consumer: ${msg}\n`);
 
@@ -85,9 +107,9 @@ function main(): void {
     });
   }
 
-  const ack = (req: AckEventsRequest) =>
+  const ack = (req: AckEventsRequest, md: Metadata) =>
     new Promise<AckEventsResponse>((resolve, reject) =>
-      client.ackEvents(req, metadata, { deadline: Date.now() + 10_000 }, (err, resp) =>
+      client.ackEvents(req, md, { deadline: Date.now() + 10_000 }, (err, resp) =>
         err ? reject(err) : resolve(resp),
       ),
     );
@@ -109,7 +131,7 @@ function main(): void {
     } catch {
       payload = ev.payload.toString("utf8");
     }
-    process.stdout.write(JSON.stringify({ id: ev.id, type: ev.type, attempt: ev.attempt, payload, action }) + "\n");
+    process.stdout.write(JSON.stringify({ id: ev.id, type: ev.type, attempt: ev.attempt, payload, action, traceparent: ev.traceparent }) + "\n");
     const resp = await ack(
       AckEventsRequest.fromPartial({
         subscription,
@@ -117,6 +139,7 @@ function main(): void {
         reject: action === "reject",
         redeliverDelay: action === "reject" ? { seconds: String(redeliverDelay), nanos: 0 } : undefined,
       }),
+      traceMetadata(metadata, ev),
     );
     if (resp.unknownEventIds.length > 0) log(`${ev.id} was no longer held by this stream; it will come again`);
   }

@@ -15,6 +15,15 @@ Flags win over the environment: --addr (CHRONOSHUB_GRPC_ADDR, default
 "example-python"), --types (CHRONOSHUB_EVENT_TYPES, comma-separated, default
 "manuscript.>"). CHRONOSHUB_API_TOKEN, when set, is sent as a bearer token.
 
+Tracing: each event carries the W3C trace context of the sidecar's span that
+delivered it (event.traceparent, empty when the sidecar's tracing is off). The
+consumer prints it, and sends it on as the traceparent metadata of the calls
+it makes for that event (AckEvents here; SendEvent in a real app), so that
+the sidecar's spans of those calls join the event's trace. An app that uses
+the OpenTelemetry SDK would instead start its span with the extracted context
+as the parent (TraceContextTextMapPropagator().extract({"traceparent": ...}))
+and let its gRPC instrumentation send the span's own traceparent.
+
     /usr/bin/python3 examples/python/consumer.py --subscription my-app
 """
 
@@ -60,6 +69,31 @@ def backoff(n):
     """The wait before reconnect attempt n (0-based): 250 ms doubling to 30 s, jittered."""
     ceiling = min(0.25 * 2 ** min(n, 7), 30.0)
     return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def parse_traceparent(value):
+    """Returns (trace_id, parent_id, flags) of a W3C traceparent, or None if it is
+    not a valid version-00 value."""
+    parts = value.split("-")
+    if len(parts) != 4 or parts[0] != "00":
+        return None
+    trace_id, parent_id, flags = parts[1:]
+    hexdigits = set("0123456789abcdef")
+    if (len(trace_id), len(parent_id), len(flags)) != (32, 16, 2) \
+            or not set(trace_id + parent_id + flags) <= hexdigits \
+            or trace_id == "0" * 32 or parent_id == "0" * 16:
+        return None
+    return trace_id, parent_id, flags
+
+
+def trace_metadata(event):
+    """The gRPC metadata that continues the event's trace, or [] without one."""
+    if not parse_traceparent(event.traceparent):
+        return []
+    md = [("traceparent", event.traceparent)]
+    if event.tracestate:
+        md.append(("tracestate", event.tracestate))
+    return md
 
 
 def process(event, reject_type):
@@ -118,7 +152,7 @@ class Consumer:
         print(
             json.dumps(
                 {"id": event.id, "type": event.type, "attempt": event.attempt,
-                 "payload": shown, "action": action}
+                 "payload": shown, "action": action, "traceparent": event.traceparent}
             ),
             flush=True,
         )
@@ -126,7 +160,8 @@ class Consumer:
         if action == "reject":
             req.reject = True
             req.redeliver_delay.CopyFrom(duration_pb2.Duration(seconds=self.args.redeliver_delay))
-        resp = self.stub.AckEvents(req, timeout=10, metadata=self.metadata)
+        metadata = list(self.metadata or []) + trace_metadata(event)
+        resp = self.stub.AckEvents(req, timeout=10, metadata=metadata or None)
         if resp.unknown_event_ids:
             log(f"{event.id} was no longer held by this stream; it will come again")
 

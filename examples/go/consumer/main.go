@@ -10,6 +10,16 @@
 // breaks or ends (the sidecar restarting, for example) it reconnects with
 // exponential backoff and full jitter. SIGINT or SIGTERM stops it cleanly.
 //
+// Tracing: each event carries the W3C trace context of the sidecar's span
+// that delivered it (Event.traceparent, empty when the sidecar's tracing is
+// off). The consumer continues that trace: it starts its "process <type>"
+// span with it as the parent, and its gRPC calls made inside that span
+// (AckEvents here; SendEvent in a real app) carry the traceparent metadata
+// through otelgrpc, so that the sidecar's spans of those calls join the
+// trace. The spans are started with OpenTelemetry's global TracerProvider: a
+// no-op that still passes the trace context on, until the app installs an
+// SDK provider with an exporter (otel.SetTracerProvider).
+//
 // Flags win over the environment: -addr (CHRONOSHUB_GRPC_ADDR, default
 // 127.0.0.1:50051), -subscription (CHRONOSHUB_SUBSCRIPTION, default
 // "example-go"), -types (CHRONOSHUB_EVENT_TYPES, comma-separated, default
@@ -33,6 +43,10 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -112,7 +126,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	// grpc.NewClient connects lazily and reconnects by itself; the loop below
 	// only has to reopen the stream.
-	conn, err := grpc.NewClient(cfg.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// otelgrpc sends the trace context of each call's ctx as traceparent
+	// metadata.
+	conn, err := grpc.NewClient(cfg.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithPropagators(propagation.TraceContext{}))))
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", cfg.addr, err)
 	}
@@ -220,6 +237,15 @@ func (c *consumer) stream(ctx context.Context) (int, error) {
 // handle processes one event and settles it. The sidecar delivers at least
 // once, so a real app de-duplicates on ev.Id before acting on an event.
 func (c *consumer) handle(ctx context.Context, ev *sidecarv1.Event) error {
+	// Continue the trace the event belongs to: the sidecar's span that
+	// delivered it is the parent of this app's processing span.
+	ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{
+		"traceparent": ev.GetTraceparent(),
+		"tracestate":  ev.GetTracestate(),
+	})
+	ctx, span := otel.Tracer("chronoshub-example-consumer").Start(ctx, "process "+ev.GetType(), trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
+
 	action := "ack"
 	if err := process(ev, c.cfg.rejectType); err != nil {
 		action = "reject"
@@ -231,7 +257,7 @@ func (c *consumer) handle(ctx context.Context, ev *sidecarv1.Event) error {
 	}
 	if err := c.out.Encode(eventLine{
 		ID: ev.GetId(), Type: ev.GetType(), Attempt: ev.GetAttempt(),
-		Payload: payload, Action: action,
+		Payload: payload, Action: action, TraceParent: ev.GetTraceparent(),
 	}); err != nil {
 		return err
 	}
@@ -263,6 +289,9 @@ type eventLine struct {
 	Attempt uint32          `json:"attempt"`
 	Payload json.RawMessage `json:"payload"`
 	Action  string          `json:"action"`
+	// TraceParent is the event's W3C traceparent ("" when the sidecar's
+	// tracing is off).
+	TraceParent string `json:"traceparent"`
 }
 
 // process is the app's business logic. Here it only checks that the payload

@@ -128,7 +128,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	s, err := startSidecar(ctx, cfg, logger)
+	s, err := startSidecar(ctx, cfg, logger, getenv)
 	if err != nil || emuErr != nil {
 		if s != nil {
 			s.Close()

@@ -20,7 +20,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger := newFormatLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	warnUnknownVariables(logger, os.Environ())
-	s, err := startSidecar(ctx, cfg, logger)
+	s, err := startSidecar(ctx, cfg, logger, getenv)
 	if err != nil {
 		return err
 	}
@@ -29,12 +29,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 // startSidecar logs the version and the configuration and starts the
 // sidecar with a registry that carries the build_info metric.
-func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*sidecar.Sidecar, error) {
+// getenv reads the OpenTelemetry variables (nil: no tracing).
+func startSidecar(ctx context.Context, cfg *config.Config, logger *slog.Logger, getenv func(string) string) (*sidecar.Sidecar, error) {
 	v := currentVersion()
 	logger.Info("starting", append(v.LogAttrs(), "config", cfg)...)
 	reg := prometheus.NewRegistry()
 	if err := metrics.RegisterBuildInfo(reg, v.Version, v.Revision, v.GoVersion); err != nil {
 		return nil, err
 	}
-	return sidecar.Start(ctx, cfg, sidecar.Options{Logger: logger, Registry: reg})
+	return sidecar.Start(ctx, cfg, sidecar.Options{Logger: logger, Registry: reg, Getenv: getenv})
 }

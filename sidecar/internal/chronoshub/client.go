@@ -103,6 +103,12 @@ type Options struct {
 
 	// UserAgent is sent as User-Agent. Empty means "chronoshub-sidecar".
 	UserAgent string
+
+	// WrapTransport, when set, wraps the HTTP client's transport (the default
+	// one, or HTTPClient's), e.g. with tracing.Tracer.WrapTransport for a
+	// client span and a traceparent header on every request. Nil means no
+	// wrapping.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Client posts events to ChronosHub's inbound API. It is safe for concurrent use.
@@ -191,6 +197,13 @@ func NewClient(baseURL string, apiKey func() string, opts Options) (*Client, err
 		c.http = &http.Client{Transport: t, Timeout: defaultTimeout}
 	}
 	c.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if opts.WrapTransport != nil {
+		rt := c.http.Transport
+		if rt == nil {
+			rt = http.DefaultTransport
+		}
+		c.http.Transport = opts.WrapTransport(rt)
+	}
 	return c, nil
 }
 

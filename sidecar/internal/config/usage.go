@@ -54,8 +54,24 @@ func writeUsage(w io.Writer, table []setting) {
 			b.WriteString("      " + line + "\n")
 		}
 	}
+	b.WriteString(tracingUsage)
 	io.WriteString(w, b.String())
 }
+
+// tracingUsage documents the OpenTelemetry variables, which package tracing
+// reads with OpenTelemetry's own names and meaning.
+const tracingUsage = `
+Tracing (OpenTelemetry, off unless an endpoint is set; standard OTEL_* variables, no flags):
+  $OTEL_EXPORTER_OTLP_ENDPOINT, $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+      Where to export spans with OTLP; setting one turns tracing on. W3C Trace
+      Context then flows from ChronosHub's webhook through the event to the app
+      (Event.traceparent) and from SendEvent to ChronosHub.
+  $OTEL_EXPORTER_OTLP_PROTOCOL, $OTEL_EXPORTER_OTLP_HEADERS, $OTEL_EXPORTER_OTLP_TIMEOUT,
+  $OTEL_EXPORTER_OTLP_INSECURE, $OTEL_SERVICE_NAME, $OTEL_RESOURCE_ATTRIBUTES,
+  $OTEL_TRACES_SAMPLER, $OTEL_TRACES_SAMPLER_ARG, $OTEL_SDK_DISABLED
+      As OpenTelemetry defines them (grpc or http/protobuf; OTEL_SDK_DISABLED=true
+      keeps tracing off).
+`
 
 // wrap breaks text into lines of at most width bytes, at spaces.
 func wrap(text string, width int) []string {

@@ -39,6 +39,12 @@ func setEventHeaders(h nats.Header, e Event) {
 	h.Set(hdrEventType, e.Type)
 	h.Set(hdrSignedAt, strconv.FormatInt(e.SignedAt.Unix(), 10))
 	h.Set(hdrReceivedAt, e.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	if e.TraceParent != "" {
+		h.Set(hdrTraceParent, e.TraceParent)
+	}
+	if e.TraceState != "" {
+		h.Set(hdrTraceState, e.TraceState)
+	}
 }
 
 // ListDeadLetters returns up to limit dead letters of a subscription whose

@@ -49,6 +49,10 @@ const (
 	hdrSequence   = "Chronoshub-Sequence"
 	hdrAttempts   = "Chronoshub-Attempts"
 	hdrDeadAt     = "Chronoshub-Dead-At"
+	// The W3C trace context of the webhook that stored the event; absent
+	// when the sidecar's tracing was off.
+	hdrTraceParent = "Chronoshub-Traceparent"
+	hdrTraceState  = "Chronoshub-Tracestate"
 )
 
 // DefaultSubscription is the subscription used when none is named.
@@ -77,6 +81,10 @@ type Event struct {
 	Attempt int
 	// Sequence is the event's position in the log; set by the log.
 	Sequence uint64
+	// TraceParent and TraceState are the W3C trace context (traceparent and
+	// tracestate header values) of the span that received the event, stored
+	// as given so that its delivery joins the same trace. Empty means none.
+	TraceParent, TraceState string
 }
 
 // StartPosition says where a new subscription starts.
@@ -280,6 +288,9 @@ func decode(hdr nats.Header, subject string, data []byte, seq uint64) Event {
 		Type:     hdr.Get(hdrEventType),
 		Payload:  data,
 		Sequence: seq,
+
+		TraceParent: hdr.Get(hdrTraceParent),
+		TraceState:  hdr.Get(hdrTraceState),
 	}
 	if e.Type == "" {
 		e.Type = strings.TrimPrefix(subject, eventsPrefix)

@@ -24,6 +24,7 @@ import (
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
 )
 
 // EventLog is what the service needs of the event log.
@@ -63,6 +64,11 @@ type Options struct {
 	SendTimeout time.Duration
 	// Logger receives errors an operator must act on. Nil discards.
 	Logger *slog.Logger
+	// Tracer starts a "receive <subscription>" span for every event handed
+	// to the app, child of the event's stored trace context, and gives the
+	// app that span's context in Event.traceparent. Nil means no spans; the
+	// stored trace context is then passed on as it is.
+	Tracer *tracing.Tracer
 }
 
 // Service implements sidecarv1.EventServiceServer. It is safe for
@@ -75,6 +81,7 @@ type Service struct {
 	check       Checker
 	sendTimeout time.Duration
 	logger      *slog.Logger
+	tracer      *tracing.Tracer
 
 	// stopStreams ends every open stream; see CancelStreams.
 	streamsCtx  context.Context
@@ -100,6 +107,7 @@ func New(log EventLog, out Outbox, check Checker, opts Options) *Service {
 		log: log, out: out, check: check,
 		sendTimeout: opts.SendTimeout,
 		logger:      opts.Logger,
+		tracer:      opts.Tracer,
 		streamsCtx:  ctx, stopStreams: cancel,
 		idle: idle,
 	}
@@ -164,9 +172,13 @@ func (s *Service) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.S
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
-	err = s.log.Stream(ctx, sr, func(e eventlog.Event) error {
+	send := func(e eventlog.Event) error {
 		return stream.Send(&sidecarv1.StreamEventsResponse{Event: toEvent(e)})
-	})
+	}
+	if s.tracer != nil {
+		send = s.tracedSend(ctx, sr.Subscription, stream)
+	}
+	err = s.log.Stream(ctx, sr, send)
 	if err != nil && s.streamsCtx.Err() != nil && stream.Context().Err() == nil {
 		return status.Error(codes.Unavailable, "sidecar is shutting down; reconnect")
 	}
@@ -207,13 +219,32 @@ func streamRequest(req *sidecarv1.StreamEventsRequest) (eventlog.StreamRequest, 
 
 func toEvent(e eventlog.Event) *sidecarv1.Event {
 	return &sidecarv1.Event{
-		Id:         e.ID,
-		Type:       e.Type,
-		Payload:    e.Payload,
-		SignedAt:   timestamppb.New(e.SignedAt),
-		ReceivedAt: timestamppb.New(e.ReceivedAt),
-		Attempt:    uint32(e.Attempt),
-		Sequence:   e.Sequence,
+		Id:          e.ID,
+		Type:        e.Type,
+		Payload:     e.Payload,
+		SignedAt:    timestamppb.New(e.SignedAt),
+		ReceivedAt:  timestamppb.New(e.ReceivedAt),
+		Attempt:     uint32(e.Attempt),
+		Sequence:    e.Sequence,
+		Traceparent: e.TraceParent,
+		Tracestate:  e.TraceState,
+	}
+}
+
+// tracedSend returns the send function of a stream on subscription with
+// tracing on: each event is sent inside its "receive" span, and carries that
+// span's trace context to the app.
+func (s *Service) tracedSend(ctx context.Context, subscription string, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) func(eventlog.Event) error {
+	if subscription == "" {
+		subscription = eventlog.DefaultSubscription
+	}
+	return func(e eventlog.Event) error {
+		sctx, span := s.tracer.StartReceive(ctx, subscription, e.ID, e.Type, e.Attempt, e.TraceParent, e.TraceState)
+		ev := toEvent(e)
+		ev.Traceparent, ev.Tracestate = s.tracer.TraceContext(sctx)
+		err := stream.Send(&sidecarv1.StreamEventsResponse{Event: ev})
+		tracing.End(span, err)
+		return err
 	}
 }
 

@@ -149,7 +149,7 @@ func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	sctx, scancel := context.WithTimeout(wctx, sendTimeout)
+	sctx, scancel := context.WithTimeout(o.tracer.ContextWithTraceContext(wctx, q.TraceParent, q.TraceState), sendTimeout)
 	res, err := o.sender.SendEvent(sctx, q.Type, q.Payload)
 	scancel()
 	o.applyResult(&rec, res, err)

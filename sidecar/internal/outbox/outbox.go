@@ -62,6 +62,7 @@ import (
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/chronoshub"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
 )
 
 // Names of the JetStream resources the outbox owns.
@@ -123,6 +124,9 @@ type Options struct {
 	// OnOutcome, when set, is called once for every event that becomes Accepted or Failed,
 	// synchronous or not. It may be called concurrently.
 	OnOutcome func(state State)
+	// Tracer, when set, stores the trace context of Enqueue's ctx with the queued event, so
+	// that its later send to ChronosHub continues the caller's trace. Nil means none.
+	Tracer *tracing.Tracer
 
 	// ackWait overrides the consumer's ack deadline, for tests of redelivery.
 	ackWait time.Duration
@@ -187,6 +191,7 @@ type Outbox struct {
 	maxRetryDelay time.Duration
 	now           func() time.Time
 	log           *slog.Logger
+	tracer        *tracing.Tracer
 	onOutcome     func(State)
 	ackWait       time.Duration
 
@@ -233,6 +238,7 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 		maxRetryDelay: cmp.Or(opts.MaxRetryDelay, defaultMaxRetryDelay),
 		now:           opts.Now,
 		log:           opts.Logger,
+		tracer:        opts.Tracer,
 		onOutcome:     opts.OnOutcome,
 	}
 	if o.now == nil {
@@ -499,11 +505,16 @@ type queued struct {
 	PayloadHash string    `json:"payload_hash"`
 	Payload     []byte    `json:"payload"` // base64 in JSON: byte-exact
 	CreatedAt   time.Time `json:"created_at"`
+	// The W3C trace context of the call that queued the event; empty without one.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 // publish puts an event on the queue; the key's hash as message ID folds concurrent repeats.
 func (o *Outbox) publish(ctx context.Context, hash string, rec stored, payload []byte) error {
-	body, err := json.Marshal(queued{Key: rec.Key, Type: rec.Type, PayloadHash: rec.PayloadHash, Payload: payload, CreatedAt: rec.CreatedAt})
+	q := queued{Key: rec.Key, Type: rec.Type, PayloadHash: rec.PayloadHash, Payload: payload, CreatedAt: rec.CreatedAt}
+	q.TraceParent, q.TraceState = o.tracer.TraceContext(ctx)
+	body, err := json.Marshal(q)
 	if err != nil {
 		return fmt.Errorf("outbox: encode event: %w", err)
 	}

@@ -49,6 +49,7 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/metrics"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
 
@@ -75,6 +76,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the sidecar's metrics. Nil means a new registry.
 	Registry *prometheus.Registry
+	// Getenv reads the OpenTelemetry variables (OTEL_*) that turn tracing
+	// on. Nil means tracing is off.
+	Getenv func(string) string
 }
 
 // Addrs are the addresses the sidecar listens on, as bound (":0" resolved;
@@ -90,24 +94,26 @@ type Sidecar struct {
 	reg    *prometheus.Registry
 	met    *metrics.Metrics
 
-	lock     *datadir.Lock // nil with an external NATS
-	nc       *nats.Conn
-	js       jetstream.JetStream // with the domain applied, for the log and the outbox
-	closeNC  func()
-	markFile string // the event log's mark (see eventlog.Verify); "" with an external NATS
-	log      *eventlog.Log
-	out      *outbox.Outbox
-	hook     *webhook.Server
-	svc      *grpcapi.Service
-	health   *health.Server
-	grpcSrv  *grpc.Server
-	watcher  *credentials.Watcher
-	cert     *credentials.Certificate
-	sup      *supervisor
-	draining atomic.Bool
-	up       atomic.Bool
-	store    storeHealth
-	closeOne sync.Once
+	lock        *datadir.Lock // nil with an external NATS
+	nc          *nats.Conn
+	js          jetstream.JetStream // with the domain applied, for the log and the outbox
+	closeNC     func()
+	markFile    string // the event log's mark (see eventlog.Verify); "" with an external NATS
+	log         *eventlog.Log
+	out         *outbox.Outbox
+	hook        *webhook.Server
+	svc         *grpcapi.Service
+	health      *health.Server
+	grpcSrv     *grpc.Server
+	watcher     *credentials.Watcher
+	cert        *credentials.Certificate
+	sup         *supervisor
+	tracer      *tracing.Tracer // nil when tracing is off
+	stopTracing func(context.Context) error
+	draining    atomic.Bool
+	up          atomic.Bool
+	store       storeHealth
+	closeOne    sync.Once
 
 	webhookLis, grpcLis, httpLis, adminLis net.Listener
 }
@@ -128,6 +134,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Sidecar, e
 			s.Close()
 		}
 	}()
+	if opts.Getenv != nil {
+		if s.tracer, s.stopTracing, err = tracing.Setup(ctx, opts.Getenv); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.openStore(ctx); err != nil {
 		return nil, err
 	}
@@ -231,14 +242,16 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		s.watcher.AddCertificate(s.cert)
 	}
 	client, err := chronoshub.NewClient(cfg.BaseURL, cfg.APIKey.Reveal, chronoshub.Options{
-		MaxAttempts: cfg.SendMaxAttempts,
-		OnRetry:     s.met.ChronosHubRetry,
+		MaxAttempts:   cfg.SendMaxAttempts,
+		OnRetry:       s.met.ChronosHubRetry,
+		WrapTransport: s.tracer.WrapTransport,
 	})
 	if err != nil {
 		return err
 	}
 	s.out, err = outbox.Open(ctx, s.js, client, outbox.Options{
 		Replicas:          cfg.NATSReplicas,
+		Tracer:            s.tracer,
 		IdempotencyWindow: cfg.IdempotencyWindow,
 		FailAfter:         cfg.AsyncFailAfter,
 		Logger:            s.logger,
@@ -263,10 +276,12 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		Tolerance:            cfg.WebhookTolerance,
 		Logger:               s.logger,
 		Observer:             s.met,
+		Tracer:               s.tracer,
 	})
 	s.svc = grpcapi.New(s.log, s.out, check, grpcapi.Options{
 		SendTimeout: cfg.SendTimeout,
 		Logger:      s.logger.With("component", "grpcapi"),
+		Tracer:      s.tracer,
 	})
 	unary := []grpc.UnaryServerInterceptor{s.met.UnaryInterceptor()}
 	stream := []grpc.StreamServerInterceptor{s.met.StreamInterceptor()}
@@ -274,7 +289,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		u, st := grpcapi.BearerAuth(cfg.APIToken.Reveal)
 		unary, stream = append(unary, u), append(stream, st)
 	}
-	s.grpcSrv = grpc.NewServer(
+	s.grpcSrv = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		// A SendEvent carries a payload up to MaxPayloadBytes; gRPC's
@@ -282,7 +297,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		// server sends (events up to the webhook's body limit, pages of
 		// dead letters) is not capped: grpc-go's default.
 		grpc.MaxRecvMsgSize(max(4<<20, int(cfg.MaxPayloadBytes)+messageOverhead)),
-	)
+	}, s.tracer.GRPCServerOptions()...)...)
 	sidecarv1.RegisterEventServiceServer(s.grpcSrv, s.svc)
 	s.health = health.NewServer()
 	s.setHealth(grpc_health_v1.HealthCheckResponse_NOT_SERVING)
@@ -435,7 +450,8 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		hookOpts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.cert.GetCertificate}
 	}
 	webhookSrv, webhookLis := s.hook.HTTPServer(s.webhookLis, hookOpts)
-	conn, err := grpc.NewClient(grpcTarget(s.grpcLis), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(grpcTarget(s.grpcLis),
+		append(s.tracer.GRPCDialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return fmt.Errorf("gateway connection: %w", err)
 	}
@@ -448,7 +464,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: gw, ReadHeaderTimeout: apiHeaderTimeout,
+	httpSrv := &http.Server{Handler: s.tracer.ContinueHTTP(gw), ReadHeaderTimeout: apiHeaderTimeout,
 		ErrorLog: slog.NewLogLogger(s.logger.With("component", "gateway").Handler(), slog.LevelWarn)}
 	adminSrv := &http.Server{Handler: adminHandler(s.reg, s.Alive, s.Ready), ReadHeaderTimeout: apiHeaderTimeout}
 
@@ -511,6 +527,13 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
+	if s.stopTracing != nil {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownTimeout)
+		if terr := s.stopTracing(tctx); terr != nil {
+			s.logger.Warn("flush traces", "err", terr)
+		}
+		cancel()
+	}
 	s.logger.Info("stopped")
 	return errors.Join(fatal, err)
 }
@@ -570,7 +593,10 @@ type timedStore struct {
 
 func (t timedStore) Append(ctx context.Context, e webhook.Event) (bool, error) {
 	start := time.Now()
-	dup, err := t.log.Append(ctx, eventlog.Event{ID: e.ID, Type: e.Type, Payload: e.Payload, SignedAt: e.SignedAt, ReceivedAt: e.ReceivedAt})
+	dup, err := t.log.Append(ctx, eventlog.Event{
+		ID: e.ID, Type: e.Type, Payload: e.Payload, SignedAt: e.SignedAt, ReceivedAt: e.ReceivedAt,
+		TraceParent: e.TraceParent, TraceState: e.TraceState,
+	})
 	t.met.StoreWrite(time.Since(start), err)
 	t.health.record(err, time.Now())
 	return dup, err

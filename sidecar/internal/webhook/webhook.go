@@ -35,6 +35,7 @@ import (
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventtype"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
 )
 
 // Defaults for the zero values of [Options].
@@ -80,6 +81,10 @@ type Event struct {
 	SignedAt time.Time
 	// ReceivedAt is when the handler finished reading the body.
 	ReceivedAt time.Time
+	// TraceParent and TraceState are the W3C trace context of the request's
+	// server span, to store with the event so that its delivery joins the
+	// trace; empty when tracing is off.
+	TraceParent, TraceState string
 }
 
 // Store is what the handler needs from the event log.
@@ -146,6 +151,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer is told the outcome of every request; nil means none.
 	Observer Observer
+	// Tracer starts a server span for every request, continuing the trace
+	// of a traceparent header, and its context is stored with the event;
+	// nil means no tracing.
+	Tracer *tracing.Tracer
 }
 
 // Server is the webhook listener's http.Handler. It is safe for concurrent
@@ -161,6 +170,7 @@ type Server struct {
 	now       func() time.Time
 	log       *slog.Logger
 	obs       Observer
+	tracer    *tracing.Tracer
 	draining  atomic.Bool
 }
 
@@ -182,6 +192,7 @@ func New(store Store, secrets func() [][]byte, opts Options) *Server {
 		now:       opts.Now,
 		log:       opts.Logger,
 		obs:       opts.Observer,
+		tracer:    opts.Tracer,
 	}
 	if s.path == "" {
 		s.path = DefaultPath
@@ -260,6 +271,12 @@ const (
 // ServeHTTP handles one webhook request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if s.tracer != nil {
+		ctx, span := s.tracer.StartWebhook(r, s.path)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() { tracing.EndHTTPServer(span, sw.status) }()
+		w, r = sw, r.WithContext(ctx)
+	}
 	outcome, reason := s.serve(w, r)
 	if s.obs != nil {
 		s.obs.Webhook(outcome, reason, time.Since(start))
@@ -341,15 +358,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (outcome, reason 
 
 	// The append is not the client's to interrupt: one that hangs up must
 	// neither leave an event half stored nor count as a store failure.
+	traceParent, traceState := s.tracer.TraceContext(r.Context())
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.appendTO)
 	defer cancel()
 	duplicate, err := s.store.Append(ctx, Event{
-		ID:         eventID,
-		DedupKey:   strings.ToLower(eventID),
-		Type:       eventType,
-		Payload:    body,
-		SignedAt:   signedAt,
-		ReceivedAt: receivedAt,
+		ID:          eventID,
+		DedupKey:    strings.ToLower(eventID),
+		Type:        eventType,
+		Payload:     body,
+		SignedAt:    signedAt,
+		ReceivedAt:  receivedAt,
+		TraceParent: traceParent,
+		TraceState:  traceState,
 	})
 	if err != nil {
 		f := failStore
@@ -493,3 +513,19 @@ func parseTimestamp(s string) (time.Time, bool) {
 	}
 	return time.Unix(sec, 0).UTC(), true
 }
+
+// statusWriter remembers the status written, for the request's span.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -169,7 +169,17 @@ type Event struct {
 	Attempt uint32 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// The event's position in the sidecar's event log. Positions increase in
 	// arrival order; they are not contiguous within a filtered subscription.
-	Sequence      uint64 `protobuf:"varint,7,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence uint64 `protobuf:"varint,7,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The W3C Trace Context (https://www.w3.org/TR/trace-context/) of the
+	// sidecar's span for this event, as a traceparent header value, for example
+	// "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01". An app that
+	// traces starts its processing span with this as the parent, and passes it
+	// on as the traceparent header (REST) or metadata (gRPC) of the SendEvent
+	// calls it makes, so that the event's whole path is one trace. Empty when
+	// the sidecar's tracing is off and was off when the event arrived.
+	Traceparent string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	// The W3C tracestate header value that goes with traceparent; often empty.
+	Tracestate    string `protobuf:"bytes,9,opt,name=tracestate,proto3" json:"tracestate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,6 +261,20 @@ func (x *Event) GetSequence() uint64 {
 		return x.Sequence
 	}
 	return 0
+}
+
+func (x *Event) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
+func (x *Event) GetTracestate() string {
+	if x != nil {
+		return x.Tracestate
+	}
+	return ""
 }
 
 // StreamEventsRequest opens a stream on a subscription.
@@ -1167,7 +1191,7 @@ var File_chronoshub_sidecar_v1_sidecar_proto protoreflect.FileDescriptor
 
 const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\n" +
-	"#chronoshub/sidecar/v1/sidecar.proto\x12\x15chronoshub.sidecar.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x01\n" +
+	"#chronoshub/sidecar/v1/sidecar.proto\x12\x15chronoshub.sidecar.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x02\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
@@ -1176,7 +1200,11 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\vreceived_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12\x18\n" +
 	"\aattempt\x18\x06 \x01(\rR\aattempt\x12\x1a\n" +
-	"\bsequence\x18\a \x01(\x04R\bsequence\"\x86\x02\n" +
+	"\bsequence\x18\a \x01(\x04R\bsequence\x12 \n" +
+	"\vtraceparent\x18\b \x01(\tR\vtraceparent\x12\x1e\n" +
+	"\n" +
+	"tracestate\x18\t \x01(\tR\n" +
+	"tracestate\"\x86\x02\n" +
 	"\x13StreamEventsRequest\x12\"\n" +
 	"\fsubscription\x18\x01 \x01(\tR\fsubscription\x12\x1f\n" +
 	"\vevent_types\x18\x02 \x03(\tR\n" +

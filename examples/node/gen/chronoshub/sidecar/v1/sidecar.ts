@@ -169,6 +169,18 @@ export interface Event {
    * arrival order; they are not contiguous within a filtered subscription.
    */
   sequence: string;
+  /**
+   * The W3C Trace Context (https://www.w3.org/TR/trace-context/) of the
+   * sidecar's span for this event, as a traceparent header value, for example
+   * "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01". An app that
+   * traces starts its processing span with this as the parent, and passes it
+   * on as the traceparent header (REST) or metadata (gRPC) of the SendEvent
+   * calls it makes, so that the event's whole path is one trace. Empty when
+   * the sidecar's tracing is off and was off when the event arrived.
+   */
+  traceparent: string;
+  /** The W3C tracestate header value that goes with traceparent; often empty. */
+  tracestate: string;
 }
 
 /** StreamEventsRequest opens a stream on a subscription. */
@@ -373,6 +385,8 @@ function createBaseEvent(): Event {
     receivedAt: undefined,
     attempt: 0,
     sequence: "0",
+    traceparent: "",
+    tracestate: "",
   };
 }
 
@@ -398,6 +412,12 @@ export const Event: MessageFns<Event> = {
     }
     if (message.sequence !== "0") {
       writer.uint32(56).uint64(message.sequence);
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(66).string(message.traceparent);
+    }
+    if (message.tracestate !== "") {
+      writer.uint32(74).string(message.tracestate);
     }
     return writer;
   },
@@ -471,6 +491,22 @@ export const Event: MessageFns<Event> = {
             message.sequence = reader.uint64().toString();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.tracestate = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -500,6 +536,8 @@ export const Event: MessageFns<Event> = {
         : undefined,
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
       sequence: isSet(object.sequence) ? globalThis.String(object.sequence) : "0",
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
+      tracestate: isSet(object.tracestate) ? globalThis.String(object.tracestate) : "",
     };
   },
 
@@ -526,6 +564,12 @@ export const Event: MessageFns<Event> = {
     if (message.sequence !== "0") {
       obj.sequence = message.sequence;
     }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
+    if (message.tracestate !== "") {
+      obj.tracestate = message.tracestate;
+    }
     return obj;
   },
 
@@ -541,6 +585,8 @@ export const Event: MessageFns<Event> = {
     message.receivedAt = object.receivedAt ?? undefined;
     message.attempt = object.attempt ?? 0;
     message.sequence = object.sequence ?? "0";
+    message.traceparent = object.traceparent ?? "";
+    message.tracestate = object.tracestate ?? "";
     return message;
   },
 };

@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#chronoshub/sidecar/v1/sidecar.proto\x12\x15\x63hronoshub.sidecar.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x01\n\x05\x45vent\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n\x07payload\x18\x03 \x01(\x0cR\x07payload\x12\x37\n\tsigned_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08signedAt\x12;\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nreceivedAt\x12\x18\n\x07\x61ttempt\x18\x06 \x01(\rR\x07\x61ttempt\x12\x1a\n\x08sequence\x18\x07 \x01(\x04R\x08sequence\"\x86\x02\n\x13StreamEventsRequest\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x1f\n\x0b\x65vent_types\x18\x02 \x03(\tR\neventTypes\x12K\n\x0estart_position\x18\x03 \x01(\x0e\x32$.chronoshub.sidecar.v1.StartPositionR\rstartPosition\x12\x39\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\"\n\rmax_in_flight\x18\x05 \x01(\rR\x0bmaxInFlight\"J\n\x14StreamEventsResponse\x12\x32\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.chronoshub.sidecar.v1.EventR\x05\x65vent\"\xaf\x01\n\x10\x41\x63kEventsRequest\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x1b\n\tevent_ids\x18\x02 \x03(\tR\x08\x65ventIds\x12\x16\n\x06reject\x18\x03 \x01(\x08R\x06reject\x12\x42\n\x0fredeliver_delay\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0eredeliverDelay\"\\\n\x11\x41\x63kEventsResponse\x12\x1b\n\tevent_ids\x18\x01 \x03(\tR\x08\x65ventIds\x12*\n\x11unknown_event_ids\x18\x02 \x03(\tR\x0funknownEventIds\"\x7f\n\x10SendEventRequest\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n\x07payload\x18\x02 \x01(\x0cR\x07payload\x12\'\n\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x14\n\x05\x61sync\x18\x04 \x01(\x08R\x05\x61sync\"\x94\x01\n\x11SendEventResponse\x12\x19\n\x08\x65vent_id\x18\x01 \x01(\tR\x07\x65ventId\x12;\n\x05state\x18\x02 \x01(\x0e\x32%.chronoshub.sidecar.v1.SentEventStateR\x05state\x12\'\n\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\">\n\x13GetSentEventRequest\x12\'\n\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\"W\n\x14GetSentEventResponse\x12?\n\nsent_event\x18\x01 \x01(\x0b\x32 .chronoshub.sidecar.v1.SentEventR\tsentEvent\"\xc8\x02\n\tSentEvent\x12\'\n\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12;\n\x05state\x18\x03 \x01(\x0e\x32%.chronoshub.sidecar.v1.SentEventStateR\x05state\x12\x19\n\x08\x65vent_id\x18\x04 \x01(\tR\x07\x65ventId\x12\x1a\n\x08\x61ttempts\x18\x05 \x01(\rR\x08\x61ttempts\x12\x14\n\x05\x65rror\x18\x06 \x01(\tR\x05\x65rror\x12\x39\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\"x\n\x16ListDeadLettersRequest\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x1b\n\tpage_size\x18\x02 \x01(\rR\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"\x87\x01\n\x17ListDeadLettersResponse\x12\x44\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32!.chronoshub.sidecar.v1.DeadLetterR\x0b\x64\x65\x61\x64Letters\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"u\n\nDeadLetter\x12\x32\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.chronoshub.sidecar.v1.EventR\x05\x65vent\x12\x33\n\x07\x64\x65\x61\x64_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x06\x64\x65\x61\x64\x41t\"m\n\x18ReplayDeadLettersRequest\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x1b\n\tevent_ids\x18\x02 \x03(\tR\x08\x65ventIds\x12\x10\n\x03\x61ll\x18\x03 \x01(\x08R\x03\x61ll\"d\n\x19ReplayDeadLettersResponse\x12\x1b\n\tevent_ids\x18\x01 \x03(\tR\x08\x65ventIds\x12*\n\x11unknown_event_ids\x18\x02 \x03(\tR\x0funknownEventIds*{\n\rStartPosition\x12\x1e\n\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x19\n\x15START_POSITION_OLDEST\x10\x01\x12\x16\n\x12START_POSITION_NOW\x10\x02\x12\x17\n\x13START_POSITION_TIME\x10\x03*\x8b\x01\n\x0eSentEventState\x12 \n\x1cSENT_EVENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SENT_EVENT_STATE_QUEUED\x10\x01\x12\x1d\n\x19SENT_EVENT_STATE_ACCEPTED\x10\x02\x12\x1b\n\x17SENT_EVENT_STATE_FAILED\x10\x03\x32\x8c\x05\n\x0c\x45ventService\x12i\n\x0cStreamEvents\x12*.chronoshub.sidecar.v1.StreamEventsRequest\x1a+.chronoshub.sidecar.v1.StreamEventsResponse0\x01\x12^\n\tAckEvents\x12\'.chronoshub.sidecar.v1.AckEventsRequest\x1a(.chronoshub.sidecar.v1.AckEventsResponse\x12^\n\tSendEvent\x12\'.chronoshub.sidecar.v1.SendEventRequest\x1a(.chronoshub.sidecar.v1.SendEventResponse\x12g\n\x0cGetSentEvent\x12*.chronoshub.sidecar.v1.GetSentEventRequest\x1a+.chronoshub.sidecar.v1.GetSentEventResponse\x12p\n\x0fListDeadLetters\x12-.chronoshub.sidecar.v1.ListDeadLettersRequest\x1a..chronoshub.sidecar.v1.ListDeadLettersResponse\x12v\n\x11ReplayDeadLetters\x12/.chronoshub.sidecar.v1.ReplayDeadLettersRequest\x1a\x30.chronoshub.sidecar.v1.ReplayDeadLettersResponseBQZOgithub.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1;sidecarv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#chronoshub/sidecar/v1/sidecar.proto\x12\x15\x63hronoshub.sidecar.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x02\n\x05\x45vent\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n\x07payload\x18\x03 \x01(\x0cR\x07payload\x12\x37\n\tsigned_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08signedAt\x12;\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nreceivedAt\x12\x18\n\x07\x61ttempt\x18\x06 \x01(\rR\x07\x61ttempt\x12\x1a\n\x08sequence\x18\x07 \x01(\x04R\x08sequence\x12 \n\x0btraceparent\x18\x08 \x01(\tR\x0btraceparent\x12\x1e\n\ntracestate\x18\t \x01(\tR\ntracestate\"\x86\x02\n\x13StreamEventsRequest\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x1f\n\x0b\x65vent_types\x18\x02 \x03(\tR\neventTypes\x12K\n\x0estart_position\x18\x03 \x01(\x0e\x32$.chronoshub.sidecar.v1.StartPositionR\rstartPosition\x12\x39\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\"\n\rmax_in_flight\x18\x05 \x01(\rR\x0bmaxInFlight\"J\n\x14StreamEventsResponse\x12\x32\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.chronoshub.sidecar.v1.EventR\x05\x65vent\"\xaf\x01\n\x10\x41\x63kEventsRequest\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x1b\n\tevent_ids\x18\x02 \x03(\tR\x08\x65ventIds\x12\x16\n\x06reject\x18\x03 \x01(\x08R\x06reject\x12\x42\n\x0fredeliver_delay\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0eredeliverDelay\"\\\n\x11\x41\x63kEventsResponse\x12\x1b\n\tevent_ids\x18\x01 \x03(\tR\x08\x65ventIds\x12*\n\x11unknown_event_ids\x18\x02 \x03(\tR\x0funknownEventIds\"\x7f\n\x10SendEventRequest\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n\x07payload\x18\x02 \x01(\x0cR\x07payload\x12\'\n\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x14\n\x05\x61sync\x18\x04 \x01(\x08R\x05\x61sync\"\x94\x01\n\x11SendEventResponse\x12\x19\n\x08\x65vent_id\x18\x01 \x01(\tR\x07\x65ventId\x12;\n\x05state\x18\x02 \x01(\x0e\x32%.chronoshub.sidecar.v1.SentEventStateR\x05state\x12\'\n\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\">\n\x13GetSentEventRequest\x12\'\n\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\"W\n\x14GetSentEventResponse\x12?\n\nsent_event\x18\x01 \x01(\x0b\x32 .chronoshub.sidecar.v1.SentEventR\tsentEvent\"\xc8\x02\n\tSentEvent\x12\'\n\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12;\n\x05state\x18\x03 \x01(\x0e\x32%.chronoshub.sidecar.v1.SentEventStateR\x05state\x12\x19\n\x08\x65vent_id\x18\x04 \x01(\tR\x07\x65ventId\x12\x1a\n\x08\x61ttempts\x18\x05 \x01(\rR\x08\x61ttempts\x12\x14\n\x05\x65rror\x18\x06 \x01(\tR\x05\x65rror\x12\x39\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\"x\n\x16ListDeadLettersRequest\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x1b\n\tpage_size\x18\x02 \x01(\rR\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"\x87\x01\n\x17ListDeadLettersResponse\x12\x44\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32!.chronoshub.sidecar.v1.DeadLetterR\x0b\x64\x65\x61\x64Letters\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"u\n\nDeadLetter\x12\x32\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.chronoshub.sidecar.v1.EventR\x05\x65vent\x12\x33\n\x07\x64\x65\x61\x64_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x06\x64\x65\x61\x64\x41t\"m\n\x18ReplayDeadLettersRequest\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x1b\n\tevent_ids\x18\x02 \x03(\tR\x08\x65ventIds\x12\x10\n\x03\x61ll\x18\x03 \x01(\x08R\x03\x61ll\"d\n\x19ReplayDeadLettersResponse\x12\x1b\n\tevent_ids\x18\x01 \x03(\tR\x08\x65ventIds\x12*\n\x11unknown_event_ids\x18\x02 \x03(\tR\x0funknownEventIds*{\n\rStartPosition\x12\x1e\n\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x19\n\x15START_POSITION_OLDEST\x10\x01\x12\x16\n\x12START_POSITION_NOW\x10\x02\x12\x17\n\x13START_POSITION_TIME\x10\x03*\x8b\x01\n\x0eSentEventState\x12 \n\x1cSENT_EVENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SENT_EVENT_STATE_QUEUED\x10\x01\x12\x1d\n\x19SENT_EVENT_STATE_ACCEPTED\x10\x02\x12\x1b\n\x17SENT_EVENT_STATE_FAILED\x10\x03\x32\x8c\x05\n\x0c\x45ventService\x12i\n\x0cStreamEvents\x12*.chronoshub.sidecar.v1.StreamEventsRequest\x1a+.chronoshub.sidecar.v1.StreamEventsResponse0\x01\x12^\n\tAckEvents\x12\'.chronoshub.sidecar.v1.AckEventsRequest\x1a(.chronoshub.sidecar.v1.AckEventsResponse\x12^\n\tSendEvent\x12\'.chronoshub.sidecar.v1.SendEventRequest\x1a(.chronoshub.sidecar.v1.SendEventResponse\x12g\n\x0cGetSentEvent\x12*.chronoshub.sidecar.v1.GetSentEventRequest\x1a+.chronoshub.sidecar.v1.GetSentEventResponse\x12p\n\x0fListDeadLetters\x12-.chronoshub.sidecar.v1.ListDeadLettersRequest\x1a..chronoshub.sidecar.v1.ListDeadLettersResponse\x12v\n\x11ReplayDeadLetters\x12/.chronoshub.sidecar.v1.ReplayDeadLettersRequest\x1a\x30.chronoshub.sidecar.v1.ReplayDeadLettersResponseBQZOgithub.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1;sidecarv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chronoshub.sidecar.v1.sidecar_pb2', globals())
@@ -23,40 +23,40 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'ZOgithub.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1;sidecarv1'
-  _STARTPOSITION._serialized_start=2340
-  _STARTPOSITION._serialized_end=2463
-  _SENTEVENTSTATE._serialized_start=2466
-  _SENTEVENTSTATE._serialized_end=2605
+  _STARTPOSITION._serialized_start=2406
+  _STARTPOSITION._serialized_end=2529
+  _SENTEVENTSTATE._serialized_start=2532
+  _SENTEVENTSTATE._serialized_end=2671
   _EVENT._serialized_start=128
-  _EVENT._serialized_end=369
-  _STREAMEVENTSREQUEST._serialized_start=372
-  _STREAMEVENTSREQUEST._serialized_end=634
-  _STREAMEVENTSRESPONSE._serialized_start=636
-  _STREAMEVENTSRESPONSE._serialized_end=710
-  _ACKEVENTSREQUEST._serialized_start=713
-  _ACKEVENTSREQUEST._serialized_end=888
-  _ACKEVENTSRESPONSE._serialized_start=890
-  _ACKEVENTSRESPONSE._serialized_end=982
-  _SENDEVENTREQUEST._serialized_start=984
-  _SENDEVENTREQUEST._serialized_end=1111
-  _SENDEVENTRESPONSE._serialized_start=1114
-  _SENDEVENTRESPONSE._serialized_end=1262
-  _GETSENTEVENTREQUEST._serialized_start=1264
-  _GETSENTEVENTREQUEST._serialized_end=1326
-  _GETSENTEVENTRESPONSE._serialized_start=1328
-  _GETSENTEVENTRESPONSE._serialized_end=1415
-  _SENTEVENT._serialized_start=1418
-  _SENTEVENT._serialized_end=1746
-  _LISTDEADLETTERSREQUEST._serialized_start=1748
-  _LISTDEADLETTERSREQUEST._serialized_end=1868
-  _LISTDEADLETTERSRESPONSE._serialized_start=1871
-  _LISTDEADLETTERSRESPONSE._serialized_end=2006
-  _DEADLETTER._serialized_start=2008
-  _DEADLETTER._serialized_end=2125
-  _REPLAYDEADLETTERSREQUEST._serialized_start=2127
-  _REPLAYDEADLETTERSREQUEST._serialized_end=2236
-  _REPLAYDEADLETTERSRESPONSE._serialized_start=2238
-  _REPLAYDEADLETTERSRESPONSE._serialized_end=2338
-  _EVENTSERVICE._serialized_start=2608
-  _EVENTSERVICE._serialized_end=3260
+  _EVENT._serialized_end=435
+  _STREAMEVENTSREQUEST._serialized_start=438
+  _STREAMEVENTSREQUEST._serialized_end=700
+  _STREAMEVENTSRESPONSE._serialized_start=702
+  _STREAMEVENTSRESPONSE._serialized_end=776
+  _ACKEVENTSREQUEST._serialized_start=779
+  _ACKEVENTSREQUEST._serialized_end=954
+  _ACKEVENTSRESPONSE._serialized_start=956
+  _ACKEVENTSRESPONSE._serialized_end=1048
+  _SENDEVENTREQUEST._serialized_start=1050
+  _SENDEVENTREQUEST._serialized_end=1177
+  _SENDEVENTRESPONSE._serialized_start=1180
+  _SENDEVENTRESPONSE._serialized_end=1328
+  _GETSENTEVENTREQUEST._serialized_start=1330
+  _GETSENTEVENTREQUEST._serialized_end=1392
+  _GETSENTEVENTRESPONSE._serialized_start=1394
+  _GETSENTEVENTRESPONSE._serialized_end=1481
+  _SENTEVENT._serialized_start=1484
+  _SENTEVENT._serialized_end=1812
+  _LISTDEADLETTERSREQUEST._serialized_start=1814
+  _LISTDEADLETTERSREQUEST._serialized_end=1934
+  _LISTDEADLETTERSRESPONSE._serialized_start=1937
+  _LISTDEADLETTERSRESPONSE._serialized_end=2072
+  _DEADLETTER._serialized_start=2074
+  _DEADLETTER._serialized_end=2191
+  _REPLAYDEADLETTERSREQUEST._serialized_start=2193
+  _REPLAYDEADLETTERSREQUEST._serialized_end=2302
+  _REPLAYDEADLETTERSRESPONSE._serialized_start=2304
+  _REPLAYDEADLETTERSRESPONSE._serialized_end=2404
+  _EVENTSERVICE._serialized_start=2674
+  _EVENTSERVICE._serialized_end=3326
 # @@protoc_insertion_point(module_scope)

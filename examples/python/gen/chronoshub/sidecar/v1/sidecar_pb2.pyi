@@ -45,13 +45,15 @@ class DeadLetter(_message.Message):
     def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., dead_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ["attempt", "id", "payload", "received_at", "sequence", "signed_at", "type"]
+    __slots__ = ["attempt", "id", "payload", "received_at", "sequence", "signed_at", "traceparent", "tracestate", "type"]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    TRACESTATE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     attempt: int
     id: str
@@ -59,8 +61,10 @@ class Event(_message.Message):
     received_at: _timestamp_pb2.Timestamp
     sequence: int
     signed_at: _timestamp_pb2.Timestamp
+    traceparent: str
+    tracestate: str
     type: str
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[bytes] = ..., signed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[bytes] = ..., signed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., sequence: _Optional[int] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
 
 class GetSentEventRequest(_message.Message):
     __slots__ = ["idempotency_key"]
