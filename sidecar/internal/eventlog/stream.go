@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -654,22 +655,36 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 		items = append(items, item{id, d})
 	}
 	l.mu.Unlock()
-	var errs []error
-	for _, it := range items {
-		var err error
+	// The acknowledgements are pipelined: all are sent at once, each as a
+	// request that JetStream answers once it applied it, and Settle waits
+	// for every answer. One round trip per call instead of one per id.
+	results := make([]error, len(items))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxConcurrentSettles)
+	for i, it := range items {
+		body := ackAck
 		switch {
 		case !s.Reject:
-			err = l.settleMsg(ctx, it.d.msg, ackAck)
-			if err == nil {
-				l.opts.Observer.Acked(name, l.opts.Now().Sub(it.d.receivedAt))
-				if it.d.skipped {
-					l.forgetUnoffered(ctx, name, it.d.seq)
-				}
-			}
 		case s.Delay > 0:
-			err = l.settleMsg(ctx, it.d.msg, fmt.Sprintf(`%s {"delay": %d}`, ackNak, s.Delay.Nanoseconds()))
+			body = fmt.Sprintf(`%s {"delay": %d}`, ackNak, s.Delay.Nanoseconds())
 		default:
-			err = l.settleMsg(ctx, it.d.msg, ackNak)
+			body = ackNak
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results[i] = l.settleMsg(ctx, it.d.msg, body)
+		})
+	}
+	wg.Wait()
+	var errs []error
+	for i, it := range items {
+		err := results[i]
+		if err == nil && !s.Reject {
+			l.opts.Observer.Acked(name, l.opts.Now().Sub(it.d.receivedAt))
+			if it.d.skipped {
+				l.forgetUnoffered(ctx, name, it.d.seq)
+			}
 		}
 		l.mu.Lock()
 		it.d.owner.n--
@@ -683,6 +698,10 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 	}
 	return done, unknown, errors.Join(errs...)
 }
+
+// maxConcurrentSettles bounds the acknowledgements one Settle call has
+// outstanding at once.
+const maxConcurrentSettles = 256
 
 // JetStream acknowledgement bodies.
 const (
