@@ -140,6 +140,9 @@ type Options struct {
 	MaxInFlight int
 	// Replicas is the JetStream replication factor. Zero means 1 (embedded).
 	Replicas int
+	// Domain is the JetStream domain to use; "" means the connection's
+	// own JetStream.
+	Domain string
 	// PollInterval is how long one pull request waits for new events before
 	// it is renewed. Zero means 5 s.
 	PollInterval time.Duration
@@ -272,7 +275,15 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	js, err := jetstream.New(nc)
+	var (
+		js  jetstream.JetStream
+		err error
+	)
+	if opts.Domain != "" {
+		js, err = jetstream.NewWithDomain(nc, opts.Domain)
+	} else {
+		js, err = jetstream.New(nc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
