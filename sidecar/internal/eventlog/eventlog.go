@@ -144,7 +144,7 @@ type Options struct {
 	// own JetStream.
 	Domain string
 	// PollInterval is how long one pull request waits for new events before
-	// it is renewed. Zero means 5 s.
+	// it is renewed. Zero means 5 s; it is at least 1 s.
 	PollInterval time.Duration
 	// MaxBytes caps the size of the event log. When it is reached, events
 	// every subscription has acknowledged are removed early to make room;
@@ -251,6 +251,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 5 * time.Second
 	}
+	opts.PollInterval = max(opts.PollInterval, time.Second) // the least jetstream accepts
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = -1
 	}
