@@ -392,20 +392,26 @@ func (l *Log) full(ctx context.Context, m *nats.Msg) bool {
 // a new subscription starts at the oldest retained event. It reports
 // whether it removed anything.
 func (l *Log) reclaim(ctx context.Context) bool {
+	// Read before the subscriptions: a subscription with nothing pending
+	// and nothing unacknowledged is done with every event up to here.
+	before, err := l.events.Info(ctx)
+	if err != nil {
+		return false
+	}
 	var floor uint64
 	any := false
 	lister := l.events.ListConsumers(ctx)
 	for info := range lister.Info() {
-		if !any || info.AckFloor.Stream < floor {
-			floor = info.AckFloor.Stream
+		f := info.AckFloor.Stream
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			f = max(f, before.State.LastSeq)
+		}
+		if !any || f < floor {
+			floor = f
 		}
 		any = true
 	}
-	if lister.Err() != nil || !any || floor == 0 {
-		return false
-	}
-	before, err := l.events.Info(ctx)
-	if err != nil || before.State.FirstSeq > floor {
+	if lister.Err() != nil || !any || floor == 0 || before.State.FirstSeq > floor {
 		return false
 	}
 	// Keep floor+1 and later.

@@ -362,17 +362,24 @@ func TestMaxBytes(t *testing.T) {
 		t.Fatalf("Append to a full log = %v, want ErrFull", err)
 	}
 	// A subscription receives every event stored, and once it acked some,
-	// appends succeed again.
+	// appends succeed again. A subscription whose filter matches none of
+	// them holds nothing back.
 	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s"})
+	var held []string
 	for i := range stored {
 		e := next(t, ch)
 		if e.ID != fmt.Sprint("e", i) {
 			t.Fatalf("event %d = %s", i, e.ID)
 		}
-		if i < stored/2 {
-			settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{e.ID}})
-		}
+		held = append(held, e.ID)
 	}
+	_, stopOther := stream(t, l, eventlog.StreamRequest{Subscription: "other", Types: []string{"invoice.*"}})
+	waitSubscription(t, l, "other")
+	stopOther()
+	if _, err := l.Append(ctx, event("more", "manuscript.submitted", payload)); !errors.Is(err, eventlog.ErrFull) {
+		t.Fatalf("Append to a full log, nothing acked = %v, want ErrFull", err)
+	}
+	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: held[:stored/2]})
 	waitFor(t, "ack floor moved", func() bool { return getSub(t, l, "s").AckFloor >= uint64(stored/2) })
 	if _, err := l.Append(ctx, event("more", "manuscript.submitted", payload)); err != nil {
 		t.Fatalf("Append after acks = %v, want room", err)
