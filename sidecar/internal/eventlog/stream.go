@@ -205,7 +205,12 @@ func (l *Log) receive(ctx, pull context.Context, h *streamHandle, it jetstream.M
 			return fmt.Errorf("%w: subscription %s was deleted", ErrNotFound, h.sub.name)
 		default:
 			// For example missed heartbeats, leadership changes or a
-			// reconnect: start a new round shortly.
+			// reconnect: start a new round shortly, unless the
+			// subscription was deleted while no pull request was
+			// outstanding (nothing answers a pull for a deleted one).
+			if _, cerr := l.events.Consumer(ctx, h.sub.name); errors.Is(cerr, jetstream.ErrConsumerNotFound) {
+				return fmt.Errorf("%w: subscription %s was deleted", ErrNotFound, h.sub.name)
+			}
 			l.opts.Logger.Warn("pull from subscription interrupted", "subscription", h.sub.name, "err", err)
 			select {
 			case <-ctx.Done():

@@ -240,7 +240,9 @@ func TestNarrowingDeadLettersExcluded(t *testing.T) {
 
 func TestSubscriptionManagement(t *testing.T) {
 	t.Parallel()
-	l, _ := openLog(t, t.TempDir(), eventlog.Options{MaxAttempts: 1})
+	// A short poll interval: a stream whose first pull request is sent after
+	// the deletion notices it by missed heartbeats.
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{MaxAttempts: 1, PollInterval: time.Second})
 	ctx := context.Background()
 	for _, name := range []string{"gone", "x"} {
 		if _, err := l.GetSubscription(ctx, name); !errors.Is(err, eventlog.ErrNotFound) {
