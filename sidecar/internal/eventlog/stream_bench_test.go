@@ -57,3 +57,41 @@ func BenchmarkStreamDrain(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkSettle measures AckEvents' cost in the log: one Settle of 100
+// delivered events per iteration (delivery is outside the timer). It
+// reports acknowledgements/s.
+//
+//	go test -run '^$' -bench Settle -benchtime 200x ./sidecar/internal/eventlog/
+func BenchmarkSettle(b *testing.B) {
+	const batch = 100
+	l, _ := openLog(b, b.TempDir(), eventlog.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range b.N * batch {
+		if _, err := l.Append(ctx, eventlog.Event{ID: fmt.Sprint("e", i), Type: "manuscript.submitted", Payload: []byte(`{}`)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	delivered := make(chan string, batch)
+	go l.Stream(ctx, eventlog.StreamRequest{Subscription: "bench", MaxInFlight: batch}, func(e eventlog.Event) error {
+		delivered <- e.ID
+		return nil
+	})
+	ids := make([]string, 0, batch)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		ids = ids[:0]
+		for range batch {
+			ids = append(ids, <-delivered)
+		}
+		b.StartTimer()
+		done, _, err := l.Settle(ctx, eventlog.Settlement{Subscription: "bench", IDs: ids})
+		if err != nil || len(done) != batch {
+			b.Fatalf("Settle = %d done, %v", len(done), err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "acks/s")
+}
