@@ -387,3 +387,23 @@ func TestMaxBytes(t *testing.T) {
 		t.Fatalf("Append after acks = %v, want room", err)
 	}
 }
+
+// TestSettleIsAppliedOnReturn acknowledges a batch in one Settle: when it
+// returns, JetStream has applied every acknowledgement (no waiting).
+func TestSettleIsAppliedOnReturn(t *testing.T) {
+	t.Parallel()
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	const n = 100
+	for i := range n {
+		appendAll(t, l, event(fmt.Sprint("e", i), "manuscript.submitted", `{}`))
+	}
+	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s", MaxInFlight: n})
+	var ids []string
+	for range n {
+		ids = append(ids, next(t, ch).ID)
+	}
+	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: ids})
+	if s := getSub(t, l, "s"); s.Unacked != 0 || s.AckFloor != n || s.Pending != 0 {
+		t.Fatalf("right after Settle: %+v; want every acknowledgement applied", s)
+	}
+}
