@@ -15,20 +15,24 @@ import (
 type DeadLetter struct {
 	Event  Event
 	DeadAt time.Time
+	// Reason is why it left the subscription: ReasonMaxAttempts or
+	// ReasonFilterNarrowed.
+	Reason string
 	// seq is its position in the dead-letter stream.
 	seq uint64
 }
 
-// deadLetter copies e to the subscription's dead-letter set. The copy is
-// de-duplicated by subscription and stream sequence, so a retry after a
-// crash does not store it twice.
-func (l *Log) deadLetter(ctx context.Context, sub string, e Event, seq uint64) error {
+// deadLetter copies e to the subscription's dead-letter set, with the
+// number of times it was offered. The copy is de-duplicated by subscription
+// and stream sequence, so a retry after a crash does not store it twice.
+func (l *Log) deadLetter(ctx context.Context, sub string, e Event, seq uint64, reason string, offers int) error {
 	msg := nats.NewMsg(deadPrefix + sub + "." + e.Type)
 	msg.Data = e.Payload
 	msg.Header.Set(jetstream.MsgIDHeader, "dead:"+sub+":"+strconv.FormatUint(seq, 10))
 	setEventHeaders(msg.Header, e)
 	msg.Header.Set(hdrSequence, strconv.FormatUint(e.Sequence, 10))
-	msg.Header.Set(hdrAttempts, strconv.Itoa(l.opts.MaxAttempts))
+	msg.Header.Set(hdrAttempts, strconv.Itoa(offers))
+	msg.Header.Set(hdrReason, reason)
 	msg.Header.Set(hdrDeadAt, l.opts.Now().UTC().Format(time.RFC3339Nano))
 	_, err := l.js.PublishMsg(ctx, msg)
 	return err
@@ -49,10 +53,14 @@ func setEventHeaders(h nats.Header, e Event) {
 
 // ListDeadLetters returns up to limit dead letters of a subscription whose
 // position in the dead-letter set is at least from, oldest first, and the
-// position to continue from (0 when there are no more).
+// position to continue from (0 when there are no more). It returns
+// ErrNotFound for a subscription that does not exist.
 func (l *Log) ListDeadLetters(ctx context.Context, subscription string, from uint64, limit int) ([]DeadLetter, uint64, error) {
 	name, err := NormalizeSubscription(subscription)
 	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := l.consumer(ctx, name); err != nil {
 		return nil, 0, err
 	}
 	if from == 0 {
@@ -85,7 +93,10 @@ func (l *Log) ListDeadLetters(ctx context.Context, subscription string, from uin
 func decodeDead(raw *jetstream.RawStreamMsg) DeadLetter {
 	e := decode(raw.Header, raw.Subject, raw.Data, 0)
 	e.Attempt, _ = strconv.Atoi(raw.Header.Get(hdrAttempts))
-	d := DeadLetter{Event: e, seq: raw.Sequence}
+	d := DeadLetter{Event: e, seq: raw.Sequence, Reason: raw.Header.Get(hdrReason)}
+	if d.Reason == "" {
+		d.Reason = ReasonMaxAttempts // written before reasons were recorded
+	}
 	d.DeadAt, _ = time.Parse(time.RFC3339Nano, raw.Header.Get(hdrDeadAt))
 	return d
 }
@@ -93,7 +104,8 @@ func decodeDead(raw *jetstream.RawStreamMsg) DeadLetter {
 // ReplayDeadLetters offers dead letters to their subscription again with a
 // fresh attempt counter and removes them from the dead-letter set. With all,
 // ids must be empty and every dead letter is replayed. It returns the ids
-// replayed and those not found.
+// replayed and those not found. It returns ErrNotFound for a subscription
+// that does not exist.
 func (l *Log) ReplayDeadLetters(ctx context.Context, subscription string, ids []string, all bool) (replayed, unknown []string, err error) {
 	name, err := NormalizeSubscription(subscription)
 	if err != nil {
@@ -101,6 +113,9 @@ func (l *Log) ReplayDeadLetters(ctx context.Context, subscription string, ids []
 	}
 	if all == (len(ids) > 0) {
 		return nil, nil, fmt.Errorf("%w: name event ids or set all, not both or neither", ErrInvalid)
+	}
+	if _, err := l.consumer(ctx, name); err != nil {
+		return nil, nil, err
 	}
 	want := map[string]bool{}
 	for _, id := range ids {

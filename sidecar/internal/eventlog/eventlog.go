@@ -12,6 +12,23 @@
 // passes, when it is rejected, and when the stream holding it ends. An ack is
 // applied by JetStream at once and written to disk within about 100 ms; a
 // crash inside that window offers the event again after restart.
+//
+// Attempts count offers to the app, not JetStream's deliveries: events a
+// stream fetched but never handed to the app (it ended first) are recorded
+// in a key-value bucket when they are returned, and subtracted from
+// JetStream's delivery count. The record lives in JetStream, so the count is
+// right across restarts and across sidecars sharing one JetStream. (A crash
+// between a fetch and the offer cannot be recorded: such a fetch counts as
+// an offer.)
+//
+// A subscription's event-type filter is fixed when it is created. A stream
+// asking for the same filter, or for none ("whatever the subscription has"),
+// attaches; one asking for a wider filter (a superset) widens it, which skips
+// nothing; one asking for any other filter is refused with
+// ErrFilterMismatch. Narrowing is explicit (UpdateSubscription), and the
+// subscription's pending events of the types it drops move to its dead
+// letters with the reason "filter_narrowed": no event answered 2xx is ever
+// skipped silently.
 package eventlog
 
 import (
@@ -33,6 +50,7 @@ import (
 const (
 	EventsStream      = "CHRONOSHUB_EVENTS"
 	DeadLettersStream = "CHRONOSHUB_DEADLETTERS"
+	UnofferedBucket   = "CHRONOSHUB_UNOFFERED"
 
 	eventsPrefix = "chronoshub.events."
 	replayPrefix = "chronoshub.replay."
@@ -49,6 +67,7 @@ const (
 	hdrSequence   = "Chronoshub-Sequence"
 	hdrAttempts   = "Chronoshub-Attempts"
 	hdrDeadAt     = "Chronoshub-Dead-At"
+	hdrReason     = "Chronoshub-Dead-Reason"
 	// The W3C trace context of the webhook that stored the event; absent
 	// when the sidecar's tracing was off.
 	hdrTraceParent = "Chronoshub-Traceparent"
@@ -62,9 +81,19 @@ const DefaultSubscription = "default"
 var (
 	// ErrInvalid wraps every error caused by the caller's input.
 	ErrInvalid = errors.New("invalid request")
-	// ErrFilterConflict means a stream asked for different event-type
-	// filters while other streams are open on the subscription.
-	ErrFilterConflict = errors.New("subscription is open with different event-type filters")
+	// ErrFilterMismatch means a stream asked for event-type filters other
+	// than its subscription's, and not a superset of them.
+	ErrFilterMismatch = errors.New("event-type filter differs from the subscription's")
+	// ErrNotFound means the subscription does not exist.
+	ErrNotFound = errors.New("subscription not found")
+	// ErrLimit means a bound of Options (subscriptions, filters) would be
+	// exceeded.
+	ErrLimit = errors.New("limit reached")
+	// ErrFull means the event log reached Options.MaxBytes with events not
+	// yet acknowledged by every subscription: nothing is dropped to make
+	// room, so the append is refused. Callers should ask ChronosHub to retry
+	// later.
+	ErrFull = errors.New("event log full")
 	// ErrClosed means the log is shutting down.
 	ErrClosed = errors.New("event log closed")
 )
@@ -119,10 +148,27 @@ type Options struct {
 	MaxInFlight int
 	// Replicas is the JetStream replication factor. Zero means 1 (embedded).
 	Replicas int
-	// PollInterval is how long one fetch waits for new events before it is
-	// renewed. Zero means 5 s. It bounds how long a cancelled stream's
-	// outstanding fetch lingers.
+	// Domain is the JetStream domain to use; "" means the connection's
+	// own JetStream.
+	Domain string
+	// PollInterval is how long one pull request waits for new events before
+	// it is renewed. Zero means 5 s; it is at least 1 s.
 	PollInterval time.Duration
+	// MaxBytes caps the size of the event log. When it is reached, events
+	// every subscription has acknowledged are removed early to make room;
+	// if that is not enough, Append returns ErrFull (unacknowledged events
+	// are never dropped). Zero means no cap other than the disk.
+	MaxBytes int64
+	// MaxSubscriptions bounds how many subscriptions may exist. Zero means
+	// 100.
+	MaxSubscriptions int
+	// MaxFiltersPerSubscription bounds a subscription's event-type
+	// patterns. Zero means 32.
+	MaxFiltersPerSubscription int
+	// SubscriptionIdleExpiry is how long a subscription may stay without
+	// any stream before JetStream deletes it with its position. Zero means
+	// 30 days; a negative value keeps subscriptions until they are deleted.
+	SubscriptionIdleExpiry time.Duration
 	// Now is the clock for receipt and dead-letter times. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives warnings. Nil discards them.
@@ -150,35 +196,39 @@ func (nopObserver) DeadLettered(string)         {}
 
 // Log is the durable event log. It is safe for concurrent use.
 type Log struct {
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	events jetstream.Stream
-	dead   jetstream.Stream
-	opts   Options
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	events   jetstream.Stream
+	dead     jetstream.Stream
+	unoffers jetstream.KeyValue // fetches returned without an offer, by subscription and sequence
+	opts     Options
 
 	mu     sync.Mutex
 	subs   map[string]*subState
 	closed bool
 
-	// quiesce is closed by Quiesce: open streams stop taking new events.
-	quiesce     chan struct{}
-	quiesceOnce sync.Once
+	// quiesce is cancelled by Quiesce: open streams stop taking new events.
+	quiesce       context.Context
+	quiesceCancel context.CancelFunc
 }
 
-// subState is the in-memory state of one subscription: its open streams and
-// the events delivered and not yet settled, by event id.
+// subState is the in-memory state of one subscription: its filter, its open
+// streams and the events delivered and not yet settled, by event id.
 type subState struct {
 	name     string
+	types    []string // the subscription's filter as last seen; none means all
 	streams  int
 	inflight map[string]*delivery
 }
 
 // delivery is one event handed to a stream and not yet settled.
 type delivery struct {
-	msg        *nats.Msg
+	msg        jetstream.Msg
 	owner      *streamHandle
 	receivedAt time.Time
 	deadline   time.Time
+	seq        uint64 // position in the event log
+	skipped    bool   // it has a record of unoffered fetches
 }
 
 // Open creates or updates the log's JetStream streams on nc and returns the
@@ -209,6 +259,22 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 5 * time.Second
 	}
+	opts.PollInterval = max(opts.PollInterval, time.Second) // the least jetstream accepts
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = -1
+	}
+	if opts.MaxSubscriptions <= 0 {
+		opts.MaxSubscriptions = 100
+	}
+	if opts.MaxFiltersPerSubscription <= 0 {
+		opts.MaxFiltersPerSubscription = 32
+	}
+	switch {
+	case opts.SubscriptionIdleExpiry == 0:
+		opts.SubscriptionIdleExpiry = 30 * 24 * time.Hour
+	case opts.SubscriptionIdleExpiry < 0:
+		opts.SubscriptionIdleExpiry = 0 // JetStream: never
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -218,7 +284,15 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	js, err := jetstream.New(nc)
+	var (
+		js  jetstream.JetStream
+		err error
+	)
+	if opts.Domain != "" {
+		js, err = jetstream.NewWithDomain(nc, opts.Domain)
+	} else {
+		js, err = jetstream.New(nc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -230,8 +304,11 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      opts.Retention,
 		Duplicates:  opts.DuplicateWindow,
-		Discard:     jetstream.DiscardOld,
-		Replicas:    opts.Replicas,
+		MaxBytes:    opts.MaxBytes,
+		// A full log refuses appends rather than dropping events that
+		// subscriptions have not acknowledged (see reclaim).
+		Discard:  jetstream.DiscardNew,
+		Replicas: opts.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", EventsStream, err)
@@ -250,7 +327,22 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", DeadLettersStream, err)
 	}
-	return &Log{nc: nc, js: js, events: events, dead: dead, opts: opts, subs: map[string]*subState{}, quiesce: make(chan struct{})}, nil
+	unoffers, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      UnofferedBucket,
+		Description: "Per subscription and event, fetches returned without being offered to the app.",
+		TTL:         opts.Retention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", UnofferedBucket, err)
+	}
+	q, qcancel := context.WithCancel(context.Background())
+	return &Log{
+		nc: nc, js: js, events: events, dead: dead, unoffers: unoffers, opts: opts,
+		subs:    map[string]*subState{},
+		quiesce: q, quiesceCancel: qcancel,
+	}, nil
 }
 
 // JetStream returns the JetStream context the log uses, for other stores
@@ -275,10 +367,68 @@ func (l *Log) Append(ctx context.Context, e Event) (duplicate bool, err error) {
 	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
 	setEventHeaders(msg.Header, e)
 	ack, err := l.js.PublishMsg(ctx, msg)
+	if err != nil && l.full(ctx, msg) {
+		// Make room by removing what every subscription has acknowledged,
+		// then try once more.
+		if l.reclaim(ctx) {
+			ack, err = l.js.PublishMsg(ctx, msg)
+		}
+		if err != nil && l.full(ctx, msg) {
+			return false, fmt.Errorf("store event %s: %w", e.ID, ErrFull)
+		}
+	}
 	if err != nil {
 		return false, fmt.Errorf("store event %s: %w", e.ID, err)
 	}
 	return ack.Duplicate, nil
+}
+
+// full reports whether the event log has no room for m under MaxBytes.
+func (l *Log) full(ctx context.Context, m *nats.Msg) bool {
+	if l.opts.MaxBytes <= 0 {
+		return false
+	}
+	info, err := l.events.Info(ctx)
+	if err != nil {
+		return false
+	}
+	return int64(info.State.Bytes)+int64(len(m.Data))+int64(len(m.Subject)) > l.opts.MaxBytes
+}
+
+// reclaim removes, from the head of the event log, the events every
+// subscription has acknowledged. With no subscription nothing is removed:
+// a new subscription starts at the oldest retained event. It reports
+// whether it removed anything.
+func (l *Log) reclaim(ctx context.Context) bool {
+	// Read before the subscriptions: a subscription with nothing pending
+	// and nothing unacknowledged is done with every event up to here.
+	before, err := l.events.Info(ctx)
+	if err != nil {
+		return false
+	}
+	var floor uint64
+	any := false
+	lister := l.events.ListConsumers(ctx)
+	for info := range lister.Info() {
+		f := info.AckFloor.Stream
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			f = max(f, before.State.LastSeq)
+		}
+		if !any || f < floor {
+			floor = f
+		}
+		any = true
+	}
+	if lister.Err() != nil || !any || floor == 0 || before.State.FirstSeq > floor {
+		return false
+	}
+	// Keep floor+1 and later.
+	if err := l.events.Purge(ctx, jetstream.WithPurgeSequence(floor+1)); err != nil {
+		l.opts.Logger.Warn("reclaim acknowledged events", "err", err)
+		return false
+	}
+	l.opts.Logger.Info("event log full: removed events every subscription acknowledged", "up_to_sequence", floor)
+	return true
 }
 
 // decode turns a stored message into an Event.
@@ -312,12 +462,10 @@ func decode(hdr nats.Header, subject string, data []byte, seq uint64) Event {
 // and then return nil; new streams are refused with ErrClosed. Acks keep
 // working. It is idempotent.
 func (l *Log) Quiesce() {
-	l.quiesceOnce.Do(func() {
-		l.mu.Lock()
-		l.closed = true
-		l.mu.Unlock()
-		close(l.quiesce)
-	})
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.quiesceCancel()
 }
 
 // Close stops accepting streams. Open

@@ -33,6 +33,10 @@ type EventLog interface {
 	Settle(ctx context.Context, s eventlog.Settlement) (done, unknown []string, err error)
 	ListDeadLetters(ctx context.Context, subscription string, from uint64, limit int) ([]eventlog.DeadLetter, uint64, error)
 	ReplayDeadLetters(ctx context.Context, subscription string, ids []string, all bool) (replayed, unknown []string, err error)
+	ListSubscriptions(ctx context.Context) ([]eventlog.Subscription, error)
+	GetSubscription(ctx context.Context, name string) (eventlog.Subscription, error)
+	UpdateSubscription(ctx context.Context, name string, types []string) (eventlog.Subscription, int, error)
+	DeleteSubscription(ctx context.Context, name string) error
 }
 
 // Outbox is what the service needs of the outbox.
@@ -387,7 +391,7 @@ func (s *Service) ListDeadLetters(ctx context.Context, req *sidecarv1.ListDeadLe
 	}
 	resp := &sidecarv1.ListDeadLettersResponse{}
 	for _, d := range dead {
-		resp.DeadLetters = append(resp.DeadLetters, &sidecarv1.DeadLetter{Event: toEvent(d.Event), DeadAt: timestamppb.New(d.DeadAt)})
+		resp.DeadLetters = append(resp.DeadLetters, &sidecarv1.DeadLetter{Event: toEvent(d.Event), DeadAt: timestamppb.New(d.DeadAt), Reason: d.Reason})
 	}
 	if next != 0 {
 		resp.NextPageToken = strconv.FormatUint(next, 10)
@@ -410,4 +414,60 @@ func (s *Service) ReplayDeadLetters(ctx context.Context, req *sidecarv1.ReplayDe
 		return nil, s.toStatus(err)
 	}
 	return &sidecarv1.ReplayDeadLettersResponse{EventIds: replayed, UnknownEventIds: unknown}, nil
+}
+
+func toSubscription(sub eventlog.Subscription) *sidecarv1.Subscription {
+	out := &sidecarv1.Subscription{
+		Name:            sub.Name,
+		EventTypes:      sub.Types,
+		AckedSequence:   sub.AckFloor,
+		PendingCount:    sub.Pending,
+		UnackedCount:    uint64(max(sub.Unacked, 0)),
+		OpenStreams:     uint32(max(sub.OpenStreams, 0)),
+		DeadLetterCount: sub.DeadLetters,
+		CreateTime:      timestamppb.New(sub.Created),
+	}
+	if !sub.OldestUnacked.IsZero() {
+		out.OldestUnackedTime = timestamppb.New(sub.OldestUnacked)
+	}
+	return out
+}
+
+// ListSubscriptions implements sidecarv1.EventServiceServer.
+func (s *Service) ListSubscriptions(ctx context.Context, _ *sidecarv1.ListSubscriptionsRequest) (*sidecarv1.ListSubscriptionsResponse, error) {
+	subs, err := s.log.ListSubscriptions(ctx)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	resp := &sidecarv1.ListSubscriptionsResponse{}
+	for _, sub := range subs {
+		resp.Subscriptions = append(resp.Subscriptions, toSubscription(sub))
+	}
+	return resp, nil
+}
+
+// GetSubscription implements sidecarv1.EventServiceServer.
+func (s *Service) GetSubscription(ctx context.Context, req *sidecarv1.GetSubscriptionRequest) (*sidecarv1.GetSubscriptionResponse, error) {
+	sub, err := s.log.GetSubscription(ctx, req.GetSubscription())
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &sidecarv1.GetSubscriptionResponse{Subscription: toSubscription(sub)}, nil
+}
+
+// UpdateSubscription implements sidecarv1.EventServiceServer.
+func (s *Service) UpdateSubscription(ctx context.Context, req *sidecarv1.UpdateSubscriptionRequest) (*sidecarv1.UpdateSubscriptionResponse, error) {
+	sub, moved, err := s.log.UpdateSubscription(ctx, req.GetSubscription(), req.GetEventTypes())
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &sidecarv1.UpdateSubscriptionResponse{Subscription: toSubscription(sub), DeadLetteredCount: uint64(max(moved, 0))}, nil
+}
+
+// DeleteSubscription implements sidecarv1.EventServiceServer.
+func (s *Service) DeleteSubscription(ctx context.Context, req *sidecarv1.DeleteSubscriptionRequest) (*sidecarv1.DeleteSubscriptionResponse, error) {
+	if err := s.log.DeleteSubscription(ctx, req.GetSubscription()); err != nil {
+		return nil, s.toStatus(err)
+	}
+	return &sidecarv1.DeleteSubscriptionResponse{}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -258,6 +259,57 @@ func TestInvalidRequests(t *testing.T) {
 			_, err := e.client.ReplayDeadLetters(ctx, &sidecarv1.ReplayDeadLettersRequest{EventIds: []string{"a"}, All: true})
 			return err
 		}, codes.InvalidArgument, "event_ids"},
+		{"get subscription bad name", func() error {
+			_, err := e.client.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: "a.b"})
+			return err
+		}, codes.InvalidArgument, ""},
+		{"get unknown subscription", func() error {
+			_, err := e.client.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: "never"})
+			return err
+		}, codes.NotFound, ""},
+		{"delete unknown subscription", func() error {
+			_, err := e.client.DeleteSubscription(ctx, &sidecarv1.DeleteSubscriptionRequest{Subscription: "never"})
+			return err
+		}, codes.NotFound, ""},
+		{"delete subscription bad name", func() error {
+			_, err := e.client.DeleteSubscription(ctx, &sidecarv1.DeleteSubscriptionRequest{Subscription: strings.Repeat("s", 65)})
+			return err
+		}, codes.InvalidArgument, ""},
+		{"update unknown subscription", func() error {
+			_, err := e.client.UpdateSubscription(ctx, &sidecarv1.UpdateSubscriptionRequest{Subscription: "never", EventTypes: []string{"manuscript.*"}})
+			return err
+		}, codes.NotFound, ""},
+		{"update bad filter", func() error {
+			_, err := e.client.UpdateSubscription(ctx, &sidecarv1.UpdateSubscriptionRequest{Subscription: "never", EventTypes: []string{"a..b"}})
+			return err
+		}, codes.InvalidArgument, ""},
+		{"update overlapping filters", func() error {
+			_, err := e.client.UpdateSubscription(ctx, &sidecarv1.UpdateSubscriptionRequest{Subscription: "never", EventTypes: []string{"a.*", "a.b"}})
+			return err
+		}, codes.InvalidArgument, ""},
+		{"update too many filters", func() error {
+			types := make([]string, 33)
+			for i := range types {
+				types[i] = "t" + strconv.Itoa(i)
+			}
+			_, err := e.client.UpdateSubscription(ctx, &sidecarv1.UpdateSubscriptionRequest{Subscription: "never", EventTypes: types})
+			return err
+		}, codes.InvalidArgument, ""},
+		{"stream too many filters", func() error {
+			types := make([]string, 33)
+			for i := range types {
+				types[i] = "t" + strconv.Itoa(i)
+			}
+			return streamErr(e, &sidecarv1.StreamEventsRequest{EventTypes: types})
+		}, codes.InvalidArgument, ""},
+		{"dead letters of unknown subscription", func() error {
+			_, err := e.client.ListDeadLetters(ctx, &sidecarv1.ListDeadLettersRequest{Subscription: "never"})
+			return err
+		}, codes.NotFound, ""},
+		{"replay unknown subscription", func() error {
+			_, err := e.client.ReplayDeadLetters(ctx, &sidecarv1.ReplayDeadLettersRequest{Subscription: "never", All: true})
+			return err
+		}, codes.NotFound, ""},
 		{"stream bad filter", func() error { return streamErr(e, &sidecarv1.StreamEventsRequest{EventTypes: []string{"Bad Type"}}) }, codes.InvalidArgument, ""},
 		{"stream time without start", func() error {
 			return streamErr(e, &sidecarv1.StreamEventsRequest{StartPosition: sidecarv1.StartPosition_START_POSITION_TIME})
@@ -465,5 +517,89 @@ func TestBearerAuth(t *testing.T) {
 	}
 	if err := streamErr(e, &sidecarv1.StreamEventsRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("stream without token = %v, want Unauthenticated", err)
+	}
+}
+
+func TestSubscriptions(t *testing.T) {
+	e := newEnv(t, "")
+	e.appendEvent(t, "held", "manuscript.status.updated", `{}`)
+	e.appendEvent(t, "waiting", "manuscript.status.updated", `{}`)
+	e.appendEvent(t, "kept", "manuscript.submitted", `{}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := e.client.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "subs", EventTypes: []string{"manuscript.>"}, MaxInFlight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, s); got.GetId() != "held" {
+		t.Fatalf("first event %v", got)
+	}
+	got, err := e.client.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: "subs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := got.GetSubscription()
+	if sub.GetName() != "subs" || !cmp.Equal(sub.GetEventTypes(), []string{"manuscript.>"}) || sub.GetPendingCount() != 2 || sub.GetUnackedCount() != 1 ||
+		sub.GetOpenStreams() != 1 || sub.GetDeadLetterCount() != 0 || sub.GetOldestUnackedTime() == nil || sub.GetCreateTime() == nil {
+		t.Fatalf("GetSubscription = %v", sub)
+	}
+	list, err := e.client.ListSubscriptions(ctx, &sidecarv1.ListSubscriptionsRequest{})
+	if err != nil || len(list.GetSubscriptions()) != 1 || list.GetSubscriptions()[0].GetName() != "subs" {
+		t.Fatalf("ListSubscriptions = %v, %v", list, err)
+	}
+
+	// A narrower filter on a stream is refused, saying what to do.
+	err = streamErr(e, &sidecarv1.StreamEventsRequest{Subscription: "subs", EventTypes: []string{"manuscript.submitted"}})
+	if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "manuscript.>") || !strings.Contains(st.Message(), "UpdateSubscription") {
+		t.Fatalf("narrower stream: %v; want FAILED_PRECONDITION naming the filter and UpdateSubscription", err)
+	}
+
+	// Narrowing explicitly dead-letters the excluded events: the pending
+	// one at once, the held one when its stream ends.
+	upd, err := e.client.UpdateSubscription(ctx, &sidecarv1.UpdateSubscriptionRequest{Subscription: "subs", EventTypes: []string{"manuscript.submitted"}})
+	if err != nil || upd.GetDeadLetteredCount() != 1 || !cmp.Equal(upd.GetSubscription().GetEventTypes(), []string{"manuscript.submitted"}) {
+		t.Fatalf("UpdateSubscription = %v, %v", upd, err)
+	}
+	cancel()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	s, err = e.client.StreamEvents(ctx2, &sidecarv1.StreamEventsRequest{Subscription: "subs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, s); got.GetId() != "kept" {
+		t.Fatalf("after narrowing got %v, want kept", got)
+	}
+	var dead *sidecarv1.ListDeadLettersResponse
+	for deadline := time.Now().Add(10 * time.Second); len(dead.GetDeadLetters()) < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dead letters = %v, want held and waiting", dead)
+		}
+		if dead, err = e.client.ListDeadLetters(ctx2, &sidecarv1.ListDeadLettersRequest{Subscription: "subs"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range dead.GetDeadLetters() {
+		if d.GetReason() != eventlog.ReasonFilterNarrowed {
+			t.Errorf("dead letter %s reason %q, want %q", d.GetEvent().GetId(), d.GetReason(), eventlog.ReasonFilterNarrowed)
+		}
+	}
+
+	// Deleting ends the stream with NOT_FOUND and removes everything.
+	if _, err := e.client.DeleteSubscription(ctx2, &sidecarv1.DeleteSubscriptionRequest{Subscription: "subs"}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := s.Recv()
+		if err == nil {
+			continue
+		}
+		if status.Code(err) != codes.NotFound {
+			t.Fatalf("stream on a deleted subscription ended with %v, want NOT_FOUND", err)
+		}
+		break
+	}
+	if _, err := e.client.GetSubscription(ctx2, &sidecarv1.GetSubscriptionRequest{Subscription: "subs"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("GetSubscription(deleted) = %v, want NOT_FOUND", err)
 	}
 }

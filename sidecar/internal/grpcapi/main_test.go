@@ -6,5 +6,6 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package's tests if they leave goroutines behind.
+// TestMain fails the package's tests if a stream or connection goroutine
+// outlives them.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -72,8 +72,12 @@ func (s *Service) toStatus(err error) error {
 		return status.Error(codes.NotFound, "no event sent with this idempotency key within the idempotency window")
 	case errors.Is(err, eventlog.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, eventlog.ErrFilterConflict):
-		return status.Error(codes.FailedPrecondition, err.Error()+": close the other streams first, or use another subscription")
+	case errors.Is(err, eventlog.ErrFilterMismatch):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, eventlog.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, eventlog.ErrLimit):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, eventlog.ErrClosed):
 		return status.Error(codes.Unavailable, "sidecar is shutting down; reconnect")
 	case errors.Is(err, context.Canceled):

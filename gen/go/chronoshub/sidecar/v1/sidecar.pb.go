@@ -1019,7 +1019,10 @@ type DeadLetter struct {
 	// The event, with attempt set to the number of attempts made.
 	Event *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	// When the event was moved to the dead-letter set.
-	DeadAt        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=dead_at,json=deadAt,proto3" json:"dead_at,omitempty"`
+	DeadAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=dead_at,json=deadAt,proto3" json:"dead_at,omitempty"`
+	// Why the event left the subscription: "max_attempts" (it exhausted its
+	// attempts) or "filter_narrowed" (UpdateSubscription excluded its type).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1066,6 +1069,13 @@ func (x *DeadLetter) GetDeadAt() *timestamppb.Timestamp {
 		return x.DeadAt
 	}
 	return nil
+}
+
+func (x *DeadLetter) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 // ReplayDeadLettersRequest names dead letters to offer again.
@@ -1187,6 +1197,496 @@ func (x *ReplayDeadLettersResponse) GetUnknownEventIds() []string {
 	return nil
 }
 
+// Subscription describes a subscription.
+type Subscription struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its event-type filter; empty means every type.
+	EventTypes []string `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// The position in the event log up to which every event of the
+	// subscription is acknowledged.
+	AckedSequence uint64 `protobuf:"varint,3,opt,name=acked_sequence,json=ackedSequence,proto3" json:"acked_sequence,omitempty"`
+	// The backlog: events waiting to be delivered.
+	PendingCount uint64 `protobuf:"varint,4,opt,name=pending_count,json=pendingCount,proto3" json:"pending_count,omitempty"`
+	// Events delivered and not yet settled.
+	UnackedCount uint64 `protobuf:"varint,5,opt,name=unacked_count,json=unackedCount,proto3" json:"unacked_count,omitempty"`
+	// Streams open on the subscription on this sidecar process.
+	OpenStreams uint32 `protobuf:"varint,6,opt,name=open_streams,json=openStreams,proto3" json:"open_streams,omitempty"`
+	// Events in its dead-letter set.
+	DeadLetterCount uint64 `protobuf:"varint,7,opt,name=dead_letter_count,json=deadLetterCount,proto3" json:"dead_letter_count,omitempty"`
+	// When the oldest event it has not acknowledged was stored; unset when
+	// there is none.
+	OldestUnackedTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=oldest_unacked_time,json=oldestUnackedTime,proto3" json:"oldest_unacked_time,omitempty"`
+	// When it was created.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subscription) Reset() {
+	*x = Subscription{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscription) ProtoMessage() {}
+
+func (x *Subscription) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
+func (*Subscription) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Subscription) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Subscription) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *Subscription) GetAckedSequence() uint64 {
+	if x != nil {
+		return x.AckedSequence
+	}
+	return 0
+}
+
+func (x *Subscription) GetPendingCount() uint64 {
+	if x != nil {
+		return x.PendingCount
+	}
+	return 0
+}
+
+func (x *Subscription) GetUnackedCount() uint64 {
+	if x != nil {
+		return x.UnackedCount
+	}
+	return 0
+}
+
+func (x *Subscription) GetOpenStreams() uint32 {
+	if x != nil {
+		return x.OpenStreams
+	}
+	return 0
+}
+
+func (x *Subscription) GetDeadLetterCount() uint64 {
+	if x != nil {
+		return x.DeadLetterCount
+	}
+	return 0
+}
+
+func (x *Subscription) GetOldestUnackedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestUnackedTime
+	}
+	return nil
+}
+
+func (x *Subscription) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// ListSubscriptionsRequest asks for every subscription.
+type ListSubscriptionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsRequest) Reset() {
+	*x = ListSubscriptionsRequest{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsRequest) ProtoMessage() {}
+
+func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{16}
+}
+
+// ListSubscriptionsResponse lists the subscriptions, by name.
+type ListSubscriptionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscriptions.
+	Subscriptions []*Subscription `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsResponse) Reset() {
+	*x = ListSubscriptionsResponse{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsResponse) ProtoMessage() {}
+
+func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
+// GetSubscriptionRequest names a subscription.
+type GetSubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription. Empty means "default".
+	Subscription  string `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubscriptionRequest) Reset() {
+	*x = GetSubscriptionRequest{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubscriptionRequest) ProtoMessage() {}
+
+func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*GetSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetSubscriptionRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+// GetSubscriptionResponse describes the subscription.
+type GetSubscriptionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription.
+	Subscription  *Subscription `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubscriptionResponse) Reset() {
+	*x = GetSubscriptionResponse{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubscriptionResponse) ProtoMessage() {}
+
+func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*GetSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+// UpdateSubscriptionRequest sets a subscription's filter.
+type UpdateSubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription. Empty means "default".
+	Subscription string `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// The new event-type filter; empty means every type.
+	EventTypes    []string `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSubscriptionRequest) Reset() {
+	*x = UpdateSubscriptionRequest{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSubscriptionRequest) ProtoMessage() {}
+
+func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UpdateSubscriptionRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+func (x *UpdateSubscriptionRequest) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+// UpdateSubscriptionResponse describes the updated subscription.
+type UpdateSubscriptionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription, with its new filter.
+	Subscription *Subscription `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// How many pending events moved to its dead letters at once. Events
+	// delivered and not yet settled whose types are excluded move there when
+	// they come back.
+	DeadLetteredCount uint64 `protobuf:"varint,2,opt,name=dead_lettered_count,json=deadLetteredCount,proto3" json:"dead_lettered_count,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UpdateSubscriptionResponse) Reset() {
+	*x = UpdateSubscriptionResponse{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSubscriptionResponse) ProtoMessage() {}
+
+func (x *UpdateSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UpdateSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+func (x *UpdateSubscriptionResponse) GetDeadLetteredCount() uint64 {
+	if x != nil {
+		return x.DeadLetteredCount
+	}
+	return 0
+}
+
+// DeleteSubscriptionRequest names a subscription to delete.
+type DeleteSubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription. Empty means "default".
+	Subscription  string `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionRequest) Reset() {
+	*x = DeleteSubscriptionRequest{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionRequest) ProtoMessage() {}
+
+func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeleteSubscriptionRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+// DeleteSubscriptionResponse is empty.
+type DeleteSubscriptionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionResponse) Reset() {
+	*x = DeleteSubscriptionResponse{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionResponse) ProtoMessage() {}
+
+func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{23}
+}
+
 var File_chronoshub_sidecar_v1_sidecar_proto protoreflect.FileDescriptor
 
 const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
@@ -1255,18 +1755,48 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x87\x01\n" +
 	"\x17ListDeadLettersResponse\x12D\n" +
 	"\fdead_letters\x18\x01 \x03(\v2!.chronoshub.sidecar.v1.DeadLetterR\vdeadLetters\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"u\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8d\x01\n" +
 	"\n" +
 	"DeadLetter\x122\n" +
 	"\x05event\x18\x01 \x01(\v2\x1c.chronoshub.sidecar.v1.EventR\x05event\x123\n" +
-	"\adead_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06deadAt\"m\n" +
+	"\adead_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06deadAt\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"m\n" +
 	"\x18ReplayDeadLettersRequest\x12\"\n" +
 	"\fsubscription\x18\x01 \x01(\tR\fsubscription\x12\x1b\n" +
 	"\tevent_ids\x18\x02 \x03(\tR\beventIds\x12\x10\n" +
 	"\x03all\x18\x03 \x01(\bR\x03all\"d\n" +
 	"\x19ReplayDeadLettersResponse\x12\x1b\n" +
 	"\tevent_ids\x18\x01 \x03(\tR\beventIds\x12*\n" +
-	"\x11unknown_event_ids\x18\x02 \x03(\tR\x0funknownEventIds*{\n" +
+	"\x11unknown_event_ids\x18\x02 \x03(\tR\x0funknownEventIds\"\x8c\x03\n" +
+	"\fSubscription\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vevent_types\x18\x02 \x03(\tR\n" +
+	"eventTypes\x12%\n" +
+	"\x0eacked_sequence\x18\x03 \x01(\x04R\rackedSequence\x12#\n" +
+	"\rpending_count\x18\x04 \x01(\x04R\fpendingCount\x12#\n" +
+	"\runacked_count\x18\x05 \x01(\x04R\funackedCount\x12!\n" +
+	"\fopen_streams\x18\x06 \x01(\rR\vopenStreams\x12*\n" +
+	"\x11dead_letter_count\x18\a \x01(\x04R\x0fdeadLetterCount\x12J\n" +
+	"\x13oldest_unacked_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x11oldestUnackedTime\x12;\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\x1a\n" +
+	"\x18ListSubscriptionsRequest\"f\n" +
+	"\x19ListSubscriptionsResponse\x12I\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2#.chronoshub.sidecar.v1.SubscriptionR\rsubscriptions\"<\n" +
+	"\x16GetSubscriptionRequest\x12\"\n" +
+	"\fsubscription\x18\x01 \x01(\tR\fsubscription\"b\n" +
+	"\x17GetSubscriptionResponse\x12G\n" +
+	"\fsubscription\x18\x01 \x01(\v2#.chronoshub.sidecar.v1.SubscriptionR\fsubscription\"`\n" +
+	"\x19UpdateSubscriptionRequest\x12\"\n" +
+	"\fsubscription\x18\x01 \x01(\tR\fsubscription\x12\x1f\n" +
+	"\vevent_types\x18\x02 \x03(\tR\n" +
+	"eventTypes\"\x95\x01\n" +
+	"\x1aUpdateSubscriptionResponse\x12G\n" +
+	"\fsubscription\x18\x01 \x01(\v2#.chronoshub.sidecar.v1.SubscriptionR\fsubscription\x12.\n" +
+	"\x13dead_lettered_count\x18\x02 \x01(\x04R\x11deadLetteredCount\"?\n" +
+	"\x19DeleteSubscriptionRequest\x12\"\n" +
+	"\fsubscription\x18\x01 \x01(\tR\fsubscription\"\x1c\n" +
+	"\x1aDeleteSubscriptionResponse*{\n" +
 	"\rStartPosition\x12\x1e\n" +
 	"\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15START_POSITION_OLDEST\x10\x01\x12\x16\n" +
@@ -1276,14 +1806,18 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x1cSENT_EVENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SENT_EVENT_STATE_QUEUED\x10\x01\x12\x1d\n" +
 	"\x19SENT_EVENT_STATE_ACCEPTED\x10\x02\x12\x1b\n" +
-	"\x17SENT_EVENT_STATE_FAILED\x10\x032\x8c\x05\n" +
+	"\x17SENT_EVENT_STATE_FAILED\x10\x032\xec\b\n" +
 	"\fEventService\x12i\n" +
 	"\fStreamEvents\x12*.chronoshub.sidecar.v1.StreamEventsRequest\x1a+.chronoshub.sidecar.v1.StreamEventsResponse0\x01\x12^\n" +
 	"\tAckEvents\x12'.chronoshub.sidecar.v1.AckEventsRequest\x1a(.chronoshub.sidecar.v1.AckEventsResponse\x12^\n" +
 	"\tSendEvent\x12'.chronoshub.sidecar.v1.SendEventRequest\x1a(.chronoshub.sidecar.v1.SendEventResponse\x12g\n" +
 	"\fGetSentEvent\x12*.chronoshub.sidecar.v1.GetSentEventRequest\x1a+.chronoshub.sidecar.v1.GetSentEventResponse\x12p\n" +
 	"\x0fListDeadLetters\x12-.chronoshub.sidecar.v1.ListDeadLettersRequest\x1a..chronoshub.sidecar.v1.ListDeadLettersResponse\x12v\n" +
-	"\x11ReplayDeadLetters\x12/.chronoshub.sidecar.v1.ReplayDeadLettersRequest\x1a0.chronoshub.sidecar.v1.ReplayDeadLettersResponseBQZOgithub.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1;sidecarv1b\x06proto3"
+	"\x11ReplayDeadLetters\x12/.chronoshub.sidecar.v1.ReplayDeadLettersRequest\x1a0.chronoshub.sidecar.v1.ReplayDeadLettersResponse\x12v\n" +
+	"\x11ListSubscriptions\x12/.chronoshub.sidecar.v1.ListSubscriptionsRequest\x1a0.chronoshub.sidecar.v1.ListSubscriptionsResponse\x12p\n" +
+	"\x0fGetSubscription\x12-.chronoshub.sidecar.v1.GetSubscriptionRequest\x1a..chronoshub.sidecar.v1.GetSubscriptionResponse\x12y\n" +
+	"\x12UpdateSubscription\x120.chronoshub.sidecar.v1.UpdateSubscriptionRequest\x1a1.chronoshub.sidecar.v1.UpdateSubscriptionResponse\x12y\n" +
+	"\x12DeleteSubscription\x120.chronoshub.sidecar.v1.DeleteSubscriptionRequest\x1a1.chronoshub.sidecar.v1.DeleteSubscriptionResponseBQZOgithub.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1;sidecarv1b\x06proto3"
 
 var (
 	file_chronoshub_sidecar_v1_sidecar_proto_rawDescOnce sync.Once
@@ -1298,60 +1832,82 @@ func file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP() []byte {
 }
 
 var file_chronoshub_sidecar_v1_sidecar_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_chronoshub_sidecar_v1_sidecar_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_chronoshub_sidecar_v1_sidecar_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_chronoshub_sidecar_v1_sidecar_proto_goTypes = []any{
-	(StartPosition)(0),                // 0: chronoshub.sidecar.v1.StartPosition
-	(SentEventState)(0),               // 1: chronoshub.sidecar.v1.SentEventState
-	(*Event)(nil),                     // 2: chronoshub.sidecar.v1.Event
-	(*StreamEventsRequest)(nil),       // 3: chronoshub.sidecar.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),      // 4: chronoshub.sidecar.v1.StreamEventsResponse
-	(*AckEventsRequest)(nil),          // 5: chronoshub.sidecar.v1.AckEventsRequest
-	(*AckEventsResponse)(nil),         // 6: chronoshub.sidecar.v1.AckEventsResponse
-	(*SendEventRequest)(nil),          // 7: chronoshub.sidecar.v1.SendEventRequest
-	(*SendEventResponse)(nil),         // 8: chronoshub.sidecar.v1.SendEventResponse
-	(*GetSentEventRequest)(nil),       // 9: chronoshub.sidecar.v1.GetSentEventRequest
-	(*GetSentEventResponse)(nil),      // 10: chronoshub.sidecar.v1.GetSentEventResponse
-	(*SentEvent)(nil),                 // 11: chronoshub.sidecar.v1.SentEvent
-	(*ListDeadLettersRequest)(nil),    // 12: chronoshub.sidecar.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),   // 13: chronoshub.sidecar.v1.ListDeadLettersResponse
-	(*DeadLetter)(nil),                // 14: chronoshub.sidecar.v1.DeadLetter
-	(*ReplayDeadLettersRequest)(nil),  // 15: chronoshub.sidecar.v1.ReplayDeadLettersRequest
-	(*ReplayDeadLettersResponse)(nil), // 16: chronoshub.sidecar.v1.ReplayDeadLettersResponse
-	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 18: google.protobuf.Duration
+	(StartPosition)(0),                 // 0: chronoshub.sidecar.v1.StartPosition
+	(SentEventState)(0),                // 1: chronoshub.sidecar.v1.SentEventState
+	(*Event)(nil),                      // 2: chronoshub.sidecar.v1.Event
+	(*StreamEventsRequest)(nil),        // 3: chronoshub.sidecar.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),       // 4: chronoshub.sidecar.v1.StreamEventsResponse
+	(*AckEventsRequest)(nil),           // 5: chronoshub.sidecar.v1.AckEventsRequest
+	(*AckEventsResponse)(nil),          // 6: chronoshub.sidecar.v1.AckEventsResponse
+	(*SendEventRequest)(nil),           // 7: chronoshub.sidecar.v1.SendEventRequest
+	(*SendEventResponse)(nil),          // 8: chronoshub.sidecar.v1.SendEventResponse
+	(*GetSentEventRequest)(nil),        // 9: chronoshub.sidecar.v1.GetSentEventRequest
+	(*GetSentEventResponse)(nil),       // 10: chronoshub.sidecar.v1.GetSentEventResponse
+	(*SentEvent)(nil),                  // 11: chronoshub.sidecar.v1.SentEvent
+	(*ListDeadLettersRequest)(nil),     // 12: chronoshub.sidecar.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),    // 13: chronoshub.sidecar.v1.ListDeadLettersResponse
+	(*DeadLetter)(nil),                 // 14: chronoshub.sidecar.v1.DeadLetter
+	(*ReplayDeadLettersRequest)(nil),   // 15: chronoshub.sidecar.v1.ReplayDeadLettersRequest
+	(*ReplayDeadLettersResponse)(nil),  // 16: chronoshub.sidecar.v1.ReplayDeadLettersResponse
+	(*Subscription)(nil),               // 17: chronoshub.sidecar.v1.Subscription
+	(*ListSubscriptionsRequest)(nil),   // 18: chronoshub.sidecar.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),  // 19: chronoshub.sidecar.v1.ListSubscriptionsResponse
+	(*GetSubscriptionRequest)(nil),     // 20: chronoshub.sidecar.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),    // 21: chronoshub.sidecar.v1.GetSubscriptionResponse
+	(*UpdateSubscriptionRequest)(nil),  // 22: chronoshub.sidecar.v1.UpdateSubscriptionRequest
+	(*UpdateSubscriptionResponse)(nil), // 23: chronoshub.sidecar.v1.UpdateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 24: chronoshub.sidecar.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 25: chronoshub.sidecar.v1.DeleteSubscriptionResponse
+	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 27: google.protobuf.Duration
 }
 var file_chronoshub_sidecar_v1_sidecar_proto_depIdxs = []int32{
-	17, // 0: chronoshub.sidecar.v1.Event.signed_at:type_name -> google.protobuf.Timestamp
-	17, // 1: chronoshub.sidecar.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	26, // 0: chronoshub.sidecar.v1.Event.signed_at:type_name -> google.protobuf.Timestamp
+	26, // 1: chronoshub.sidecar.v1.Event.received_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: chronoshub.sidecar.v1.StreamEventsRequest.start_position:type_name -> chronoshub.sidecar.v1.StartPosition
-	17, // 3: chronoshub.sidecar.v1.StreamEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	26, // 3: chronoshub.sidecar.v1.StreamEventsRequest.start_time:type_name -> google.protobuf.Timestamp
 	2,  // 4: chronoshub.sidecar.v1.StreamEventsResponse.event:type_name -> chronoshub.sidecar.v1.Event
-	18, // 5: chronoshub.sidecar.v1.AckEventsRequest.redeliver_delay:type_name -> google.protobuf.Duration
+	27, // 5: chronoshub.sidecar.v1.AckEventsRequest.redeliver_delay:type_name -> google.protobuf.Duration
 	1,  // 6: chronoshub.sidecar.v1.SendEventResponse.state:type_name -> chronoshub.sidecar.v1.SentEventState
 	11, // 7: chronoshub.sidecar.v1.GetSentEventResponse.sent_event:type_name -> chronoshub.sidecar.v1.SentEvent
 	1,  // 8: chronoshub.sidecar.v1.SentEvent.state:type_name -> chronoshub.sidecar.v1.SentEventState
-	17, // 9: chronoshub.sidecar.v1.SentEvent.created_at:type_name -> google.protobuf.Timestamp
-	17, // 10: chronoshub.sidecar.v1.SentEvent.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 9: chronoshub.sidecar.v1.SentEvent.created_at:type_name -> google.protobuf.Timestamp
+	26, // 10: chronoshub.sidecar.v1.SentEvent.updated_at:type_name -> google.protobuf.Timestamp
 	14, // 11: chronoshub.sidecar.v1.ListDeadLettersResponse.dead_letters:type_name -> chronoshub.sidecar.v1.DeadLetter
 	2,  // 12: chronoshub.sidecar.v1.DeadLetter.event:type_name -> chronoshub.sidecar.v1.Event
-	17, // 13: chronoshub.sidecar.v1.DeadLetter.dead_at:type_name -> google.protobuf.Timestamp
-	3,  // 14: chronoshub.sidecar.v1.EventService.StreamEvents:input_type -> chronoshub.sidecar.v1.StreamEventsRequest
-	5,  // 15: chronoshub.sidecar.v1.EventService.AckEvents:input_type -> chronoshub.sidecar.v1.AckEventsRequest
-	7,  // 16: chronoshub.sidecar.v1.EventService.SendEvent:input_type -> chronoshub.sidecar.v1.SendEventRequest
-	9,  // 17: chronoshub.sidecar.v1.EventService.GetSentEvent:input_type -> chronoshub.sidecar.v1.GetSentEventRequest
-	12, // 18: chronoshub.sidecar.v1.EventService.ListDeadLetters:input_type -> chronoshub.sidecar.v1.ListDeadLettersRequest
-	15, // 19: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:input_type -> chronoshub.sidecar.v1.ReplayDeadLettersRequest
-	4,  // 20: chronoshub.sidecar.v1.EventService.StreamEvents:output_type -> chronoshub.sidecar.v1.StreamEventsResponse
-	6,  // 21: chronoshub.sidecar.v1.EventService.AckEvents:output_type -> chronoshub.sidecar.v1.AckEventsResponse
-	8,  // 22: chronoshub.sidecar.v1.EventService.SendEvent:output_type -> chronoshub.sidecar.v1.SendEventResponse
-	10, // 23: chronoshub.sidecar.v1.EventService.GetSentEvent:output_type -> chronoshub.sidecar.v1.GetSentEventResponse
-	13, // 24: chronoshub.sidecar.v1.EventService.ListDeadLetters:output_type -> chronoshub.sidecar.v1.ListDeadLettersResponse
-	16, // 25: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:output_type -> chronoshub.sidecar.v1.ReplayDeadLettersResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	26, // 13: chronoshub.sidecar.v1.DeadLetter.dead_at:type_name -> google.protobuf.Timestamp
+	26, // 14: chronoshub.sidecar.v1.Subscription.oldest_unacked_time:type_name -> google.protobuf.Timestamp
+	26, // 15: chronoshub.sidecar.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	17, // 16: chronoshub.sidecar.v1.ListSubscriptionsResponse.subscriptions:type_name -> chronoshub.sidecar.v1.Subscription
+	17, // 17: chronoshub.sidecar.v1.GetSubscriptionResponse.subscription:type_name -> chronoshub.sidecar.v1.Subscription
+	17, // 18: chronoshub.sidecar.v1.UpdateSubscriptionResponse.subscription:type_name -> chronoshub.sidecar.v1.Subscription
+	3,  // 19: chronoshub.sidecar.v1.EventService.StreamEvents:input_type -> chronoshub.sidecar.v1.StreamEventsRequest
+	5,  // 20: chronoshub.sidecar.v1.EventService.AckEvents:input_type -> chronoshub.sidecar.v1.AckEventsRequest
+	7,  // 21: chronoshub.sidecar.v1.EventService.SendEvent:input_type -> chronoshub.sidecar.v1.SendEventRequest
+	9,  // 22: chronoshub.sidecar.v1.EventService.GetSentEvent:input_type -> chronoshub.sidecar.v1.GetSentEventRequest
+	12, // 23: chronoshub.sidecar.v1.EventService.ListDeadLetters:input_type -> chronoshub.sidecar.v1.ListDeadLettersRequest
+	15, // 24: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:input_type -> chronoshub.sidecar.v1.ReplayDeadLettersRequest
+	18, // 25: chronoshub.sidecar.v1.EventService.ListSubscriptions:input_type -> chronoshub.sidecar.v1.ListSubscriptionsRequest
+	20, // 26: chronoshub.sidecar.v1.EventService.GetSubscription:input_type -> chronoshub.sidecar.v1.GetSubscriptionRequest
+	22, // 27: chronoshub.sidecar.v1.EventService.UpdateSubscription:input_type -> chronoshub.sidecar.v1.UpdateSubscriptionRequest
+	24, // 28: chronoshub.sidecar.v1.EventService.DeleteSubscription:input_type -> chronoshub.sidecar.v1.DeleteSubscriptionRequest
+	4,  // 29: chronoshub.sidecar.v1.EventService.StreamEvents:output_type -> chronoshub.sidecar.v1.StreamEventsResponse
+	6,  // 30: chronoshub.sidecar.v1.EventService.AckEvents:output_type -> chronoshub.sidecar.v1.AckEventsResponse
+	8,  // 31: chronoshub.sidecar.v1.EventService.SendEvent:output_type -> chronoshub.sidecar.v1.SendEventResponse
+	10, // 32: chronoshub.sidecar.v1.EventService.GetSentEvent:output_type -> chronoshub.sidecar.v1.GetSentEventResponse
+	13, // 33: chronoshub.sidecar.v1.EventService.ListDeadLetters:output_type -> chronoshub.sidecar.v1.ListDeadLettersResponse
+	16, // 34: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:output_type -> chronoshub.sidecar.v1.ReplayDeadLettersResponse
+	19, // 35: chronoshub.sidecar.v1.EventService.ListSubscriptions:output_type -> chronoshub.sidecar.v1.ListSubscriptionsResponse
+	21, // 36: chronoshub.sidecar.v1.EventService.GetSubscription:output_type -> chronoshub.sidecar.v1.GetSubscriptionResponse
+	23, // 37: chronoshub.sidecar.v1.EventService.UpdateSubscription:output_type -> chronoshub.sidecar.v1.UpdateSubscriptionResponse
+	25, // 38: chronoshub.sidecar.v1.EventService.DeleteSubscription:output_type -> chronoshub.sidecar.v1.DeleteSubscriptionResponse
+	29, // [29:39] is the sub-list for method output_type
+	19, // [19:29] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_chronoshub_sidecar_v1_sidecar_proto_init() }
@@ -1365,7 +1921,7 @@ func file_chronoshub_sidecar_v1_sidecar_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chronoshub_sidecar_v1_sidecar_proto_rawDesc), len(file_chronoshub_sidecar_v1_sidecar_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,12 +27,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EventService_StreamEvents_FullMethodName      = "/chronoshub.sidecar.v1.EventService/StreamEvents"
-	EventService_AckEvents_FullMethodName         = "/chronoshub.sidecar.v1.EventService/AckEvents"
-	EventService_SendEvent_FullMethodName         = "/chronoshub.sidecar.v1.EventService/SendEvent"
-	EventService_GetSentEvent_FullMethodName      = "/chronoshub.sidecar.v1.EventService/GetSentEvent"
-	EventService_ListDeadLetters_FullMethodName   = "/chronoshub.sidecar.v1.EventService/ListDeadLetters"
-	EventService_ReplayDeadLetters_FullMethodName = "/chronoshub.sidecar.v1.EventService/ReplayDeadLetters"
+	EventService_StreamEvents_FullMethodName       = "/chronoshub.sidecar.v1.EventService/StreamEvents"
+	EventService_AckEvents_FullMethodName          = "/chronoshub.sidecar.v1.EventService/AckEvents"
+	EventService_SendEvent_FullMethodName          = "/chronoshub.sidecar.v1.EventService/SendEvent"
+	EventService_GetSentEvent_FullMethodName       = "/chronoshub.sidecar.v1.EventService/GetSentEvent"
+	EventService_ListDeadLetters_FullMethodName    = "/chronoshub.sidecar.v1.EventService/ListDeadLetters"
+	EventService_ReplayDeadLetters_FullMethodName  = "/chronoshub.sidecar.v1.EventService/ReplayDeadLetters"
+	EventService_ListSubscriptions_FullMethodName  = "/chronoshub.sidecar.v1.EventService/ListSubscriptions"
+	EventService_GetSubscription_FullMethodName    = "/chronoshub.sidecar.v1.EventService/GetSubscription"
+	EventService_UpdateSubscription_FullMethodName = "/chronoshub.sidecar.v1.EventService/UpdateSubscription"
+	EventService_DeleteSubscription_FullMethodName = "/chronoshub.sidecar.v1.EventService/DeleteSubscription"
 )
 
 // EventServiceClient is the client API for EventService service.
@@ -56,6 +60,12 @@ type EventServiceClient interface {
 	// held by a stream that ends is offered again with its attempt counter
 	// increased. After the configured number of attempts it moves to the
 	// subscription's dead-letter set (see ListDeadLetters).
+	//
+	// A subscription's event-type filter is fixed when it is created. A stream
+	// giving the same filter, or none, attaches to it; a stream giving a wider
+	// filter (every type the subscription receives, and more) widens it; any
+	// other filter is refused with FAILED_PRECONDITION, since it would skip
+	// events. Narrow a filter with UpdateSubscription.
 	StreamEvents(ctx context.Context, in *StreamEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamEventsResponse], error)
 	// AckEvents acknowledges or rejects events delivered on a subscription.
 	//
@@ -80,6 +90,19 @@ type EventServiceClient interface {
 	// ReplayDeadLetters offers dead-lettered events to their subscription again,
 	// with a fresh attempt counter, and removes them from the dead-letter set.
 	ReplayDeadLetters(ctx context.Context, in *ReplayDeadLettersRequest, opts ...grpc.CallOption) (*ReplayDeadLettersResponse, error)
+	// ListSubscriptions describes every subscription.
+	ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error)
+	// GetSubscription describes one subscription: its filter, position,
+	// backlog and dead letters.
+	GetSubscription(ctx context.Context, in *GetSubscriptionRequest, opts ...grpc.CallOption) (*GetSubscriptionResponse, error)
+	// UpdateSubscription sets a subscription's event-type filter. The events
+	// still pending for the subscription whose types the new filter excludes
+	// move to its dead letters with the reason "filter_narrowed"; none is
+	// skipped.
+	UpdateSubscription(ctx context.Context, in *UpdateSubscriptionRequest, opts ...grpc.CallOption) (*UpdateSubscriptionResponse, error)
+	// DeleteSubscription deletes a subscription with its position and dead
+	// letters. Streams open on it end with NOT_FOUND.
+	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
 }
 
 type eventServiceClient struct {
@@ -159,6 +182,46 @@ func (c *eventServiceClient) ReplayDeadLetters(ctx context.Context, in *ReplayDe
 	return out, nil
 }
 
+func (c *eventServiceClient) ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSubscriptionsResponse)
+	err := c.cc.Invoke(ctx, EventService_ListSubscriptions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventServiceClient) GetSubscription(ctx context.Context, in *GetSubscriptionRequest, opts ...grpc.CallOption) (*GetSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSubscriptionResponse)
+	err := c.cc.Invoke(ctx, EventService_GetSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventServiceClient) UpdateSubscription(ctx context.Context, in *UpdateSubscriptionRequest, opts ...grpc.CallOption) (*UpdateSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateSubscriptionResponse)
+	err := c.cc.Invoke(ctx, EventService_UpdateSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventServiceClient) DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSubscriptionResponse)
+	err := c.cc.Invoke(ctx, EventService_DeleteSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
@@ -180,6 +243,12 @@ type EventServiceServer interface {
 	// held by a stream that ends is offered again with its attempt counter
 	// increased. After the configured number of attempts it moves to the
 	// subscription's dead-letter set (see ListDeadLetters).
+	//
+	// A subscription's event-type filter is fixed when it is created. A stream
+	// giving the same filter, or none, attaches to it; a stream giving a wider
+	// filter (every type the subscription receives, and more) widens it; any
+	// other filter is refused with FAILED_PRECONDITION, since it would skip
+	// events. Narrow a filter with UpdateSubscription.
 	StreamEvents(*StreamEventsRequest, grpc.ServerStreamingServer[StreamEventsResponse]) error
 	// AckEvents acknowledges or rejects events delivered on a subscription.
 	//
@@ -204,6 +273,19 @@ type EventServiceServer interface {
 	// ReplayDeadLetters offers dead-lettered events to their subscription again,
 	// with a fresh attempt counter, and removes them from the dead-letter set.
 	ReplayDeadLetters(context.Context, *ReplayDeadLettersRequest) (*ReplayDeadLettersResponse, error)
+	// ListSubscriptions describes every subscription.
+	ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error)
+	// GetSubscription describes one subscription: its filter, position,
+	// backlog and dead letters.
+	GetSubscription(context.Context, *GetSubscriptionRequest) (*GetSubscriptionResponse, error)
+	// UpdateSubscription sets a subscription's event-type filter. The events
+	// still pending for the subscription whose types the new filter excludes
+	// move to its dead letters with the reason "filter_narrowed"; none is
+	// skipped.
+	UpdateSubscription(context.Context, *UpdateSubscriptionRequest) (*UpdateSubscriptionResponse, error)
+	// DeleteSubscription deletes a subscription with its position and dead
+	// letters. Streams open on it end with NOT_FOUND.
+	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -231,6 +313,18 @@ func (UnimplementedEventServiceServer) ListDeadLetters(context.Context, *ListDea
 }
 func (UnimplementedEventServiceServer) ReplayDeadLetters(context.Context, *ReplayDeadLettersRequest) (*ReplayDeadLettersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReplayDeadLetters not implemented")
+}
+func (UnimplementedEventServiceServer) ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSubscriptions not implemented")
+}
+func (UnimplementedEventServiceServer) GetSubscription(context.Context, *GetSubscriptionRequest) (*GetSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSubscription not implemented")
+}
+func (UnimplementedEventServiceServer) UpdateSubscription(context.Context, *UpdateSubscriptionRequest) (*UpdateSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSubscription not implemented")
+}
+func (UnimplementedEventServiceServer) DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSubscription not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -354,6 +448,78 @@ func _EventService_ReplayDeadLetters_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_ListSubscriptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSubscriptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ListSubscriptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ListSubscriptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ListSubscriptions(ctx, req.(*ListSubscriptionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventService_GetSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).GetSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_GetSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).GetSubscription(ctx, req.(*GetSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventService_UpdateSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).UpdateSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_UpdateSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).UpdateSubscription(ctx, req.(*UpdateSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventService_DeleteSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).DeleteSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_DeleteSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).DeleteSubscription(ctx, req.(*DeleteSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -380,6 +546,22 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReplayDeadLetters",
 			Handler:    _EventService_ReplayDeadLetters_Handler,
+		},
+		{
+			MethodName: "ListSubscriptions",
+			Handler:    _EventService_ListSubscriptions_Handler,
+		},
+		{
+			MethodName: "GetSubscription",
+			Handler:    _EventService_GetSubscription_Handler,
+		},
+		{
+			MethodName: "UpdateSubscription",
+			Handler:    _EventService_UpdateSubscription_Handler,
+		},
+		{
+			MethodName: "DeleteSubscription",
+			Handler:    _EventService_DeleteSubscription_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,275 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subscription describes a subscription: its filter, where it stands and
+// what it holds.
+type Subscription struct {
+	Name string
+	// Types is its event-type filter, sorted; none means every type.
+	Types []string
+	// AckFloor is the log position up to which every event of the
+	// subscription is acknowledged.
+	AckFloor uint64
+	// Pending is the backlog: events not yet delivered.
+	Pending uint64
+	// Unacked is how many events are delivered and not yet settled.
+	Unacked int
+	// OpenStreams is how many streams are open on it in this process.
+	OpenStreams int
+	// DeadLetters is how many dead letters it has.
+	DeadLetters uint64
+	// OldestUnacked is when the oldest event it has not acknowledged was
+	// stored; zero when there is none.
+	OldestUnacked time.Time
+	// Created is when it was created.
+	Created time.Time
+}
+
+// checkSubscriptionCount refuses a new subscription beyond MaxSubscriptions.
+func (l *Log) checkSubscriptionCount(ctx context.Context) error {
+	n := 0
+	lister := l.events.ConsumerNames(ctx)
+	for range lister.Name() {
+		n++
+	}
+	if err := lister.Err(); err != nil {
+		return fmt.Errorf("count subscriptions: %w", err)
+	}
+	if n >= l.opts.MaxSubscriptions {
+		return fmt.Errorf("%w: %d subscriptions exist, at most %d: delete unused ones (DeleteSubscription) or raise the limit", ErrLimit, n, l.opts.MaxSubscriptions)
+	}
+	return nil
+}
+
+// consumer returns the subscription's consumer, or ErrNotFound.
+func (l *Log) consumer(ctx context.Context, name string) (jetstream.Consumer, error) {
+	cons, err := l.events.Consumer(ctx, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscription %s: %w", name, err)
+	}
+	return cons, nil
+}
+
+// GetSubscription describes one subscription, or returns ErrNotFound.
+func (l *Log) GetSubscription(ctx context.Context, name string) (Subscription, error) {
+	name, err := NormalizeSubscription(name)
+	if err != nil {
+		return Subscription{}, err
+	}
+	cons, err := l.consumer(ctx, name)
+	if err != nil {
+		return Subscription{}, err
+	}
+	dead, err := l.deadLetterCounts(ctx)
+	if err != nil {
+		return Subscription{}, err
+	}
+	return l.describe(ctx, cons.CachedInfo(), dead)
+}
+
+// ListSubscriptions describes every subscription, by name.
+func (l *Log) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
+	dead, err := l.deadLetterCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Subscription
+	lister := l.events.ListConsumers(ctx)
+	for info := range lister.Info() {
+		s, err := l.describe(ctx, info, dead)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Subscription) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Stats describes every subscription, for metrics: its dead letters, the
+// age of its oldest unacknowledged event (from OldestUnacked) and its
+// backlog. It is ListSubscriptions under the name operators look for.
+func (l *Log) Stats(ctx context.Context) ([]Subscription, error) { return l.ListSubscriptions(ctx) }
+
+func (l *Log) describe(ctx context.Context, info *jetstream.ConsumerInfo, dead map[string]uint64) (Subscription, error) {
+	s := Subscription{
+		Name:        info.Name,
+		Types:       typesOf(info.Config),
+		AckFloor:    info.AckFloor.Stream,
+		Pending:     info.NumPending,
+		Unacked:     info.NumAckPending,
+		DeadLetters: dead[info.Name],
+		Created:     info.Created,
+	}
+	l.mu.Lock()
+	if st := l.subs[info.Name]; st != nil {
+		s.OpenStreams = st.streams
+	}
+	l.mu.Unlock()
+	if s.Pending == 0 && s.Unacked == 0 {
+		return s, nil
+	}
+	// Every event of the subscription up to the ack floor is acknowledged,
+	// so the first one after it, of its subjects, is the oldest that is not.
+	subjects := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		subjects = []string{info.Config.FilterSubject}
+	}
+	for _, subj := range subjects {
+		raw, err := l.events.GetMsg(ctx, s.AckFloor+1, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return s, fmt.Errorf("describe subscription %s: %w", s.Name, err)
+		}
+		if s.OldestUnacked.IsZero() || raw.Time.Before(s.OldestUnacked) {
+			s.OldestUnacked = raw.Time
+		}
+	}
+	return s, nil
+}
+
+// deadLetterCounts returns the number of dead letters per subscription.
+func (l *Log) deadLetterCounts(ctx context.Context) (map[string]uint64, error) {
+	info, err := l.dead.Info(ctx, jetstream.WithSubjectFilter(deadPrefix+">"))
+	if err != nil {
+		return nil, fmt.Errorf("count dead letters: %w", err)
+	}
+	out := map[string]uint64{}
+	for subj, n := range info.State.Subjects {
+		sub, _, _ := strings.Cut(strings.TrimPrefix(subj, deadPrefix), ".")
+		out[sub] += n
+	}
+	return out, nil
+}
+
+// UpdateSubscription sets a subscription's event-type filter (none means
+// every type). Its pending events of the types the new filter drops move to
+// its dead letters with the reason ReasonFilterNarrowed, at once for those
+// not yet delivered and when they come back for those delivered and not
+// settled. It returns the subscription and how many events it moved.
+func (l *Log) UpdateSubscription(ctx context.Context, name string, types []string) (Subscription, int, error) {
+	name, err := NormalizeSubscription(name)
+	if err != nil {
+		return Subscription{}, 0, err
+	}
+	if types, err = l.checkTypes(types); err != nil {
+		return Subscription{}, 0, err
+	}
+	l.mu.Lock()
+	cons, err := l.consumer(ctx, name)
+	if err != nil {
+		l.mu.Unlock()
+		return Subscription{}, 0, err
+	}
+	cfg := cons.CachedInfo().Config
+	old := typesOf(cfg)
+	if slices.Equal(old, types) {
+		l.mu.Unlock()
+		s, err := l.GetSubscription(ctx, name)
+		return s, 0, err
+	}
+	oldSubjects := cfg.FilterSubjects
+	if cfg.FilterSubject != "" {
+		oldSubjects = []string{cfg.FilterSubject}
+	}
+	cfg.FilterSubject = ""
+	cfg.FilterSubjects, _ = filterSubjects(name, types)
+	cons, err = l.events.UpdateConsumer(ctx, cfg)
+	if err != nil {
+		l.mu.Unlock()
+		return Subscription{}, 0, consumerError(name, err)
+	}
+	if st := l.subs[name]; st != nil {
+		st.types = types
+	}
+	l.mu.Unlock()
+	l.opts.Logger.Info("subscription filter changed", "subscription", name, "event_types", types, "previous", old)
+	moved := 0
+	if !covers(types, old) {
+		if moved, err = l.moveExcluded(ctx, name, cons, oldSubjects, types); err != nil {
+			return Subscription{}, moved, err
+		}
+	}
+	s, err := l.GetSubscription(ctx, name)
+	return s, moved, err
+}
+
+// moveExcluded dead-letters the events the subscription had not yet been
+// handed that its new filter excludes. The consumer no longer delivers
+// them, so nothing else moves them; delivered ones come back to deliverOne.
+func (l *Log) moveExcluded(ctx context.Context, name string, cons jetstream.Consumer, oldSubjects, types []string) (int, error) {
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("subscription %s: %w", name, err)
+	}
+	from := info.Delivered.Stream + 1
+	moved := 0
+	for _, subj := range oldSubjects {
+		for seq := from; ; {
+			raw, err := l.events.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			if err != nil {
+				return moved, fmt.Errorf("narrow subscription %s: %w", name, err)
+			}
+			seq = raw.Sequence + 1
+			e := decode(raw.Header, raw.Subject, raw.Data, raw.Sequence)
+			if matchesAny(types, e.Type) {
+				continue
+			}
+			if err := l.deadLetter(ctx, name, e, raw.Sequence, ReasonFilterNarrowed, 0); err != nil {
+				return moved, fmt.Errorf("narrow subscription %s: dead-letter event %s: %w", name, e.ID, err)
+			}
+			l.opts.Observer.DeadLettered(name)
+			moved++
+		}
+	}
+	return moved, nil
+}
+
+// DeleteSubscription deletes a subscription, its position and its dead
+// letters. Streams open on it end with ErrNotFound.
+func (l *Log) DeleteSubscription(ctx context.Context, name string) error {
+	name, err := NormalizeSubscription(name)
+	if err != nil {
+		return err
+	}
+	if err := l.events.DeleteConsumer(ctx, name); err != nil {
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("%w: %s", ErrNotFound, name)
+		}
+		return fmt.Errorf("delete subscription %s: %w", name, err)
+	}
+	if err := l.dead.Purge(ctx, jetstream.WithPurgeSubject(deadPrefix+name+".>")); err != nil {
+		return fmt.Errorf("delete dead letters of %s: %w", name, err)
+	}
+	keys, err := l.unoffers.ListKeysFiltered(ctx, name+".>")
+	if err != nil {
+		return fmt.Errorf("delete attempt records of %s: %w", name, err)
+	}
+	for k := range keys.Keys() {
+		_ = l.unoffers.Purge(ctx, k)
+	}
+	_ = keys.Stop()
+	l.opts.Logger.Info("subscription deleted", "subscription", name)
+	return nil
+}
