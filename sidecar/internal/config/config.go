@@ -154,6 +154,15 @@ type Config struct {
 	// MaxInFlight is the default and the cap of a stream's unacknowledged
 	// events.
 	MaxInFlight int
+	// LogMaxBytes caps the event log's size; 0 means no cap.
+	LogMaxBytes int64
+	// MaxSubscriptions bounds how many subscriptions may exist.
+	MaxSubscriptions int
+	// MaxFilters bounds the event-type filters of one subscription.
+	MaxFilters int
+	// SubscriptionIdleExpiry is how long a subscription may go without a
+	// stream before it and its position are removed.
+	SubscriptionIdleExpiry time.Duration
 	// MaxAckPending caps a subscription's unacknowledged events across its
 	// streams; it is at least MaxInFlight.
 	MaxAckPending int
@@ -379,6 +388,18 @@ func settings(c *Config, r *raw) []setting {
 		{group: store, env: "CHRONOSHUB_DUPLICATE_WINDOW", def: "24h",
 			usage: "How long a webhook event id is remembered, so that ChronosHub's retries store nothing new.",
 			value: durationValue{p: &c.DuplicateWindow}},
+		{group: store, env: "CHRONOSHUB_LOG_MAX_BYTES", def: "1073741824",
+			usage: "The most bytes the event log may hold (0: no cap beyond the retention). When it is full, events every subscription has acknowledged are removed first; if that is not enough, webhooks get 503 with Retry-After (ChronosHub retries) and nothing unacknowledged is ever dropped to make room.",
+			value: intValue[int64]{p: &c.LogMaxBytes, min: 0, max: 1 << 50}},
+		{group: store, env: "CHRONOSHUB_MAX_SUBSCRIPTIONS", def: "100",
+			usage: "The most subscriptions that may exist; a stream on a new one beyond it is refused (RESOURCE_EXHAUSTED).",
+			value: intValue[int]{p: &c.MaxSubscriptions, min: 1, max: 10_000}},
+		{group: store, env: "CHRONOSHUB_MAX_FILTERS", def: "32",
+			usage: "The most event-type filters one subscription may have.",
+			value: intValue[int]{p: &c.MaxFilters, min: 1, max: 1_000}},
+		{group: store, env: "CHRONOSHUB_SUBSCRIPTION_IDLE_EXPIRY", def: "720h",
+			usage: "How long a subscription may go without any stream before it, its position and its dead letters' listing are removed, so that unused subscriptions do not accumulate.",
+			value: durationValue{p: &c.SubscriptionIdleExpiry}},
 		{group: store, env: "CHRONOSHUB_ACK_WAIT", def: "30s",
 			usage: "How long a delivered event may stay unacknowledged before it is offered again.",
 			value: durationValue{p: &c.AckWait}},

@@ -80,6 +80,10 @@ func TestParseDefaults(t *testing.T) {
 		WebhookStoreTimeout:     5 * time.Second,
 		WebhookHeaderTimeout:    5 * time.Second,
 		StoreFailureLimit:       30 * time.Second,
+		LogMaxBytes:             1 << 30,
+		MaxSubscriptions:        100,
+		MaxFilters:              32,
+		SubscriptionIdleExpiry:  720 * time.Hour,
 		GRPCAddr:                "127.0.0.1:50051",
 		HTTPAddr:                "127.0.0.1:50052",
 		DataDir:                 "./chronoshub-data",
@@ -504,6 +508,8 @@ var contract = []string{
 	"CHRONOSHUB_CREDENTIALS_POLL_INTERVAL", "CHRONOSHUB_SECRET_ROTATION_GRACE",
 	"CHRONOSHUB_SHUTDOWN_GRACE", "CHRONOSHUB_LOG_LEVEL", "CHRONOSHUB_LOG_FORMAT",
 	"CHRONOSHUB_STORE_FAILURE_LIMIT", "CHRONOSHUB_WEBHOOK_HEADER_TIMEOUT",
+	"CHRONOSHUB_LOG_MAX_BYTES", "CHRONOSHUB_MAX_SUBSCRIPTIONS", "CHRONOSHUB_MAX_FILTERS",
+	"CHRONOSHUB_SUBSCRIPTION_IDLE_EXPIRY",
 	"CHRONOSHUB_WEBHOOK_MAX_BODY_MEMORY", "CHRONOSHUB_WEBHOOK_STORE_TIMEOUT",
 }
 

@@ -32,6 +32,7 @@
 package eventlog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -100,7 +102,11 @@ var (
 
 // Event is one event received from ChronosHub.
 type Event struct {
-	ID         string
+	ID string
+	// DedupKey, when not empty, is what retries are recognised by (the
+	// canonical, lower-case form of a UUID); "" means ID. The event keeps
+	// ID as ChronosHub first sent it.
+	DedupKey   string
 	Type       string
 	Payload    []byte
 	SignedAt   time.Time
@@ -151,6 +157,12 @@ type Options struct {
 	// Domain is the JetStream domain to use; "" means the connection's
 	// own JetStream.
 	Domain string
+	// CheckExisting makes Open check streams and buckets that exist instead
+	// of updating them: on a cluster shared by several sidecars, a mismatch
+	// (replicas, retention, duplicate window, size cap) is an error naming
+	// the settings, never a silent reconfiguration of the fleet's log. False
+	// (the embedded store, which one process owns) updates them to Options.
+	CheckExisting bool
 	// PollInterval is how long one pull request waits for new events before
 	// it is renewed. Zero means 5 s; it is at least 1 s.
 	PollInterval time.Duration
@@ -296,7 +308,17 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	events, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	settings := natsconn.Settings{
+		"max age": "CHRONOSHUB_RETENTION", "duplicate window": "CHRONOSHUB_DUPLICATE_WINDOW",
+		"max bytes": "CHRONOSHUB_LOG_MAX_BYTES", "replicas": "CHRONOSHUB_NATS_REPLICAS", "TTL": "CHRONOSHUB_RETENTION",
+	}
+	ensureStream := func(cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+		if opts.CheckExisting {
+			return natsconn.EnsureStream(ctx, js, cfg, settings)
+		}
+		return js.CreateOrUpdateStream(ctx, cfg)
+	}
+	events, err := ensureStream(jetstream.StreamConfig{
 		Name:        EventsStream,
 		Description: "Events received from ChronosHub webhooks, by event type.",
 		Subjects:    []string{eventsPrefix + ">", replayPrefix + ">"},
@@ -313,7 +335,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", EventsStream, err)
 	}
-	dead, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	dead, err := ensureStream(jetstream.StreamConfig{
 		Name:        DeadLettersStream,
 		Description: "Events that exhausted their delivery attempts, by subscription.",
 		Subjects:    []string{deadPrefix + ">"},
@@ -327,13 +349,19 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", DeadLettersStream, err)
 	}
-	unoffers, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kvCfg := jetstream.KeyValueConfig{
 		Bucket:      UnofferedBucket,
 		Description: "Per subscription and event, fetches returned without being offered to the app.",
 		TTL:         opts.Retention,
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
-	})
+	}
+	var unoffers jetstream.KeyValue
+	if opts.CheckExisting {
+		unoffers, err = natsconn.EnsureKeyValue(ctx, js, kvCfg, settings)
+	} else {
+		unoffers, err = js.CreateOrUpdateKeyValue(ctx, kvCfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", UnofferedBucket, err)
 	}
@@ -364,7 +392,7 @@ func (l *Log) Append(ctx context.Context, e Event) (duplicate bool, err error) {
 	}
 	msg := nats.NewMsg(eventsPrefix + e.Type)
 	msg.Data = e.Payload
-	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
+	msg.Header.Set(jetstream.MsgIDHeader, cmp.Or(e.DedupKey, e.ID))
 	setEventHeaders(msg.Header, e)
 	ack, err := l.js.PublishMsg(ctx, msg)
 	if err != nil && l.full(ctx, msg) {

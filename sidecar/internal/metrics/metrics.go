@@ -9,7 +9,6 @@ package metrics
 
 import (
 	"context"
-	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -193,39 +192,5 @@ func (m *Metrics) StreamInterceptor() grpc.StreamServerInterceptor {
 		err := handler(srv, ss)
 		m.rpcs.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
 		return err
-	}
-}
-
-// depthCollector reports, at scrape time, how many events wait per
-// subscription.
-type depthCollector struct {
-	depth  func(ctx context.Context) (map[string]uint64, error)
-	desc   *prometheus.Desc
-	logger *slog.Logger
-}
-
-// RegisterDepth registers a gauge of the events waiting per subscription,
-// read from depth at every scrape (bounded by a 2s timeout).
-func RegisterDepth(reg *prometheus.Registry, depth func(ctx context.Context) (map[string]uint64, error), logger *slog.Logger) {
-	reg.MustRegister(&depthCollector{
-		depth:  depth,
-		logger: logger,
-		desc: prometheus.NewDesc(namespace+"_events_waiting",
-			"Events not yet delivered to the app, per subscription.", []string{"subscription"}, nil),
-	})
-}
-
-func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	depth, err := c.depth(ctx)
-	if err != nil {
-		c.logger.Warn("read subscription depth for metrics", "err", err)
-		return
-	}
-	for sub, n := range depth {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), sub)
 	}
 }

@@ -28,7 +28,9 @@ func TestObserversMoveMetrics(t *testing.T) {
 	m.Sent("accepted")
 	m.ChronosHubRetry(1, "status_503")
 	m.CredentialReload("webhook_secret", "ok")
-	metrics.RegisterDepth(reg, func(context.Context) (map[string]uint64, error) { return map[string]uint64{"app": 7}, nil }, nil)
+	metrics.RegisterStats(reg, func(context.Context) ([]metrics.SubscriptionStat, error) {
+		return []metrics.SubscriptionStat{{Name: "app", Pending: 7, Unacked: 2, DeadLetters: 3, OldestUnacked: time.Now().Add(-time.Hour)}}, nil
+	}, func(context.Context) (int, error) { return 4, nil }, nil)
 
 	want := `
 # HELP chronoshub_sidecar_webhook_verification_failures_total Webhooks refused by signature or freshness checks, by reason.
@@ -40,6 +42,15 @@ chronoshub_sidecar_event_redeliveries_total{subscription="app"} 1
 # HELP chronoshub_sidecar_events_waiting Events not yet delivered to the app, per subscription.
 # TYPE chronoshub_sidecar_events_waiting gauge
 chronoshub_sidecar_events_waiting{subscription="app"} 7
+# HELP chronoshub_sidecar_events_unacked Events delivered to the app and not yet acknowledged or rejected, per subscription.
+# TYPE chronoshub_sidecar_events_unacked gauge
+chronoshub_sidecar_events_unacked{subscription="app"} 2
+# HELP chronoshub_sidecar_dead_letters Events in a subscription's dead letters (they exhausted their attempts or a narrowed filter excluded them).
+# TYPE chronoshub_sidecar_dead_letters gauge
+chronoshub_sidecar_dead_letters{subscription="app"} 3
+# HELP chronoshub_sidecar_async_events_waiting Async SendEvent events queued and not yet forwarded to ChronosHub.
+# TYPE chronoshub_sidecar_async_events_waiting gauge
+chronoshub_sidecar_async_events_waiting 4
 # HELP chronoshub_sidecar_dead_letters_total Events moved to a subscription's dead-letter set.
 # TYPE chronoshub_sidecar_dead_letters_total counter
 chronoshub_sidecar_dead_letters_total{subscription="app"} 1
@@ -48,8 +59,23 @@ chronoshub_sidecar_dead_letters_total{subscription="app"} 1
 		"chronoshub_sidecar_webhook_verification_failures_total",
 		"chronoshub_sidecar_event_redeliveries_total",
 		"chronoshub_sidecar_events_waiting",
+		"chronoshub_sidecar_events_unacked",
+		"chronoshub_sidecar_dead_letters",
+		"chronoshub_sidecar_async_events_waiting",
 		"chronoshub_sidecar_dead_letters_total"); err != nil {
 		t.Fatal(err)
+	}
+	// The age is computed at scrape time: about an hour.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "chronoshub_sidecar_oldest_unacked_age_seconds" {
+			if age := mf.GetMetric()[0].GetGauge().GetValue(); age < 3599 || age > 3700 {
+				t.Errorf("oldest_unacked_age_seconds = %v, want about 3600", age)
+			}
+		}
 	}
 	for name, want := range map[string]int{
 		"chronoshub_sidecar_webhooks_total":               3,

@@ -198,20 +198,25 @@ func (s *Sidecar) openStore(ctx context.Context) error {
 	}
 	var err error
 	s.log, err = eventlog.Open(ctx, s.nc, eventlog.Options{
-		Retention:       cfg.Retention,
-		DuplicateWindow: cfg.DuplicateWindow,
-		AckWait:         cfg.AckWait,
-		MaxAttempts:     cfg.MaxAttempts,
-		MaxAckPending:   cfg.MaxAckPending,
-		MaxInFlight:     cfg.MaxInFlight,
-		Replicas:        cfg.NATSReplicas,
-		Logger:          s.logger.With("component", "eventlog"),
-		Observer:        s.met,
+		Retention:                 cfg.Retention,
+		DuplicateWindow:           cfg.DuplicateWindow,
+		AckWait:                   cfg.AckWait,
+		MaxAttempts:               cfg.MaxAttempts,
+		MaxAckPending:             cfg.MaxAckPending,
+		MaxInFlight:               cfg.MaxInFlight,
+		Replicas:                  cfg.NATSReplicas,
+		Domain:                    cfg.NATSDomain,
+		CheckExisting:             cfg.NATSURL != "",
+		MaxBytes:                  cfg.LogMaxBytes,
+		MaxSubscriptions:          cfg.MaxSubscriptions,
+		MaxFiltersPerSubscription: cfg.MaxFilters,
+		SubscriptionIdleExpiry:    cfg.SubscriptionIdleExpiry,
+		Logger:                    s.logger.With("component", "eventlog"),
+		Observer:                  s.met,
 	})
 	if err != nil {
 		return err
 	}
-	metrics.RegisterDepth(s.reg, s.log.Depth, s.logger)
 	if cfg.NATSURL == "" {
 		s.markFile = filepath.Join(cfg.DataDir, markFileName)
 		lost, err := s.log.Verify(ctx, s.markFile)
@@ -278,6 +283,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		Observer:             s.met,
 		Tracer:               s.tracer,
 	})
+	metrics.RegisterStats(s.reg, s.subscriptionStats, s.out.Pending, s.logger)
 	s.svc = grpcapi.New(s.log, s.out, check, grpcapi.Options{
 		SendTimeout: cfg.SendTimeout,
 		Logger:      s.logger.With("component", "grpcapi"),
@@ -583,6 +589,19 @@ func (s *Sidecar) close() {
 	}
 }
 
+// subscriptionStats gives the metrics package the event log's figures.
+func (s *Sidecar) subscriptionStats(ctx context.Context) ([]metrics.SubscriptionStat, error) {
+	subs, err := s.log.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]metrics.SubscriptionStat, len(subs))
+	for i, sub := range subs {
+		out[i] = metrics.SubscriptionStat{Name: sub.Name, Pending: sub.Pending, Unacked: sub.Unacked, DeadLetters: sub.DeadLetters, OldestUnacked: sub.OldestUnacked}
+	}
+	return out, nil
+}
+
 // timedStore appends webhook events to the log, times each append and
 // tells the store's health.
 type timedStore struct {
@@ -594,10 +613,15 @@ type timedStore struct {
 func (t timedStore) Append(ctx context.Context, e webhook.Event) (bool, error) {
 	start := time.Now()
 	dup, err := t.log.Append(ctx, eventlog.Event{
-		ID: e.ID, Type: e.Type, Payload: e.Payload, SignedAt: e.SignedAt, ReceivedAt: e.ReceivedAt,
+		ID: e.ID, DedupKey: e.DedupKey, Type: e.Type, Payload: e.Payload, SignedAt: e.SignedAt, ReceivedAt: e.ReceivedAt,
 		TraceParent: e.TraceParent, TraceState: e.TraceState,
 	})
 	t.met.StoreWrite(time.Since(start), err)
+	if errors.Is(err, eventlog.ErrFull) {
+		// A full log is the app falling behind, not a broken store: a
+		// restart would not help, so health is not told.
+		return false, fmt.Errorf("%w: %w", webhook.ErrFull, err)
+	}
 	t.health.record(err, time.Now())
 	return dup, err
 }
