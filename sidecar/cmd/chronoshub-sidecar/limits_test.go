@@ -117,3 +117,21 @@ func TestLimitsAgree(t *testing.T) {
 		t.Fatalf("ChronosHub received %d events, want 2", n)
 	}
 }
+
+// TestLogCapLargerThanDisk sets a size cap the data dir's file system
+// cannot hold: serve refuses to start, naming the setting.
+func TestLogCapLargerThanDisk(t *testing.T) {
+	t.Parallel()
+	dir := tmpfs(t, "16m")
+	_, baseURL := hub(t)
+	env, _ := serveEnv(t, baseURL)
+	env["CHRONOSHUB_DATA_DIR"] = dir + "/data"
+	env["CHRONOSHUB_LOG_MAX_BYTES"] = fmt.Sprint(1 << 30)
+	err := run(t.Context(), []string{"serve"}, func(k string) string { return env[k] }, newCapture(), newCapture())
+	if err == nil || !strings.Contains(err.Error(), "CHRONOSHUB_LOG_MAX_BYTES") {
+		t.Fatalf("serve with a 1 GiB cap on a 16 MiB disk = %v, want an error naming CHRONOSHUB_LOG_MAX_BYTES", err)
+	}
+	// The automatic cap fits.
+	delete(env, "CHRONOSHUB_LOG_MAX_BYTES")
+	start(t, []string{"serve"}, env).ready(t)
+}

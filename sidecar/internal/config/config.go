@@ -154,7 +154,8 @@ type Config struct {
 	// MaxInFlight is the default and the cap of a stream's unacknowledged
 	// events.
 	MaxInFlight int
-	// LogMaxBytes caps the event log's size; 0 means no cap.
+	// LogMaxBytes caps the event log's size; 0 means automatic (see the
+	// setting's usage).
 	LogMaxBytes int64
 	// MaxSubscriptions bounds how many subscriptions may exist.
 	MaxSubscriptions int
@@ -388,8 +389,8 @@ func settings(c *Config, r *raw) []setting {
 		{group: store, env: "CHRONOSHUB_DUPLICATE_WINDOW", def: "24h",
 			usage: "How long a webhook event id is remembered, so that ChronosHub's retries store nothing new.",
 			value: durationValue{p: &c.DuplicateWindow}},
-		{group: store, env: "CHRONOSHUB_LOG_MAX_BYTES", def: "1073741824",
-			usage: "The most bytes the event log may hold (0: no cap beyond the retention). When it is full, events every subscription has acknowledged are removed first; if that is not enough, webhooks get 503 with Retry-After (ChronosHub retries) and nothing unacknowledged is ever dropped to make room.",
+		{group: store, env: "CHRONOSHUB_LOG_MAX_BYTES", def: "0",
+			usage: "The most bytes the event log may hold. 0 is automatic: embedded, half the data dir's free space at start, at most 1 GiB (JetStream reserves the cap on disk, so a larger one than the disk has fails at start); on a cluster, no cap but the cluster's own limits. When it is full, events every subscription has acknowledged are removed first; if that is not enough, webhooks get 503 with Retry-After (ChronosHub retries) and nothing unacknowledged is ever dropped to make room.",
 			value: intValue[int64]{p: &c.LogMaxBytes, min: 0, max: 1 << 50}},
 		{group: store, env: "CHRONOSHUB_MAX_SUBSCRIPTIONS", def: "100",
 			usage: "The most subscriptions that may exist; a stream on a new one beyond it is refused (RESOURCE_EXHAUSTED).",

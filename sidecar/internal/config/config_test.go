@@ -80,7 +80,6 @@ func TestParseDefaults(t *testing.T) {
 		WebhookStoreTimeout:     5 * time.Second,
 		WebhookHeaderTimeout:    5 * time.Second,
 		StoreFailureLimit:       30 * time.Second,
-		LogMaxBytes:             1 << 30,
 		MaxSubscriptions:        100,
 		MaxFilters:              32,
 		SubscriptionIdleExpiry:  720 * time.Hour,

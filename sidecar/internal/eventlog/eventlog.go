@@ -76,6 +76,10 @@ const (
 	hdrTraceState  = "Chronoshub-Tracestate"
 )
 
+// jsErrStorageResources is JetStream's error code for a stream whose
+// limits exceed the storage it may reserve.
+const jsErrStorageResources jetstream.ErrorCode = 10047
+
 // DefaultSubscription is the subscription used when none is named.
 const DefaultSubscription = "default"
 
@@ -333,6 +337,10 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 		Replicas: opts.Replicas,
 	})
 	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrStorageResources && opts.MaxBytes > 0 {
+			return nil, fmt.Errorf("create stream %s: its size cap of %d bytes (CHRONOSHUB_LOG_MAX_BYTES) is more than the store can reserve on disk: lower it, or give the store more space: %w", EventsStream, opts.MaxBytes, err)
+		}
 		return nil, fmt.Errorf("create stream %s: %w", EventsStream, err)
 	}
 	dead, err := ensureStream(jetstream.StreamConfig{

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -329,6 +330,24 @@ func (s *Sidecar) bind() error {
 	s.httpLis = listen("REST", "CHRONOSHUB_HTTP_ADDR", cfg.HTTPAddr, listenAPI)
 	s.adminLis = listen("admin", "CHRONOSHUB_ADMIN_ADDR", cfg.AdminAddr, tcp)
 	return errors.Join(errs...)
+}
+
+// autoLogMaxBytes is the largest automatic cap of the embedded log.
+const autoLogMaxBytes = 1 << 30
+
+// logMaxBytes is the event log's size cap: the setting, or when it is 0, on
+// the embedded store half the data dir's free space, at most
+// autoLogMaxBytes (JetStream reserves a stream's cap on disk at creation
+// and refuses one larger than the disk), and no cap on a cluster.
+func (s *Sidecar) logMaxBytes() int64 {
+	if s.cfg.LogMaxBytes > 0 || s.cfg.NATSURL != "" {
+		return s.cfg.LogMaxBytes
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.cfg.DataDir, &st); err != nil {
+		return autoLogMaxBytes
+	}
+	return min(autoLogMaxBytes, int64(st.Bavail)*st.Bsize/2)
 }
 
 // checkWritable makes sure dir exists and takes writes, so that a read-only
