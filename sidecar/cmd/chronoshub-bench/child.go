@@ -8,60 +8,51 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"runtime/pprof"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/chronoshub"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/grpcapi"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
 
-// The harness's child modes: the first argument selects one. A child prints
-// "addr host:port" on stdout once it listens, and stops when its stdin
-// closes (the harness closes it, or dies).
-const (
-	childBaseline = "_baseline-server"
-	childInproc   = "_inproc-sidecar"
-)
+// childBaseline is the harness's one child mode (the first argument): the
+// baselines, in a process of their own as the sidecar is. The child prints
+// "addr host:port" (and "grpc host:port" with -pipeline) on stdout once it
+// listens, and stops when its stdin closes (the harness closes it, or dies).
+const childBaseline = "_baseline"
 
-// The webhook listener's server settings, copied from
-// sidecar/cmd/chronoshub-sidecar so that the baseline pays the same costs.
-const (
-	webhookReadHeaderTimeout = 5 * time.Second
-	webhookReadTimeout       = 30 * time.Second
-	webhookWriteTimeout      = 30 * time.Second
-	webhookIdleTimeout       = 120 * time.Second
-	webhookMaxHeaderBytes    = 32 << 10
-)
+// The baselines are the least a webhook receiver does, and are deliberately
+// not the sidecar:
+//
+//   - bare HTTPS: read the body, answer 200 (ingest).
+//   - the minimal pipeline (-pipeline): the same handler hands the body to
+//     an in-memory log, and a bare gRPC server-streaming service, the
+//     sidecar's own proto (EventService.StreamEvents and AckEvents), streams
+//     it to the app with the same in-flight window and acks (end to end,
+//     stream drain). No signature, no store, no dedupe.
+//
+// The HTTPS server is Go's http.Server with its zero-value settings (no
+// timeouts): the sidecar's webhook server settings are unexported in
+// package sidecar, and copying their values here would drift. Timeouts set
+// deadlines on the connection, which costs nothing measurable per request.
 
-func newWebhookServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: webhookReadHeaderTimeout,
-		ReadTimeout:       webhookReadTimeout,
-		WriteTimeout:      webhookWriteTimeout,
-		IdleTimeout:       webhookIdleTimeout,
-		MaxHeaderBytes:    webhookMaxHeaderBytes,
-	}
-}
-
-// baselineHandler reads the body and answers 200 with a body of the
-// sidecar's size and headers: the least an HTTPS webhook receiver does.
-func baselineHandler() http.Handler {
+// baselineHandler reads the body, hands it to sink (if not nil) and
+// answers 200 with a body of the sidecar's size and headers.
+func baselineHandler(sink func(payload []byte)) http.Handler {
 	const body = `{"status":"stored"}` + "\n"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		payload, err := io.ReadAll(r.Body)
+		if err != nil {
 			http.Error(w, "read", http.StatusBadRequest)
 			return
+		}
+		if sink != nil {
+			sink(payload)
 		}
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
@@ -72,108 +63,126 @@ func baselineHandler() http.Handler {
 	})
 }
 
-// runBaselineChild serves the bare HTTPS baseline until stdin closes.
+// memLog is the minimal pipeline's event log: events in memory, each
+// subscription a cursor from the oldest event, with at most maxInFlight
+// unacknowledged events per stream.
+type memLog struct {
+	sidecarv1.UnimplementedEventServiceServer
+	maxInFlight int
+
+	mu      sync.Mutex
+	events  []*sidecarv1.Event
+	changed chan struct{} // closed and replaced on every append
+	slots   map[string]chan struct{}
+}
+
+func newMemLog(maxInFlight int) *memLog {
+	return &memLog{maxInFlight: maxInFlight, changed: make(chan struct{}), slots: map[string]chan struct{}{}}
+}
+
+func (l *memLog) append(payload []byte) {
+	l.mu.Lock()
+	l.events = append(l.events, &sidecarv1.Event{Id: uuid.NewString(), Type: benchEventType, Payload: payload, Sequence: uint64(len(l.events) + 1)})
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// StreamEvents sends every event from the oldest, holding at most
+// maxInFlight unacknowledged.
+func (l *memLog) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) error {
+	ctx := stream.Context()
+	slots := make(chan struct{}, l.maxInFlight)
+	l.mu.Lock()
+	if _, open := l.slots[req.GetSubscription()]; open {
+		l.mu.Unlock()
+		return status.Error(codes.FailedPrecondition, "one stream per subscription")
+	}
+	l.slots[req.GetSubscription()] = slots
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.slots, req.GetSubscription())
+		l.mu.Unlock()
+	}()
+	for pos := 0; ; pos++ {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		var e *sidecarv1.Event
+		for e == nil {
+			l.mu.Lock()
+			changed := l.changed
+			if pos < len(l.events) {
+				e = l.events[pos]
+			}
+			l.mu.Unlock()
+			if e == nil {
+				select {
+				case <-changed:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		if err := stream.Send(&sidecarv1.StreamEventsResponse{Event: e}); err != nil {
+			return err
+		}
+	}
+}
+
+// AckEvents frees one in-flight slot per id.
+func (l *memLog) AckEvents(_ context.Context, req *sidecarv1.AckEventsRequest) (*sidecarv1.AckEventsResponse, error) {
+	l.mu.Lock()
+	slots := l.slots[req.GetSubscription()]
+	l.mu.Unlock()
+	if slots == nil {
+		return nil, status.Error(codes.NotFound, "no stream on the subscription")
+	}
+	for range req.GetEventIds() {
+		select {
+		case <-slots:
+		default:
+		}
+	}
+	return &sidecarv1.AckEventsResponse{EventIds: req.GetEventIds()}, nil
+}
+
+// runBaselineChild serves the baselines until stdin closes.
 func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet(childBaseline, flag.ContinueOnError)
 	certFile := fs.String("cert", "", "certificate")
 	keyFile := fs.String("key", "", "key")
-	profile := fs.String("cpuprofile", "", "write a CPU profile here")
+	pipeline := fs.Bool("pipeline", false, "also hand each body to an in-memory log streamed over gRPC")
+	maxInFlight := fs.Int("max-in-flight", 100, "the pipeline's unacknowledged events per stream")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return serveChild(ctx, stdin, stdout, *certFile, *keyFile, *profile, baselineHandler())
-}
-
-// runInprocChild serves the sidecar's ingest path in this process, composed
-// as sidecar/cmd/chronoshub-sidecar composes it (webhook handler, event log
-// on embedded JetStream, same TLS and server settings, minus metrics), so
-// that runtime/pprof can profile it.
-func runInprocChild(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := flag.NewFlagSet(childInproc, flag.ContinueOnError)
-	certFile := fs.String("cert", "", "certificate")
-	keyFile := fs.String("key", "", "key")
-	profile := fs.String("cpuprofile", "", "write a CPU profile here")
-	dir := fs.String("dir", "", "data directory")
-	syncAlways := fs.Bool("sync-always", false, "fsync every event")
-	secret := fs.String("secret", "", "webhook secret (a benchmark value)")
-	baseURL := fs.String("base-url", "", "ChronosHub (the emulator) for SendEvent")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{
-		Dir:  *dir,
-		Sync: natsconn.Sync{Always: *syncAlways, Interval: time.Second},
-	})
+	tlsCfg, err := serverTLSConfig(*certFile, *keyFile)
 	if err != nil {
 		return err
 	}
-	defer emb.Close()
-	log, err := eventlog.Open(ctx, emb.Conn(), eventlog.Options{})
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	secrets := [][]byte{[]byte(*secret)}
-	hook := webhook.New(logStore{log}, func() [][]byte { return secrets }, webhook.Options{})
-
-	// SendEvent: the gRPC service over the outbox and the ChronosHub client,
-	// as the sidecar wires them (without its metrics interceptors).
-	client, err := chronoshub.NewClient(*baseURL, func() string { return benchAPIKey }, chronoshub.Options{})
-	if err != nil {
-		return err
-	}
-	out, err := outbox.Open(ctx, log.JetStream(), client, outbox.Options{})
-	if err != nil {
-		return err
-	}
-	check, err := eventcheck.New(eventcheck.Options{})
-	if err != nil {
-		return err
-	}
-	grpcSrv := grpc.NewServer()
-	sidecarv1.RegisterEventServiceServer(grpcSrv, grpcapi.New(log, out, check, grpcapi.Options{}))
-	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go func() { _ = grpcSrv.Serve(grpcLis) }()
-	defer grpcSrv.Stop()
-	fmt.Fprintf(stdout, "grpc %s\n", grpcLis.Addr())
-	return serveChild(ctx, stdin, stdout, *certFile, *keyFile, *profile, hook)
-}
-
-// logStore adapts the event log to the webhook handler, as the sidecar's
-// timedStore does.
-type logStore struct{ log *eventlog.Log }
-
-func (s logStore) Append(ctx context.Context, e webhook.Event) (bool, error) {
-	return s.log.Append(ctx, eventlog.Event{ID: e.ID, Type: e.Type, Payload: e.Payload, SignedAt: e.SignedAt, ReceivedAt: e.ReceivedAt})
-}
-
-// serveChild serves h over HTTPS on a loopback port, profiling the CPU
-// while it serves if profile is set, until stdin closes or ctx ends.
-func serveChild(ctx context.Context, stdin io.Reader, stdout io.Writer, certFile, keyFile, profile string, h http.Handler) error {
-	tlsCfg, err := serverTLSConfig(certFile, keyFile)
-	if err != nil {
-		return err
+	var sink func([]byte)
+	if *pipeline {
+		log := newMemLog(*maxInFlight)
+		sink = log.append
+		grpcSrv := grpc.NewServer()
+		sidecarv1.RegisterEventServiceServer(grpcSrv, log)
+		grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		go func() { _ = grpcSrv.Serve(grpcLis) }()
+		defer grpcSrv.Stop()
+		fmt.Fprintf(stdout, "grpc %s\n", grpcLis.Addr())
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	srv := newWebhookServer(h)
-	srv.TLSConfig = tlsCfg
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
+	srv := &http.Server{Handler: baselineHandler(sink), TLSConfig: tlsCfg}
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(lis, "", "") }()
 	fmt.Fprintf(stdout, "addr %s\n", lis.Addr())

@@ -39,10 +39,15 @@ func dialGRPC(addr string) (*grpc.ClientConn, error) {
 	return grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
-// startConsumer opens the stream and returns once it is open.
-func startConsumer(ctx context.Context, client sidecarv1.EventServiceClient, sub string) (*consumer, error) {
+// startConsumer opens the stream and returns once it is open. A new
+// subscription starts at the oldest event, or with fromNow at the next one.
+func startConsumer(ctx context.Context, client sidecarv1.EventServiceClient, sub string, fromNow bool) (*consumer, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := client.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: sub})
+	req := &sidecarv1.StreamEventsRequest{Subscription: sub}
+	if fromNow {
+		req.StartPosition = sidecarv1.StartPosition_START_POSITION_NOW
+	}
+	stream, err := client.StreamEvents(ctx, req)
 	if err != nil {
 		cancel()
 		return nil, err

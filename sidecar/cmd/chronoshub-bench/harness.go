@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,9 @@ import (
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 )
+
+// sectionNames are the harness's sections, in the order they run.
+var sectionNames = []string{"ingest", "e2e", "send", "footprint", "stream", "backlog", "scale", "profile"}
 
 // harness is one benchmark run: the built binary, the certificate, the
 // emulator and the results so far.
@@ -43,6 +47,7 @@ func (h *harness) logf(format string, args ...any) {
 
 func runHarness(ctx context.Context, cfg *config, stderr io.Writer) error {
 	started := time.Now()
+	loadBefore := loadAverage()
 	tmp, err := os.MkdirTemp("", "chronoshub-bench-")
 	if err != nil {
 		return err
@@ -79,19 +84,23 @@ func runHarness(ctx context.Context, cfg *config, stderr io.Writer) error {
 	defer emuSrv.Close()
 	h.emuURL = emuSrv.URL
 	h.res.Machine = describeMachine(ctx)
+	h.res.Machine.LoadBefore = loadBefore
 
-	steps := []struct {
-		name string
-		fn   func(context.Context) error
-	}{
-		{"ingest", h.benchIngest},
-		{"e2e", h.benchEndToEnd},
-		{"send", h.benchSend},
-		{"footprint", h.benchFootprint},
-		{"stream", h.benchStream},
-		{"profile", h.benchProfile},
+	steps := map[string]func(context.Context) error{
+		"ingest":    h.benchIngest,
+		"e2e":       h.benchEndToEnd,
+		"send":      h.benchSend,
+		"footprint": h.benchFootprint,
+		"stream":    h.benchStream,
+		"backlog":   h.benchBacklog,
+		"scale":     h.benchScale,
+		"profile":   h.benchProfile,
 	}
-	for _, s := range steps {
+	for _, name := range sectionNames {
+		s := struct {
+			name string
+			fn   func(context.Context) error
+		}{name, steps[name]}
 		if len(cfg.Only) > 0 && !cfg.Only[s.name] {
 			continue
 		}
@@ -108,8 +117,35 @@ func runHarness(ctx context.Context, cfg *config, stderr io.Writer) error {
 		h.res.SectionTimes = append(h.res.SectionTimes, sectionTime{s.name, time.Since(t0)})
 	}
 	h.res.Elapsed = time.Since(started)
+	h.res.Machine.LoadAfter = loadAverage()
 	h.logf("done in %s; writing %s", h.res.Elapsed.Round(time.Second), cfg.Out)
-	return writeReport(h.res, cfg.Out)
+	if err := writeReport(h.res, cfg.Out); err != nil {
+		return err
+	}
+	if cfg.Save != "" {
+		b, err := json.Marshal(h.res)
+		if err != nil {
+			return fmt.Errorf("-save: %w", err)
+		}
+		return os.WriteFile(cfg.Save, b, 0o644)
+	}
+	return nil
+}
+
+// reportFrom writes the report into out from results saved with -save.
+func reportFrom(file, out string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var r results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if r.Cfg == nil {
+		return fmt.Errorf("%s: no configuration saved", file)
+	}
+	return writeReport(&r, out)
 }
 
 // build compiles the sidecar (unless -bin) and also a stripped build of the
@@ -181,6 +217,18 @@ func (h *harness) ingestN(ctx context.Context, url string, n int) (time.Duration
 type machine struct {
 	CPUs, CPUModel, Memory, GoVersion, Kernel, OS string
 	GOMAXPROCS                                    int
+	// LoadBefore and LoadAfter are /proc/loadavg's 1-minute load before and
+	// after the run: above 0 before the run, something else was using the
+	// CPUs.
+	LoadBefore, LoadAfter string
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "n/a"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func describeMachine(ctx context.Context) machine {

@@ -112,7 +112,7 @@ type loadResult struct {
 	Errors  int
 	Elapsed time.Duration
 	Rate    float64 // successful requests per second
-	LastErr error
+	LastErr error   `json:"-"`
 }
 
 // closedLoop runs workers that each call op back to back: unmeasured for

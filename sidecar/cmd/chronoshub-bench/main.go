@@ -50,13 +50,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		switch args[0] {
 		case childBaseline:
 			return runBaselineChild(ctx, args[1:], stdin, stdout)
-		case childInproc:
-			return runInprocChild(ctx, args[1:], stdin, stdout)
 		}
 	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.From != "" {
+		return reportFrom(cfg.From, cfg.Out)
 	}
 	return runHarness(ctx, cfg, stderr)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,10 @@ type sidecarProc struct {
 type sidecarEnv struct {
 	DataDir string
 	Sync    string // "1s" or "always"
+	// BaseURL is ChronosHub's; empty means the harness's emulator.
+	BaseURL string
+	// Extra are more CHRONOSHUB_… settings, as NAME=value.
+	Extra []string
 }
 
 // startSidecar execs the binary with env configuration on loopback ports
@@ -46,7 +51,7 @@ func (h *harness) startSidecar(ctx context.Context, e sidecarEnv) (*sidecarProc,
 		return nil, err
 	}
 	env := map[string]string{
-		"CHRONOSHUB_BASE_URL":       h.emuURL,
+		"CHRONOSHUB_BASE_URL":       cmp.Or(e.BaseURL, h.emuURL),
 		"CHRONOSHUB_API_KEY":        benchAPIKey,
 		"CHRONOSHUB_WEBHOOK_SECRET": benchSecret,
 		"CHRONOSHUB_TLS_CERT_FILE":  h.certFile,
@@ -58,6 +63,14 @@ func (h *harness) startSidecar(ctx context.Context, e sidecarEnv) (*sidecarProc,
 		"CHRONOSHUB_DATA_DIR":       e.DataDir,
 		"CHRONOSHUB_SYNC":           e.Sync,
 		"CHRONOSHUB_SHUTDOWN_GRACE": "1s",
+		// The profiler, on the loopback admin listener: the profile section
+		// reads the binary's own profiles; unused, it costs nothing.
+		"CHRONOSHUB_PPROF": "loopback",
+	}
+	for _, kv := range e.Extra {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
 	}
 	cmd := exec.Command(h.bin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
@@ -256,7 +269,7 @@ type child struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	Addr   string
-	GRPC   string // the in-process sidecar's gRPC address
+	GRPC   string // the minimal pipeline's gRPC address
 	exited chan error
 }
 

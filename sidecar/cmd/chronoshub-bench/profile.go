@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -13,51 +17,63 @@ import (
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 )
 
-// profileResult is the CPU profile of the keep-alive ingest load, on the
-// bare baseline and on the sidecar's ingest path run in-process.
-type profileResult struct {
-	Duration                         time.Duration
-	BaselineRate, SideRate, SendRate float64
-	// Categories are flat CPU shares (percent of each profile's samples)
-	// by what the code is: Share[0] baseline ingest, [1] sidecar ingest,
-	// [2] sidecar SendEvent.
-	Categories []categoryShare
-	// TopCum are the top functions by cumulative share of the sidecar's
-	// ingest [0] and SendEvent [1] profiles.
-	TopCum [2][]profileLine
-	// Samples are pprof's "Duration: …, Total samples" lines, indexed as
-	// Share.
-	Samples [3]string
-}
-
-type categoryShare struct {
-	Name  string
-	Share [3]float64
+// A profile of the running binary, fetched from its admin listener
+// (CHRONOSHUB_PPROF=loopback) while a load runs, and read with
+// "go tool pprof".
+type profile struct {
+	Name   string  // the load, such as "ingest, keep-alive, 32 senders"
+	Kind   string  // "cpu" or "alloc_space"
+	Header string  // pprof's "Duration: …, Total samples = …" line (CPU)
+	Rate   float64 // the load's rate while profiled (requests or events/s)
+	Top    []profileLine
+	// Owners is the profile's total by the innermost sidecar package on
+	// each sample's stack ("none: " and the kind of the stack's outermost
+	// frame for stacks without one), largest first.
+	Owners []share
+	// Categories is the flat share by kind of code, largest first.
+	Categories []share
 }
 
 type profileLine struct {
-	Flat, Cum float64
+	Flat, Cum float64 // percent of the profile's total
 	Name      string
 }
+
+type share struct {
+	Name string
+	Pct  float64
+}
+
+// The profiles' names, used by the report to show the one of a missed target.
+const (
+	profIngest = "ingest"
+	profE2E    = "e2e"
+	profSend   = "send"
+	profAllocs = "send-allocs"
+	profStream = "stream"
+)
+
+// modulePrefix is this module's import path prefix.
+const modulePrefix = "github.com/chronoshub/chronoshub-sidecar/"
 
 // categories classify a function by its package, first match wins.
 var categories = []struct {
 	name     string
 	prefixes []string
 }{
-	{"HMAC-SHA256 (webhook signature)", []string{"crypto/internal/fips140/sha256", "crypto/sha256", "crypto/hmac", "crypto/internal/fips140/hmac"}},
+	{"HMAC-SHA256, SHA-256", []string{"crypto/internal/fips140/sha256", "crypto/sha256", "crypto/hmac", "crypto/internal/fips140/hmac"}},
 	{"TLS record crypto (AES-GCM)", []string{"crypto/internal/fips140/aes", "crypto/aes", "crypto/cipher"}},
-	{"TLS handshake crypto (ECDSA, ECDH, ML-KEM)", []string{"crypto/internal/fips140/nistec", "crypto/internal/fips140/ecdsa", "crypto/internal/fips140/mlkem", "crypto/internal/fips140/edwards25519", "crypto/internal/fips140/bigmod", "crypto/ecdh", "crypto/internal/fips140/ecdh", "crypto/ecdsa", "crypto/internal/fips140/sha3", "crypto/internal/fips140/sha512", "crypto/internal/fips140/hkdf"}},
-	{"crypto/tls protocol", []string{"crypto/"}},
-	{"NATS JetStream server (embedded)", []string{"github.com/nats-io/nats-server"}},
-	{"NATS client", []string{"github.com/nats-io/nats.go", "github.com/nats-io/nuid"}},
+	{"crypto/tls and other crypto", []string{"crypto/"}},
+	{"NATS server (embedded JetStream)", []string{"github.com/nats-io/nats-server"}},
+	{"NATS client", []string{"github.com/nats-io/nats.go", "github.com/nats-io/nats%2ego", "github.com/nats-io/nuid"}},
 	{"JetStream checksums (highwayhash)", []string{"github.com/minio/highwayhash", "github.com/klauspost"}},
-	{"sidecar code (webhook, eventlog, grpcapi, outbox, client)", []string{"github.com/chronoshub"}},
-	{"gRPC, HTTP/2, protobuf", []string{"google.golang.org/grpc", "golang.org/x/net/http2", "google.golang.org/protobuf"}},
+	{"sidecar code", []string{modulePrefix}},
+	{"gRPC, HTTP/2, protobuf", []string{"google.golang.org/grpc", "golang.org/x/net/http2", "google.golang.org/protobuf", "github.com/grpc-ecosystem"}},
+	{"Prometheus client", []string{"github.com/prometheus"}},
 	{"encoding/json", []string{"encoding/json"}},
-	{"net/http server and client (textproto, bufio)", []string{"net/http", "net/textproto", "bufio", "net/url", "mime"}},
-	{"GC and allocation", []string{"runtime.gc", "runtime.scanobject", "runtime.mallocgc", "runtime.greyobject", "runtime.findObject", "runtime.markBits", "runtime.(*mspan)", "runtime.(*mheap)", "runtime.(*gcWork)", "runtime.memclrNoHeapPointers", "runtime.heapBits", "runtime.scanblock", "runtime.nextFreeFast", "runtime.(*mcache)", "runtime.wbBuf", "runtime.bulkBarrier", "runtime.typePointers", "runtime.sweep", "runtime.(*sweep", "runtime.spanOf", "runtime.markroot", "runtime.(*gcControllerState)", "runtime.newobject", "runtime.makeslice", "runtime.growslice", "runtime.(*mcentral)", "runtime.deductAssistCredit", "runtime.scanstack", "runtime.scanframe", "runtime.(*unwinder)", "runtime.pcvalue", "runtime.funcInfo", "runtime.step", "runtime.(*stkframe)", "runtime.tryDeferToSpanScan", "runtime.(*spanInlineMarkBits)", "runtime.scanSpan", "runtime.(*gcBits)", "runtime.(*spanQueue)", "runtime.(*spanSPMC)"}},
-	{"system calls (network and file I/O)", []string{"internal/runtime/syscall", "syscall.", "runtime/internal/syscall", "internal/poll"}},
+	{"net/http (textproto, bufio)", []string{"net/http", "net/textproto", "bufio", "net/url", "mime"}},
+	{"GC and allocation", []string{"runtime.gc", "runtime.scanobject", "runtime.mallocgc", "runtime.greyobject", "runtime.findObject", "runtime.(*mspan)", "runtime.(*mheap)", "runtime.(*gcWork)", "runtime.memclrNoHeapPointers", "runtime.heapBits", "runtime.scanblock", "runtime.nextFreeFast", "runtime.(*mcache)", "runtime.wbBuf", "runtime.bulkBarrier", "runtime.typePointers", "runtime.sweep", "runtime.(*sweep", "runtime.spanOf", "runtime.markroot", "runtime.(*gcControllerState)", "runtime.newobject", "runtime.makeslice", "runtime.growslice", "runtime.(*mcentral)", "runtime.deductAssistCredit", "runtime.scanstack", "runtime.scanframe", "runtime.(*unwinder)", "runtime.pcvalue", "runtime.funcInfo", "runtime.step", "runtime.scanSpan", "runtime.(*gcBits)", "runtime.(*spanQueue)", "runtime.(*spanSPMC)", "runtime.(*spanInlineMarkBits)", "runtime.tryDeferToSpanScan"}},
+	{"system calls (network and file I/O)", []string{"internal/runtime/syscall", "syscall.", "internal/poll"}},
 	{"scheduler, timers, futex, memmove", []string{"runtime.", "internal/runtime", "aeshashbody", "gogo", "memeqbody", "indexbytebody"}},
 }
 
@@ -72,144 +88,88 @@ func categoryOf(name string) string {
 	return "other (strings, strconv, sync, time, …)"
 }
 
-// benchProfile profiles, with runtime/pprof in child processes (the binary
-// has no pprof endpoint), the keep-alive ingest load on the bare baseline
-// and on the sidecar's ingest path, and SendEvent with SendCallers callers
-// on the sidecar's gRPC path, and classifies where the CPU goes.
-func (h *harness) benchProfile(ctx context.Context) error {
-	if !h.cfg.Profile {
-		h.res.Notes = append(h.res.Notes, "profiling skipped (-profile=false)")
-		return nil
+// ownerOf returns the sidecar package of a function, as
+// "sidecar/internal/webhook" or "gen/go/…", or "".
+func ownerOf(fn string) string {
+	rest, ok := strings.CutPrefix(fn, modulePrefix)
+	if !ok {
+		return ""
 	}
-	d := max(h.cfg.Duration, 3*time.Second)
-	if h.cfg.Quick {
-		d = h.cfg.Duration
-	}
-	ingest := func(c *child) (float64, error) {
-		url := "https://" + c.Addr + "/webhook"
-		client := webhookClient(h.pool, true, h.cfg.Senders)
-		defer client.CloseIdleConnections()
-		r := closedLoop(ctx, h.cfg.Senders, h.cfg.Warmup, d, func(ctx context.Context, _ int) error {
-			return postWebhook(ctx, client, url, makePayload(0, time.Now()))
-		})
-		if r.Errors > 0 {
-			return 0, fmt.Errorf("%d errors, last %v", r.Errors, r.LastErr)
+	// The package path ends at the last "/" before the first ".".
+	if i := strings.IndexByte(rest, '.'); i > 0 {
+		if j := strings.LastIndexByte(rest[:i], '/'); j >= 0 {
+			return rest[:j] + "/" + strings.SplitN(rest[j+1:], ".", 2)[0]
 		}
-		return r.Rate, nil
+		return rest[:i]
 	}
-	send := func(c *child) (float64, error) {
-		conn, err := dialGRPC(c.GRPC)
-		if err != nil {
-			return 0, err
-		}
-		defer conn.Close()
-		grpcc := sidecarv1.NewEventServiceClient(conn)
-		payload := makePayload(0, time.Now())
-		r := closedLoop(ctx, h.cfg.SendCallers, h.cfg.Warmup, d, func(ctx context.Context, _ int) error {
-			_, err := grpcc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload})
-			return err
-		})
-		h.emu.ClearInbound()
-		if r.Errors > 0 {
-			return 0, fmt.Errorf("%d errors, last %v", r.Errors, r.LastErr)
-		}
-		return r.Rate, nil
-	}
-	profileOne := func(mode, prof string, load func(*child) (float64, error), args ...string) (float64, error) {
-		c, err := h.startChild(mode, append([]string{"-cert", h.certFile, "-key", h.keyFile, "-cpuprofile", prof}, args...)...)
-		if err != nil {
-			return 0, err
-		}
-		rate, loadErr := load(c)
-		if err := c.stop(); err != nil {
-			return 0, fmt.Errorf("%s: %w", mode, err)
-		}
-		if loadErr != nil {
-			return 0, fmt.Errorf("%s: %w", mode, loadErr)
-		}
-		return rate, nil
-	}
-	inprocArgs := func() []string {
-		return []string{"-dir", h.dataDir("profile"), "-secret", benchSecret, "-base-url", h.emuURL}
-	}
-
-	pr := &profileResult{Duration: d}
-	baseProf := filepath.Join(h.tmp, "baseline.pprof")
-	sideProf := filepath.Join(h.tmp, "sidecar-ingest.pprof")
-	sendProf := filepath.Join(h.tmp, "sidecar-send.pprof")
-	var err error
-	if pr.BaselineRate, err = profileOne(childBaseline, baseProf, ingest); err != nil {
-		return err
-	}
-	if pr.SideRate, err = profileOne(childInproc, sideProf, ingest, inprocArgs()...); err != nil {
-		return err
-	}
-	if pr.SendRate, err = profileOne(childInproc, sendProf, send, inprocArgs()...); err != nil {
-		return err
-	}
-	h.logf("profiled: baseline %.0f req/s, in-process ingest path %.0f req/s, in-process SendEvent %.0f req/s", pr.BaselineRate, pr.SideRate, pr.SendRate)
-
-	var profiles [3][]profileLine
-	for i, f := range []string{baseProf, sideProf, sendProf} {
-		lines, total, err := pprofTop(ctx, f, false)
-		if err != nil {
-			return err
-		}
-		profiles[i] = lines
-		pr.Samples[i] = total
-	}
-	shares := map[string]*categoryShare{}
-	for i, lines := range profiles {
-		for _, l := range lines {
-			name := categoryOf(l.Name)
-			s := shares[name]
-			if s == nil {
-				s = &categoryShare{Name: name}
-				shares[name] = s
-			}
-			s.Share[i] += l.Flat
-		}
-	}
-	for _, s := range shares {
-		pr.Categories = append(pr.Categories, *s)
-	}
-	slices.SortFunc(pr.Categories, func(a, b categoryShare) int {
-		switch {
-		case a.Share[1] > b.Share[1]:
-			return -1
-		case a.Share[1] < b.Share[1]:
-			return 1
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	for i, f := range []string{sideProf, sendProf} {
-		cum, _, err := pprofTop(ctx, f, true)
-		if err != nil {
-			return err
-		}
-		pr.TopCum[i] = cum[:min(len(cum), 30)]
-	}
-	h.res.Profile = pr
-	return nil
+	return rest
 }
 
-// pprofTop runs "go tool pprof -top" on a profile and parses its table:
-// every function with its flat and cumulative share, sorted by flat (or
-// cumulative) share. It also returns pprof's duration/samples line.
-func pprofTop(ctx context.Context, prof string, byCum bool) ([]profileLine, string, error) {
-	args := []string{"tool", "pprof", "-top", "-nodecount=100000"}
-	if byCum {
-		args = append(args, "-cum")
-	}
-	out, err := exec.CommandContext(ctx, "go", append(args, prof)...).Output()
+// fetchProfile GETs admin's path into file.
+func fetchProfile(ctx context.Context, admin, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
 	if err != nil {
-		return nil, "", fmt.Errorf("go tool pprof: %w", err)
+		return err
 	}
-	var lines []profileLine
-	var total string
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// profileDuring fetches a profile of p for d seconds (CPU, or allocations
+// with allocs) while load runs, and reads it.
+func (h *harness) profileDuring(ctx context.Context, p *sidecarProc, name string, allocs bool, d time.Duration, load func(ctx context.Context) float64) (*profile, error) {
+	secs := max(int(d.Seconds()), 1)
+	path, kind := "/debug/pprof/profile?seconds="+strconv.Itoa(secs), "cpu"
+	if allocs {
+		path, kind = "/debug/pprof/allocs?seconds="+strconv.Itoa(secs), "alloc_space"
+	}
+	file := filepath.Join(h.tmp, fmt.Sprintf("%s-%d.pprof", name, h.nextRun.Add(1)))
+	fetched := make(chan error, 1)
+	go func() { fetched <- fetchProfile(ctx, p.Admin, path, file) }()
+	rate := load(ctx)
+	if err := <-fetched; err != nil {
+		return nil, err
+	}
+	pr, err := readProfile(ctx, file, kind)
+	if err != nil {
+		return nil, err
+	}
+	pr.Name, pr.Rate = name, rate
+	return pr, nil
+}
+
+// readProfile runs "go tool pprof" on file: -top for the functions and
+// their categories, -traces to find each sample's innermost sidecar package.
+func readProfile(ctx context.Context, file, kind string) (*profile, error) {
+	pr := &profile{Kind: kind}
+	args := []string{"tool", "pprof", "-top", "-nodecount=100000"}
+	if kind != "cpu" {
+		args = append(args, "-sample_index="+kind)
+	}
+	out, err := exec.CommandContext(ctx, "go", append(args, file)...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool pprof -top %s: %w", file, err)
+	}
+	cats := map[string]float64{}
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(l, "Duration:") {
-			total = strings.TrimSpace(l)
+			pr.Header = strings.TrimSpace(l)
 		}
 		f := strings.Fields(l)
 		if len(f) < 6 || !strings.HasSuffix(f[1], "%") || !strings.HasSuffix(f[4], "%") {
@@ -220,10 +180,210 @@ func pprofTop(ctx context.Context, prof string, byCum bool) ([]profileLine, stri
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		lines = append(lines, profileLine{Flat: flat, Cum: cum, Name: strings.Join(f[5:], " ")})
+		line := profileLine{Flat: flat, Cum: cum, Name: strings.Join(f[5:], " ")}
+		pr.Top = append(pr.Top, line)
+		cats[categoryOf(line.Name)] += flat
 	}
-	if len(lines) == 0 {
-		return nil, "", fmt.Errorf("go tool pprof %s: no samples parsed", prof)
+	if len(pr.Top) == 0 {
+		return nil, fmt.Errorf("go tool pprof %s: no samples", file)
 	}
-	return lines, total, nil
+	pr.Categories = sortedShares(cats)
+
+	args = []string{"tool", "pprof", "-traces"}
+	if kind != "cpu" {
+		args = append(args, "-sample_index="+kind)
+	}
+	out, err = exec.CommandContext(ctx, "go", append(args, file)...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool pprof -traces %s: %w", file, err)
+	}
+	owners, total := ownersOfTraces(string(out))
+	for k, v := range owners {
+		owners[k] = 100 * v / total
+	}
+	pr.Owners = sortedShares(owners)
+	return pr, nil
+}
+
+// ownersOfTraces sums the samples of "go tool pprof -traces" output by the
+// innermost sidecar package on each stack.
+func ownersOfTraces(out string) (map[string]float64, float64) {
+	owners := map[string]float64{}
+	var total float64
+	var value float64
+	owner, root, inTrace := "", "", false
+	flush := func() {
+		if inTrace {
+			if owner == "" {
+				// No sidecar frame: name the stack by its outermost frame's
+				// kind (the goroutine's entry: NATS server, net/http, …).
+				owner = "none: " + categoryOf(root)
+			}
+			owners[owner] += value
+			total += value
+		}
+		owner, root, inTrace, value = "", "", false, 0
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "-----------+") {
+			flush()
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		var fn string
+		switch {
+		case inTrace:
+			fn = strings.Join(f, " ")
+		case len(f) >= 2:
+			v, ok := parseQuantity(f[0])
+			if !ok {
+				continue // the header
+			}
+			inTrace, value = true, v
+			fn = strings.Join(f[1:], " ")
+		default:
+			continue
+		}
+		root = fn
+		if owner == "" {
+			owner = ownerOf(fn)
+		}
+	}
+	flush()
+	return owners, max(total, 1)
+}
+
+// parseQuantity reads a pprof value such as "10ms", "1.5s", "512kB", "3MB".
+func parseQuantity(s string) (float64, bool) {
+	units := []struct {
+		suffix string
+		mul    float64
+	}{{"ns", 1e-9}, {"us", 1e-6}, {"µs", 1e-6}, {"ms", 1e-3}, {"s", 1}, {"kB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f * u.mul, err == nil
+		}
+	}
+	return 0, false
+}
+
+func sortedShares(m map[string]float64) []share {
+	var s []share
+	for k, v := range m {
+		s = append(s, share{k, v})
+	}
+	slices.SortFunc(s, func(a, b share) int {
+		switch {
+		case a.Pct > b.Pct:
+			return -1
+		case a.Pct < b.Pct:
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return s
+}
+
+// benchProfile profiles the running binary under each load that has a
+// target: webhook ingest (keep-alive), end to end at the target rate,
+// SendEvent with SendCallers callers (CPU and allocations), and the stream
+// drain. The measured runs are never profiled: profiling costs CPU.
+func (h *harness) benchProfile(ctx context.Context) error {
+	if !h.cfg.Profile {
+		h.res.Notes = append(h.res.Notes, "profiling skipped (-profile=false)")
+		return nil
+	}
+	d := max(h.cfg.Duration, 2*time.Second).Truncate(time.Second)
+	dir := h.dataDir("profile")
+	defer os.RemoveAll(dir)
+	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	url := "https://" + p.Webhook + "/webhook"
+	conn, err := dialGRPC(p.GRPC)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	grpcc := sidecarv1.NewEventServiceClient(conn)
+	add := func(pr *profile, err error) error {
+		if err != nil {
+			return err
+		}
+		h.res.Profiles = append(h.res.Profiles, pr)
+		h.logf("profiled %s: %.0f/s, %s", pr.Name, pr.Rate, pr.Header)
+		return nil
+	}
+
+	err = add(h.profileDuring(ctx, p, profIngest, false, d, func(ctx context.Context) float64 {
+		return h.ingestRun(ctx, url, modeKeepAlive, 0, d).Rate
+	}))
+	if err != nil {
+		return err
+	}
+
+	c, err := startConsumer(ctx, grpcc, "profile", false)
+	if err != nil {
+		return err
+	}
+	client := webhookClient(h.pool, true, h.cfg.Senders)
+	defer client.CloseIdleConnections()
+	err = add(h.profileDuring(ctx, p, profE2E, false, d, func(ctx context.Context) float64 {
+		r, _, _ := h.e2eRun(ctx, client, url, []*consumer{c}, targetE2ERate, d)
+		return r.Rate
+	}))
+	c.stop()
+	if err != nil {
+		return err
+	}
+
+	payload := makePayload(0, time.Now())
+	send := func(ctx context.Context) float64 {
+		r := closedLoop(ctx, h.cfg.SendCallers, 0, d, func(ctx context.Context, _ int) error {
+			_, err := grpcc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload})
+			return err
+		})
+		h.emu.ClearInbound()
+		return r.Rate
+	}
+	if err := add(h.profileDuring(ctx, p, profSend, false, d, send)); err != nil {
+		return err
+	}
+	if err := add(h.profileDuring(ctx, p, profAllocs, true, d, send)); err != nil {
+		return err
+	}
+
+	// The stream drain: preload, then drain on new subscriptions for the
+	// profile's duration.
+	n := min(h.cfg.StreamEvents, 20000)
+	if _, err := h.ingestN(ctx, url, n); err != nil {
+		return err
+	}
+	return add(h.profileDuring(ctx, p, profStream, false, d, func(ctx context.Context) float64 {
+		end := time.Now().Add(d)
+		var drained int64
+		t0 := time.Now()
+		for i := 0; time.Now().Before(end); i++ {
+			c, err := startConsumer(ctx, grpcc, fmt.Sprintf("profile-drain-%d", i), false)
+			if err != nil {
+				return 0
+			}
+			_, err = c.waitAcked(ctx, int64(n), time.Until(end))
+			drained += c.acked.Load()
+			c.stop()
+			if err != nil {
+				break
+			}
+		}
+		return float64(drained) / time.Since(t0).Seconds()
+	}))
 }

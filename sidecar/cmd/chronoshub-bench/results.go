@@ -9,7 +9,7 @@ import (
 
 // results is everything measured in one harness run.
 type results struct {
-	cfg          *config
+	Cfg          *config
 	Machine      machine
 	Elapsed      time.Duration
 	SectionTimes []sectionTime
@@ -23,9 +23,12 @@ type results struct {
 	IngestRatio map[string][]float64 // per-round sidecar/baseline, same key as Ingest
 	PeakRSS     map[string][]float64 // bytes, per sync setting ("1s", "always", "baseline")
 
-	// E2E series are keyed e2eKey(sync, rate).
-	E2E       map[string]*series
-	E2EOrder  []string
+	// E2E series are keyed e2eKey(setup, rate).
+	E2E      map[string]*series
+	E2EOrder []string
+	// E2ERatio is, per round, the sidecar's end-to-end quantile over the
+	// minimal pipeline's, keyed e2eRatioKey(rate, quantile).
+	E2ERatio  map[string][]float64
 	MaxHeld   []float64 // per run, events/s
 	StepsSeen [][]stepResult
 
@@ -36,15 +39,21 @@ type results struct {
 	BinSize, BinSizeStripped int64
 	Startup                  []float64 // ms
 	IdleRSS                  []float64 // bytes
-	Recovery                 []float64 // ms
-	RecoveryRSS              []float64 // bytes, idle after recovery
-	RecoveryIngest           time.Duration
-	RecoveryDataBytes        int64
 
-	StreamRate []float64 // events/s
-	StreamAcks []float64 // ids per AckEvents call
+	StreamRate  []float64 // events/s
+	StreamBase  []float64 // the minimal pipeline's events/s
+	StreamRatio []float64 // per round
+	StreamAcks  []float64 // ids per AckEvents call
 
-	Profile *profileResult
+	BacklogEnqueue    time.Duration
+	BacklogHeldAtGate int64
+	BacklogAccepted   int
+	BacklogElapsed    time.Duration
+
+	LogSteps []logStep
+	SubSteps []subStep
+
+	Profiles []*profile
 }
 
 type sectionTime struct {
@@ -61,11 +70,12 @@ type series struct {
 
 func newResults(cfg *config) *results {
 	return &results{
-		cfg:         cfg,
+		Cfg:         cfg,
 		Ingest:      map[string]*series{},
 		IngestRatio: map[string][]float64{},
 		PeakRSS:     map[string][]float64{},
 		E2E:         map[string]*series{},
+		E2ERatio:    map[string][]float64{},
 		Send:        map[string]*series{},
 	}
 }

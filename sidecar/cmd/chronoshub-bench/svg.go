@@ -179,3 +179,65 @@ func latencyChart(title string, curves []curve) string {
 func trimFloat(v float64) string {
 	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.3f", v), "0"), ".")
 }
+
+// panel is one small chart of panelChart: a value per step with its range.
+type panel struct {
+	Title  string
+	Format func(float64) string
+	Values []figure
+}
+
+// panelChart draws small multiples sharing the x steps (xLabels): each
+// panel a line through the medians with min–max whiskers, y from 0.
+func panelChart(title, xTitle string, xLabels []string, panels []panel) string {
+	const pw, ph, gap, top, cols = 340, 200, 50, 50, 2
+	rows := (len(panels) + cols - 1) / cols
+	w, h := cols*(pw+gap)+gap, top+rows*(ph+gap+20)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`+"\n", w, h, w, h)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="15" font-weight="bold">%s</text>`+"\n", gap, svgEscape(title))
+	for i, p := range panels {
+		ox := float64(gap + (i%cols)*(pw+gap) + 20)
+		oy := float64(top + (i/cols)*(ph+gap+20) + 20)
+		plotW, plotH := float64(pw-40), float64(ph-40)
+		maxV := 0.0
+		for _, f := range p.Values {
+			if !isNaN(f.Max) {
+				maxV = max(maxV, f.Max)
+			}
+		}
+		yTop := niceCeil(maxV * 1.1)
+		if yTop <= 0 {
+			yTop = 1
+		}
+		x := func(j int) float64 {
+			if len(xLabels) < 2 {
+				return ox + plotW/2
+			}
+			return ox + plotW*float64(j)/float64(len(xLabels)-1)
+		}
+		y := func(v float64) float64 { return oy + plotH*(1-v/yTop) }
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-weight="bold">%s</text>`+"\n", ox, oy-8, svgEscape(p.Title))
+		for k := 0; k <= 4; k++ {
+			v := yTop * float64(k) / 4
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", ox, ox+plotW, y(v), y(v), ox-4, y(v)+4, svgEscape(p.Format(v)))
+		}
+		for j, l := range xLabels {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x(j), oy+plotH+16, svgEscape(l))
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#666">%s</text>`+"\n", ox+plotW/2, oy+plotH+32, svgEscape(xTitle))
+		var pts []string
+		for j, f := range p.Values {
+			if isNaN(f.Median) {
+				continue
+			}
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(j), y(f.Median)))
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#333"/>`, x(j), x(j), y(f.Min), y(f.Max))
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", x(j), y(f.Median), palette[0])
+		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", palette[0], strings.Join(pts, " "))
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}

@@ -170,6 +170,11 @@ type Config struct {
 
 	// AdminAddr is the health and metrics listener's host:port.
 	AdminAddr string
+	// Pprof says whether the admin listener serves net/http/pprof under
+	// /debug/pprof/: PprofOff (the default), PprofLoopback (only when
+	// AdminAddr is loopback: validation refuses another address) or
+	// PprofAny.
+	Pprof string
 	// CredentialsPollInterval is how often credential and certificate files
 	// are re-read.
 	CredentialsPollInterval time.Duration
@@ -417,6 +422,9 @@ func settings(c *Config, r *raw) []setting {
 		{group: ops, env: "CHRONOSHUB_ADMIN_ADDR", def: ":9090",
 			usage: "The listener of /healthz, /readyz and /metrics.",
 			value: stringValue{p: &c.AdminAddr, arg: "host:port", check: checkTCPAddr}},
+		{group: ops, env: "CHRONOSHUB_PPROF", def: PprofOff,
+			usage: "Serve Go's profiler (net/http/pprof) under /debug/pprof/ on the admin listener: off, loopback (refused unless CHRONOSHUB_ADMIN_ADDR is a loopback address) or any (any admin address: profiles show request data and cost CPU, keep the port private).",
+			value: stringValue{p: &c.Pprof, arg: "off|loopback|any", check: checkPprof}},
 		{group: ops, env: "CHRONOSHUB_CREDENTIALS_POLL_INTERVAL", def: "2s",
 			usage: "How often credential and certificate files are re-read.",
 			value: durationValue{p: &c.CredentialsPollInterval}},
@@ -592,6 +600,12 @@ func (c *Config) validate(r *raw, set map[string]bool) []error {
 			if host, _ := splitHostPort(address); !IsLoopback(host) {
 				add(fmt.Errorf("%s: %s is %w", a.label, quote(a.addr), errRemote))
 			}
+		}
+	}
+	if c.Pprof == PprofLoopback {
+		if host, err := splitHostPort(c.AdminAddr); err == nil && !IsLoopback(host) {
+			add(fmt.Errorf("CHRONOSHUB_PPROF (--pprof): loopback, but CHRONOSHUB_ADMIN_ADDR (--admin-addr) %s is not a loopback address: "+
+				"listen on one (127.0.0.1:9090), or set CHRONOSHUB_PPROF=any to serve the profiler on any address", quote(c.AdminAddr)))
 		}
 	}
 	add(distinctAddrs(map[string]string{

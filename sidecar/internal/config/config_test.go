@@ -95,6 +95,7 @@ func TestParseDefaults(t *testing.T) {
 		MaxInFlight:             100,
 		MaxAckPending:           1000,
 		AdminAddr:               ":9090",
+		Pprof:                   PprofOff,
 		CredentialsPollInterval: 2 * time.Second,
 		SecretRotationGrace:     time.Hour,
 		ShutdownGrace:           20 * time.Second,
@@ -440,6 +441,59 @@ func TestParseRemoteAPI(t *testing.T) {
 	}
 }
 
+// TestParsePprof: the profiler is off by default, "loopback" is refused on
+// an admin address beyond loopback (the default ":9090" is every
+// interface), and "any" is the explicit opt-in for such an address.
+func TestParsePprof(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{name: "default", want: PprofOff},
+		{name: "loopback on 127.0.0.1", args: []string{"--pprof=loopback", "--admin-addr=127.0.0.1:9090"}, want: PprofLoopback},
+		{name: "loopback on localhost", args: []string{"--pprof=loopback", "--admin-addr=localhost:0"}, want: PprofLoopback},
+		{name: "loopback on [::1]", args: []string{"--pprof=loopback", "--admin-addr=[::1]:9090"}, want: PprofLoopback},
+		{name: "loopback on the default address", args: []string{"--pprof=loopback"},
+			wantErr: `CHRONOSHUB_PPROF (--pprof): loopback, but CHRONOSHUB_ADMIN_ADDR (--admin-addr) ":9090" is not a loopback address`},
+		{name: "loopback on all interfaces", args: []string{"--pprof=loopback", "--admin-addr=0.0.0.0:9090"},
+			wantErr: `CHRONOSHUB_ADMIN_ADDR (--admin-addr) "0.0.0.0:9090" is not a loopback address`},
+		{name: "loopback on a name", args: []string{"--pprof=loopback", "--admin-addr=sidecar.internal:9090"},
+			wantErr: "is not a loopback address"},
+		{name: "any on all interfaces", args: []string{"--pprof=any", "--admin-addr=0.0.0.0:9090"}, want: PprofAny},
+		{name: "off on all interfaces", args: []string{"--pprof=off", "--admin-addr=0.0.0.0:9090"}, want: PprofOff},
+		{name: "a boolean is not a mode", args: []string{"--pprof=true"},
+			wantErr: `CHRONOSHUB_PPROF (--pprof): invalid value "true": want off, loopback or any`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Parse(tt.args, environ(minimal), nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse(%q) = %v, want an error containing %q", tt.args, err, tt.wantErr)
+				}
+				if got := len(joined(err)); got != 1 {
+					t.Errorf("Parse(%q) reported %d problems, want 1: %v", tt.args, got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.args, err)
+			}
+			if c.Pprof != tt.want {
+				t.Errorf("Parse(%q).Pprof = %q, want %q", tt.args, c.Pprof, tt.want)
+			}
+		})
+	}
+	// The variable works as the flag does.
+	if _, err := Parse(nil, environ(minimal, "CHRONOSHUB_PPROF", "loopback"), nil); err == nil || !strings.Contains(err.Error(), "is not a loopback address") {
+		t.Errorf("Parse(CHRONOSHUB_PPROF=loopback) = %v, want the loopback refusal", err)
+	}
+}
+
 func TestParseMisc(t *testing.T) {
 	schemas := t.TempDir()
 	creds := filepath.Join(t.TempDir(), "nats.creds")
@@ -510,6 +564,7 @@ var contract = []string{
 	"CHRONOSHUB_LOG_MAX_BYTES", "CHRONOSHUB_MAX_SUBSCRIPTIONS", "CHRONOSHUB_MAX_FILTERS",
 	"CHRONOSHUB_SUBSCRIPTION_IDLE_EXPIRY",
 	"CHRONOSHUB_WEBHOOK_MAX_BODY_MEMORY", "CHRONOSHUB_WEBHOOK_STORE_TIMEOUT",
+	"CHRONOSHUB_PPROF", // opt-in profiler on the admin listener (make bench profiles the binary)
 }
 
 // TestSettingsCoverConfig keeps the settings table, the Config struct and

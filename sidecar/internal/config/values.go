@@ -315,3 +315,18 @@ func checkNotEmpty(s string) error {
 	}
 	return nil
 }
+
+// The values of CHRONOSHUB_PPROF (Config.Pprof).
+const (
+	PprofOff      = "off"
+	PprofLoopback = "loopback"
+	PprofAny      = "any"
+)
+
+func checkPprof(s string) error {
+	switch s {
+	case PprofOff, PprofLoopback, PprofAny:
+		return nil
+	}
+	return fmt.Errorf("invalid value %s: want off, loopback or any", quote(s))
+}

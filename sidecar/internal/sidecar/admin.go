@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,12 +12,24 @@ import (
 
 // adminHandler serves the admin listener: /healthz (alive says whether the
 // process is worth keeping), /readyz (ready says whether the sidecar can
-// take events) and /metrics (reg, in Prometheus' format).
-func adminHandler(reg *prometheus.Registry, alive, ready func(context.Context) error) http.Handler {
+// take events) and /metrics (reg, in Prometheus' format); with profiling,
+// also Go's profiler under /debug/pprof/ (CHRONOSHUB_PPROF; config refuses
+// it on an address beyond loopback unless asked for "any").
+func adminHandler(reg *prometheus.Registry, alive, ready func(context.Context) error, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", probe(alive, "ok", "unhealthy"))
 	mux.Handle("GET /readyz", probe(ready, "ready", "not ready"))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if profiling {
+		// On this mux, not http.DefaultServeMux (where importing
+		// net/http/pprof also registers them, unserved). pprof.Index serves
+		// the named profiles (heap, allocs, goroutine, block, mutex, …).
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -491,7 +491,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	}
 	httpSrv := &http.Server{Handler: s.tracer.ContinueHTTP(gw), ReadHeaderTimeout: apiHeaderTimeout,
 		ErrorLog: slog.NewLogLogger(s.logger.With("component", "gateway").Handler(), slog.LevelWarn)}
-	adminSrv := &http.Server{Handler: adminHandler(s.reg, s.Alive, s.Ready), ReadHeaderTimeout: apiHeaderTimeout}
+	adminSrv := &http.Server{Handler: adminHandler(s.reg, s.Alive, s.Ready, cfg.Pprof != config.PprofOff), ReadHeaderTimeout: apiHeaderTimeout}
 
 	g.Go(serveHTTP(webhookSrv, webhookLis, s.cert != nil))
 	g.Go(serveHTTP(httpSrv, s.httpLis, false))

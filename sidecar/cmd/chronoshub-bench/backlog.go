@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+)
+
+// benchBacklog queues BacklogEvents async SendEvents while ChronosHub does
+// not answer (a gate in front of an emulator holds every request), then
+// opens the gate and measures how fast the outbox drains against the
+// emulator with BacklogLatency of injected latency, for at most
+// BacklogMax.
+func (h *harness) benchBacklog(ctx context.Context) error {
+	emu, err := emulator.New(emulator.Options{APIKey: benchAPIKey, WebhookSecret: []byte(benchSecret)})
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	if err := emu.SetFaults(emulator.Faults{Latency: h.cfg.BacklogLatency}); err != nil {
+		return err
+	}
+	up := make(chan struct{})
+	var openOnce sync.Once
+	open := func() { openOnce.Do(func() { close(up) }) }
+	defer open()
+	var held atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		held.Add(1)
+		select {
+		case <-up:
+		case <-r.Context().Done():
+			return
+		}
+		emu.Handler().ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	defer open() // before srv.Close (deferred calls run last first)
+
+	dir := h.dataDir("backlog")
+	defer os.RemoveAll(dir)
+	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s", BaseURL: srv.URL, Extra: h.cfg.BacklogEnv})
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	conn, err := dialGRPC(p.GRPC)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	grpcc := sidecarv1.NewEventServiceClient(conn)
+	payload := makePayload(0, time.Now())
+	n := h.cfg.BacklogEvents
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range h.cfg.SendCallers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) && ctx.Err() == nil {
+				if _, err := grpcc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload, Async: true}); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		return fmt.Errorf("%d of %d async SendEvents failed", f, n)
+	}
+	h.res.BacklogEnqueue = time.Since(t0)
+	h.res.BacklogHeldAtGate = held.Load()
+	h.logf("queued %d async SendEvents in %s while ChronosHub did not answer (%d requests held at the gate)", n, h.res.BacklogEnqueue.Round(time.Millisecond), held.Load())
+
+	open()
+	t1 := time.Now()
+	deadline := t1.Add(h.cfg.BacklogMax)
+	for {
+		got := len(emu.Inbound())
+		if got >= n || time.Now().After(deadline) {
+			el := time.Since(t1)
+			h.res.BacklogAccepted = got
+			h.res.BacklogElapsed = el
+			h.logf("drained %d of %d in %s: %.1f events/s", got, n, el.Round(time.Millisecond), float64(got)/el.Seconds())
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

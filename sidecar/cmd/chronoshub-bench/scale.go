@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+)
+
+// logStep is the sidecar measured with a number of events already in its
+// log (all delivered to nobody, their ids in the duplicate window).
+type logStep struct {
+	Events    int
+	DataBytes int64
+	Heap      float64   // bytes live after a GC
+	P99, RSS  []float64 // per run: end-to-end p99 (ms) and peak RSS (bytes)
+	Startup   []float64 // ms, after SIGTERM
+	Recovery  []float64 // ms, after SIGKILL
+}
+
+// subStep is the sidecar measured with a number of subscriptions, each with
+// an open stream receiving every event.
+type subStep struct {
+	Subs     int
+	P99, RSS []float64
+	Received []float64 // receipts per second over all streams
+}
+
+// benchScale measures how cost grows with the log's size and with the
+// number of subscriptions with open streams.
+func (h *harness) benchScale(ctx context.Context) error {
+	for _, n := range h.cfg.LogSizes {
+		st, err := h.scaleLog(ctx, n)
+		if err != nil {
+			return err
+		}
+		h.res.LogSteps = append(h.res.LogSteps, st)
+	}
+	for _, k := range h.cfg.Subs {
+		st, err := h.scaleSubs(ctx, k)
+		if err != nil {
+			return err
+		}
+		h.res.SubSteps = append(h.res.SubSteps, st)
+	}
+	return nil
+}
+
+func (h *harness) scaleLog(ctx context.Context, n int) (logStep, error) {
+	st := logStep{Events: n}
+	dir := h.dataDir("scale-log")
+	defer os.RemoveAll(dir)
+	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	if err != nil {
+		return st, err
+	}
+	defer func() { p.stop() }()
+	url := "https://" + p.Webhook + "/webhook"
+	if n > 0 {
+		took, err := h.ingestN(ctx, url, n)
+		if err != nil {
+			return st, err
+		}
+		h.logf("log %d: ingested in %s (%.0f/s)", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	}
+	if st.Heap, err = heapAfterGC(ctx, p.Admin); err != nil {
+		return st, err
+	}
+	conn, err := dialGRPC(p.GRPC)
+	if err != nil {
+		return st, err
+	}
+	c, err := startConsumer(ctx, sidecarv1.NewEventServiceClient(conn), "scale", true)
+	if err != nil {
+		conn.Close()
+		return st, err
+	}
+	client := webhookClient(h.pool, true, h.cfg.Senders)
+	err = h.warmUp(ctx, client, url, []*consumer{c})
+	for run := 0; run < h.cfg.Runs && err == nil; run++ {
+		stop := make(chan struct{})
+		peak := p.sampleRSS(stop)
+		r, _, _ := h.e2eRun(ctx, client, url, []*consumer{c}, h.cfg.Rates[0], h.cfg.Duration)
+		close(stop)
+		st.P99 = append(st.P99, ms(r.Lat.P99))
+		st.RSS = append(st.RSS, float64(<-peak))
+		if r.LastErr != nil {
+			h.logf("  %v", r.LastErr)
+		}
+	}
+	c.stop()
+	conn.Close()
+	client.CloseIdleConnections()
+	if err != nil {
+		return st, err
+	}
+	for range h.cfg.Runs {
+		p.stop()
+		if p, err = h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"}); err != nil {
+			return st, err
+		}
+		st.Startup = append(st.Startup, ms(p.Startup))
+	}
+	for range h.cfg.Runs {
+		p.kill()
+		if p, err = h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"}); err != nil {
+			return st, err
+		}
+		st.Recovery = append(st.Recovery, ms(p.Startup))
+	}
+	st.DataBytes = dirSize(dir)
+	h.logf("log %d: heap %.1f MiB, e2e p99 %s ms, RSS %s, startup %s ms, recovery %s ms", n, st.Heap/(1<<20),
+		fmtFig(summarizeRuns(st.P99), fmtMs), fmtFig(summarizeRuns(st.RSS), fmtMiB), fmtFig(summarizeRuns(st.Startup), fmtMs), fmtFig(summarizeRuns(st.Recovery), fmtMs))
+	return st, nil
+}
+
+func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
+	st := subStep{Subs: k}
+	dir := h.dataDir("scale-subs")
+	defer os.RemoveAll(dir)
+	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	if err != nil {
+		return st, err
+	}
+	defer p.stop()
+	conn, err := dialGRPC(p.GRPC)
+	if err != nil {
+		return st, err
+	}
+	defer conn.Close()
+	grpcc := sidecarv1.NewEventServiceClient(conn)
+	var cs []*consumer
+	defer func() {
+		for _, c := range cs {
+			c.stop()
+		}
+	}()
+	for i := range k {
+		c, err := startConsumer(ctx, grpcc, fmt.Sprintf("sub-%d", i), true)
+		if err != nil {
+			return st, err
+		}
+		cs = append(cs, c)
+	}
+	url := "https://" + p.Webhook + "/webhook"
+	client := webhookClient(h.pool, true, h.cfg.Senders)
+	defer client.CloseIdleConnections()
+	if err := h.warmUp(ctx, client, url, cs); err != nil {
+		return st, err
+	}
+	for range h.cfg.Runs {
+		stop := make(chan struct{})
+		peak := p.sampleRSS(stop)
+		r, _, got := h.e2eRun(ctx, client, url, cs, h.cfg.ScaleRate, h.cfg.Duration)
+		close(stop)
+		st.P99 = append(st.P99, ms(r.Lat.P99))
+		st.RSS = append(st.RSS, float64(<-peak))
+		st.Received = append(st.Received, float64(got)/h.cfg.Duration.Seconds())
+		if r.LastErr != nil {
+			h.logf("  %v", r.LastErr)
+		}
+	}
+	h.logf("subscriptions %d: e2e p99 %s ms, RSS %s", k, fmtFig(summarizeRuns(st.P99), fmtMs), fmtFig(summarizeRuns(st.RSS), fmtMiB))
+	return st, nil
+}
+
+// heapAfterGC reads HeapAlloc after a GC from the binary's heap profile
+// (/debug/pprof/heap?gc=1&debug=1 prints runtime.MemStats).
+func heapAfterGC(ctx context.Context, admin string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/heap?gc=1&debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "# HeapAlloc = "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no HeapAlloc in the heap profile (%s)", resp.Status)
+}
+
+// bend returns the first step whose value exceeds twice the previous
+// step's, and the largest step-to-step ratio; i is -1 when no step more
+// than doubles. Values that are not positive are skipped.
+func bend(values []float64) (i int, maxRatio float64, at int) {
+	i, at = -1, -1
+	for j := 1; j < len(values); j++ {
+		if values[j-1] <= 0 || isNaN(values[j-1]) || isNaN(values[j]) {
+			continue
+		}
+		r := values[j] / values[j-1]
+		if r > maxRatio {
+			maxRatio, at = r, j
+		}
+		if r > 2 && i < 0 {
+			i = j
+		}
+	}
+	return i, maxRatio, at
+}

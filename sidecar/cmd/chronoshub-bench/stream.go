@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+)
+
+// benchStream preloads StreamEvents events into the sidecar and into the
+// minimal pipeline (through their webhook listeners), then, round by
+// round, drains each on a new subscription with one consumer that acks
+// everything.
+func (h *harness) benchStream(ctx context.Context) error {
+	dir := h.dataDir("stream")
+	defer os.RemoveAll(dir)
+	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	base, err := h.startChild(childBaseline, "-cert", h.certFile, "-key", h.keyFile, "-pipeline")
+	if err != nil {
+		return err
+	}
+	defer base.stop()
+	h.logf("preloading %d events into each", h.cfg.StreamEvents)
+	for _, url := range []string{"https://" + p.Webhook + "/webhook", "https://" + base.Addr + "/webhook"} {
+		if _, err := h.ingestN(ctx, url, h.cfg.StreamEvents); err != nil {
+			return err
+		}
+	}
+	drain := func(addr string, round int) (rate, idsPerAck float64, err error) {
+		conn, err := dialGRPC(addr)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer conn.Close()
+		t0 := time.Now()
+		c, err := startConsumer(ctx, sidecarv1.NewEventServiceClient(conn), fmt.Sprintf("drain-%d", round+1), false)
+		if err != nil {
+			return 0, 0, err
+		}
+		end, err := c.waitAcked(ctx, int64(h.cfg.StreamEvents), 5*time.Minute)
+		c.stop()
+		if err != nil {
+			return 0, 0, fmt.Errorf("drain: %d of %d acked: %w", c.acked.Load(), h.cfg.StreamEvents, err)
+		}
+		return float64(h.cfg.StreamEvents) / end.Sub(t0).Seconds(), float64(c.acked.Load()) / float64(max(c.ackCalls.Load(), 1)), nil
+	}
+	for round := range h.cfg.Runs {
+		baseRate, _, err := drain(base.GRPC, round)
+		if err != nil {
+			return fmt.Errorf("minimal pipeline: %w", err)
+		}
+		rate, ids, err := drain(p.GRPC, round)
+		if err != nil {
+			return err
+		}
+		h.res.StreamBase = append(h.res.StreamBase, baseRate)
+		h.res.StreamRate = append(h.res.StreamRate, rate)
+		h.res.StreamRatio = append(h.res.StreamRatio, rate/baseRate)
+		h.res.StreamAcks = append(h.res.StreamAcks, ids)
+		h.logf("round %d  drained %d events: sidecar %.0f events/s (%.1f ids per AckEvents), minimal pipeline %.0f events/s", round+1, h.cfg.StreamEvents, rate, ids, baseRate)
+	}
+	return nil
+}
