@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
 
 // childBaseline is the harness's one child mode (the first argument): the
@@ -36,10 +37,9 @@ const childBaseline = "_baseline"
 //     it to the app with the same in-flight window and acks (end to end,
 //     stream drain). No signature, no store, no dedupe.
 //
-// The HTTPS server is Go's http.Server with its zero-value settings (no
-// timeouts): the sidecar's webhook server settings are unexported in
-// package sidecar, and copying their values here would drift. Timeouts set
-// deadlines on the connection, which costs nothing measurable per request.
+// The HTTPS server has the webhook listener's settings (timeouts, header
+// limit, connection cap) from package webhook's NewHTTPServer, so that the
+// baseline pays the same per-connection costs and nothing is copied.
 
 // baselineHandler reads the body, hands it to sink (if not nil) and
 // answers 200 with a body of the sidecar's size and headers.
@@ -182,7 +182,7 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: baselineHandler(sink), TLSConfig: tlsCfg}
+	srv, lis := webhook.NewHTTPServer(baselineHandler(sink), lis, webhook.ServerOptions{TLSConfig: tlsCfg})
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(lis, "", "") }()
 	fmt.Fprintf(stdout, "addr %s\n", lis.Addr())
