@@ -43,6 +43,11 @@ Commands:
   sent <idempotency key>      the state of an event sent with that key
   dead-letters list           the events a subscription gave up on
   dead-letters replay <id>…   offer dead letters again (--all for every one)
+  subscriptions list          every subscription: filter, position, backlog, unacked, dead letters
+  subscriptions get           one subscription (--subscription)
+  subscriptions update        set a subscription's filter (--event-types; narrowing moves
+                              pending events it now excludes to the dead letters)
+  subscriptions delete        remove a subscription and its position
 
 Every command takes:
   --addr address      the sidecar's gRPC listener: host:port or unix:///path
@@ -77,13 +82,17 @@ type clientAPI struct {
 
 func clientCommands() map[string]clientCommand {
 	return map[string]clientCommand{
-		"stream":              {usage: streamUsage, flags: streamFlags, streaming: true},
-		"ack":                 {usage: ackUsage, flags: ackFlags(false)},
-		"reject":              {usage: rejectUsage, flags: ackFlags(true)},
-		"send":                {usage: sendUsage, flags: sendFlags},
-		"sent":                {usage: sentUsage, flags: sentFlags},
-		"dead-letters list":   {usage: deadLettersListUsage, flags: deadLettersListFlags},
-		"dead-letters replay": {usage: deadLettersReplayUsage, flags: deadLettersReplayFlags},
+		"stream":               {usage: streamUsage, flags: streamFlags, streaming: true},
+		"ack":                  {usage: ackUsage, flags: ackFlags(false)},
+		"reject":               {usage: rejectUsage, flags: ackFlags(true)},
+		"send":                 {usage: sendUsage, flags: sendFlags},
+		"sent":                 {usage: sentUsage, flags: sentFlags},
+		"dead-letters list":    {usage: deadLettersListUsage, flags: deadLettersListFlags},
+		"dead-letters replay":  {usage: deadLettersReplayUsage, flags: deadLettersReplayFlags},
+		"subscriptions list":   {usage: subscriptionsListUsage, flags: subscriptionsListFlags},
+		"subscriptions get":    {usage: subscriptionsGetUsage, flags: subscriptionFlags(subscriptionGet)},
+		"subscriptions update": {usage: subscriptionsUpdateUsage, flags: subscriptionFlags(subscriptionUpdate)},
+		"subscriptions delete": {usage: subscriptionsDeleteUsage, flags: subscriptionFlags(subscriptionDelete)},
 	}
 }
 
@@ -105,6 +114,15 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 				return flag.ErrHelp
 			}
 			return errors.New(`client dead-letters: want "list" or "replay" (see chronoshub-sidecar client --help)`)
+		}
+		name, rest = name+" "+rest[0], rest[1:]
+	case "subscriptions":
+		if len(rest) == 0 || !slices.Contains([]string{"list", "get", "update", "delete"}, rest[0]) {
+			if len(rest) > 0 && slices.Contains([]string{"-h", "-help", "--help", "help"}, rest[0]) {
+				fmt.Fprint(stdout, subscriptionsListUsage+"\n"+subscriptionsGetUsage+"\n"+subscriptionsUpdateUsage+"\n"+subscriptionsDeleteUsage)
+				return flag.ErrHelp
+			}
+			return errors.New(`client subscriptions: want "list", "get", "update" or "delete" (see chronoshub-sidecar client --help)`)
 		}
 		name, rest = name+" "+rest[0], rest[1:]
 	}
@@ -611,5 +629,103 @@ func deadLettersReplayFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, 
 			EventIDs        []string `json:"eventIds"`
 			UnknownEventIDs []string `json:"unknownEventIds"`
 		}{nonNil(resp.GetEventIds()), nonNil(resp.GetUnknownEventIds())})
+	}
+}
+
+const subscriptionsListUsage = `Usage: chronoshub-sidecar client subscriptions list
+
+Prints every subscription, one JSON object per line: its name, event-type
+filter, the position up to which it acknowledged everything, its backlog,
+its unacknowledged events, its open streams on this sidecar and its dead
+letters.
+
+Flags:
+`
+
+func subscriptionsListFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) error {
+	return func(ctx context.Context, api *clientAPI, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unexpected arguments %q", args)
+		}
+		resp, err := api.events.ListSubscriptions(ctx, &sidecarv1.ListSubscriptionsRequest{})
+		if err != nil {
+			return err
+		}
+		for _, sub := range resp.GetSubscriptions() {
+			if err := printProto(api.stdout, sub); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+const subscriptionsGetUsage = `Usage: chronoshub-sidecar client subscriptions get --subscription name
+
+Prints one subscription as subscriptions list does.
+
+Flags:
+`
+
+const subscriptionsUpdateUsage = `Usage: chronoshub-sidecar client subscriptions update --subscription name --event-types list
+
+Sets the subscription's event-type filter. A subscription's filter is fixed
+when it is created; this is the explicit way to change it. Events of the
+types a narrower filter excludes that are waiting go to the subscription's
+dead letters (reason filter_narrowed), never nowhere. Prints the
+subscription and how many events moved.
+
+Flags:
+`
+
+const subscriptionsDeleteUsage = `Usage: chronoshub-sidecar client subscriptions delete --subscription name
+
+Removes the subscription and its position; a stream that names it later
+starts a new one.
+
+Flags:
+`
+
+type subscriptionOp int
+
+const (
+	subscriptionGet subscriptionOp = iota
+	subscriptionUpdate
+	subscriptionDelete
+)
+
+func subscriptionFlags(op subscriptionOp) func(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) error {
+	return func(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) error {
+		sub := fs.String("subscription", "", "the subscription (required)")
+		var types *string
+		if op == subscriptionUpdate {
+			types = fs.String("event-types", "", "the new comma-separated event types or patterns; empty for every type")
+		}
+		return func(ctx context.Context, api *clientAPI, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unexpected arguments %q", args)
+			}
+			if *sub == "" {
+				return errors.New("--subscription is required")
+			}
+			var (
+				m   proto.Message
+				err error
+			)
+			switch op {
+			case subscriptionGet:
+				var r *sidecarv1.GetSubscriptionResponse
+				r, err = api.events.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: *sub})
+				m = r.GetSubscription()
+			case subscriptionUpdate:
+				m, err = api.events.UpdateSubscription(ctx, &sidecarv1.UpdateSubscriptionRequest{Subscription: *sub, EventTypes: splitList(*types)})
+			case subscriptionDelete:
+				m, err = api.events.DeleteSubscription(ctx, &sidecarv1.DeleteSubscriptionRequest{Subscription: *sub})
+			}
+			if err != nil {
+				return err
+			}
+			return printProto(api.stdout, m)
+		}
 	}
 }

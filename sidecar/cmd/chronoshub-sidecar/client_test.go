@@ -109,7 +109,9 @@ func TestClientEndToEnd(t *testing.T) {
 	}
 
 	// reject: with one attempt allowed, the event becomes a dead letter.
-	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+testToken)
+	sctx, cancelStream := context.WithCancel(t.Context())
+	defer cancelStream()
+	ctx := metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+testToken)
 	grpcc, _ := grpcClient(t, a.GRPC)
 	stream, err := grpcc.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "cli", MaxInFlight: 1})
 	if err != nil {
@@ -153,6 +155,38 @@ func TestClientEndToEnd(t *testing.T) {
 	out = mustCLI(t, cenv, "ack", addr, "--subscription", "cli", e2)
 	if !sameJSON(t, jsonLines(t, out)[0], `{"eventIds":["`+e2+`"],"unknownEventIds":[]}`) {
 		t.Fatalf("ack printed %s", out)
+	}
+
+	// subscriptions: list, get, a narrowing update, delete.
+	out = mustCLI(t, cenv, "subscriptions", "list", addr)
+	if l := jsonLines(t, out); len(l) != 1 || l[0]["name"] != "cli" {
+		t.Fatalf("subscriptions list printed %s", out)
+	}
+	out = mustCLI(t, cenv, "subscriptions", "get", addr, "--subscription", "cli")
+	if l := jsonLines(t, out)[0]; l["name"] != "cli" {
+		t.Fatalf("subscriptions get printed %s", out)
+	}
+	out = mustCLI(t, cenv, "subscriptions", "update", addr, "--subscription", "cli", "--event-types", "manuscript.status.*")
+	if l := jsonLines(t, out)[0]; !strings.Contains(out, "manuscript.status.*") || l["subscription"] == nil {
+		t.Fatalf("subscriptions update printed %s", out)
+	}
+	if _, err := cli(t, cenv, "subscriptions", "get", addr, "--subscription", "nope"); status.Code(err) != codes.NotFound {
+		t.Fatalf("subscriptions get of an unknown subscription = %v, want NotFound", err)
+	}
+	cancelStream()
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		_, err := cli(t, cenv, "subscriptions", "delete", addr, "--subscription", "cli")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscriptions delete = %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := mustCLI(t, cenv, "subscriptions", "list", addr); strings.TrimSpace(out) != "" {
+		t.Fatalf("subscriptions list after delete printed %s", out)
 	}
 
 	// send and sent, the payload from --payload and from a file.
