@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -134,4 +135,94 @@ func TestLogCapLargerThanDisk(t *testing.T) {
 	// The automatic cap fits.
 	delete(env, "CHRONOSHUB_LOG_MAX_BYTES")
 	start(t, []string{"serve"}, env).ready(t)
+}
+
+// TestFullLog fills a small event log that a subscription has not
+// acknowledged: webhooks get 503 with Retry-After (ChronosHub retries),
+// never a 2xx for an event that was not stored, readiness stays true (a
+// full log is not a broken store, and a restart would not help), and every
+// event answered 2xx is delivered.
+func TestFullLog(t *testing.T) {
+	t.Parallel()
+	_, baseURL := hub(t)
+	env, client := serveEnv(t, baseURL)
+	env["CHRONOSHUB_LOG_MAX_BYTES"] = fmt.Sprint(64 << 10)
+	a := start(t, []string{"serve"}, env).ready(t)
+	grpcc, _ := grpcClient(t, a.GRPC)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	// The subscription exists (and holds everything) before the webhooks.
+	stream, err := grpcc.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "slow", MaxInFlight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Header(); err != nil {
+		t.Fatal(err)
+	}
+
+	payload := bigPayload(4 << 10)
+	var accepted []string
+	full := false
+	for i := 0; i < 100 && !full; i++ {
+		id := uuid.NewString()
+		status, _, err := sendSignedBody(client, "https://"+a.Webhook+"/webhook", id, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch status.code {
+		case http.StatusOK:
+			accepted = append(accepted, id)
+		case http.StatusServiceUnavailable:
+			if status.retryAfter == "" {
+				t.Fatal("503 for a full log without Retry-After")
+			}
+			full = true
+		default:
+			t.Fatalf("webhook %d = %d", i, status.code)
+		}
+	}
+	if !full {
+		t.Fatalf("100 webhooks of 4 KiB fit a 64 KiB log")
+	}
+	if st, body := httpGet(t, "http://"+a.Admin+"/readyz"); st != http.StatusOK {
+		t.Fatalf("/readyz with a full log = %d %s, want ready", st, body)
+	}
+	got := map[string]bool{}
+	for len(got) < len(accepted) {
+		e := recvEvent(t, stream)
+		got[e.GetId()] = true
+		if _, err := grpcc.AckEvents(ctx, &sidecarv1.AckEventsRequest{Subscription: "slow", EventIds: []string{e.GetId()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range accepted {
+		if !got[id] {
+			t.Fatalf("accepted event %s not delivered", id)
+		}
+	}
+	// Acknowledged events make room again.
+	if st, _, err := sendSignedBody(client, "https://"+a.Webhook+"/webhook", uuid.NewString(), payload); err != nil || st.code != http.StatusOK {
+		t.Fatalf("webhook after the app caught up = %v, %v; want 200", st, err)
+	}
+}
+
+type webhookStatus struct {
+	code       int
+	retryAfter string
+}
+
+// sendSignedBody posts one signed webhook and returns its status and
+// Retry-After.
+func sendSignedBody(client *http.Client, url, id, payload string) (webhookStatus, []byte, error) {
+	req, err := emulator.NewWebhookRequest(context.Background(), url, []byte(testSecret), "manuscript.submitted", []byte(payload), id, time.Now())
+	if err != nil {
+		return webhookStatus{}, nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return webhookStatus{}, nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return webhookStatus{resp.StatusCode, resp.Header.Get("Retry-After")}, b, nil
 }

@@ -292,21 +292,10 @@ func SendWebhook(ctx context.Context, client *http.Client, url string, secret []
 	if client == nil {
 		client = http.DefaultClient
 	}
-	if eventID == "" {
-		eventID = uuid.NewString()
-	}
-	timestamp := strconv.FormatInt(now.Unix(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	req, err := NewWebhookRequest(ctx, url, secret, eventType, payload, eventID, now)
 	if err != nil {
-		return 0, nil, fmt.Errorf("webhook request: %w", err)
+		return 0, nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", signature.UserAgent)
-	req.Header.Set(signature.HeaderEventType, eventType)
-	req.Header.Set(signature.HeaderEventID, eventID)
-	req.Header.Set(signature.HeaderTimestamp, timestamp)
-	req.Header.Set(signature.HeaderSignature, signature.Sign(secret, payload, eventType, eventID, timestamp))
-
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err // Already says "Post <url>: …".
@@ -317,6 +306,26 @@ func SendWebhook(ctx context.Context, client *http.Client, url string, secret []
 		return resp.StatusCode, body, fmt.Errorf("read webhook response: %w", err)
 	}
 	return resp.StatusCode, body, nil
+}
+
+// NewWebhookRequest returns the POST SendWebhook makes, for callers that
+// need the whole response (its headers). eventID "" means a new UUID.
+func NewWebhookRequest(ctx context.Context, url string, secret []byte, eventType string, payload []byte, eventID string, now time.Time) (*http.Request, error) {
+	if eventID == "" {
+		eventID = uuid.NewString()
+	}
+	timestamp := strconv.FormatInt(now.Unix(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, fmt.Errorf("webhook request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", signature.UserAgent)
+	req.Header.Set(signature.HeaderEventType, eventType)
+	req.Header.Set(signature.HeaderEventID, eventID)
+	req.Header.Set(signature.HeaderTimestamp, timestamp)
+	req.Header.Set(signature.HeaderSignature, signature.Sign(secret, payload, eventType, eventID, timestamp))
+	return req, nil
 }
 
 // truncate returns b as valid UTF-8 text of at most n bytes.

@@ -208,7 +208,7 @@ func (s *Sidecar) openStore(ctx context.Context) error {
 		Replicas:                  cfg.NATSReplicas,
 		Domain:                    cfg.NATSDomain,
 		CheckExisting:             cfg.NATSURL != "",
-		MaxBytes:                  cfg.LogMaxBytes,
+		MaxBytes:                  s.logMaxBytes(),
 		MaxSubscriptions:          cfg.MaxSubscriptions,
 		MaxFiltersPerSubscription: cfg.MaxFilters,
 		SubscriptionIdleExpiry:    cfg.SubscriptionIdleExpiry,
