@@ -32,6 +32,12 @@ func crashPayload(id string) string {
 // the same data dir. At the end every webhook that got a 2xx has been
 // delivered, uncorrupted, and every queued event reached ChronosHub.
 //
+// Meanwhile a flapping app churns a second subscription: it connects, reads
+// a couple of events, never acks them and drops the stream. Those events
+// reach the subscription's dead letters after CHRONOSHUB_MAX_ATTEMPTS
+// offers; the harness checks that none got there with fewer offers to an
+// app (an attempt counts an offer, not a fetch into a stream's buffer).
+//
 // CHRONOSHUB_CRASH_ROUNDS sets the number of kills (default 3); run it longer
 // by hand, e.g. CHRONOSHUB_CRASH_ROUNDS=50 go test -run TestCrashLosesNothing.
 func TestCrashLosesNothing(t *testing.T) {
@@ -112,6 +118,27 @@ func TestCrashLosesNothing(t *testing.T) {
 				}
 			})
 			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+
+	// A flapping app on another subscription: read two, drop the stream.
+	churnOffers := map[string]int{} // offers the flapping app received, by id
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			addr, _ := grpcAddr.Load().(string)
+			churn(addr, stop, 2, func(e *sidecarv1.Event) {
+				mu.Lock()
+				churnOffers[e.GetId()]++
+				mu.Unlock()
+			})
+			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 
@@ -214,7 +241,34 @@ func TestCrashLosesNothing(t *testing.T) {
 			dups += n - 1
 		}
 	}
+	// Every dead letter of the flapping app's subscription was offered to
+	// it CHRONOSHUB_MAX_ATTEMPTS times. A SIGKILL can take an offer the
+	// sidecar sent before the app read it, so each kill may cost one.
+	const maxAttempts = 5
+	addr, _ := grpcAddr.Load().(string)
+	conn, err := grpcDial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	dl, err := sidecarv1.NewEventServiceClient(conn).ListDeadLetters(t.Context(), &sidecarv1.ListDeadLettersRequest{Subscription: "churn", PageSize: 1000})
+	if err != nil {
+		t.Fatalf("ListDeadLetters(churn): %v", err)
+	}
+	short := 0
+	for _, d := range dl.GetDeadLetters() {
+		id := d.GetEvent().GetId()
+		if a := d.GetEvent().GetAttempt(); a != maxAttempts {
+			t.Errorf("dead letter %s records %d attempts, want %d", id, a, maxAttempts)
+		}
+		if n := churnOffers[id]; n < maxAttempts-kills {
+			t.Errorf("dead letter %s was offered to the app %d times, fewer than %d attempts less %d kills", id, n, maxAttempts, kills)
+		} else if n < maxAttempts {
+			short++
+		}
+	}
 	inbound := emu.Inbound()
+	t.Logf("flapping app: %d dead letters, each offered %d times (%d short of it by an offer lost to a kill)", len(dl.GetDeadLetters()), maxAttempts, short)
 	t.Logf("%d kills: %d webhooks accepted, all delivered (%d duplicate deliveries, at-least-once); %d async events queued, all reached ChronosHub (%d posts in all)",
 		kills, len(accepted), dups, len(queued), len(inbound))
 }
@@ -277,4 +331,38 @@ func sendAsync(addr, key string) bool {
 		Type: "manuscript.status.updated", Payload: []byte(fmt.Sprintf(`{"key":%q}`, key)), IdempotencyKey: key, Async: true,
 	})
 	return err == nil && resp.GetState() != sidecarv1.SentEventState_SENT_EVENT_STATE_UNSPECIFIED
+}
+
+// churn opens a stream on the "churn" subscription with at most n events in
+// flight, reads n events without acking them, and drops the stream, as a
+// flapping app does.
+func churn(addr string, stop <-chan struct{}, n uint32, offered func(*sidecarv1.Event)) {
+	if addr == "" {
+		return
+	}
+	conn, err := grpcDial(addr)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s, err := sidecarv1.NewEventServiceClient(conn).StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "churn", MaxInFlight: n})
+	if err != nil {
+		return
+	}
+	for range n {
+		r, err := s.Recv()
+		if err != nil {
+			return
+		}
+		offered(r.GetEvent())
+	}
 }
