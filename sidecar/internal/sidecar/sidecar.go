@@ -516,8 +516,9 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	case <-gctx.Done():
 	case fatal = <-s.sup.Fatal():
 	}
-	s.logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	// Not ready before the line that says so.
 	s.draining.Store(true)
+	s.logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	s.health.Shutdown()
 	s.hook.Drain()
 	s.log.Quiesce()
