@@ -355,7 +355,14 @@ export interface DeadLetter {
     | Event
     | undefined;
   /** When the event was moved to the dead-letter set. */
-  deadAt?: Date | undefined;
+  deadAt?:
+    | Date
+    | undefined;
+  /**
+   * Why the event left the subscription: "max_attempts" (it exhausted its
+   * attempts) or "filter_narrowed" (UpdateSubscription excluded its type).
+   */
+  reason: string;
 }
 
 /** ReplayDeadLettersRequest names dead letters to offer again. */
@@ -374,6 +381,90 @@ export interface ReplayDeadLettersResponse {
   eventIds: string[];
   /** The ids that are not in the subscription's dead-letter set. */
   unknownEventIds: string[];
+}
+
+/** Subscription describes a subscription. */
+export interface Subscription {
+  /** The subscription's name. */
+  name: string;
+  /** Its event-type filter; empty means every type. */
+  eventTypes: string[];
+  /**
+   * The position in the event log up to which every event of the
+   * subscription is acknowledged.
+   */
+  ackedSequence: string;
+  /** The backlog: events waiting to be delivered. */
+  pendingCount: string;
+  /** Events delivered and not yet settled. */
+  unackedCount: string;
+  /** Streams open on the subscription on this sidecar process. */
+  openStreams: number;
+  /** Events in its dead-letter set. */
+  deadLetterCount: string;
+  /**
+   * When the oldest event it has not acknowledged was stored; unset when
+   * there is none.
+   */
+  oldestUnackedTime?:
+    | Date
+    | undefined;
+  /** When it was created. */
+  createTime?: Date | undefined;
+}
+
+/** ListSubscriptionsRequest asks for every subscription. */
+export interface ListSubscriptionsRequest {
+}
+
+/** ListSubscriptionsResponse lists the subscriptions, by name. */
+export interface ListSubscriptionsResponse {
+  /** The subscriptions. */
+  subscriptions: Subscription[];
+}
+
+/** GetSubscriptionRequest names a subscription. */
+export interface GetSubscriptionRequest {
+  /** The subscription. Empty means "default". */
+  subscription: string;
+}
+
+/** GetSubscriptionResponse describes the subscription. */
+export interface GetSubscriptionResponse {
+  /** The subscription. */
+  subscription?: Subscription | undefined;
+}
+
+/** UpdateSubscriptionRequest sets a subscription's filter. */
+export interface UpdateSubscriptionRequest {
+  /** The subscription. Empty means "default". */
+  subscription: string;
+  /** The new event-type filter; empty means every type. */
+  eventTypes: string[];
+}
+
+/** UpdateSubscriptionResponse describes the updated subscription. */
+export interface UpdateSubscriptionResponse {
+  /** The subscription, with its new filter. */
+  subscription?:
+    | Subscription
+    | undefined;
+  /**
+   * How many pending events moved to its dead letters at once. Events
+   * delivered and not yet settled whose types are excluded move there when
+   * they come back.
+   */
+  deadLetteredCount: string;
+}
+
+/** DeleteSubscriptionRequest names a subscription to delete. */
+export interface DeleteSubscriptionRequest {
+  /** The subscription. Empty means "default". */
+  subscription: string;
+}
+
+/** DeleteSubscriptionResponse is empty. */
+export interface DeleteSubscriptionResponse {
 }
 
 function createBaseEvent(): Event {
@@ -1814,7 +1905,7 @@ export const ListDeadLettersResponse: MessageFns<ListDeadLettersResponse> = {
 };
 
 function createBaseDeadLetter(): DeadLetter {
-  return { event: undefined, deadAt: undefined };
+  return { event: undefined, deadAt: undefined, reason: "" };
 }
 
 export const DeadLetter: MessageFns<DeadLetter> = {
@@ -1824,6 +1915,9 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     }
     if (message.deadAt !== undefined) {
       Timestamp.encode(toTimestamp(message.deadAt), writer.uint32(18).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
     }
     return writer;
   },
@@ -1857,6 +1951,14 @@ export const DeadLetter: MessageFns<DeadLetter> = {
             message.deadAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1877,6 +1979,7 @@ export const DeadLetter: MessageFns<DeadLetter> = {
         : isSet(object.dead_at)
         ? fromJsonTimestamp(object.dead_at)
         : undefined,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
     };
   },
 
@@ -1888,6 +1991,9 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     if (message.deadAt !== undefined) {
       obj.deadAt = message.deadAt.toISOString();
     }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
     return obj;
   },
 
@@ -1898,6 +2004,7 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     const message = createBaseDeadLetter();
     message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
     message.deadAt = object.deadAt ?? undefined;
+    message.reason = object.reason ?? "";
     return message;
   },
 };
@@ -2100,6 +2207,803 @@ export const ReplayDeadLettersResponse: MessageFns<ReplayDeadLettersResponse> = 
   },
 };
 
+function createBaseSubscription(): Subscription {
+  return {
+    name: "",
+    eventTypes: [],
+    ackedSequence: "0",
+    pendingCount: "0",
+    unackedCount: "0",
+    openStreams: 0,
+    deadLetterCount: "0",
+    oldestUnackedTime: undefined,
+    createTime: undefined,
+  };
+}
+
+export const Subscription: MessageFns<Subscription> = {
+  encode(message: Subscription, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    for (const v of message.eventTypes) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.ackedSequence !== "0") {
+      writer.uint32(24).uint64(message.ackedSequence);
+    }
+    if (message.pendingCount !== "0") {
+      writer.uint32(32).uint64(message.pendingCount);
+    }
+    if (message.unackedCount !== "0") {
+      writer.uint32(40).uint64(message.unackedCount);
+    }
+    if (message.openStreams !== 0) {
+      writer.uint32(48).uint32(message.openStreams);
+    }
+    if (message.deadLetterCount !== "0") {
+      writer.uint32(56).uint64(message.deadLetterCount);
+    }
+    if (message.oldestUnackedTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.oldestUnackedTime), writer.uint32(66).fork()).join();
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Subscription {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubscription();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.eventTypes.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ackedSequence = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pendingCount = reader.uint64().toString();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.unackedCount = reader.uint64().toString();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.openStreams = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.deadLetterCount = reader.uint64().toString();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.oldestUnackedTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Subscription {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      eventTypes: globalThis.Array.isArray(object?.eventTypes)
+        ? object.eventTypes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.event_types)
+        ? object.event_types.map((e: any) => globalThis.String(e))
+        : [],
+      ackedSequence: isSet(object.ackedSequence)
+        ? globalThis.String(object.ackedSequence)
+        : isSet(object.acked_sequence)
+        ? globalThis.String(object.acked_sequence)
+        : "0",
+      pendingCount: isSet(object.pendingCount)
+        ? globalThis.String(object.pendingCount)
+        : isSet(object.pending_count)
+        ? globalThis.String(object.pending_count)
+        : "0",
+      unackedCount: isSet(object.unackedCount)
+        ? globalThis.String(object.unackedCount)
+        : isSet(object.unacked_count)
+        ? globalThis.String(object.unacked_count)
+        : "0",
+      openStreams: isSet(object.openStreams)
+        ? globalThis.Number(object.openStreams)
+        : isSet(object.open_streams)
+        ? globalThis.Number(object.open_streams)
+        : 0,
+      deadLetterCount: isSet(object.deadLetterCount)
+        ? globalThis.String(object.deadLetterCount)
+        : isSet(object.dead_letter_count)
+        ? globalThis.String(object.dead_letter_count)
+        : "0",
+      oldestUnackedTime: isSet(object.oldestUnackedTime)
+        ? fromJsonTimestamp(object.oldestUnackedTime)
+        : isSet(object.oldest_unacked_time)
+        ? fromJsonTimestamp(object.oldest_unacked_time)
+        : undefined,
+      createTime: isSet(object.createTime)
+        ? fromJsonTimestamp(object.createTime)
+        : isSet(object.create_time)
+        ? fromJsonTimestamp(object.create_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Subscription): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.eventTypes?.length) {
+      obj.eventTypes = message.eventTypes;
+    }
+    if (message.ackedSequence !== "0") {
+      obj.ackedSequence = message.ackedSequence;
+    }
+    if (message.pendingCount !== "0") {
+      obj.pendingCount = message.pendingCount;
+    }
+    if (message.unackedCount !== "0") {
+      obj.unackedCount = message.unackedCount;
+    }
+    if (message.openStreams !== 0) {
+      obj.openStreams = Math.round(message.openStreams);
+    }
+    if (message.deadLetterCount !== "0") {
+      obj.deadLetterCount = message.deadLetterCount;
+    }
+    if (message.oldestUnackedTime !== undefined) {
+      obj.oldestUnackedTime = message.oldestUnackedTime.toISOString();
+    }
+    if (message.createTime !== undefined) {
+      obj.createTime = message.createTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Subscription>, I>>(base?: I): Subscription {
+    return Subscription.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Subscription>, I>>(object: I): Subscription {
+    const message = createBaseSubscription();
+    message.name = object.name ?? "";
+    message.eventTypes = object.eventTypes?.map((e) => e) || [];
+    message.ackedSequence = object.ackedSequence ?? "0";
+    message.pendingCount = object.pendingCount ?? "0";
+    message.unackedCount = object.unackedCount ?? "0";
+    message.openStreams = object.openStreams ?? 0;
+    message.deadLetterCount = object.deadLetterCount ?? "0";
+    message.oldestUnackedTime = object.oldestUnackedTime ?? undefined;
+    message.createTime = object.createTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseListSubscriptionsRequest(): ListSubscriptionsRequest {
+  return {};
+}
+
+export const ListSubscriptionsRequest: MessageFns<ListSubscriptionsRequest> = {
+  encode(_: ListSubscriptionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSubscriptionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSubscriptionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListSubscriptionsRequest {
+    return {};
+  },
+
+  toJSON(_: ListSubscriptionsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSubscriptionsRequest>, I>>(base?: I): ListSubscriptionsRequest {
+    return ListSubscriptionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSubscriptionsRequest>, I>>(_: I): ListSubscriptionsRequest {
+    const message = createBaseListSubscriptionsRequest();
+    return message;
+  },
+};
+
+function createBaseListSubscriptionsResponse(): ListSubscriptionsResponse {
+  return { subscriptions: [] };
+}
+
+export const ListSubscriptionsResponse: MessageFns<ListSubscriptionsResponse> = {
+  encode(message: ListSubscriptionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.subscriptions) {
+      Subscription.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSubscriptionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSubscriptionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscriptions.push(Subscription.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSubscriptionsResponse {
+    return {
+      subscriptions: globalThis.Array.isArray(object?.subscriptions)
+        ? object.subscriptions.map((e: any) => Subscription.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListSubscriptionsResponse): unknown {
+    const obj: any = {};
+    if (message.subscriptions?.length) {
+      obj.subscriptions = message.subscriptions.map((e) => Subscription.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSubscriptionsResponse>, I>>(base?: I): ListSubscriptionsResponse {
+    return ListSubscriptionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSubscriptionsResponse>, I>>(object: I): ListSubscriptionsResponse {
+    const message = createBaseListSubscriptionsResponse();
+    message.subscriptions = object.subscriptions?.map((e) => Subscription.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGetSubscriptionRequest(): GetSubscriptionRequest {
+  return { subscription: "" };
+}
+
+export const GetSubscriptionRequest: MessageFns<GetSubscriptionRequest> = {
+  encode(message: GetSubscriptionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== "") {
+      writer.uint32(10).string(message.subscription);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSubscriptionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSubscriptionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSubscriptionRequest {
+    return { subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "" };
+  },
+
+  toJSON(message: GetSubscriptionRequest): unknown {
+    const obj: any = {};
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSubscriptionRequest>, I>>(base?: I): GetSubscriptionRequest {
+    return GetSubscriptionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSubscriptionRequest>, I>>(object: I): GetSubscriptionRequest {
+    const message = createBaseGetSubscriptionRequest();
+    message.subscription = object.subscription ?? "";
+    return message;
+  },
+};
+
+function createBaseGetSubscriptionResponse(): GetSubscriptionResponse {
+  return { subscription: undefined };
+}
+
+export const GetSubscriptionResponse: MessageFns<GetSubscriptionResponse> = {
+  encode(message: GetSubscriptionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== undefined) {
+      Subscription.encode(message.subscription, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSubscriptionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSubscriptionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = Subscription.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSubscriptionResponse {
+    return { subscription: isSet(object.subscription) ? Subscription.fromJSON(object.subscription) : undefined };
+  },
+
+  toJSON(message: GetSubscriptionResponse): unknown {
+    const obj: any = {};
+    if (message.subscription !== undefined) {
+      obj.subscription = Subscription.toJSON(message.subscription);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSubscriptionResponse>, I>>(base?: I): GetSubscriptionResponse {
+    return GetSubscriptionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSubscriptionResponse>, I>>(object: I): GetSubscriptionResponse {
+    const message = createBaseGetSubscriptionResponse();
+    message.subscription = (object.subscription !== undefined && object.subscription !== null)
+      ? Subscription.fromPartial(object.subscription)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateSubscriptionRequest(): UpdateSubscriptionRequest {
+  return { subscription: "", eventTypes: [] };
+}
+
+export const UpdateSubscriptionRequest: MessageFns<UpdateSubscriptionRequest> = {
+  encode(message: UpdateSubscriptionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== "") {
+      writer.uint32(10).string(message.subscription);
+    }
+    for (const v of message.eventTypes) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSubscriptionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSubscriptionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.eventTypes.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSubscriptionRequest {
+    return {
+      subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "",
+      eventTypes: globalThis.Array.isArray(object?.eventTypes)
+        ? object.eventTypes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.event_types)
+        ? object.event_types.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: UpdateSubscriptionRequest): unknown {
+    const obj: any = {};
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    if (message.eventTypes?.length) {
+      obj.eventTypes = message.eventTypes;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSubscriptionRequest>, I>>(base?: I): UpdateSubscriptionRequest {
+    return UpdateSubscriptionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSubscriptionRequest>, I>>(object: I): UpdateSubscriptionRequest {
+    const message = createBaseUpdateSubscriptionRequest();
+    message.subscription = object.subscription ?? "";
+    message.eventTypes = object.eventTypes?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseUpdateSubscriptionResponse(): UpdateSubscriptionResponse {
+  return { subscription: undefined, deadLetteredCount: "0" };
+}
+
+export const UpdateSubscriptionResponse: MessageFns<UpdateSubscriptionResponse> = {
+  encode(message: UpdateSubscriptionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== undefined) {
+      Subscription.encode(message.subscription, writer.uint32(10).fork()).join();
+    }
+    if (message.deadLetteredCount !== "0") {
+      writer.uint32(16).uint64(message.deadLetteredCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSubscriptionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSubscriptionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = Subscription.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.deadLetteredCount = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSubscriptionResponse {
+    return {
+      subscription: isSet(object.subscription) ? Subscription.fromJSON(object.subscription) : undefined,
+      deadLetteredCount: isSet(object.deadLetteredCount)
+        ? globalThis.String(object.deadLetteredCount)
+        : isSet(object.dead_lettered_count)
+        ? globalThis.String(object.dead_lettered_count)
+        : "0",
+    };
+  },
+
+  toJSON(message: UpdateSubscriptionResponse): unknown {
+    const obj: any = {};
+    if (message.subscription !== undefined) {
+      obj.subscription = Subscription.toJSON(message.subscription);
+    }
+    if (message.deadLetteredCount !== "0") {
+      obj.deadLetteredCount = message.deadLetteredCount;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSubscriptionResponse>, I>>(base?: I): UpdateSubscriptionResponse {
+    return UpdateSubscriptionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSubscriptionResponse>, I>>(object: I): UpdateSubscriptionResponse {
+    const message = createBaseUpdateSubscriptionResponse();
+    message.subscription = (object.subscription !== undefined && object.subscription !== null)
+      ? Subscription.fromPartial(object.subscription)
+      : undefined;
+    message.deadLetteredCount = object.deadLetteredCount ?? "0";
+    return message;
+  },
+};
+
+function createBaseDeleteSubscriptionRequest(): DeleteSubscriptionRequest {
+  return { subscription: "" };
+}
+
+export const DeleteSubscriptionRequest: MessageFns<DeleteSubscriptionRequest> = {
+  encode(message: DeleteSubscriptionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== "") {
+      writer.uint32(10).string(message.subscription);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSubscriptionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSubscriptionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSubscriptionRequest {
+    return { subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "" };
+  },
+
+  toJSON(message: DeleteSubscriptionRequest): unknown {
+    const obj: any = {};
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSubscriptionRequest>, I>>(base?: I): DeleteSubscriptionRequest {
+    return DeleteSubscriptionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSubscriptionRequest>, I>>(object: I): DeleteSubscriptionRequest {
+    const message = createBaseDeleteSubscriptionRequest();
+    message.subscription = object.subscription ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteSubscriptionResponse(): DeleteSubscriptionResponse {
+  return {};
+}
+
+export const DeleteSubscriptionResponse: MessageFns<DeleteSubscriptionResponse> = {
+  encode(_: DeleteSubscriptionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSubscriptionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSubscriptionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteSubscriptionResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteSubscriptionResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSubscriptionResponse>, I>>(base?: I): DeleteSubscriptionResponse {
+    return DeleteSubscriptionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSubscriptionResponse>, I>>(_: I): DeleteSubscriptionResponse {
+    const message = createBaseDeleteSubscriptionResponse();
+    return message;
+  },
+};
+
 /**
  * EventService moves events between ChronosHub and the app.
  *
@@ -2121,6 +3025,12 @@ export const EventServiceService = {
    * held by a stream that ends is offered again with its attempt counter
    * increased. After the configured number of attempts it moves to the
    * subscription's dead-letter set (see ListDeadLetters).
+   *
+   * A subscription's event-type filter is fixed when it is created. A stream
+   * giving the same filter, or none, attaches to it; a stream giving a wider
+   * filter (every type the subscription receives, and more) widens it; any
+   * other filter is refused with FAILED_PRECONDITION, since it would skip
+   * events. Narrow a filter with UpdateSubscription.
    */
   streamEvents: {
     path: "/chronoshub.sidecar.v1.EventService/StreamEvents" as const,
@@ -2210,6 +3120,65 @@ export const EventServiceService = {
       Buffer.from(ReplayDeadLettersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReplayDeadLettersResponse => ReplayDeadLettersResponse.decode(value),
   },
+  /** ListSubscriptions describes every subscription. */
+  listSubscriptions: {
+    path: "/chronoshub.sidecar.v1.EventService/ListSubscriptions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSubscriptionsRequest): Buffer =>
+      Buffer.from(ListSubscriptionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSubscriptionsRequest => ListSubscriptionsRequest.decode(value),
+    responseSerialize: (value: ListSubscriptionsResponse): Buffer =>
+      Buffer.from(ListSubscriptionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSubscriptionsResponse => ListSubscriptionsResponse.decode(value),
+  },
+  /**
+   * GetSubscription describes one subscription: its filter, position,
+   * backlog and dead letters.
+   */
+  getSubscription: {
+    path: "/chronoshub.sidecar.v1.EventService/GetSubscription" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSubscriptionRequest): Buffer =>
+      Buffer.from(GetSubscriptionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSubscriptionRequest => GetSubscriptionRequest.decode(value),
+    responseSerialize: (value: GetSubscriptionResponse): Buffer =>
+      Buffer.from(GetSubscriptionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSubscriptionResponse => GetSubscriptionResponse.decode(value),
+  },
+  /**
+   * UpdateSubscription sets a subscription's event-type filter. The events
+   * still pending for the subscription whose types the new filter excludes
+   * move to its dead letters with the reason "filter_narrowed"; none is
+   * skipped.
+   */
+  updateSubscription: {
+    path: "/chronoshub.sidecar.v1.EventService/UpdateSubscription" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateSubscriptionRequest): Buffer =>
+      Buffer.from(UpdateSubscriptionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateSubscriptionRequest => UpdateSubscriptionRequest.decode(value),
+    responseSerialize: (value: UpdateSubscriptionResponse): Buffer =>
+      Buffer.from(UpdateSubscriptionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateSubscriptionResponse => UpdateSubscriptionResponse.decode(value),
+  },
+  /**
+   * DeleteSubscription deletes a subscription with its position and dead
+   * letters. Streams open on it end with NOT_FOUND.
+   */
+  deleteSubscription: {
+    path: "/chronoshub.sidecar.v1.EventService/DeleteSubscription" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteSubscriptionRequest): Buffer =>
+      Buffer.from(DeleteSubscriptionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteSubscriptionRequest => DeleteSubscriptionRequest.decode(value),
+    responseSerialize: (value: DeleteSubscriptionResponse): Buffer =>
+      Buffer.from(DeleteSubscriptionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteSubscriptionResponse => DeleteSubscriptionResponse.decode(value),
+  },
 } as const;
 
 export interface EventServiceServer extends UntypedServiceImplementation {
@@ -2225,6 +3194,12 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    * held by a stream that ends is offered again with its attempt counter
    * increased. After the configured number of attempts it moves to the
    * subscription's dead-letter set (see ListDeadLetters).
+   *
+   * A subscription's event-type filter is fixed when it is created. A stream
+   * giving the same filter, or none, attaches to it; a stream giving a wider
+   * filter (every type the subscription receives, and more) widens it; any
+   * other filter is refused with FAILED_PRECONDITION, since it would skip
+   * events. Narrow a filter with UpdateSubscription.
    */
   streamEvents: handleServerStreamingCall<StreamEventsRequest, StreamEventsResponse>;
   /**
@@ -2260,6 +3235,25 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    * with a fresh attempt counter, and removes them from the dead-letter set.
    */
   replayDeadLetters: handleUnaryCall<ReplayDeadLettersRequest, ReplayDeadLettersResponse>;
+  /** ListSubscriptions describes every subscription. */
+  listSubscriptions: handleUnaryCall<ListSubscriptionsRequest, ListSubscriptionsResponse>;
+  /**
+   * GetSubscription describes one subscription: its filter, position,
+   * backlog and dead letters.
+   */
+  getSubscription: handleUnaryCall<GetSubscriptionRequest, GetSubscriptionResponse>;
+  /**
+   * UpdateSubscription sets a subscription's event-type filter. The events
+   * still pending for the subscription whose types the new filter excludes
+   * move to its dead letters with the reason "filter_narrowed"; none is
+   * skipped.
+   */
+  updateSubscription: handleUnaryCall<UpdateSubscriptionRequest, UpdateSubscriptionResponse>;
+  /**
+   * DeleteSubscription deletes a subscription with its position and dead
+   * letters. Streams open on it end with NOT_FOUND.
+   */
+  deleteSubscription: handleUnaryCall<DeleteSubscriptionRequest, DeleteSubscriptionResponse>;
 }
 
 export interface EventServiceClient extends Client {
@@ -2275,6 +3269,12 @@ export interface EventServiceClient extends Client {
    * held by a stream that ends is offered again with its attempt counter
    * increased. After the configured number of attempts it moves to the
    * subscription's dead-letter set (see ListDeadLetters).
+   *
+   * A subscription's event-type filter is fixed when it is created. A stream
+   * giving the same filter, or none, attaches to it; a stream giving a wider
+   * filter (every type the subscription receives, and more) widens it; any
+   * other filter is refused with FAILED_PRECONDITION, since it would skip
+   * events. Narrow a filter with UpdateSubscription.
    */
   streamEvents(
     request: StreamEventsRequest,
@@ -2387,6 +3387,81 @@ export interface EventServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReplayDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  /** ListSubscriptions describes every subscription. */
+  listSubscriptions(
+    request: ListSubscriptionsRequest,
+    callback: (error: ServiceError | null, response: ListSubscriptionsResponse) => void,
+  ): ClientUnaryCall;
+  listSubscriptions(
+    request: ListSubscriptionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSubscriptionsResponse) => void,
+  ): ClientUnaryCall;
+  listSubscriptions(
+    request: ListSubscriptionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSubscriptionsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetSubscription describes one subscription: its filter, position,
+   * backlog and dead letters.
+   */
+  getSubscription(
+    request: GetSubscriptionRequest,
+    callback: (error: ServiceError | null, response: GetSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  getSubscription(
+    request: GetSubscriptionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  getSubscription(
+    request: GetSubscriptionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * UpdateSubscription sets a subscription's event-type filter. The events
+   * still pending for the subscription whose types the new filter excludes
+   * move to its dead letters with the reason "filter_narrowed"; none is
+   * skipped.
+   */
+  updateSubscription(
+    request: UpdateSubscriptionRequest,
+    callback: (error: ServiceError | null, response: UpdateSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  updateSubscription(
+    request: UpdateSubscriptionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  updateSubscription(
+    request: UpdateSubscriptionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DeleteSubscription deletes a subscription with its position and dead
+   * letters. Streams open on it end with NOT_FOUND.
+   */
+  deleteSubscription(
+    request: DeleteSubscriptionRequest,
+    callback: (error: ServiceError | null, response: DeleteSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  deleteSubscription(
+    request: DeleteSubscriptionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  deleteSubscription(
+    request: DeleteSubscriptionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteSubscriptionResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -37,12 +37,24 @@ class AckEventsResponse(_message.Message):
     def __init__(self, event_ids: _Optional[_Iterable[str]] = ..., unknown_event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
-    __slots__ = ["dead_at", "event"]
+    __slots__ = ["dead_at", "event", "reason"]
     DEAD_AT_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     dead_at: _timestamp_pb2.Timestamp
     event: Event
-    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., dead_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reason: str
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., dead_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DeleteSubscriptionRequest(_message.Message):
+    __slots__ = ["subscription"]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: str
+    def __init__(self, subscription: _Optional[str] = ...) -> None: ...
+
+class DeleteSubscriptionResponse(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ["attempt", "id", "payload", "received_at", "sequence", "signed_at", "traceparent", "tracestate", "type"]
@@ -78,6 +90,18 @@ class GetSentEventResponse(_message.Message):
     sent_event: SentEvent
     def __init__(self, sent_event: _Optional[_Union[SentEvent, _Mapping]] = ...) -> None: ...
 
+class GetSubscriptionRequest(_message.Message):
+    __slots__ = ["subscription"]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: str
+    def __init__(self, subscription: _Optional[str] = ...) -> None: ...
+
+class GetSubscriptionResponse(_message.Message):
+    __slots__ = ["subscription"]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
 class ListDeadLettersRequest(_message.Message):
     __slots__ = ["page_size", "page_token", "subscription"]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +119,16 @@ class ListDeadLettersResponse(_message.Message):
     dead_letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
     next_page_token: str
     def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListSubscriptionsRequest(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
+class ListSubscriptionsResponse(_message.Message):
+    __slots__ = ["subscriptions"]
+    SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    subscriptions: _containers.RepeatedCompositeFieldContainer[Subscription]
+    def __init__(self, subscriptions: _Optional[_Iterable[_Union[Subscription, _Mapping]]] = ...) -> None: ...
 
 class ReplayDeadLettersRequest(_message.Message):
     __slots__ = ["all", "event_ids", "subscription"]
@@ -174,6 +208,44 @@ class StreamEventsResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: Event
     def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ...) -> None: ...
+
+class Subscription(_message.Message):
+    __slots__ = ["acked_sequence", "create_time", "dead_letter_count", "event_types", "name", "oldest_unacked_time", "open_streams", "pending_count", "unacked_count"]
+    ACKED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_UNACKED_TIME_FIELD_NUMBER: _ClassVar[int]
+    OPEN_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    UNACKED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    acked_sequence: int
+    create_time: _timestamp_pb2.Timestamp
+    dead_letter_count: int
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    name: str
+    oldest_unacked_time: _timestamp_pb2.Timestamp
+    open_streams: int
+    pending_count: int
+    unacked_count: int
+    def __init__(self, name: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., acked_sequence: _Optional[int] = ..., pending_count: _Optional[int] = ..., unacked_count: _Optional[int] = ..., open_streams: _Optional[int] = ..., dead_letter_count: _Optional[int] = ..., oldest_unacked_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UpdateSubscriptionRequest(_message.Message):
+    __slots__ = ["event_types", "subscription"]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    subscription: str
+    def __init__(self, subscription: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UpdateSubscriptionResponse(_message.Message):
+    __slots__ = ["dead_lettered_count", "subscription"]
+    DEAD_LETTERED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    dead_lettered_count: int
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ..., dead_lettered_count: _Optional[int] = ...) -> None: ...
 
 class StartPosition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

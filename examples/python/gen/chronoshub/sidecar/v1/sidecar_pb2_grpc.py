@@ -49,6 +49,26 @@ class EventServiceStub(object):
                 request_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayDeadLettersRequest.SerializeToString,
                 response_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayDeadLettersResponse.FromString,
                 )
+        self.ListSubscriptions = channel.unary_unary(
+                '/chronoshub.sidecar.v1.EventService/ListSubscriptions',
+                request_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSubscriptionsRequest.SerializeToString,
+                response_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSubscriptionsResponse.FromString,
+                )
+        self.GetSubscription = channel.unary_unary(
+                '/chronoshub.sidecar.v1.EventService/GetSubscription',
+                request_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetSubscriptionRequest.SerializeToString,
+                response_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetSubscriptionResponse.FromString,
+                )
+        self.UpdateSubscription = channel.unary_unary(
+                '/chronoshub.sidecar.v1.EventService/UpdateSubscription',
+                request_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.UpdateSubscriptionRequest.SerializeToString,
+                response_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.UpdateSubscriptionResponse.FromString,
+                )
+        self.DeleteSubscription = channel.unary_unary(
+                '/chronoshub.sidecar.v1.EventService/DeleteSubscription',
+                request_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionRequest.SerializeToString,
+                response_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionResponse.FromString,
+                )
 
 
 class EventServiceServicer(object):
@@ -71,6 +91,12 @@ class EventServiceServicer(object):
         held by a stream that ends is offered again with its attempt counter
         increased. After the configured number of attempts it moves to the
         subscription's dead-letter set (see ListDeadLetters).
+
+        A subscription's event-type filter is fixed when it is created. A stream
+        giving the same filter, or none, attaches to it; a stream giving a wider
+        filter (every type the subscription receives, and more) widens it; any
+        other filter is refused with FAILED_PRECONDITION, since it would skip
+        events. Narrow a filter with UpdateSubscription.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,6 +150,39 @@ class EventServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSubscriptions(self, request, context):
+        """ListSubscriptions describes every subscription.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubscription(self, request, context):
+        """GetSubscription describes one subscription: its filter, position,
+        backlog and dead letters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSubscription(self, request, context):
+        """UpdateSubscription sets a subscription's event-type filter. The events
+        still pending for the subscription whose types the new filter excludes
+        move to its dead letters with the reason "filter_narrowed"; none is
+        skipped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSubscription(self, request, context):
+        """DeleteSubscription deletes a subscription with its position and dead
+        letters. Streams open on it end with NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +215,26 @@ def add_EventServiceServicer_to_server(servicer, server):
                     servicer.ReplayDeadLetters,
                     request_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayDeadLettersRequest.FromString,
                     response_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayDeadLettersResponse.SerializeToString,
+            ),
+            'ListSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubscriptions,
+                    request_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSubscriptionsRequest.FromString,
+                    response_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSubscriptionsResponse.SerializeToString,
+            ),
+            'GetSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubscription,
+                    request_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetSubscriptionRequest.FromString,
+                    response_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetSubscriptionResponse.SerializeToString,
+            ),
+            'UpdateSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSubscription,
+                    request_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.UpdateSubscriptionRequest.FromString,
+                    response_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.UpdateSubscriptionResponse.SerializeToString,
+            ),
+            'DeleteSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSubscription,
+                    request_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionRequest.FromString,
+                    response_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -271,5 +350,73 @@ class EventService(object):
         return grpc.experimental.unary_unary(request, target, '/chronoshub.sidecar.v1.EventService/ReplayDeadLetters',
             chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayDeadLettersRequest.SerializeToString,
             chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayDeadLettersResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/chronoshub.sidecar.v1.EventService/ListSubscriptions',
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSubscriptionsRequest.SerializeToString,
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSubscriptionsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/chronoshub.sidecar.v1.EventService/GetSubscription',
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetSubscriptionRequest.SerializeToString,
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetSubscriptionResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UpdateSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/chronoshub.sidecar.v1.EventService/UpdateSubscription',
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.UpdateSubscriptionRequest.SerializeToString,
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.UpdateSubscriptionResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DeleteSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/chronoshub.sidecar.v1.EventService/DeleteSubscription',
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionRequest.SerializeToString,
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
