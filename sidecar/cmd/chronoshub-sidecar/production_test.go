@@ -382,6 +382,12 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	recvEvent(t, stream) // held, never acked
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.stderr.waitLine(t, "shutting down")
+	// Shutdown says what it waits for: one stream holding one event of
+	// the default subscription.
+	w := p.stderr.waitLine(t, "waiting for open streams to settle the events they hold")
+	if held, _ := w["unsettled_by_subscription"].(map[string]any); w["streams"] != 1.0 || held["default"] != 1.0 || w["grace"] != "10m0s" {
+		t.Errorf("shutdown's wait line = %v, want 1 stream holding 1 event of default, grace 10m0s", w)
+	}
 	if st, _ := httpGet(t, "http://"+a.Admin+"/readyz"); st != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz while draining = %d, want 503", st)
 	}

@@ -273,3 +273,18 @@ func (l *Log) DeleteSubscription(ctx context.Context, name string) error {
 	l.opts.Logger.Info("subscription deleted", "subscription", name)
 	return nil
 }
+
+// Holding returns, per subscription, how many events this process's streams
+// hold delivered and not yet settled: what a graceful shutdown waits for.
+// Subscriptions holding none are left out.
+func (l *Log) Holding() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int{}
+	for name, st := range l.subs {
+		if n := len(st.inflight); n > 0 {
+			out[name] = n
+		}
+	}
+	return out
+}

@@ -523,8 +523,13 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	s.hook.Drain()
 	s.log.Quiesce()
 	graceCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
+	if n := s.svc.OpenStreams(); n > 0 {
+		s.logger.Info("waiting for open streams to settle the events they hold",
+			"streams", n, "unsettled_by_subscription", s.log.Holding(), "grace", cfg.ShutdownGrace.String())
+	}
 	if err := s.svc.WaitStreams(graceCtx); err != nil {
-		s.logger.Warn("grace period over; ending open streams", "streams", s.svc.OpenStreams())
+		s.logger.Warn("grace period over; ending open streams, their unsettled events are offered again",
+			"streams", s.svc.OpenStreams(), "unsettled_by_subscription", s.log.Holding())
 	}
 	cancel()
 	s.svc.CancelStreams()
