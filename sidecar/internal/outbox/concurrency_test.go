@@ -1,8 +1,10 @@
 package outbox
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,28 +17,41 @@ type heldHub struct {
 	arrived chan string
 	release chan struct{}
 
+	once sync.Once
+
 	mu            sync.Mutex
 	inFlight, max int
 	order         []string
+	// Per payload "t" member (the test's event type), the same counts.
+	typeInFlight, typeMax map[string]int
 }
 
+// open stops holding requests: every held and later one is answered.
+func (h *heldHub) open() { h.once.Do(func() { close(h.release) }) }
+
 func newHeldHub(t *testing.T) *heldHub {
-	h := &heldHub{arrived: make(chan string, 100), release: make(chan struct{})}
+	h := &heldHub{arrived: make(chan string, 100), release: make(chan struct{}),
+		typeInFlight: map[string]int{}, typeMax: map[string]int{}}
 	h.chronosHub = newChronosHub(t)
 	h.hold = func(body string) {
+		var ev struct{ T string }
+		_ = json.Unmarshal([]byte(body), &ev)
 		h.mu.Lock()
 		h.inFlight++
 		h.max = max(h.max, h.inFlight)
+		h.typeInFlight[ev.T]++
+		h.typeMax[ev.T] = max(h.typeMax[ev.T], h.typeInFlight[ev.T])
 		h.order = append(h.order, body)
 		h.mu.Unlock()
 		h.arrived <- body
 		<-h.release
 		h.mu.Lock()
 		h.inFlight--
+		h.typeInFlight[ev.T]--
 		h.mu.Unlock()
 	}
 	// Unblock held handlers before the server closes (cleanups run last-in first-out).
-	t.Cleanup(func() { close(h.release) })
+	t.Cleanup(h.open)
 	return h
 }
 
@@ -70,6 +85,7 @@ func TestForwardConcurrency(t *testing.T) {
 		}
 	}
 	run(t, o)
+	t.Cleanup(hub.open) // before Run stops: Run waits for the requests it has in flight
 
 	hub.awaitArrivals(t, n)
 	// All n workers are busy: the forwarder holds exactly their n messages.
@@ -128,6 +144,7 @@ func TestForwardInOrderWithOneWorker(t *testing.T) {
 		}
 	}
 	run(t, o)
+	t.Cleanup(hub.open) // before Run stops: Run waits for the requests it has in flight
 	for range events {
 		hub.awaitArrivals(t, 1)
 		hub.release <- struct{}{}
@@ -151,5 +168,53 @@ func TestConcurrencyOption(t *testing.T) {
 		if _, err := Open(t.Context(), js, newChronosHub(t).client(t, 1), Options{Concurrency: c}); err == nil {
 			t.Errorf("Open with Concurrency %d succeeded", c)
 		}
+	}
+}
+
+// TestForwardOrderByType: with OrderByType, events of one type reach ChronosHub one at a
+// time in the order queued, while another type's event is sent beside them.
+func TestForwardOrderByType(t *testing.T) {
+	t.Parallel()
+	hub := newHeldHub(t)
+	_, js := connect(t, startNATS(t, t.TempDir()))
+	bodies := []string{`{"t":"a","n":1}`, `{"t":"b","n":1}`, `{"t":"a","n":2}`, `{"t":"a","n":3}`}
+	oc := make(outcomes, len(bodies))
+	o := openOutbox(t, store{js: js}, hub.client(t, 1), Options{Concurrency: 4, OrderByType: true, OnOutcome: oc.hook})
+	for i, body := range bodies {
+		var ev struct{ T string }
+		if err := json.Unmarshal([]byte(body), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.Enqueue(t.Context(), ev.T, []byte(body), fmt.Sprint("k", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, o)
+	t.Cleanup(hub.open) // before Run stops: Run waits for the requests it has in flight
+
+	// The first of each type is in flight, together.
+	hub.awaitArrivals(t, 2)
+	hub.mu.Lock()
+	first := slices.Sorted(slices.Values(hub.order))
+	hub.mu.Unlock()
+	if want := []string{bodies[0], bodies[1]}; !slices.Equal(first, want) {
+		t.Fatalf("first requests %q, want %q", first, want)
+	}
+	hub.open()
+	oc.wait(t, len(bodies))
+
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	var as []string
+	for _, b := range hub.order {
+		if strings.Contains(b, `"a"`) {
+			as = append(as, b)
+		}
+	}
+	if want := []string{bodies[0], bodies[2], bodies[3]}; !slices.Equal(as, want) {
+		t.Errorf("type a reached ChronosHub as %q, want %q", as, want)
+	}
+	if hub.typeMax["a"] != 1 || hub.max != 2 {
+		t.Errorf("at most %d requests of type a and %d in all were in flight, want 1 and 2", hub.typeMax["a"], hub.max)
 	}
 }

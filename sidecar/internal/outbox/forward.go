@@ -95,10 +95,19 @@ func (o *Outbox) consume(ctx context.Context, cons jetstream.Consumer, w *worker
 		}
 		for msg := range batch.Messages() {
 			n--
+			// Messages arrive in the queue's order; with OrderByType each waits for the one
+			// dispatched before it with the same type.
+			prev, done := w.chain(o.orderKey(msg))
 			w.wg.Add(1)
 			go func() {
 				defer w.wg.Done()
 				defer w.release(1)
+				stop := o.keepAlive(msg)
+				defer stop()
+				defer done()
+				if prev != nil {
+					<-prev
+				}
 				o.forward(ctx, msg)
 			}()
 		}
@@ -114,9 +123,51 @@ func (o *Outbox) consume(ctx context.Context, cons jetstream.Consumer, w *worker
 type workers struct {
 	slots chan struct{} // one token per busy worker or reserved pull slot
 	wg    sync.WaitGroup
+
+	mu   sync.Mutex
+	last map[string]chan struct{} // per order key, closed when its latest event is done
 }
 
-func newWorkers(n int) *workers { return &workers{slots: make(chan struct{}, n)} }
+func newWorkers(n int) *workers {
+	return &workers{slots: make(chan struct{}, n), last: map[string]chan struct{}{}}
+}
+
+// chain registers an event with order key k (none when empty): it returns the channel
+// closed when the previous event with k is done (nil if none is in flight), and the
+// function to call when this one is done.
+func (w *workers) chain(k string) (prev <-chan struct{}, done func()) {
+	if k == "" {
+		return nil, func() {}
+	}
+	ch := make(chan struct{})
+	w.mu.Lock()
+	prev = w.last[k]
+	w.last[k] = ch
+	w.mu.Unlock()
+	return prev, func() {
+		w.mu.Lock()
+		if w.last[k] == ch {
+			delete(w.last, k)
+		}
+		w.mu.Unlock()
+		close(ch)
+	}
+}
+
+// orderKey is what msg's event must keep its order within: its type with OrderByType,
+// otherwise nothing.
+func (o *Outbox) orderKey(msg jetstream.Msg) string {
+	if !o.orderByType {
+		return ""
+	}
+	var q struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(msg.Data(), &q) != nil {
+		return "" // forward drops it
+	}
+	return "type:" + q.Type
+}
 
 // reserve waits for at least one free worker and reserves every free one; it returns how
 // many, or ctx's error.
@@ -144,13 +195,11 @@ func (w *workers) release(n int) {
 }
 
 // forward handles one queued event; the message is acked once the event has an outcome,
-// or nakked with a delay.
+// or nakked with a delay. The caller keeps its ack deadline alive (keepAlive).
 func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 	// The work on a message is finished even when ctx ends: see Run.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout+storeTimeout)
 	defer cancel()
-
-	defer o.keepAlive(msg)()
 
 	var q queued
 	if err := json.Unmarshal(msg.Data(), &q); err != nil {

@@ -125,6 +125,11 @@ type Options struct {
 	// failure comes back after its delay, behind later ones); with more, events may reach
 	// ChronosHub in any order. Zero means 1.
 	Concurrency int
+	// OrderByType keeps events of one type in the order they were queued with any
+	// Concurrency: an event is sent once the one queued before it with the same type has
+	// an outcome or is waiting for a retry (a retried event still goes out behind later
+	// ones). Events of different types are sent concurrently.
+	OrderByType bool
 	// Now tells the time for records and FailAfter. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives the outbox's logs. Nil discards them.
@@ -203,6 +208,7 @@ type Outbox struct {
 	onOutcome     func(State)
 	ackWait       time.Duration
 	concurrency   int
+	orderByType   bool
 
 	// Names of this outbox's resources: the constants, with Options.suffix.
 	bucket, streamName, consumer string
@@ -253,6 +259,7 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 		tracer:        opts.Tracer,
 		onOutcome:     opts.OnOutcome,
 		concurrency:   cmp.Or(opts.Concurrency, 1),
+		orderByType:   opts.OrderByType,
 	}
 	if o.now == nil {
 		o.now = time.Now
