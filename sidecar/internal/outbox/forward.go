@@ -107,6 +107,12 @@ func (o *Outbox) consume(ctx context.Context, cons jetstream.Consumer, w *worker
 				defer done()
 				if prev != nil {
 					<-prev
+					if ctx.Err() != nil {
+						// Shutting down: finish what was being sent, not a chain of
+						// waiting events; another Run takes this one now.
+						msg.Nak()
+						return
+					}
 				}
 				o.forward(ctx, msg)
 			}()
