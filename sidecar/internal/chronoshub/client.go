@@ -75,8 +75,8 @@ type Options struct {
 	// HTTPClient's Transport sends the requests, and its Timeout bounds each attempt. Its
 	// Jar and CheckRedirect are not used: redirects are never followed (they would carry the
 	// API key elsewhere), even with a client given here. Nil
-	// means a client with a 30-second timeout that requires TLS 1.2 or later and keeps up to
-	// 64 idle connections.
+	// means a client with a 30-second timeout that requires TLS 1.2 or later, keeps up to
+	// 64 idle connections and does not ask for compressed answers.
 	HTTPClient *http.Client
 
 	// MaxAttempts is how many HTTP attempts one SendEvent makes at most. Zero means 5.
@@ -210,6 +210,9 @@ func NewClient(baseURL string, apiKey func() string, opts Options) (*Client, err
 		// concurrent callers (the default of 2 re-dials, and re-handshakes,
 		// for most calls under load: measured by make bench).
 		t.MaxIdleConnsPerHost = maxIdleConns
+		// ChronosHub's answers are a few hundred bytes of JSON: asking for gzip
+		// would only cost a header and a decompressor's setup per request.
+		t.DisableCompression = true
 		c.http = &http.Client{Transport: t, Timeout: defaultTimeout}
 	}
 	c.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
