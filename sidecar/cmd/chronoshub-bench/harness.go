@@ -21,7 +21,7 @@ import (
 )
 
 // sectionNames are the harness's sections, in the order they run.
-var sectionNames = []string{"ingest", "e2e", "send", "footprint", "stream", "backlog", "scale", "profile"}
+var sectionNames = []string{"ingest", "e2e", "send", "footprint", "stream", "backlog", "cluster", "scale", "profile"}
 
 // harness is one benchmark run: the built binary, the certificate, the
 // emulator and the results so far.
@@ -93,6 +93,7 @@ func runHarness(ctx context.Context, cfg *config, stderr io.Writer) error {
 		"footprint": h.benchFootprint,
 		"stream":    h.benchStream,
 		"backlog":   h.benchBacklog,
+		"cluster":   h.benchCluster,
 		"scale":     h.benchScale,
 		"profile":   h.benchProfile,
 	}

@@ -72,6 +72,11 @@ func (h *harness) startSidecar(ctx context.Context, e sidecarEnv) (*sidecarProc,
 			env[k] = v
 		}
 	}
+	for k, v := range env {
+		if v == "" { // unset, such as the data dir and sync with an external NATS
+			delete(env, k)
+		}
+	}
 	cmd := exec.Command(h.bin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {

@@ -319,6 +319,7 @@ func (r *results) markdown() string {
 	r.mdE2E(p)
 	r.mdSend(p)
 	r.mdBacklog(p)
+	r.mdCluster(p)
 	r.mdStream(p)
 	r.mdFootprint(p)
 	r.mdScale(p)

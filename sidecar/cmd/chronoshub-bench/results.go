@@ -50,6 +50,12 @@ type results struct {
 	BacklogAccepted   int
 	BacklogElapsed    time.Duration
 
+	// ClusterIngestRatio and ClusterP99Ratio are, per round, the sidecar on
+	// a three-node R3 cluster over the sidecar on its embedded store:
+	// keep-alive ingest throughput, and end-to-end p99 at the lowest rate.
+	ClusterIngestRatio []float64
+	ClusterP99Ratio    []float64
+
 	LogSteps []logStep
 	SubSteps []subStep
 

@@ -46,6 +46,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -71,10 +72,11 @@ const maxIdleConns = 64
 
 // Options are the optional knobs of a Client. The zero value is ready for production.
 type Options struct {
-	// HTTPClient sends the requests; its Timeout bounds each attempt. Redirects are never
-	// followed (they would carry the API key elsewhere), even with a client given here. Nil
-	// means a client with a 30-second timeout that requires TLS 1.2 or later and keeps up to
-	// 64 idle connections.
+	// HTTPClient's Transport sends the requests, and its Timeout bounds each attempt. Its
+	// Jar and CheckRedirect are not used: redirects are never followed (they would carry the
+	// API key elsewhere), even with a client given here. Nil
+	// means a client with a 30-second timeout that requires TLS 1.2 or later, keeps up to
+	// 64 idle connections and does not ask for compressed answers.
 	HTTPClient *http.Client
 
 	// MaxAttempts is how many HTTP attempts one SendEvent makes at most. Zero means 5.
@@ -123,8 +125,25 @@ type Client struct {
 	rand           func() float64
 	now            func() time.Time
 	onRetry        func(attempt int, reason string)
-	userAgent      string
+	userAgent      []string // the User-Agent header's value
+
+	// roundTrip is http's transport, wrapped; attempts go to it directly rather than through
+	// http.Client.Do, which would copy the headers for redirects the client never follows
+	// and add a deadline of its own to every request. timeout is http's Timeout, applied
+	// by attempt instead.
+	roundTrip http.RoundTripper
+	timeout   time.Duration
 }
+
+// Values of the constant request headers, shared by every request (a header's value slice
+// is only ever read or replaced, not written in place).
+var (
+	contentTypeJSON = []string{"application/json"}
+	acceptAnswers   = []string{"application/json, application/problem+json"}
+)
+
+// bodyBuffers recycles the buffers 2xx answers are read into.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // NewClient returns a client of the inbound API at baseURL, an absolute http or https URL
 // (ChronosHub's test, staging or production base). apiKey is called for every request so that
@@ -167,7 +186,7 @@ func NewClient(baseURL string, apiKey func() string, opts Options) (*Client, err
 		rand:           opts.Rand,
 		now:            opts.Now,
 		onRetry:        opts.OnRetry,
-		userAgent:      opts.UserAgent,
+		userAgent:      []string{cmp.Or(opts.UserAgent, defaultUserAgent)},
 	}
 	if c.maxBackoff < c.initialBackoff {
 		c.maxBackoff = c.initialBackoff
@@ -181,9 +200,6 @@ func NewClient(baseURL string, apiKey func() string, opts Options) (*Client, err
 	if c.now == nil {
 		c.now = time.Now
 	}
-	if c.userAgent == "" {
-		c.userAgent = defaultUserAgent
-	}
 	if opts.HTTPClient != nil {
 		hc := *opts.HTTPClient
 		c.http = &hc
@@ -194,6 +210,9 @@ func NewClient(baseURL string, apiKey func() string, opts Options) (*Client, err
 		// concurrent callers (the default of 2 re-dials, and re-handshakes,
 		// for most calls under load: measured by make bench).
 		t.MaxIdleConnsPerHost = maxIdleConns
+		// ChronosHub's answers are a few hundred bytes of JSON: asking for gzip
+		// would only cost a header and a decompressor's setup per request.
+		t.DisableCompression = true
 		c.http = &http.Client{Transport: t, Timeout: defaultTimeout}
 	}
 	c.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -203,6 +222,10 @@ func NewClient(baseURL string, apiKey func() string, opts Options) (*Client, err
 			rt = http.DefaultTransport
 		}
 		c.http.Transport = opts.WrapTransport(rt)
+	}
+	c.roundTrip, c.timeout = c.http.Transport, c.http.Timeout
+	if c.roundTrip == nil {
+		c.roundTrip = http.DefaultTransport
 	}
 	return c, nil
 }
@@ -298,21 +321,35 @@ func (c *Client) attempt(ctx context.Context, target, eventType string, payload 
 		e.cause = redactErr(e.cause, key)
 		return e
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(payload))
+	// The attempt's timeout, unless the caller's deadline comes first anyway (the sidecar's
+	// SendEvent always has one): a deadline costs allocations and a timer.
+	actx := ctx
+	if dl, ok := ctx.Deadline(); c.timeout > 0 && (!ok || time.Until(dl) > c.timeout) {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(payload))
 	if err != nil {
 		return Result{}, fail(&Error{cause: fmt.Errorf("build request: %w", err), kind: ErrRejected, retryAfter: -1})
 	}
-	req.Header.Set("X-Api-Key", key)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, application/problem+json")
-	req.Header.Set("User-Agent", c.userAgent)
+	req.Header = http.Header{
+		"X-Api-Key":    {key},
+		"Content-Type": contentTypeJSON,
+		"Accept":       acceptAnswers,
+		"User-Agent":   c.userAgent,
+	}
 
-	resp, err := c.http.Do(req)
+	resp, err := c.roundTrip.RoundTrip(req)
 	if err != nil {
-		return Result{}, fail(networkError(ctx, err))
+		// As http.Client.Do reports it.
+		return Result{}, fail(networkError(ctx, &url.Error{Op: "Post", URL: target, Err: err}))
 	}
 	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bodyBuffers.Put(buf)
+	_, readErr := buf.ReadFrom(&io.LimitedReader{R: resp.Body, N: maxResponseBytes})
 	// Drain a little more so the connection can be reused; what is left is dropped.
 	io.CopyN(io.Discard, resp.Body, maxResponseBytes)
 
@@ -323,12 +360,13 @@ func (c *Client) attempt(ctx context.Context, target, eventType string, payload 
 			return Result{}, fail(networkError(ctx, readErr))
 		}
 		var a accepted
-		if err := json.Unmarshal(body, &a); err != nil || a.EventID == "" {
+		if err := json.Unmarshal(buf.Bytes(), &a); err != nil || a.EventID == "" {
 			return Result{}, fail(&Error{StatusCode: resp.StatusCode, kind: ErrInvalidResponse, retryAfter: -1,
 				cause: errors.New("2xx answer without an eventId")})
 		}
 		return Result{EventID: a.EventID, Status: a.Status}, nil
 	}
+	body := bytes.Clone(buf.Bytes()) // The Problem keeps it.
 
 	e := &Error{StatusCode: resp.StatusCode, Problem: parseProblem(body, key), retryAfter: -1}
 	switch {

@@ -63,6 +63,12 @@ type Config struct {
 	// AsyncFailAfter is how long an asynchronous event is retried before it
 	// is marked failed.
 	AsyncFailAfter time.Duration
+	// AsyncConcurrency is how many asynchronous events are sent to ChronosHub
+	// at once.
+	AsyncConcurrency int
+	// AsyncOrderByType keeps asynchronous events of one type in the order
+	// they were queued whatever AsyncConcurrency.
+	AsyncOrderByType bool
 
 	// WebhookSecrets are the accepted webhook secrets, from
 	// CHRONOSHUB_WEBHOOK_SECRET or CHRONOSHUB_WEBHOOK_SECRET_FILE, holding
@@ -211,6 +217,8 @@ const (
 	maxBytes    = 64<<20 - 64<<10
 	maxAttempts = 100
 	maxCount    = 1_000_000
+	// maxAsyncConcurrency is outbox.Options.Concurrency's bound.
+	maxAsyncConcurrency = 256
 )
 
 // setting is one configuration setting: an environment variable and,
@@ -304,6 +312,12 @@ func settings(c *Config, r *raw) []setting {
 		{group: chronoshub, env: "CHRONOSHUB_ASYNC_FAIL_AFTER", def: "24h",
 			usage: "How long an asynchronous SendEvent is retried before it is marked failed.",
 			value: durationValue{p: &c.AsyncFailAfter}},
+		{group: chronoshub, env: "CHRONOSHUB_ASYNC_CONCURRENCY", def: "8",
+			usage: "How many asynchronous SendEvents are sent to ChronosHub at once; above 1 they may reach ChronosHub out of order, 1 sends them in the order queued.",
+			value: intValue[int]{p: &c.AsyncConcurrency, min: 1, max: maxAsyncConcurrency}},
+		{group: chronoshub, env: "CHRONOSHUB_ASYNC_ORDER_BY_TYPE", def: "false",
+			usage: "Send asynchronous SendEvents of one event type one at a time, in the order queued, whatever CHRONOSHUB_ASYNC_CONCURRENCY (a retried event still goes out behind later ones).",
+			value: boolValue{p: &c.AsyncOrderByType}},
 
 		{group: webhook, env: "CHRONOSHUB_WEBHOOK_SECRET", secret: true, note: "this or CHRONOSHUB_WEBHOOK_SECRET_FILE is required",
 			usage: "The webhook signing secret; several, separated by commas or one per line, are all accepted (a rotation).",

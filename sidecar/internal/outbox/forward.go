@@ -13,7 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Run forwards queued events until ctx is done, then returns nil. A transient failure is
+// Run forwards queued events until ctx is done, then returns nil. Up to
+// Options.Concurrency events are sent at once. A transient failure is
 // retried after a growing delay; an event ChronosHub rejects, or one not accepted within
 // FailAfter of its Enqueue, is marked Failed. Events queued before a crash or restart are
 // forwarded by the next Run on the same store. Several Runs, in this process or in other
@@ -31,10 +32,13 @@ func (o *Outbox) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	// The message iterator ends on errors a busy machine can cause (a missed
-	// heartbeat, a leadership change): start a new one rather than stop forwarding.
+	// Events being sent are finished before Run returns, however it returns.
+	w := newWorkers(o.concurrency)
+	defer w.wg.Wait()
+	// Fetching ends on errors a busy machine can cause (a missed heartbeat, a
+	// leadership change): fetch again rather than stop forwarding.
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := o.consume(ctx, cons)
+		err := o.consume(ctx, cons, w)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -64,40 +68,144 @@ func (o *Outbox) consumerLost(ctx context.Context, err error) error {
 	return nil
 }
 
-// consume forwards messages from one iterator until it fails or ctx ends.
-func (o *Outbox) consume(ctx context.Context, cons jetstream.Consumer) error {
-	// One message at a time: a buffered message waits while another is sent, and must not
-	// reach its ack deadline meanwhile.
-	//
-	// Pull requests expire after pullExpiry, with heartbeats every half of it: a pull request
-	// held by a consumer leader that died (a node killed) is noticed as missing heartbeats
-	// after pullExpiry, and the iterator is started again on the new leader. With
-	// JetStream's default (30s) forwarding stalled for 30s after a node was lost.
-	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry))
-	if err != nil {
-		return fmt.Errorf("outbox: consume: %w", err)
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	o.log.Info("forwarding queued events")
+// consume forwards messages until fetching fails or ctx ends. Each pull asks for exactly as
+// many messages as there are free workers, so that no message waits unattended for a worker
+// (and for its ack deadline) while others are sent: every message received is handed to a
+// worker at once, which keeps its ack deadline alive (see keepAlive).
+//
+// Pull requests expire after pullExpiry: a pull request held by a consumer leader that died
+// (a node killed) ends after pullExpiry, and the next one goes to the new leader. With
+// JetStream's default (30s) forwarding stalled for 30s after a node was lost.
+//
+// With one worker, events are sent one at a time in the queue's order (a retried event
+// comes back after its delay, behind later ones); with more, up to that many are in flight.
+func (o *Outbox) consume(ctx context.Context, cons jetstream.Consumer, w *workers) error {
+	o.log.Info("forwarding queued events", "concurrency", cap(w.slots))
 	for {
-		msg, err := it.Next()
+		n, err := w.reserve(ctx)
 		if err != nil {
-			return fmt.Errorf("outbox: next queued event: %w", err)
+			return nil // ctx ended; Run tells.
 		}
-		o.forward(ctx, msg)
+		fctx, cancel := context.WithTimeout(ctx, pullExpiry)
+		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			w.release(n)
+			return fmt.Errorf("outbox: fetch queued events: %w", err)
+		}
+		for msg := range batch.Messages() {
+			n--
+			// Messages arrive in the queue's order; with OrderByType each waits for the one
+			// dispatched before it with the same type.
+			prev, done := w.chain(o.orderKey(msg))
+			w.wg.Add(1)
+			go func() {
+				defer w.wg.Done()
+				defer w.release(1)
+				stop := o.keepAlive(msg)
+				defer stop()
+				defer done()
+				if prev != nil {
+					<-prev
+					if ctx.Err() != nil {
+						// Shutting down: finish what was being sent, not a chain of
+						// waiting events; another Run takes this one now.
+						msg.Nak()
+						return
+					}
+				}
+				o.forward(ctx, msg)
+			}()
+		}
+		cancel()
+		w.release(n)
+		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("outbox: next queued events: %w", err)
+		}
+	}
+}
+
+// workers bounds how many queued events are forwarded at once.
+type workers struct {
+	slots chan struct{} // one token per busy worker or reserved pull slot
+	wg    sync.WaitGroup
+
+	mu   sync.Mutex
+	last map[string]chan struct{} // per order key, closed when its latest event is done
+}
+
+func newWorkers(n int) *workers {
+	return &workers{slots: make(chan struct{}, n), last: map[string]chan struct{}{}}
+}
+
+// chain registers an event with order key k (none when empty): it returns the channel
+// closed when the previous event with k is done (nil if none is in flight), and the
+// function to call when this one is done.
+func (w *workers) chain(k string) (prev <-chan struct{}, done func()) {
+	if k == "" {
+		return nil, func() {}
+	}
+	ch := make(chan struct{})
+	w.mu.Lock()
+	prev = w.last[k]
+	w.last[k] = ch
+	w.mu.Unlock()
+	return prev, func() {
+		w.mu.Lock()
+		if w.last[k] == ch {
+			delete(w.last, k)
+		}
+		w.mu.Unlock()
+		close(ch)
+	}
+}
+
+// orderKey is what msg's event must keep its order within: its type with OrderByType,
+// otherwise nothing.
+func (o *Outbox) orderKey(msg jetstream.Msg) string {
+	if !o.orderByType {
+		return ""
+	}
+	var q struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(msg.Data(), &q) != nil {
+		return "" // forward drops it
+	}
+	return "type:" + q.Type
+}
+
+// reserve waits for at least one free worker and reserves every free one; it returns how
+// many, or ctx's error.
+func (w *workers) reserve(ctx context.Context) (int, error) {
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	n := 1
+	for ; n < cap(w.slots); n++ {
+		select {
+		case w.slots <- struct{}{}:
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+func (w *workers) release(n int) {
+	for range n {
+		<-w.slots
 	}
 }
 
 // forward handles one queued event; the message is acked once the event has an outcome,
-// or nakked with a delay.
+// or nakked with a delay. The caller keeps its ack deadline alive (keepAlive).
 func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 	// The work on a message is finished even when ctx ends: see Run.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout+storeTimeout)
 	defer cancel()
-
-	defer o.keepAlive(msg)()
 
 	var q queued
 	if err := json.Unmarshal(msg.Data(), &q); err != nil {

@@ -89,6 +89,9 @@ const (
 	// (see keepAlive), so that it is not redelivered meanwhile.
 	sendTimeout = time.Minute
 	ackWait     = 15 * time.Second
+	// maxConcurrency bounds Options.Concurrency: the consumer's MaxAckPending (1000) must
+	// leave room for redeliveries waiting out their delay.
+	maxConcurrency = 256
 	// claimTTL is how long a synchronous Send without a deadline holds its key; claimMargin is
 	// added to a deadline.
 	claimTTL    = 10 * time.Minute
@@ -117,6 +120,16 @@ type Options struct {
 	// RetryDelay and MaxRetryDelay bound the exponential, jittered delay before a queued
 	// event is retried after a transient failure. Zero means 1s and 5m.
 	RetryDelay, MaxRetryDelay time.Duration
+	// Concurrency is how many queued events Run sends to ChronosHub at once. With 1 they are
+	// sent one at a time, in the order they were queued (an event retried after a transient
+	// failure comes back after its delay, behind later ones); with more, events may reach
+	// ChronosHub in any order. Zero means 1.
+	Concurrency int
+	// OrderByType keeps events of one type in the order they were queued with any
+	// Concurrency: an event is sent once the one queued before it with the same type has
+	// an outcome or is waiting for a retry (a retried event still goes out behind later
+	// ones). Events of different types are sent concurrently.
+	OrderByType bool
 	// Now tells the time for records and FailAfter. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives the outbox's logs. Nil discards them.
@@ -194,6 +207,8 @@ type Outbox struct {
 	tracer        *tracing.Tracer
 	onOutcome     func(State)
 	ackWait       time.Duration
+	concurrency   int
+	orderByType   bool
 
 	// Names of this outbox's resources: the constants, with Options.suffix.
 	bucket, streamName, consumer string
@@ -223,6 +238,9 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 	if opts.IdempotencyWindow > 0 && opts.IdempotencyWindow < time.Second {
 		errs = append(errs, fmt.Errorf("idempotency window %v is under the 1s JetStream allows", opts.IdempotencyWindow))
 	}
+	if opts.Concurrency < 0 || opts.Concurrency > maxConcurrency {
+		errs = append(errs, fmt.Errorf("concurrency %d is not between 0 and %d", opts.Concurrency, maxConcurrency))
+	}
 	if opts.Replicas < 0 {
 		errs = append(errs, fmt.Errorf("replicas %d is negative", opts.Replicas))
 	}
@@ -240,6 +258,8 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 		log:           opts.Logger,
 		tracer:        opts.Tracer,
 		onOutcome:     opts.OnOutcome,
+		concurrency:   cmp.Or(opts.Concurrency, 1),
+		orderByType:   opts.OrderByType,
 	}
 	if o.now == nil {
 		o.now = time.Now

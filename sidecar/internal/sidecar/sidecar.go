@@ -260,6 +260,8 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		Tracer:            s.tracer,
 		IdempotencyWindow: cfg.IdempotencyWindow,
 		FailAfter:         cfg.AsyncFailAfter,
+		Concurrency:       cfg.AsyncConcurrency,
+		OrderByType:       cfg.AsyncOrderByType,
 		Logger:            s.logger,
 		OnOutcome:         func(st outbox.State) { s.met.Sent(st.String()) },
 	})
