@@ -369,3 +369,126 @@ func testMaxBytes(t *testing.T, b backend) {
 		t.Fatalf("Append after acks = %v, want room", err)
 	}
 }
+
+// TestLeaderKilledWhileStreaming kills the node leading the event log's
+// stream, then the one leading the subscription, while events are appended
+// and a stream is open: the stream keeps delivering after each election, and
+// every event Append answered nil for is delivered.
+func TestLeaderKilledWhileStreaming(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	nc, _ := c.Connect(t)
+	l := openOn(t, nc, eventlog.Options{Replicas: 3, CheckExisting: true, AckWait: 5 * time.Second, PollInterval: time.Second})
+	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "k"})
+	waitSubscription(t, l, "k")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	answered := make(chan string, 100000)
+	appended := make(chan struct{})
+	var failures atomic.Int32
+	go func() {
+		defer close(appended)
+		for i := 0; ctx.Err() == nil; i++ {
+			actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+			id := fmt.Sprint("e", i)
+			_, err := l.Append(actx, event(id, "manuscript.submitted", fmt.Sprintf(`{"n":%d}`, i)))
+			acancel()
+			if err == nil {
+				answered <- id
+			} else {
+				failures.Add(1)
+			}
+			time.Sleep(2 * time.Millisecond) // a steady trickle, not a flood
+		}
+	}()
+	delivered := map[string]int{}
+	ackFailures := 0
+	lastAt := time.Now()
+	// receive takes events until want are delivered, returning the longest
+	// gap between two deliveries.
+	receive := func(want int) time.Duration {
+		t.Helper()
+		var gap time.Duration
+		for len(delivered) < want {
+			select {
+			case e := <-ch:
+				if string(e.Payload) != fmt.Sprintf(`{"n":%s}`, strings.TrimPrefix(e.ID, "e")) {
+					t.Fatalf("event %s payload %s", e.ID, e.Payload)
+				}
+				gap = max(gap, time.Since(lastAt))
+				lastAt = time.Now()
+				delivered[e.ID]++
+				// An ack during an election may fail (no subscription
+				// leader): the event is then offered again, as the app
+				// would see it.
+				sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if _, _, err := l.Settle(sctx, eventlog.Settlement{Subscription: "k", IDs: []string{e.ID}}); err != nil {
+					ackFailures++
+				}
+				scancel()
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no event delivered for 30s (%d delivered)", len(delivered))
+			}
+		}
+		return gap
+	}
+	receive(50)
+	for _, what := range []string{"stream", "subscription"} {
+		info := streamInfo(t, l, what)
+		leader := c.Node(info)
+		if leader < 0 {
+			t.Fatalf("%s leader %q is not a node", what, info)
+		}
+		c.Kill(leader)
+		killedAt := time.Now()
+		before := len(delivered)
+		lastAt = killedAt
+		gap := receive(before + 200)
+		t.Logf("%s leader %s killed: longest pause in delivery %v", what, info, gap.Round(time.Millisecond))
+		c.Restart(leader)
+	}
+	cancel()
+	<-appended
+	close(answered)
+	var ids []string
+	for id := range answered {
+		ids = append(ids, id)
+	}
+	// Every event answered is delivered (some possibly more than once,
+	// never lost).
+	for _, id := range ids {
+		for delivered[id] == 0 {
+			receive(len(delivered) + 1)
+		}
+	}
+	again := 0
+	for _, n := range delivered {
+		again += n - 1
+	}
+	t.Logf("%d events answered, %d failed appends (retried by ChronosHub in production), %d failed acks, %d offered again", len(ids), failures.Load(), ackFailures, again)
+}
+
+// streamInfo returns the server name leading the event log's stream or the
+// subscription "k", polling through elections.
+func streamInfo(t *testing.T, l *eventlog.Log, what string) string {
+	t.Helper()
+	js := l.JetStream()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err := js.Stream(ctx, eventlog.EventsStream)
+		var leader string
+		if err == nil {
+			if what == "stream" {
+				leader = s.CachedInfo().Cluster.Leader
+			} else if cons, err := s.Consumer(ctx, "k"); err == nil {
+				leader = cons.CachedInfo().Cluster.Leader
+			}
+		}
+		cancel()
+		if leader != "" {
+			return leader
+		}
+	}
+	t.Fatalf("no %s leader within 30s", what)
+	return ""
+}

@@ -662,6 +662,11 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 	if s.Delay < 0 {
 		return nil, nil, fmt.Errorf("%w: negative redelivery delay", ErrInvalid)
 	}
+	// An acknowledgement whose answer is lost (the subscription's leader
+	// died with it) must not hold the caller forever: the event is offered
+	// again after its ack deadline anyway.
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	type item struct {
 		id string
 		d  *delivery
