@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natstest"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
 )
 
 // fleetEnv is serveEnv for a sidecar on the cluster c (no data dir).
