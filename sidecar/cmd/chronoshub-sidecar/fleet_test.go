@@ -172,10 +172,9 @@ func lastLine(s string) string {
 // fleetSlot is one replica of the sidecar: its current process and
 // addresses (empty while it is down).
 type fleetSlot struct {
-	mu      sync.Mutex
-	p       *process
-	addrs   sidecar.Addrs
-	restart int
+	mu    sync.Mutex
+	p     *process
+	addrs sidecar.Addrs
 }
 
 func (s *fleetSlot) get() sidecar.Addrs {
