@@ -526,6 +526,22 @@ func (l *Log) Depth(ctx context.Context) (map[string]uint64, error) {
 	return out, nil
 }
 
+// probeKey is the key Probe writes in the unoffered bucket; it has no dot,
+// so no subscription's record can have it.
+const probeKey = "_probe"
+
+// Probe checks that the store takes a write: it writes a small record
+// through JetStream's replicated write path (on a cluster, it needs a
+// quorum, as an append does), without adding anything to the event log.
+// The sidecar uses it to notice that the store works again when no append
+// has been tried since it failed.
+func (l *Log) Probe(ctx context.Context) error {
+	if _, err := l.unoffers.Put(ctx, probeKey, []byte(l.opts.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+		return fmt.Errorf("event log write probe: %w", err)
+	}
+	return nil
+}
+
 // Ping checks that the store answers.
 func (l *Log) Ping(ctx context.Context) error {
 	if _, err := l.events.Info(ctx); err != nil {

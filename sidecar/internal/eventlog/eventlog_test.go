@@ -101,31 +101,6 @@ func settle(t *testing.T, l *eventlog.Log, s eventlog.Settlement) {
 	}
 }
 
-func TestAppendStreamAck(t *testing.T) {
-	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
-	payload := `{"title":"Über 𝔸 🧬"}`
-	appendAll(t, l, event("e1", "manuscript.submitted", payload), event("e2", "manuscript.status.updated", `{}`))
-	if dup, err := l.Append(context.Background(), event("e1", "manuscript.submitted", `{"other":1}`)); err != nil || !dup {
-		t.Fatalf("Append(repeat e1) = %v, %v; want true, nil", dup, err)
-	}
-	ch, stop := stream(t, l, eventlog.StreamRequest{})
-	got := next(t, ch)
-	if got.ID != "e1" || string(got.Payload) != payload || got.Attempt != 1 || got.Type != "manuscript.submitted" || !got.SignedAt.Equal(time.Unix(1740000000, 0)) || got.ReceivedAt.IsZero() {
-		t.Fatalf("first event = %+v", got)
-	}
-	if got := next(t, ch); got.ID != "e2" {
-		t.Fatalf("second event = %s, want e2", got.ID)
-	}
-	settle(t, l, eventlog.Settlement{IDs: []string{"e1", "e2"}})
-	done, unknown, err := l.Settle(context.Background(), eventlog.Settlement{IDs: []string{"e1", "nope"}})
-	if err != nil || len(done) != 0 || !cmp.Equal(unknown, []string{"e1", "nope"}) {
-		t.Fatalf("Settle(again) = %v, %v, %v", done, unknown, err)
-	}
-	if err := stop(); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Stream returned %v, want context.Canceled", err)
-	}
-}
-
 func TestFilters(t *testing.T) {
 	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
 	appendAll(t, l,
@@ -155,60 +130,6 @@ func TestFilters(t *testing.T) {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestUnsettledComeBackWhenStreamEnds(t *testing.T) {
-	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
-	appendAll(t, l, event("e1", "manuscript.submitted", `{}`))
-	ch, stop := stream(t, l, eventlog.StreamRequest{Subscription: "s"})
-	if got := next(t, ch); got.Attempt != 1 {
-		t.Fatalf("attempt = %d, want 1", got.Attempt)
-	}
-	stop()
-	ch, _ = stream(t, l, eventlog.StreamRequest{Subscription: "s"})
-	if got := next(t, ch); got.ID != "e1" || got.Attempt != 2 {
-		t.Fatalf("redelivered %s attempt %d, want e1 attempt 2", got.ID, got.Attempt)
-	}
-}
-
-func TestRejectDeadLetterReplay(t *testing.T) {
-	l, _ := openLog(t, t.TempDir(), eventlog.Options{MaxAttempts: 3})
-	appendAll(t, l, event("e1", "manuscript.submitted", `{"n":1}`), event("e2", "manuscript.submitted", `{"n":2}`))
-	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s", MaxInFlight: 1})
-	// e1 is rejected on every attempt; strict order holds e2 back meanwhile.
-	for attempt := 1; attempt <= 3; attempt++ {
-		got := next(t, ch)
-		if got.ID != "e1" || got.Attempt != attempt {
-			t.Fatalf("got %s attempt %d, want e1 attempt %d", got.ID, got.Attempt, attempt)
-		}
-		settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{"e1"}, Reject: true})
-	}
-	if got := next(t, ch); got.ID != "e2" {
-		t.Fatalf("after dead-lettering e1 got %s, want e2", got.ID)
-	}
-	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{"e2"}})
-	dead, more, err := l.ListDeadLetters(context.Background(), "s", 0, 10)
-	if err != nil || more != 0 || len(dead) != 1 {
-		t.Fatalf("ListDeadLetters = %v, %d, %v; want one", dead, more, err)
-	}
-	if d := dead[0].Event; d.ID != "e1" || d.Attempt != 3 || string(d.Payload) != `{"n":1}` || dead[0].DeadAt.IsZero() {
-		t.Fatalf("dead letter = %+v", dead[0])
-	}
-	if other, _, _ := l.ListDeadLetters(context.Background(), "other", 0, 10); len(other) != 0 {
-		t.Fatalf("other subscription has dead letters %v", other)
-	}
-	replayed, unknown, err := l.ReplayDeadLetters(context.Background(), "s", []string{"e1", "zzz"}, false)
-	if err != nil || !cmp.Equal(replayed, []string{"e1"}) || !cmp.Equal(unknown, []string{"zzz"}) {
-		t.Fatalf("ReplayDeadLetters = %v, %v, %v", replayed, unknown, err)
-	}
-	got := next(t, ch)
-	if got.ID != "e1" || got.Attempt != 1 || string(got.Payload) != `{"n":1}` {
-		t.Fatalf("replayed event = %+v", got)
-	}
-	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{"e1"}})
-	if dead, _, _ := l.ListDeadLetters(context.Background(), "s", 0, 10); len(dead) != 0 {
-		t.Fatalf("dead letters after replay = %v", dead)
 	}
 }
 

@@ -578,6 +578,16 @@ func (l *Log) deliverOne(streamCtx context.Context, h *streamHandle, m jetstream
 	l.mu.Lock()
 	types := h.sub.types
 	l.mu.Unlock()
+	if !matchesAny(types, e.Type) {
+		// Another Log on the same JetStream (another replica of the
+		// sidecar) may have widened the subscription since this one read
+		// its filter: read it again before treating the event as narrowed
+		// out.
+		if types, err = l.refreshTypes(ctx, h.sub); err != nil {
+			l.returnUnoffered(h.sub.name, m)
+			return fmt.Errorf("read filter of subscription %s: %w", h.sub.name, err)
+		}
+	}
 	switch {
 	case !matchesAny(types, e.Type):
 		// Pending on the subscription when its filter was narrowed.
@@ -616,6 +626,19 @@ func (l *Log) deliverOne(streamCtx context.Context, h *streamHandle, m jetstream
 	return send(e)
 }
 
+// refreshTypes reads the subscription's filter from JetStream into sub.
+func (l *Log) refreshTypes(ctx context.Context, sub *subState) ([]string, error) {
+	cons, err := l.events.Consumer(ctx, sub.name)
+	if err != nil {
+		return nil, err
+	}
+	types := typesOf(cons.CachedInfo().Config)
+	l.mu.Lock()
+	sub.types = types
+	l.mu.Unlock()
+	return types, nil
+}
+
 // Settlement says what to do with delivered events.
 type Settlement struct {
 	// Subscription the events were delivered on; "" means default.
@@ -639,6 +662,11 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 	if s.Delay < 0 {
 		return nil, nil, fmt.Errorf("%w: negative redelivery delay", ErrInvalid)
 	}
+	// An acknowledgement whose answer is lost (the subscription's leader
+	// died with it) must not hold the caller forever: the event is offered
+	// again after its ack deadline anyway.
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	type item struct {
 		id string
 		d  *delivery

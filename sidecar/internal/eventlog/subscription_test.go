@@ -341,53 +341,6 @@ func TestIdleSubscriptionExpires(t *testing.T) {
 	})
 }
 
-func TestMaxBytes(t *testing.T) {
-	t.Parallel()
-	l, _ := openLog(t, t.TempDir(), eventlog.Options{MaxBytes: 64 << 10})
-	ctx := context.Background()
-	payload := `{"x":"` + strings.Repeat("p", 1000) + `"}`
-	var stored int
-	for ; stored < 1000; stored++ {
-		_, err := l.Append(ctx, event(fmt.Sprint("e", stored), "manuscript.submitted", payload))
-		if errors.Is(err, eventlog.ErrFull) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if stored == 0 || stored == 1000 {
-		t.Fatalf("%d events stored before ErrFull", stored)
-	}
-	// No subscription yet: nothing may be dropped.
-	if _, err := l.Append(ctx, event("more", "manuscript.submitted", payload)); !errors.Is(err, eventlog.ErrFull) {
-		t.Fatalf("Append to a full log = %v, want ErrFull", err)
-	}
-	// A subscription receives every event stored, and once it acked some,
-	// appends succeed again. A subscription whose filter matches none of
-	// them holds nothing back.
-	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s"})
-	var held []string
-	for i := range stored {
-		e := next(t, ch)
-		if e.ID != fmt.Sprint("e", i) {
-			t.Fatalf("event %d = %s", i, e.ID)
-		}
-		held = append(held, e.ID)
-	}
-	_, stopOther := stream(t, l, eventlog.StreamRequest{Subscription: "other", Types: []string{"invoice.*"}})
-	waitSubscription(t, l, "other")
-	stopOther()
-	if _, err := l.Append(ctx, event("more", "manuscript.submitted", payload)); !errors.Is(err, eventlog.ErrFull) {
-		t.Fatalf("Append to a full log, nothing acked = %v, want ErrFull", err)
-	}
-	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: held[:stored/2]})
-	waitFor(t, "ack floor moved", func() bool { return getSub(t, l, "s").AckFloor >= uint64(stored/2) })
-	if _, err := l.Append(ctx, event("more", "manuscript.submitted", payload)); err != nil {
-		t.Fatalf("Append after acks = %v, want room", err)
-	}
-}
-
 // TestSettleIsAppliedOnReturn acknowledges a batch in one Settle: when it
 // returns, JetStream has applied every acknowledgement (no waiting).
 func TestSettleIsAppliedOnReturn(t *testing.T) {

@@ -44,6 +44,11 @@ type Options struct {
 	// (mutual TLS), both signed by a CA made for the cluster; see
 	// Cluster.TLS.
 	TLS bool
+	// Accounts, when not zero, is the number of accounts with JetStream
+	// besides the default one, each with its own streams and names, so that
+	// tests can share a cluster without sharing names; see ConnectAccount.
+	// It cannot be combined with User.
+	Accounts int
 	// ReadyTimeout bounds the wait for the cluster (and for a restarted
 	// node) to be ready. Zero means 60s.
 	ReadyTimeout time.Duration
@@ -90,6 +95,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = time.Minute
+	}
+	if opts.Accounts > 0 && opts.User != "" {
+		t.Fatal("natstest: Options.Accounts and Options.User cannot be combined")
 	}
 	bin, err := serverBinary()
 	if err != nil {
@@ -161,6 +169,14 @@ func (c *Cluster) config(n *node) []byte {
 	b.WriteString("}\n")
 	if c.opts.TLS {
 		fmt.Fprintf(&b, "tls {\n  cert_file: %q\n  key_file: %q\n  ca_file: %q\n  verify: true\n}\n", c.tls.serverCert, c.tls.serverKey, c.tls.CA)
+	}
+	if c.opts.Accounts > 0 {
+		// The default account (A0) takes clients without credentials.
+		b.WriteString("accounts {\n")
+		for a := range c.opts.Accounts + 1 {
+			fmt.Fprintf(&b, "  A%d: { jetstream: enabled, users: [ { user: %q, password: %q } ] }\n", a, accountUser(a), accountUser(a))
+		}
+		b.WriteString("}\nno_auth_user: " + accountUser(0) + "\n")
 	}
 	if c.opts.User != "" {
 		fmt.Fprintf(&b, "authorization {\n  user: %q\n  password: %q\n}\n", c.opts.User, c.opts.Password)
@@ -310,6 +326,32 @@ func (c *Cluster) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	nc, err := nats.Connect(c.URLs(), append(c.tlsOptions(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
 	if err != nil {
 		t.Fatalf("natstest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := c.jetStream(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
+}
+
+func accountUser(a int) string { return fmt.Sprintf("a%d", a) }
+
+// ConnectAccount is Connect as a user of account a (1 to Options.Accounts;
+// 0 is the default account), to node i only when node is not negative.
+func (c *Cluster) ConnectAccount(t testing.TB, a, node int) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	if a < 0 || a > c.opts.Accounts {
+		t.Fatalf("natstest: account %d of a cluster with %d accounts", a, c.opts.Accounts)
+	}
+	url := c.URLs()
+	if node >= 0 {
+		url = c.URL(node)
+	}
+	opts := append(c.tlsOptions(), nats.UserInfo(accountUser(a), accountUser(a)), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("natstest: connect as account %d: %v", a, err)
 	}
 	t.Cleanup(nc.Close)
 	js, err := c.jetStream(nc)

@@ -58,3 +58,31 @@ func TestClusterSurvivesKill(t *testing.T) {
 		t.Fatalf("Info = %+v, %v; want 2 messages", info, err)
 	}
 }
+
+// TestAccountsAreSeparate creates a stream of one name in two accounts of a
+// cluster: each account sees only its own messages.
+func TestAccountsAreSeparate(t *testing.T) {
+	t.Parallel()
+	c := Start(t, Options{Nodes: 3, Accounts: 2})
+	for a := 1; a <= 2; a++ {
+		_, js := c.ConnectAccount(t, a, a)
+		s, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
+		if err != nil {
+			t.Fatalf("account %d: CreateStream = %v", a, err)
+		}
+		for range a {
+			if _, err := js.Publish(t.Context(), "t.x", []byte("x")); err != nil {
+				t.Fatalf("account %d: Publish = %v", a, err)
+			}
+		}
+		info, err := s.Info(t.Context())
+		if err != nil || info.State.Msgs != uint64(a) {
+			t.Fatalf("account %d: Info = %+v, %v; want %d messages", a, info, err, a)
+		}
+	}
+	// The default account has no such stream.
+	_, js := c.Connect(t)
+	if _, err := js.Stream(t.Context(), "T"); err == nil {
+		t.Fatal("default account sees stream T of another account")
+	}
+}

@@ -15,6 +15,12 @@ import (
 // has lasted the store failure limit, by /healthz, so that the orchestrator
 // restarts the sidecar; the restart recovers the store like any crash.
 //
+// While appends are failing, the health loop probes the store with a
+// cheap write (eventlog.Log.Probe) every second, and a probe that succeeds
+// clears the failure: an unready pod gets no webhooks, so it must not wait
+// for an append to succeed to become ready again (on a cluster, once the
+// quorum is back).
+//
 // Only the store's own failures count: an append abandoned because the
 // webhook's client went away says nothing about the store.
 type storeHealth struct {
@@ -37,6 +43,13 @@ func (h *storeHealth) record(err error, now time.Time) {
 	default:
 		h.lastErr = err
 	}
+}
+
+// failing reports whether the last append (or probe) failed.
+func (h *storeHealth) failing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.failingSince.IsZero()
 }
 
 // check returns an error when appends have been failing for at least limit.

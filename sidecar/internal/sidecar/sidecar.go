@@ -416,13 +416,27 @@ func (s *Sidecar) setHealth(st grpc_health_v1.HealthCheckResponse_ServingStatus)
 	s.health.SetServingStatus(sidecarv1.EventService_ServiceDesc.ServiceName, st)
 }
 
-// followHealth keeps gRPC health equal to readiness until ctx ends.
+// probeStore, while appends are failing, tries a write and clears the
+// failure when it succeeds (see storeHealth).
+func (s *Sidecar) probeStore(ctx context.Context) {
+	if !s.store.failing() {
+		return
+	}
+	if err := s.log.Probe(ctx); err == nil {
+		s.store.record(nil, time.Now())
+		s.logger.Info("event store takes writes again")
+	}
+}
+
+// followHealth keeps gRPC health equal to readiness (and probes a failing
+// store) until ctx ends.
 func (s *Sidecar) followHealth(ctx context.Context) error {
 	t := time.NewTicker(healthInterval)
 	defer t.Stop()
 	for {
 		st := grpc_health_v1.HealthCheckResponse_SERVING
 		pctx, cancel := context.WithTimeout(ctx, healthInterval)
+		s.probeStore(pctx)
 		if s.Ready(pctx) != nil {
 			st = grpc_health_v1.HealthCheckResponse_NOT_SERVING
 		}
