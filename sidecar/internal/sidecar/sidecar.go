@@ -143,6 +143,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Sidecar, e
 	if err := s.openStore(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.verifyMark(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.buildServices(ctx); err != nil {
 		return nil, err
 	}
@@ -197,27 +200,62 @@ func (s *Sidecar) openStore(ctx context.Context) error {
 			return fmt.Errorf("the NATS server takes messages of at most %d bytes, but CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES and CHRONOSHUB_MAX_PAYLOAD_BYTES need %d (with headers): raise the server's max_payload or lower them", limit, need)
 		}
 	}
-	var err error
-	s.log, err = eventlog.Open(ctx, s.nc, eventlog.Options{
-		Retention:                 cfg.Retention,
-		DuplicateWindow:           cfg.DuplicateWindow,
-		AckWait:                   cfg.AckWait,
-		MaxAttempts:               cfg.MaxAttempts,
-		MaxAckPending:             cfg.MaxAckPending,
-		MaxInFlight:               cfg.MaxInFlight,
-		Replicas:                  cfg.NATSReplicas,
-		Domain:                    cfg.NATSDomain,
-		CheckExisting:             cfg.NATSURL != "",
-		MaxBytes:                  s.logMaxBytes(),
-		MaxSubscriptions:          cfg.MaxSubscriptions,
-		MaxFiltersPerSubscription: cfg.MaxFilters,
-		SubscriptionIdleExpiry:    cfg.SubscriptionIdleExpiry,
-		Logger:                    s.logger.With("component", "eventlog"),
-		Observer:                  s.met,
+	return s.startRetry(ctx, "event log", func() (err error) {
+		s.log, err = eventlog.Open(ctx, s.nc, eventlog.Options{
+			Retention:                 cfg.Retention,
+			DuplicateWindow:           cfg.DuplicateWindow,
+			AckWait:                   cfg.AckWait,
+			MaxAttempts:               cfg.MaxAttempts,
+			MaxAckPending:             cfg.MaxAckPending,
+			MaxInFlight:               cfg.MaxInFlight,
+			Replicas:                  cfg.NATSReplicas,
+			Domain:                    cfg.NATSDomain,
+			CheckExisting:             cfg.NATSURL != "",
+			MaxBytes:                  s.logMaxBytes(),
+			MaxSubscriptions:          cfg.MaxSubscriptions,
+			MaxFiltersPerSubscription: cfg.MaxFilters,
+			SubscriptionIdleExpiry:    cfg.SubscriptionIdleExpiry,
+			Logger:                    s.logger.With("component", "eventlog"),
+			Observer:                  s.met,
+		})
+		return err
 	})
-	if err != nil {
+}
+
+// clusterStartPatience bounds how long a start on a cluster retries what
+// fails, as it does while the cluster elects a leader after a node restart.
+const clusterStartPatience = time.Minute
+
+// startRetry calls open until it succeeds. With the embedded store it calls
+// it once. On a cluster it retries for clusterStartPatience, with a growing
+// delay, every failure but a settings mismatch (which waiting cannot mend),
+// so that a replica started during a leader election does not crash-loop.
+func (s *Sidecar) startRetry(ctx context.Context, what string, open func() error) error {
+	err := open()
+	if s.cfg.NATSURL == "" {
 		return err
 	}
+	deadline := time.Now().Add(clusterStartPatience)
+	for wait := 500 * time.Millisecond; err != nil; wait = min(2*wait, 5*time.Second) {
+		var mismatch *natsconn.MismatchError
+		if errors.As(err, &mismatch) || time.Now().After(deadline) {
+			return err
+		}
+		s.logger.Warn("open "+what+" on the cluster failed; retrying", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		err = open()
+	}
+	return nil
+}
+
+// verifyMark reports, with the embedded store, events JetStream dropped
+// while repairing damaged files at start.
+func (s *Sidecar) verifyMark(ctx context.Context) error {
+	cfg := s.cfg
 	if cfg.NATSURL == "" {
 		s.markFile = filepath.Join(cfg.DataDir, markFileName)
 		lost, err := s.log.Verify(ctx, s.markFile)
@@ -255,15 +293,18 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.out, err = outbox.Open(ctx, s.js, client, outbox.Options{
-		Replicas:          cfg.NATSReplicas,
-		Tracer:            s.tracer,
-		IdempotencyWindow: cfg.IdempotencyWindow,
-		FailAfter:         cfg.AsyncFailAfter,
-		Concurrency:       cfg.AsyncConcurrency,
-		OrderByType:       cfg.AsyncOrderByType,
-		Logger:            s.logger,
-		OnOutcome:         func(st outbox.State) { s.met.Sent(st.String()) },
+	err = s.startRetry(ctx, "outbox", func() (err error) {
+		s.out, err = outbox.Open(ctx, s.js, client, outbox.Options{
+			Replicas:          cfg.NATSReplicas,
+			Tracer:            s.tracer,
+			IdempotencyWindow: cfg.IdempotencyWindow,
+			FailAfter:         cfg.AsyncFailAfter,
+			Concurrency:       cfg.AsyncConcurrency,
+			OrderByType:       cfg.AsyncOrderByType,
+			Logger:            s.logger,
+			OnOutcome:         func(st outbox.State) { s.met.Sent(st.String()) },
+		})
+		return err
 	})
 	if err != nil {
 		return err
@@ -407,7 +448,15 @@ func (s *Sidecar) Ready(ctx context.Context) error {
 
 // Alive reports whether the process is worth keeping: not when appends have
 // failed for the store failure limit without a success.
+//
+// Only the embedded store is judged so: its file store stays broken after
+// a write error until the process restarts. An external cluster's outage
+// is not mended by restarting its clients, so there readiness alone says
+// it (and comes back by itself, see followHealth).
 func (s *Sidecar) Alive(context.Context) error {
+	if s.cfg.NATSURL != "" {
+		return nil
+	}
 	return s.store.check(time.Now(), s.cfg.StoreFailureLimit)
 }
 
