@@ -158,6 +158,11 @@ func checkNATSConfig(t *testing.T, m manifests, nats *appsv1.StatefulSet) {
 	if !opts.JetStream {
 		t.Error("JetStream is not enabled")
 	}
+	// The sidecar refuses a server that cannot take its largest event: the
+	// default 1 MiB body limits plus 64 KiB of headers.
+	if need := int32(1<<20 + 64<<10); opts.MaxPayload < need {
+		t.Errorf("max_payload = %d, want at least %d for the sidecar's default limits", opts.MaxPayload, need)
+	}
 	if opts.TLSConfig == nil || opts.Cluster.TLSConfig == nil {
 		t.Error("client or cluster connections are not TLS")
 	}
