@@ -179,10 +179,17 @@ func TestBackPressure(t *testing.T) {
 	for range 3 {
 		ids = append(ids, next(t, ch).ID)
 	}
-	select {
-	case e := <-ch:
-		t.Fatalf("a 4th event %s arrived while 3 are unsettled", e.ID)
-	case <-time.After(200 * time.Millisecond):
+	// From state, not by waiting: JetStream has handed the subscription
+	// exactly 3 events (a 4th fetch would count as unacked) and holds the
+	// other 7, this process holds 3, and nothing else is on its way to the
+	// app.
+	sub, err := l.GetSubscription(t.Context(), "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sub.Unacked != 3 || sub.Pending != 7 || l.Holding()["s"] != 3 || len(ch) != 0 {
+		t.Fatalf("with 3 unsettled: unacked %d, pending %d, held %d, buffered %d; want 3, 7, 3, 0",
+			sub.Unacked, sub.Pending, l.Holding()["s"], len(ch))
 	}
 	settle(t, l, eventlog.Settlement{Subscription: "s", IDs: ids[:1]})
 	if got := next(t, ch); got.ID != "e3" {
