@@ -226,3 +226,37 @@ func sendSignedBody(client *http.Client, url, id, payload string) (webhookStatus
 	b, _ := io.ReadAll(resp.Body)
 	return webhookStatus{resp.StatusCode, resp.Header.Get("Retry-After")}, b, nil
 }
+
+// TestEventIDCaseEndToEnd retries a webhook with its X-Event-Id in upper
+// case, as RFC 9562 allows: the sidecar stores it once and delivers the id
+// as ChronosHub first sent it.
+func TestEventIDCaseEndToEnd(t *testing.T) {
+	t.Parallel()
+	_, baseURL := hub(t)
+	env, client := serveEnv(t, baseURL)
+	a := start(t, []string{"serve"}, env).ready(t)
+	id := uuid.NewString()
+	url := "https://" + a.Webhook + "/webhook"
+	for _, sent := range []string{id, strings.ToUpper(id)} {
+		if st := post(t, client, url, testSecret, "manuscript.submitted", `{"n":1}`, sent); st != http.StatusOK {
+			t.Fatalf("webhook %s = %d", sent, st)
+		}
+	}
+	sentinel := uuid.NewString()
+	if st := post(t, client, url, testSecret, "manuscript.submitted", `{"n":2}`, sentinel); st != http.StatusOK {
+		t.Fatalf("webhook %s = %d", sentinel, st)
+	}
+	grpcc, _ := grpcClient(t, a.GRPC)
+	stream, err := grpcc.StreamEvents(t.Context(), &sidecarv1.StreamEventsRequest{Subscription: "case"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The log is in order: the retry, had it been stored, would come
+	// between the first event and the sentinel.
+	if e := recvEvent(t, stream); e.GetId() != id {
+		t.Fatalf("first event %s, want %s as first sent", e.GetId(), id)
+	}
+	if e := recvEvent(t, stream); e.GetId() != sentinel {
+		t.Fatalf("second event %s, want the sentinel %s: the upper-case retry was stored again", e.GetId(), sentinel)
+	}
+}
