@@ -553,10 +553,10 @@ const (
 )
 
 func (l *Log) deliverOne(streamCtx context.Context, h *streamHandle, m jetstream.Msg, send func(Event) error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(streamCtx), storeTimeout)
-	defer cancel()
 	meta, err := m.Metadata()
 	if err != nil {
+		ctx, cancel := storeContext(streamCtx)
+		defer cancel()
 		_ = l.settleMsg(ctx, m, ackTerm)
 		l.opts.Logger.Error("dropping message without JetStream metadata", "subject", m.Subject())
 		return nil
@@ -567,51 +567,16 @@ func (l *Log) deliverOne(streamCtx context.Context, h *streamHandle, m jetstream
 	// unoffered.
 	e.Attempt = int(meta.NumDelivered)
 	var skipped int
-	if e.Attempt > 1 {
-		if skipped, err = l.unoffered(ctx, h.sub.name, seq); err != nil {
-			l.returnUnoffered(h.sub.name, m)
-			return fmt.Errorf("read attempts of event %s: %w", e.ID, err)
-		}
-		e.Attempt -= skipped
-	}
-	reason := ""
 	l.mu.Lock()
 	types := h.sub.types
 	l.mu.Unlock()
-	if !matchesAny(types, e.Type) {
-		// Another Log on the same JetStream (another replica of the
-		// sidecar) may have widened the subscription since this one read
-		// its filter: read it again before treating the event as narrowed
-		// out.
-		if types, err = l.refreshTypes(ctx, h.sub); err != nil {
-			l.returnUnoffered(h.sub.name, m)
-			return fmt.Errorf("read filter of subscription %s: %w", h.sub.name, err)
+	if e.Attempt > 1 || !matchesAny(types, e.Type) {
+		// The common case, a first delivery the filter matches, needs no
+		// store call here (and no context for one).
+		var gone bool
+		if skipped, gone, err = l.checkRedelivery(streamCtx, h, m, &e, seq, types); err != nil || gone {
+			return err
 		}
-	}
-	switch {
-	case !matchesAny(types, e.Type):
-		// Pending on the subscription when its filter was narrowed.
-		reason = ReasonFilterNarrowed
-	case e.Attempt > l.opts.MaxAttempts:
-		reason = ReasonMaxAttempts
-	}
-	if reason != "" {
-		// Dead-letter it, and only then stop its redelivery (a crash in
-		// between redelivers it here and the dead-letter id de-duplicates
-		// it).
-		if err := l.deadLetter(ctx, h.sub.name, e, seq, reason, e.Attempt-1); err != nil {
-			l.returnUnoffered(h.sub.name, m)
-			return fmt.Errorf("dead-letter event %s: %w", e.ID, err)
-		}
-		if err := l.settleMsg(ctx, m, ackTerm); err != nil {
-			return fmt.Errorf("dead-letter event %s: %w", e.ID, err)
-		}
-		if skipped > 0 {
-			l.forgetUnoffered(ctx, h.sub.name, seq)
-		}
-		l.opts.Observer.DeadLettered(h.sub.name)
-		l.opts.Logger.Warn("event moved to dead letters", "subscription", h.sub.name, "event_id", e.ID, "event_type", e.Type, "reason", reason, "attempts", e.Attempt-1)
-		return nil
 	}
 	l.mu.Lock()
 	if old, ok := h.sub.inflight[e.ID]; ok {
@@ -624,6 +589,64 @@ func (l *Log) deliverOne(streamCtx context.Context, h *streamHandle, m jetstream
 	l.mu.Unlock()
 	l.opts.Observer.Delivered(h.sub.name, e.Attempt)
 	return send(e)
+}
+
+// storeContext bounds the store calls made for one event; they do not
+// follow the stream's context, which may end meanwhile.
+func storeContext(streamCtx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(streamCtx), storeTimeout)
+}
+
+// checkRedelivery handles an event that is a redelivery or that the
+// stream's filter does not match: it takes the fetches returned unoffered
+// off e.Attempt (returning how many) and dead-letters the event when it ran
+// out of attempts or was narrowed out of the subscription (gone).
+func (l *Log) checkRedelivery(streamCtx context.Context, h *streamHandle, m jetstream.Msg, e *Event, seq uint64, types []string) (skipped int, gone bool, err error) {
+	ctx, cancel := storeContext(streamCtx)
+	defer cancel()
+	if e.Attempt > 1 {
+		if skipped, err = l.unoffered(ctx, h.sub.name, seq); err != nil {
+			l.returnUnoffered(h.sub.name, m)
+			return 0, false, fmt.Errorf("read attempts of event %s: %w", e.ID, err)
+		}
+		e.Attempt -= skipped
+	}
+	if !matchesAny(types, e.Type) {
+		// Another Log on the same JetStream (another replica of the
+		// sidecar) may have widened the subscription since this one read
+		// its filter: read it again before treating the event as narrowed
+		// out.
+		if types, err = l.refreshTypes(ctx, h.sub); err != nil {
+			l.returnUnoffered(h.sub.name, m)
+			return 0, false, fmt.Errorf("read filter of subscription %s: %w", h.sub.name, err)
+		}
+	}
+	reason := ""
+	switch {
+	case !matchesAny(types, e.Type):
+		// Pending on the subscription when its filter was narrowed.
+		reason = ReasonFilterNarrowed
+	case e.Attempt > l.opts.MaxAttempts:
+		reason = ReasonMaxAttempts
+	}
+	if reason == "" {
+		return skipped, false, nil
+	}
+	// Dead-letter it, and only then stop its redelivery (a crash in
+	// between redelivers it here and the dead-letter id de-duplicates it).
+	if err := l.deadLetter(ctx, h.sub.name, *e, seq, reason, e.Attempt-1); err != nil {
+		l.returnUnoffered(h.sub.name, m)
+		return 0, false, fmt.Errorf("dead-letter event %s: %w", e.ID, err)
+	}
+	if err := l.settleMsg(ctx, m, ackTerm); err != nil {
+		return 0, false, fmt.Errorf("dead-letter event %s: %w", e.ID, err)
+	}
+	if skipped > 0 {
+		l.forgetUnoffered(ctx, h.sub.name, seq)
+	}
+	l.opts.Observer.DeadLettered(h.sub.name)
+	l.opts.Logger.Warn("event moved to dead letters", "subscription", h.sub.name, "event_id", e.ID, "event_type", e.Type, "reason", reason, "attempts", e.Attempt-1)
+	return 0, true, nil
 }
 
 // refreshTypes reads the subscription's filter from JetStream into sub.
