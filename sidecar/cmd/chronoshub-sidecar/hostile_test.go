@@ -111,14 +111,17 @@ func TestHostileConsumers(t *testing.T) {
 	if _, err := grpcc.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "deaf"}); err != nil {
 		t.Fatal(err)
 	}
-	// Opens and drops streams in a loop.
+	// Opens and drops streams in a loop, each with one event in flight, so
+	// that every offer is one the app reads: nothing is in transit when a
+	// stream is dropped.
+	offers := map[string]int{}
 	for range 30 {
 		sctx, scancel := context.WithCancel(ctx)
-		s, err := grpcc.StreamEvents(sctx, &sidecarv1.StreamEventsRequest{Subscription: "churn"})
+		s, err := grpcc.StreamEvents(sctx, &sidecarv1.StreamEventsRequest{Subscription: "churn", MaxInFlight: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		recvEvent(t, s)
+		offers[recvEvent(t, s).GetId()]++
 		scancel()
 	}
 
@@ -176,7 +179,22 @@ func TestHostileConsumers(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("churned subscription: %d events dead-lettered by 30 dropped streams, the rest delivered", nDead)
+	// Every dead letter was offered to the app exactly
+	// CHRONOSHUB_MAX_ATTEMPTS (5) times: offers, not fetches, are attempts.
+	dead, err := grpcc.ListDeadLetters(ctx, &sidecarv1.ListDeadLettersRequest{Subscription: "churn", PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dead.GetDeadLetters() {
+		id := d.GetEvent().GetId()
+		if offers[id] != 5 || d.GetEvent().GetAttempt() != 5 {
+			t.Errorf("dead letter %s: offered to the app %d times, recorded %d attempts; want 5 and 5", id, offers[id], d.GetEvent().GetAttempt())
+		}
+	}
+	if nDead != 30/5 {
+		t.Errorf("%d dead letters after 30 dropped streams of one event each, want %d", nDead, 30/5)
+	}
+	t.Logf("churned subscription: %d events dead-lettered by 30 dropped streams, each offered 5 times; the rest delivered", nDead)
 	// The lazy and deaf consumers hold exactly their limit; the metrics count
 	// their deliveries.
 	for _, want := range []string{
