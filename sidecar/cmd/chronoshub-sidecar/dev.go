@@ -22,6 +22,7 @@ import (
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/datadir"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
 )
@@ -76,11 +77,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("dev: %w", err)
 	}
 	defer lock.Release()
-	creds, err := loadDevCredentials(*dir, *regenerate)
+	creds, err := devcert.LoadCredentials(*dir, *regenerate)
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	certFile, keyFile := creds.certFile, creds.keyFile
+	certFile, keyFile := creds.CertFile, creds.KeyFile
 	apiKey, secret := creds.APIKey, creds.WebhookSecret
 	client, err := webhookClient(certFile, false)
 	if err != nil {
@@ -138,7 +139,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	logger.Info("emulator listening", "emulator_addr", emuLis.Addr().String())
 	printDevHelp(stdout, devInfo{
 		addrs: s.Addrs(), emulator: emuLis.Addr().String(), dir: *dir, certFile: certFile,
-		apiKey: apiKey, secret: secret, webhookPath: cfg.WebhookPath, created: creds.created,
+		apiKey: apiKey, secret: secret, webhookPath: cfg.WebhookPath, created: creds.Created,
 		self: selfCommand(),
 	})
 
@@ -232,9 +233,9 @@ type devInfo struct {
 func printDevHelp(w io.Writer, d devInfo) {
 	webhookURL := "https://" + d.addrs.Webhook + d.webhookPath
 	grpcHost := strings.TrimPrefix(d.addrs.GRPC, "unix://")
-	kept := "kept from an earlier run in " + filepath.Join(d.dir, devCredentialsFile) + "; --regenerate makes new ones"
+	kept := "kept from an earlier run in " + filepath.Join(d.dir, devcert.CredentialsFile) + "; --regenerate makes new ones"
 	if d.created {
-		kept = "generated, and kept in " + filepath.Join(d.dir, devCredentialsFile) + " for the next runs"
+		kept = "generated, and kept in " + filepath.Join(d.dir, devcert.CredentialsFile) + " for the next runs"
 	}
 	fmt.Fprintf(w, `chronoshub-sidecar dev: the sidecar and a ChronosHub emulator, wired together.
 

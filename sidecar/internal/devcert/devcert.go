@@ -1,6 +1,7 @@
-// Package devcert generates the self-signed TLS certificates of the dev
-// playground and of tests. Not for production: a partner's webhook needs a
-// certificate ChronosHub trusts.
+// Package devcert makes the credentials of the dev playground and of tests:
+// self-signed TLS certificates, and the playground's API key and webhook
+// secret, kept in its directory across runs. Not for production: a
+// partner's webhook needs a certificate ChronosHub trusts.
 package devcert
 
 import (
@@ -10,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -96,7 +98,7 @@ func writeFileAtomic(path string, data []byte) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
+	if err := errors.Join(f.Sync(), f.Close()); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
