@@ -102,12 +102,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		untilStopped(stop, 10*time.Millisecond, func() {
 			addr, _ := grpcAddr.Load().(string)
 			consume(addr, stop, func(e *sidecarv1.Event) {
 				mu.Lock()
@@ -117,8 +112,7 @@ func TestCrashLosesNothing(t *testing.T) {
 					corrupted = append(corrupted, e.GetId())
 				}
 			})
-			time.Sleep(10 * time.Millisecond)
-		}
+		})
 	}()
 
 	// A flapping app on another subscription: read two, drop the stream.
@@ -126,20 +120,14 @@ func TestCrashLosesNothing(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		untilStopped(stop, 5*time.Millisecond, func() {
 			addr, _ := grpcAddr.Load().(string)
 			churn(addr, stop, 2, func(e *sidecarv1.Event) {
 				mu.Lock()
 				churnOffers[e.GetId()]++
 				mu.Unlock()
 			})
-			time.Sleep(5 * time.Millisecond)
-		}
+		})
 	}()
 
 	// The app queues async events; ChronosHub is down for the first rounds.
@@ -197,24 +185,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		mu.Lock()
-		var missing []string
-		for id := range accepted {
-			if received[id] == 0 {
-				missing = append(missing, id)
-			}
-		}
-		var unsent []string
-		in := map[string]bool{}
-		for _, e := range emu.Inbound() {
-			var p struct{ Key string }
-			json.Unmarshal(e.Payload, &p)
-			in[p.Key] = true
-		}
-		for key := range queued {
-			if !in[key] {
-				unsent = append(unsent, key)
-			}
-		}
+		missing, unsent := outstanding(accepted, received, queued, emu.Inbound())
 		nAccepted, nQueued := len(accepted), len(queued)
 		mu.Unlock()
 		if len(missing) == 0 && len(unsent) == 0 {
@@ -320,17 +291,45 @@ func consume(addr string, stop <-chan struct{}, handle func(*sidecarv1.Event)) {
 // sendAsync queues one async event with key; it reports whether the
 // sidecar took it.
 func sendAsync(addr, key string) bool {
-	conn, err := grpcDial(addr)
-	if err != nil {
-		return false
+	resp, ok := sendEvent(addr, key, true, 2*time.Second)
+	return ok && resp.GetState() != sidecarv1.SentEventState_SENT_EVENT_STATE_UNSPECIFIED
+}
+
+// outstanding returns the webhooks answered 2xx (accepted) that no app
+// received, and the async events queued (by key) that ChronosHub's inbound
+// events do not carry yet.
+func outstanding[V any](accepted map[string]bool, received map[string]int, queued map[string]V, inbound []emulator.InboundEvent) (missing, unsent []string) {
+	for id := range accepted {
+		if received[id] == 0 {
+			missing = append(missing, id)
+		}
 	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	resp, err := sidecarv1.NewEventServiceClient(conn).SendEvent(ctx, &sidecarv1.SendEventRequest{
-		Type: "manuscript.status.updated", Payload: []byte(fmt.Sprintf(`{"key":%q}`, key)), IdempotencyKey: key, Async: true,
-	})
-	return err == nil && resp.GetState() != sidecarv1.SentEventState_SENT_EVENT_STATE_UNSPECIFIED
+	in := map[string]bool{}
+	for _, e := range inbound {
+		var p struct{ Key string }
+		json.Unmarshal(e.Payload, &p)
+		in[p.Key] = true
+	}
+	for key := range queued {
+		if !in[key] {
+			unsent = append(unsent, key)
+		}
+	}
+	return missing, unsent
+}
+
+// untilStopped calls connect again, pause after each return, until stop is
+// closed: an app that reconnects whenever its stream breaks.
+func untilStopped(stop <-chan struct{}, pause time.Duration, connect func()) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		connect()
+		time.Sleep(pause)
+	}
 }
 
 // churn opens a stream on the "churn" subscription with at most n events in

@@ -20,7 +20,6 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natstest"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
 )
 
 // fleetEnv is serveEnv for a sidecar on the cluster c (no data dir).
@@ -38,20 +37,12 @@ func fleetEnv(t *testing.T, baseURL string, c *natstest.Cluster) (map[string]str
 }
 
 // signedPost posts a webhook of type manuscript.submitted as ChronosHub
-// does (emulator.SendWebhook), returning the response's headers too.
+// does (emulator.NewWebhookRequest), returning the response's headers too.
 func signedPost(ctx context.Context, client *http.Client, url, id, payload string) (int, http.Header, error) {
-	const eventType = "manuscript.submitted"
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(payload))
+	req, err := emulator.NewWebhookRequest(ctx, url, []byte(testSecret), "manuscript.submitted", []byte(payload), id, time.Now())
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", signature.UserAgent)
-	req.Header.Set(signature.HeaderEventType, eventType)
-	req.Header.Set(signature.HeaderEventID, id)
-	req.Header.Set(signature.HeaderTimestamp, ts)
-	req.Header.Set(signature.HeaderSignature, signature.Sign([]byte(testSecret), []byte(payload), eventType, id, ts))
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -183,9 +174,10 @@ func (s *fleetSlot) get() sidecar.Addrs {
 	return s.addrs
 }
 
-// sendEvent is one SendEvent to addr; ok is false when the sidecar did not
-// answer it.
-func sendEvent(addr, key string, async bool) (*sidecarv1.SendEventResponse, bool) {
+// sendEvent is one SendEvent to addr, with key as its idempotency key and in
+// its payload, answered within timeout; ok is false when the sidecar did
+// not answer it.
+func sendEvent(addr, key string, async bool, timeout time.Duration) (*sidecarv1.SendEventResponse, bool) {
 	if addr == "" {
 		return nil, false
 	}
@@ -194,7 +186,7 @@ func sendEvent(addr, key string, async bool) (*sidecarv1.SendEventResponse, bool
 		return nil, false
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	resp, err := sidecarv1.NewEventServiceClient(conn).SendEvent(ctx, &sidecarv1.SendEventRequest{
 		Type: "manuscript.status.updated", Payload: []byte(fmt.Sprintf(`{"key":%q}`, key)), IdempotencyKey: key, Async: async,
@@ -352,12 +344,7 @@ func TestFleetLosesNothing(t *testing.T) {
 		apps.Add(1)
 		go func() {
 			defer apps.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			untilStopped(stop, 10*time.Millisecond, func() {
 				consume(s.get().GRPC, stop, func(e *sidecarv1.Event) {
 					mu.Lock()
 					defer mu.Unlock()
@@ -370,8 +357,7 @@ func TestFleetLosesNothing(t *testing.T) {
 						corrupted = append(corrupted, e.GetId())
 					}
 				})
-				time.Sleep(10 * time.Millisecond)
-			}
+			})
 		}()
 	}
 
@@ -390,14 +376,14 @@ func TestFleetLosesNothing(t *testing.T) {
 			case <-time.After(20 * time.Millisecond):
 			}
 			key := "async-" + strconv.Itoa(i)
-			first, ok := sendEvent(slots[i%2].get().GRPC, key, true)
+			first, ok := sendEvent(slots[i%2].get().GRPC, key, true, 10*time.Second)
 			if !ok {
 				continue
 			}
 			mu.Lock()
 			queued[key] = first.GetEventId()
 			mu.Unlock()
-			if again, ok := sendEvent(slots[1-i%2].get().GRPC, key, true); ok && first.GetEventId() != "" && again.GetEventId() != first.GetEventId() {
+			if again, ok := sendEvent(slots[1-i%2].get().GRPC, key, true, 10*time.Second); ok && first.GetEventId() != "" && again.GetEventId() != first.GetEventId() {
 				mu.Lock()
 				keyMismtch = append(keyMismtch, fmt.Sprintf("%s: %s then %s", key, first.GetEventId(), again.GetEventId()))
 				mu.Unlock()
@@ -438,23 +424,7 @@ func TestFleetLosesNothing(t *testing.T) {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		mu.Lock()
-		var missing, unsent []string
-		for id := range accepted {
-			if received[id] == 0 {
-				missing = append(missing, id)
-			}
-		}
-		in := map[string]bool{}
-		for _, e := range emu.Inbound() {
-			var p struct{ Key string }
-			json.Unmarshal(e.Payload, &p)
-			in[p.Key] = true
-		}
-		for key := range queued {
-			if !in[key] {
-				unsent = append(unsent, key)
-			}
-		}
+		missing, unsent := outstanding(accepted, received, queued, emu.Inbound())
 		nAccepted, nQueued := len(accepted), len(queued)
 		mu.Unlock()
 		if len(missing) == 0 && len(unsent) == 0 {
@@ -524,7 +494,7 @@ func TestFleetLosesNothing(t *testing.T) {
 	for key := range queued {
 		var ids [2]string
 		for i, s := range slots {
-			resp, ok := sendEvent(s.get().GRPC, key, true)
+			resp, ok := sendEvent(s.get().GRPC, key, true, 10*time.Second)
 			if !ok {
 				t.Fatalf("replica %d did not answer key %s", i, key)
 			}

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -165,20 +164,20 @@ func TestFullLog(t *testing.T) {
 	full := false
 	for i := 0; i < 100 && !full; i++ {
 		id := uuid.NewString()
-		status, _, err := sendSignedBody(client, "https://"+a.Webhook+"/webhook", id, payload)
+		code, hdr, err := signedPost(t.Context(), client, "https://"+a.Webhook+"/webhook", id, payload)
 		if err != nil {
 			t.Fatal(err)
 		}
-		switch status.code {
+		switch code {
 		case http.StatusOK:
 			accepted = append(accepted, id)
 		case http.StatusServiceUnavailable:
-			if status.retryAfter == "" {
+			if hdr.Get("Retry-After") == "" {
 				t.Fatal("503 for a full log without Retry-After")
 			}
 			full = true
 		default:
-			t.Fatalf("webhook %d = %d", i, status.code)
+			t.Fatalf("webhook %d = %d", i, code)
 		}
 	}
 	if !full {
@@ -201,30 +200,9 @@ func TestFullLog(t *testing.T) {
 		}
 	}
 	// Acknowledged events make room again.
-	if st, _, err := sendSignedBody(client, "https://"+a.Webhook+"/webhook", uuid.NewString(), payload); err != nil || st.code != http.StatusOK {
-		t.Fatalf("webhook after the app caught up = %v, %v; want 200", st, err)
+	if code, _, err := signedPost(t.Context(), client, "https://"+a.Webhook+"/webhook", uuid.NewString(), payload); err != nil || code != http.StatusOK {
+		t.Fatalf("webhook after the app caught up = %d, %v; want 200", code, err)
 	}
-}
-
-type webhookStatus struct {
-	code       int
-	retryAfter string
-}
-
-// sendSignedBody posts one signed webhook and returns its status and
-// Retry-After.
-func sendSignedBody(client *http.Client, url, id, payload string) (webhookStatus, []byte, error) {
-	req, err := emulator.NewWebhookRequest(context.Background(), url, []byte(testSecret), "manuscript.submitted", []byte(payload), id, time.Now())
-	if err != nil {
-		return webhookStatus{}, nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return webhookStatus{}, nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return webhookStatus{resp.StatusCode, resp.Header.Get("Retry-After")}, b, nil
 }
 
 // TestEventIDCaseEndToEnd retries a webhook with its X-Event-Id in upper
