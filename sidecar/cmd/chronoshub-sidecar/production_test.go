@@ -28,14 +28,20 @@ import (
 // error. It waits for a condition, it does not time anything.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	eventuallyWithin(t, what, 20*time.Second, f)
+}
+
+// eventuallyWithin is eventually with a deadline of limit.
+func eventuallyWithin(t *testing.T, what string, limit time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		err := f()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %v after 20s", what, err)
+			t.Fatalf("%s: still %v after %s", what, err, limit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
