@@ -123,6 +123,18 @@ func TestHostileConsumers(t *testing.T) {
 		}
 		offers[recvEvent(t, s).GetId()]++
 		scancel()
+		// The next stream opens once this one's event is back in line,
+		// so that it is offered that event again (and not the next one).
+		eventually(t, "the dropped churn stream closed", func() error {
+			sub, err := grpcc.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: "churn"})
+			if err != nil {
+				return err
+			}
+			if n := sub.GetSubscription().GetOpenStreams(); n != 0 {
+				return fmt.Errorf("%d streams open", n)
+			}
+			return nil
+		})
 	}
 
 	// The healthy consumer gets everything.

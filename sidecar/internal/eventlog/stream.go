@@ -494,7 +494,6 @@ func (l *Log) detach(h *streamHandle) {
 		}
 	}
 	h.n = 0
-	h.sub.streams--
 	l.mu.Unlock()
 	// Confirmed naks, so that a graceful shutdown that follows does not
 	// leave them unapplied; if one fails, the ack deadline redelivers.
@@ -503,6 +502,12 @@ func (l *Log) detach(h *streamHandle) {
 	for _, m := range naks {
 		_ = l.settleMsg(ctx, m, ackNak)
 	}
+	// The stream counts as open until what it held is back in line, so
+	// that a client that sees it closed (GetSubscription's open_streams)
+	// and opens another gets the returned events first.
+	l.mu.Lock()
+	h.sub.streams--
+	l.mu.Unlock()
 }
 
 // waitCapacity blocks until the stream holds fewer than max deliveries or

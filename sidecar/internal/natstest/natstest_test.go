@@ -23,9 +23,8 @@ func TestClusterSurvivesKill(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateStream = %v", err)
 	}
-	if _, err := js.Publish(t.Context(), "t.1", []byte("one")); err != nil {
-		t.Fatalf("Publish = %v", err)
-	}
+	// A new R3 stream answers writes once its replicas elected a leader.
+	publish(t, js, "t.1")
 	info, err := s.Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -36,26 +35,33 @@ func TestClusterSurvivesKill(t *testing.T) {
 	}
 	c.Kill(leader)
 	killAt := time.Now()
-	// Writes resume once the two others elect a leader; the client retries.
-	var restartAt time.Time
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := js.Publish(t.Context(), "t.2", []byte("two"))
-		if err == nil {
-			restartAt = time.Now()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Publish after killing the leader = %v", err)
-		}
-		time.Sleep(50 * time.Millisecond) // a poll interval, not a wait for timing
-	}
+	// Writes resume once the two others elect a leader.
+	publish(t, js, "t.2")
+	restartAt := time.Now()
 	killed := time.Now()
 	c.Restart(leader)
 	t.Logf("writes resumed %v after the kill; node restarted in %v", restartAt.Sub(killAt), time.Since(killed))
 	info, err = s.Info(t.Context())
 	if err != nil || info.State.Msgs != 2 {
 		t.Fatalf("Info = %+v, %v; want 2 messages", info, err)
+	}
+}
+
+// publish writes one message to subject, retrying while the stream has no
+// leader to answer (a new stream, or one whose leader was killed), for up to
+// 30 seconds.
+func publish(t *testing.T, js jetstream.JetStream, subject string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := js.Publish(t.Context(), subject, []byte(subject))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Publish(%s) = %v", subject, err)
+		}
+		time.Sleep(50 * time.Millisecond) // a poll interval, not a wait for timing
 	}
 }
 
@@ -71,9 +77,7 @@ func TestAccountsAreSeparate(t *testing.T) {
 			t.Fatalf("account %d: CreateStream = %v", a, err)
 		}
 		for range a {
-			if _, err := js.Publish(t.Context(), "t.x", []byte("x")); err != nil {
-				t.Fatalf("account %d: Publish = %v", a, err)
-			}
+			publish(t, js, "t.x")
 		}
 		info, err := s.Info(t.Context())
 		if err != nil || info.State.Msgs != uint64(a) {
