@@ -156,7 +156,7 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	certFile := fs.String("cert", "", "certificate")
 	keyFile := fs.String("key", "", "key")
 	pipeline := fs.Bool("pipeline", false, "also hand each body to an in-memory log streamed over gRPC")
-	maxInFlight := fs.Int("max-in-flight", 100, "the pipeline's unacknowledged events per stream")
+	maxInFlight := fs.Int("max-in-flight", 0, "the pipeline's unacknowledged events per stream; 0 means the sidecar's default")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -166,7 +166,14 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	}
 	var sink func([]byte)
 	if *pipeline {
-		log := newMemLog(*maxInFlight)
+		n := *maxInFlight
+		if n <= 0 {
+			var err error
+			if n, err = sidecarInFlight(); err != nil {
+				return err
+			}
+		}
+		log := newMemLog(n)
 		sink = log.append
 		grpcSrv := grpc.NewServer()
 		sidecarv1.RegisterEventServiceServer(grpcSrv, log)

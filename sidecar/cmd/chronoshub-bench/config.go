@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	sidecarconfig "github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
 )
 
 // config is the harness's flags.
@@ -38,6 +40,19 @@ type config struct {
 	Keep           bool
 	Save, From     string
 	Only           map[string]bool // sections to run; empty runs all
+	// InFlight is the sidecar's default in-flight window: the bench's app
+	// asks for none, so it gets this one, and the minimal pipeline uses it.
+	InFlight int
+}
+
+// sidecarInFlight reads the sidecar's default in-flight window from its
+// configuration table.
+func sidecarInFlight() (int, error) {
+	v, ok := sidecarconfig.Default("CHRONOSHUB_MAX_IN_FLIGHT")
+	if !ok {
+		return 0, errors.New("the sidecar has no CHRONOSHUB_MAX_IN_FLIGHT setting")
+	}
+	return strconv.Atoi(v)
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -137,6 +152,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.BacklogLatency < 0 || c.BacklogMax <= 0 {
 		errs = append(errs, errors.New("-backlog-latency must not be negative and -backlog-max must be positive"))
 	}
+	n, err := sidecarInFlight()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.InFlight = n
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

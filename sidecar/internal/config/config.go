@@ -426,7 +426,7 @@ func settings(c *Config, r *raw) []setting {
 		{group: store, env: "CHRONOSHUB_MAX_ATTEMPTS", def: "5",
 			usage: "How many times an event is offered to a subscription before it moves to the dead-letter set.",
 			value: intValue[int]{p: &c.MaxAttempts, min: 1, max: maxAttempts}},
-		{group: store, env: "CHRONOSHUB_MAX_IN_FLIGHT", def: "100",
+		{group: store, env: "CHRONOSHUB_MAX_IN_FLIGHT", def: "256",
 			usage: "The default and the cap of a stream's unacknowledged events (1 gives strict order).",
 			value: intValue[int]{p: &c.MaxInFlight, min: 1, max: maxCount}},
 		{group: store, env: "CHRONOSHUB_MAX_ACK_PENDING", def: "1000",
@@ -458,6 +458,19 @@ func settings(c *Config, r *raw) []setting {
 			usage: "How log lines are written: json (one object per line, for log collectors) or text (key=value, for people).",
 			value: logFormatValue{p: &c.LogFormat}},
 	}
+}
+
+// Default returns the default value of the setting named by its
+// environment variable, and whether there is such a setting. Tools that
+// must match the sidecar's defaults (the bench's baselines) read them here
+// rather than copying them.
+func Default(env string) (string, bool) {
+	for _, s := range settings(&Config{}, &raw{}) {
+		if s.env == env {
+			return s.def, true
+		}
+	}
+	return "", false
 }
 
 // Parse reads the configuration from args (the arguments after "serve")

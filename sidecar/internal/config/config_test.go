@@ -665,7 +665,7 @@ func TestLogValue(t *testing.T) {
 		`"log_level":"info"`,
 		`"log_format":"json"`,
 		`"allow_remote_api":true`,
-		`"max_in_flight":100`,
+		`"max_in_flight":256`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log line lacks %s: %s", want, out)

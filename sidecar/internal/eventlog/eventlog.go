@@ -154,7 +154,7 @@ type Options struct {
 	// its streams. Zero means 1000.
 	MaxAckPending int
 	// MaxInFlight is the default and the upper bound of a stream's
-	// unsettled events. Zero means 100.
+	// unsettled events. Zero means 256.
 	MaxInFlight int
 	// Replicas is the JetStream replication factor. Zero means 1 (embedded).
 	Replicas int
@@ -267,7 +267,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 		opts.MaxAckPending = 1000
 	}
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 100
+		opts.MaxInFlight = 256
 	}
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
