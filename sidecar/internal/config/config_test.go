@@ -93,7 +93,7 @@ func TestParseDefaults(t *testing.T) {
 		DuplicateWindow:         24 * time.Hour,
 		AckWait:                 30 * time.Second,
 		MaxAttempts:             5,
-		MaxInFlight:             100,
+		MaxInFlight:             256,
 		MaxAckPending:           1000,
 		AdminAddr:               ":9090",
 		Pprof:                   PprofOff,
@@ -778,5 +778,16 @@ func TestLogValueHidesNATSToken(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", c)
 	if out := buf.String(); strings.Contains(out, "s3cret-token") || !strings.Contains(out, `"nats_url":"nats://REDACTED@nats:4222"`) {
 		t.Errorf("log line = %s, want the token hidden", out)
+	}
+}
+
+// TestDefault reads a setting's default from the table Parse uses.
+func TestDefault(t *testing.T) {
+	t.Parallel()
+	if v, ok := Default("CHRONOSHUB_MAX_IN_FLIGHT"); !ok || v != "256" {
+		t.Errorf(`Default(CHRONOSHUB_MAX_IN_FLIGHT) = %q, %v; want "256", true`, v, ok)
+	}
+	if v, ok := Default("CHRONOSHUB_NO_SUCH_SETTING"); ok {
+		t.Errorf("Default(CHRONOSHUB_NO_SUCH_SETTING) = %q, true; want false", v)
 	}
 }
