@@ -565,16 +565,18 @@ func (r *results) mdScale(p printer) {
 		p("the events are stored and their ids are all in the duplicate window (24 h); then one app subscribes at")
 		p("the next event (`START_POSITION_NOW`) and %s webhooks/s are offered, %d run(s) of %s. Startup is", formatRate(float64(c.Rates[0])), c.Runs, c.Duration)
 		p("measured after a SIGTERM, recovery after a SIGKILL, on the same data dir. The heap is `HeapAlloc` after")
-		p("a forced GC (`/debug/pprof/heap?gc=1`): it holds the duplicate window's ids and whatever the store")
-		p("keeps per event, together.")
+		p("a forced GC (`/debug/pprof/heap?gc=1`), first in the sidecar that filled the log, then in one restarted")
+		p("on it (which rebuilt the duplicate window's ids from the log), and last in one restarted with")
+		p("`CHRONOSHUB_DUPLICATE_WINDOW=1s`, which holds none of the ids: the difference of the last two is what")
+		p("the window's ids cost.")
 		p("")
 		if biggest := slices.Max(c.LogSizes); biggest < 1_000_000 {
 			p("This run stops at %s events (the reduced set of `make bench`); the curve to 1,000,000 takes", formatRate(float64(biggest)))
 			p("minutes: `go run ./sidecar/cmd/chronoshub-bench -only scale -log-sizes 0,100000,1000000`.")
 			p("")
 		}
-		p("| events in the log | data dir after the step | heap after GC | end-to-end p99 ms | peak RSS | startup ms | recovery ms |")
-		p("|---|---|---|---|---|---|---|")
+		p("| events in the log | data dir after the step | heap after GC | heap, restarted | heap, restarted, 1 s window | end-to-end p99 ms | peak RSS | startup ms | recovery ms |")
+		p("|---|---|---|---|---|---|---|---|---|")
 		var xs []string
 		var p99s, rss, heap, startup, recovery []float64
 		for _, s := range r.LogSteps {
@@ -584,7 +586,7 @@ func (r *results) mdScale(p printer) {
 			heap = append(heap, s.Heap)
 			startup = append(startup, summarizeRuns(s.Startup).Median)
 			recovery = append(recovery, summarizeRuns(s.Recovery).Median)
-			p("| %s | %s | %s | %s | %s | %s | %s |", formatRate(float64(s.Events)), fmtMiB(float64(s.DataBytes)), fmtMiB(s.Heap),
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", formatRate(float64(s.Events)), fmtMiB(float64(s.DataBytes)), fmtMiB(s.Heap), fmtMiB(s.HeapIDs), fmtMiB(s.HeapNoIDs),
 				fmtFig(summarizeRuns(s.P99), fmtMs), fmtFig(summarizeRuns(s.RSS), fmtMiB), fmtFig(summarizeRuns(s.Startup), fmtMs), fmtFig(summarizeRuns(s.Recovery), fmtMs))
 		}
 		p("")
@@ -597,6 +599,10 @@ func (r *results) mdScale(p printer) {
 		first, last := r.LogSteps[0], r.LogSteps[len(r.LogSteps)-1]
 		if n := last.Events - first.Events; n > 0 {
 			p("- heap per event in the log, from %s to %s events: %.0f bytes.", formatRate(float64(first.Events)), formatRate(float64(last.Events)), (last.Heap-first.Heap)/float64(n))
+			if last.HeapIDs > 0 {
+				p("- the duplicate window's ids, per id, with %s events (restarted, 24 h window less 1 s window): %.0f bytes; the rest of the heap per event in the log (restarted, 1 s window, from %s events): %.0f bytes.",
+					formatRate(float64(last.Events)), (last.HeapIDs-last.HeapNoIDs)/float64(last.Events), formatRate(float64(first.Events)), (last.HeapNoIDs-first.HeapNoIDs)/float64(n))
+			}
 		}
 		p("")
 		p("![scale with the log](%s)", chartScaleLog)

@@ -19,6 +19,10 @@ type logStep struct {
 	Events    int
 	DataBytes int64
 	Heap      float64   // bytes live after a GC
+	// HeapIDs and HeapNoIDs are the heap after a GC in a restarted
+	// sidecar, with the events' ids in the duplicate window (24 h) and with
+	// a window of 1 s, which holds none of them.
+	HeapIDs, HeapNoIDs float64
 	P99, RSS  []float64 // per run: end-to-end p99 (ms) and peak RSS (bytes)
 	Startup   []float64 // ms, after SIGTERM
 	Recovery  []float64 // ms, after SIGKILL
@@ -114,8 +118,21 @@ func (h *harness) scaleLog(ctx context.Context, n int) (logStep, error) {
 		}
 		st.Recovery = append(st.Recovery, ms(p.Startup))
 	}
+	// The duplicate window's share of the heap: the restarted sidecar
+	// rebuilt the window's ids from the log; restarted again with a
+	// window of 1 s, it holds none of them.
+	if st.HeapIDs, err = heapAfterGC(ctx, p.Admin); err != nil {
+		return st, err
+	}
+	p.stop()
+	if p, err = h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s", Extra: []string{"CHRONOSHUB_DUPLICATE_WINDOW=1s"}}); err != nil {
+		return st, err
+	}
+	if st.HeapNoIDs, err = heapAfterGC(ctx, p.Admin); err != nil {
+		return st, err
+	}
 	st.DataBytes = dirSize(dir)
-	h.logf("log %d: heap %.1f MiB, e2e p99 %s ms, RSS %s, startup %s ms, recovery %s ms", n, st.Heap/(1<<20),
+	h.logf("log %d: heap %.1f MiB (restarted: %.1f MiB with the ids in the window, %.1f MiB without), e2e p99 %s ms, RSS %s, startup %s ms, recovery %s ms", n, st.Heap/(1<<20), st.HeapIDs/(1<<20), st.HeapNoIDs/(1<<20),
 		fmtFig(summarizeRuns(st.P99), fmtMs), fmtFig(summarizeRuns(st.RSS), fmtMiB), fmtFig(summarizeRuns(st.Startup), fmtMs), fmtFig(summarizeRuns(st.Recovery), fmtMs))
 	return st, nil
 }
