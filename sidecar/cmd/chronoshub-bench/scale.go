@@ -18,14 +18,14 @@ import (
 type logStep struct {
 	Events    int
 	DataBytes int64
-	Heap      float64   // bytes live after a GC
+	Heap      float64 // bytes live after a GC
 	// HeapIDs and HeapNoIDs are the heap after a GC in a restarted
 	// sidecar, with the events' ids in the duplicate window (24 h) and with
 	// a window of 1 s, which holds none of them.
 	HeapIDs, HeapNoIDs float64
-	P99, RSS  []float64 // per run: end-to-end p99 (ms) and peak RSS (bytes)
-	Startup   []float64 // ms, after SIGTERM
-	Recovery  []float64 // ms, after SIGKILL
+	P99, RSS           []float64 // per run: end-to-end p99 (ms) and peak RSS (bytes)
+	Startup            []float64 // ms, after SIGTERM
+	Recovery           []float64 // ms, after SIGKILL
 }
 
 // subStep is the sidecar measured with a number of subscriptions, each with
