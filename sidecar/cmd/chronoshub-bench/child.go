@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,7 +25,7 @@ import (
 
 // childBaseline is the harness's one child mode (the first argument): the
 // baselines, in a process of their own as the sidecar is. The child prints
-// "addr host:port" (and "grpc host:port" with -pipeline) on stdout once it
+// "addr host:port" (and "grpc host:port" with -pipeline or -forward) on stdout once it
 // listens, and stops when its stdin closes (the harness closes it, or dies).
 const childBaseline = "_baseline"
 
@@ -150,6 +152,37 @@ func (l *memLog) AckEvents(_ context.Context, req *sidecarv1.AckEventsRequest) (
 	return &sidecarv1.AckEventsResponse{EventIds: req.GetEventIds()}, nil
 }
 
+// forwarder is the minimal SendEvent, the baseline of the sidecar's: a bare
+// gRPC service that posts the payload to ChronosHub's inbound endpoint with
+// the API key and returns the event id ChronosHub answers. No validation,
+// idempotency record, retries, metrics or tracing.
+type forwarder struct {
+	sidecarv1.UnimplementedEventServiceServer
+	url, apiKey string
+	client      *http.Client
+}
+
+func (f *forwarder) SendEvent(ctx context.Context, req *sidecarv1.SendEventRequest) (*sidecarv1.SendEventResponse, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url+"/inbound/"+req.GetType(), bytes.NewReader(req.GetPayload()))
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("X-Api-Key", f.apiKey)
+	resp, err := f.client.Do(hreq)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		EventID string `json:"eventId"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != http.StatusAccepted {
+		return nil, status.Errorf(codes.Unavailable, "ChronosHub answered %d (%v)", resp.StatusCode, err)
+	}
+	return &sidecarv1.SendEventResponse{EventId: answer.EventID, State: sidecarv1.SentEventState_SENT_EVENT_STATE_ACCEPTED}, nil
+}
+
 // runBaselineChild serves the baselines until stdin closes.
 func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet(childBaseline, flag.ContinueOnError)
@@ -157,8 +190,21 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	keyFile := fs.String("key", "", "key")
 	pipeline := fs.Bool("pipeline", false, "also hand each body to an in-memory log streamed over gRPC")
 	maxInFlight := fs.Int("max-in-flight", 0, "the pipeline's unacknowledged events per stream; 0 means the sidecar's default")
+	forward := fs.String("forward", "", "instead of the pipeline, serve the minimal SendEvent over gRPC, posting to this ChronosHub base URL")
+	apiKey := fs.String("api-key", "", "the API key the minimal SendEvent sends")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	serveGRPC := func(svc sidecarv1.EventServiceServer) (stop func(), err error) {
+		grpcSrv := grpc.NewServer()
+		sidecarv1.RegisterEventServiceServer(grpcSrv, svc)
+		grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		go func() { _ = grpcSrv.Serve(grpcLis) }()
+		fmt.Fprintf(stdout, "grpc %s\n", grpcLis.Addr())
+		return grpcSrv.Stop, nil
 	}
 	tlsCfg, err := serverTLSConfig(*certFile, *keyFile)
 	if err != nil {
@@ -175,15 +221,17 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 		}
 		log := newMemLog(n)
 		sink = log.append
-		grpcSrv := grpc.NewServer()
-		sidecarv1.RegisterEventServiceServer(grpcSrv, log)
-		grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+		stop, err := serveGRPC(log)
 		if err != nil {
 			return err
 		}
-		go func() { _ = grpcSrv.Serve(grpcLis) }()
-		defer grpcSrv.Stop()
-		fmt.Fprintf(stdout, "grpc %s\n", grpcLis.Addr())
+		defer stop()
+	} else if *forward != "" {
+		stop, err := serveGRPC(&forwarder{url: *forward, apiKey: *apiKey, client: directClient(64)})
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

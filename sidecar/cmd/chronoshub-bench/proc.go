@@ -274,7 +274,7 @@ type child struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	Addr   string
-	GRPC   string // the minimal pipeline's gRPC address
+	GRPC   string // the minimal pipeline's or forwarder's gRPC address
 	exited chan error
 }
 

@@ -121,8 +121,15 @@ type target struct {
 func (r *results) targets() []target {
 	ingest := summarizeRuns(r.IngestRatio[ingestKey(srvSidecar1s, modeKeepAlive)])
 	e2e := summarizeRuns(r.E2ERatio[e2eRatioKey(targetE2ERate, "p99")])
-	add := r.sendAdded(p99)
-	ratio := r.sendRatio()
+	add := r.sendAdded("direct", "sidecar", p99)
+	ratio := r.sendRatio("direct", "sidecar")
+	// What the minimal forwarder (a bare gRPC SendEvent) alone gets, for
+	// the reader to judge the SendEvent targets by.
+	var fwdAdd, fwdRatio string
+	if r.Send[sendForwarder+" latency"] != nil {
+		fwdAdd = fmt.Sprintf("; the minimal forwarder alone adds %s ms", fmtFig(r.sendAdded("direct", sendForwarder, p99), fmtMs))
+		fwdRatio = fmt.Sprintf("; the minimal forwarder alone: %s", fmtFig(r.sendRatio("direct", sendForwarder), fmtRatio))
+	}
 	stream := summarizeRuns(r.StreamRate)
 	rss := summarizeRuns(r.IdleRSS)
 	st := summarizeRuns(r.Startup)
@@ -131,9 +138,9 @@ func (r *results) targets() []target {
 			verdict(ingest, func(v float64) bool { return v >= targetIngestRatio }), profIngest},
 		{"End to end at 1,000 events/s: p99 ≤ 1.5× the minimal pipeline's", fmtFig(e2e, fmtRatio),
 			verdict(e2e, func(v float64) bool { return v <= targetE2ERatio }), profE2E},
-		{"SendEvent, one caller: adds < 0.5 ms at p99 over a direct POST", fmtFig(add, fmtMs) + " ms",
+		{"SendEvent, one caller: adds < 0.5 ms at p99 over a direct POST", fmtFig(add, fmtMs) + " ms" + fwdAdd,
 			verdict(add, func(v float64) bool { return v < targetSendAddP99 }), profSend},
-		{fmt.Sprintf("SendEvent, %d callers: ≥ 0.5× the direct POST's throughput", r.Cfg.SendCallers), fmtFig(ratio, fmtRatio),
+		{fmt.Sprintf("SendEvent, %d callers: ≥ 0.5× the direct POST's throughput", r.Cfg.SendCallers), fmtFig(ratio, fmtRatio) + fwdRatio,
 			verdict(ratio, func(v float64) bool { return v >= targetSendRatio }), profSend},
 		{"Stream drain ≥ 50,000 events/s", fmtFig(stream, formatRate) + " events/s",
 			verdict(stream, func(v float64) bool { return v >= targetStreamRate }), profStream},
@@ -142,10 +149,11 @@ func (r *results) targets() []target {
 	}
 }
 
-// sendAdded is SendEvent's latency quantile minus the direct POST's, run by
-// run (each run measured both back to back), in milliseconds.
-func (r *results) sendAdded(q func(quantiles) time.Duration) figure {
-	d, s := r.Send["direct latency"], r.Send["sidecar latency"]
+// sendAdded is the latency quantile of the SendEvent path over that of the
+// path base ("direct", the minimal forwarder or "sidecar"), run by run (each
+// run measured them back to back), in milliseconds.
+func (r *results) sendAdded(base, path string, q func(quantiles) time.Duration) figure {
+	d, s := r.Send[base+" latency"], r.Send[path+" latency"]
 	if d == nil || s == nil {
 		return summarizeRuns(nil)
 	}
@@ -156,8 +164,9 @@ func (r *results) sendAdded(q func(quantiles) time.Duration) figure {
 	return summarizeRuns(v)
 }
 
-func (r *results) sendRatio() figure {
-	d, s := r.Send["direct throughput"], r.Send["sidecar throughput"]
+// sendRatio is path's throughput as a multiple of base's, run by run.
+func (r *results) sendRatio(base, path string) figure {
+	d, s := r.Send[base+" throughput"], r.Send[path+" throughput"]
 	if d == nil || s == nil {
 		return summarizeRuns(nil)
 	}
@@ -444,22 +453,31 @@ func (r *results) mdSend(p printer) {
 	p("The same 1 KiB payload posted to the emulator's `POST /inbound/%s` directly (Go's default", benchEventType)
 	p("transport with an idle connection per caller, `X-Api-Key`) and through the sidecar (gRPC `SendEvent`")
 	p("on a loopback connection, synchronous; the sidecar then makes the same POST). Latency with one")
-	p("caller; throughput with %d concurrent callers.", r.Cfg.SendCallers)
+	p("caller; throughput with %d concurrent callers. The **minimal forwarder** is SendEvent's own baseline:", r.Cfg.SendCallers)
+	p("a bare gRPC service with the same `SendEvent` that makes the same POST and returns ChronosHub's event id,")
+	p("with none of the sidecar's checks, records, retries, metrics or tracing; the gap between it and the")
+	p("direct POST is what any gRPC hop in front of ChronosHub costs on this machine.")
 	p("")
 	p("| path | p50 ms (1 caller) | p99 ms (1 caller) | requests/s (1 caller) | requests/s (%d callers) | p99 ms (%d callers) | new connections per 1,000 calls (%d callers) | errors |", r.Cfg.SendCallers, r.Cfg.SendCallers, r.Cfg.SendCallers)
 	p("|---|---|---|---|---|---|---|---|")
-	for _, path := range []string{"direct", "sidecar"} {
+	for _, path := range []string{"direct", sendForwarder, "sidecar"} {
 		l, t := r.Send[path+" latency"], r.Send[path+" throughput"]
-		name := "direct POST"
-		if path == "sidecar" {
-			name = "`SendEvent` via the sidecar"
+		if l == nil || t == nil {
+			continue
 		}
+		name := map[string]string{"direct": "direct POST", sendForwarder: "minimal forwarder (bare gRPC `SendEvent`)", "sidecar": "`SendEvent` via the sidecar"}[path]
 		p("| %s | %s | %s | %s | %s | %s | %s | %d |", name, fmtFig(l.latency(p50), fmtMs), fmtFig(l.latency(p99), fmtMs), fmtFig(l.rate(), formatRate),
 			fmtFig(t.rate(), formatRate), fmtFig(t.latency(p99), fmtMs), fmtFig(summarizeRuns(t.connsPerK()), fmtConns), l.errors()+t.errors())
 	}
 	p("")
 	p("Added by the sidecar (per run, sidecar minus direct): p50 **%s ms**, p99 **%s ms**; throughput with %d callers **%s** the direct POST's.",
-		fmtFig(r.sendAdded(p50), fmtMs), fmtFig(r.sendAdded(p99), fmtMs), r.Cfg.SendCallers, fmtFig(r.sendRatio(), fmtRatio))
+		fmtFig(r.sendAdded("direct", "sidecar", p50), fmtMs), fmtFig(r.sendAdded("direct", "sidecar", p99), fmtMs), r.Cfg.SendCallers, fmtFig(r.sendRatio("direct", "sidecar"), fmtRatio))
+	if r.Send[sendForwarder+" latency"] != nil {
+		p("")
+		p("Added by the sidecar over the minimal forwarder (per run): p50 **%s ms**, p99 **%s ms**; throughput with %d callers **%s** the forwarder's. The forwarder over the direct POST: p50 **%s ms**, p99 **%s ms** added; throughput **%s**.",
+			fmtFig(r.sendAdded(sendForwarder, "sidecar", p50), fmtMs), fmtFig(r.sendAdded(sendForwarder, "sidecar", p99), fmtMs), r.Cfg.SendCallers, fmtFig(r.sendRatio(sendForwarder, "sidecar"), fmtRatio),
+			fmtFig(r.sendAdded("direct", sendForwarder, p50), fmtMs), fmtFig(r.sendAdded("direct", sendForwarder, p99), fmtMs), fmtFig(r.sendRatio("direct", sendForwarder), fmtRatio))
+	}
 }
 
 func (r *results) mdBacklog(p printer) {

@@ -112,6 +112,9 @@ func samplePeak(rss func() (int64, error), stop <-chan struct{}) <-chan int64 {
 
 // benchSend compares SendEvent with a direct POST to the emulator: latency
 // with one caller, throughput with SendCallers.
+// sendForwarder names the minimal SendEvent's results.
+const sendForwarder = "forwarder"
+
 func (h *harness) benchSend(ctx context.Context) error {
 	dir := h.dataDir("send")
 	defer os.RemoveAll(dir)
@@ -126,6 +129,17 @@ func (h *harness) benchSend(ctx context.Context) error {
 	}
 	defer conn.Close()
 	grpcc := sidecarv1.NewEventServiceClient(conn)
+	fwd, err := h.startChild(childBaseline, "-cert", h.certFile, "-key", h.keyFile, "-forward", h.emuURL, "-api-key", benchAPIKey)
+	if err != nil {
+		return err
+	}
+	defer fwd.stop()
+	fwdConn, err := dialGRPC(fwd.GRPC)
+	if err != nil {
+		return err
+	}
+	defer fwdConn.Close()
+	fwdc := sidecarv1.NewEventServiceClient(fwdConn)
 	direct := directClient(h.cfg.SendCallers)
 	defer direct.CloseIdleConnections()
 	payload := makePayload(0, time.Now())
@@ -152,6 +166,10 @@ func (h *harness) benchSend(ctx context.Context) error {
 		_, err := grpcc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload})
 		return err
 	}
+	viaForwarder := func(ctx context.Context, _ int) error {
+		_, err := fwdc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload})
+		return err
+	}
 	for round := range h.cfg.Runs {
 		for _, kind := range []struct {
 			name    string
@@ -160,7 +178,7 @@ func (h *harness) benchSend(ctx context.Context) error {
 			for _, path := range []struct {
 				name string
 				op   func(context.Context, int) error
-			}{{"direct", directPost}, {"sidecar", viaSidecar}} {
+			}{{"direct", directPost}, {sendForwarder, viaForwarder}, {"sidecar", viaSidecar}} {
 				conns0 := h.emuConns.Load()
 				r := closedLoop(ctx, kind.callers, h.cfg.Warmup, h.cfg.Duration, path.op)
 				conns := h.emuConns.Load() - conns0
