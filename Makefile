@@ -77,9 +77,9 @@ run:
 	$(GO) run ./sidecar/cmd/chronoshub-sidecar dev
 
 ## bench: package benchmarks, then the sidecar against its baselines in the
-## same run (writes docs/benchmarks.md and docs/benchmarks-*.svg). The scale
-## curves stop at 100,000 events in the log; the full curve to 1,000,000 takes
-## minutes: go run ./sidecar/cmd/chronoshub-bench -log-sizes 0,100000,1000000
+## same run (writes docs/benchmarks.md and docs/benchmarks-*.svg), about 12
+## minutes with the scale curve to 1,000,000 events in the log; a smoke run:
+## go run ./sidecar/cmd/chronoshub-bench -quick -out /tmp/bench
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/...
 	$(GO) run ./sidecar/cmd/chronoshub-bench -out docs

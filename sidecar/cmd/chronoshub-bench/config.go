@@ -70,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.StepP99, "step-p99", 50*time.Millisecond, "the end-to-end p99 a rate step must stay under to count as held")
 	fs.IntVar(&c.MaxStepRate, "max-step-rate", 64000, "stop the rate search here")
 	fs.IntVar(&c.StreamEvents, "stream-events", 20000, "events preloaded for the stream drain throughput")
-	logSizes := fs.String("log-sizes", "0,10000,100000", "events already in the log for the scale curves (end-to-end p99, RSS, heap, startup, recovery); the full curve is 0,100000,1000000 (several minutes)")
+	logSizes := fs.String("log-sizes", "0,100000,1000000", "events already in the log for the scale curves (end-to-end p99, RSS, heap, startup, recovery); the 1,000,000 step takes a few minutes")
 	subs := fs.String("subs", "1,10,100", "subscriptions with open streams for the scale curve")
 	fs.IntVar(&c.ScaleRate, "scale-rate", 100, "offered webhooks/s of the subscriptions curve (each subscription receives every event)")
 	fs.IntVar(&c.BacklogEvents, "backlog-events", 10000, "async SendEvents queued while ChronosHub does not answer")

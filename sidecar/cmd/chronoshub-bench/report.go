@@ -582,18 +582,20 @@ func (r *results) mdScale(p printer) {
 		p("**Events already in the log.** The log is filled through the webhook listener with no subscription, so")
 		p("the events are stored and their ids are all in the duplicate window (24 h); then one app subscribes at")
 		p("the next event (`START_POSITION_NOW`) and %s webhooks/s are offered, %d run(s) of %s. Startup is", formatRate(float64(c.Rates[0])), c.Runs, c.Duration)
-		p("measured after a SIGTERM, recovery after a SIGKILL, on the same data dir. The heap is `HeapAlloc` after")
-		p("a forced GC (`/debug/pprof/heap?gc=1`), first in the sidecar that filled the log, then in one restarted")
-		p("on it (which rebuilt the duplicate window's ids from the log), and last in one restarted with")
-		p("`CHRONOSHUB_DUPLICATE_WINDOW=1s`, which holds none of the ids: the difference of the last two is what")
-		p("the window's ids cost.")
+		p("measured after a SIGTERM, recovery after a SIGKILL, on the same data dir. Each step's sidecar has")
+		p("`CHRONOSHUB_LOG_MAX_BYTES` set to 1 GiB + 4 KiB per event, so that no event is removed to make room.")
+		p("The heap is `HeapAlloc` after")
+		p("a forced GC (`/debug/pprof/heap?gc=1`), in the sidecar that filled the log and in one restarted on it,")
+		p("which rebuilt the duplicate window's ids from the log; the window's share is what the restarted one's")
+		p("heap profile puts in the NATS server's functions that hold it (`storeMsgIdLocked`: the map and array;")
+		p("`getMsgId`: the ids' strings; `rebuildDedupe`: the entries).")
 		p("")
 		if biggest := slices.Max(c.LogSizes); biggest < 1_000_000 {
-			p("This run stops at %s events (the reduced set of `make bench`); the curve to 1,000,000 takes", formatRate(float64(biggest)))
-			p("minutes: `go run ./sidecar/cmd/chronoshub-bench -only scale -log-sizes 0,100000,1000000`.")
+			p("This run stops at %s events; the curve to 1,000,000 (the default of `make bench`) takes a few", formatRate(float64(biggest)))
+			p("minutes more: `go run ./sidecar/cmd/chronoshub-bench -only scale -log-sizes 0,100000,1000000`.")
 			p("")
 		}
-		p("| events in the log | data dir after the step | heap after GC | heap, restarted | heap, restarted, 1 s window | end-to-end p99 ms | peak RSS | startup ms | recovery ms |")
+		p("| events in the log | data dir after the step | heap after GC | heap, restarted | of which the duplicate window | end-to-end p99 ms | peak RSS | startup ms | recovery ms |")
 		p("|---|---|---|---|---|---|---|---|---|")
 		var xs []string
 		var p99s, rss, heap, startup, recovery []float64
@@ -604,7 +606,7 @@ func (r *results) mdScale(p printer) {
 			heap = append(heap, s.Heap)
 			startup = append(startup, summarizeRuns(s.Startup).Median)
 			recovery = append(recovery, summarizeRuns(s.Recovery).Median)
-			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", formatRate(float64(s.Events)), fmtMiB(float64(s.DataBytes)), fmtMiB(s.Heap), fmtMiB(s.HeapIDs), fmtMiB(s.HeapNoIDs),
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", formatRate(float64(s.Events)), fmtMiB(float64(s.DataBytes)), fmtMiB(s.Heap), fmtMiB(s.HeapIDs), fmtMiB(s.HeapDedupe),
 				fmtFig(summarizeRuns(s.P99), fmtMs), fmtFig(summarizeRuns(s.RSS), fmtMiB), fmtFig(summarizeRuns(s.Startup), fmtMs), fmtFig(summarizeRuns(s.Recovery), fmtMs))
 		}
 		p("")
@@ -617,9 +619,9 @@ func (r *results) mdScale(p printer) {
 		first, last := r.LogSteps[0], r.LogSteps[len(r.LogSteps)-1]
 		if n := last.Events - first.Events; n > 0 {
 			p("- heap per event in the log, from %s to %s events: %.0f bytes.", formatRate(float64(first.Events)), formatRate(float64(last.Events)), (last.Heap-first.Heap)/float64(n))
-			if last.HeapIDs > 0 {
-				p("- the duplicate window's ids, per id, with %s events (restarted, 24 h window less 1 s window): %.0f bytes; the rest of the heap per event in the log (restarted, 1 s window, from %s events): %.0f bytes.",
-					formatRate(float64(last.Events)), (last.HeapIDs-last.HeapNoIDs)/float64(last.Events), formatRate(float64(first.Events)), (last.HeapNoIDs-first.HeapNoIDs)/float64(n))
+			if last.HeapDedupe > 0 {
+				p("- the duplicate window's ids: %.0f bytes per id, %s of the restarted sidecar's %s heap with %s events in the window.",
+					last.HeapDedupe/float64(last.Events), fmtMiB(last.HeapDedupe), fmtMiB(last.HeapIDs), formatRate(float64(last.Events)))
 			}
 		}
 		p("")

@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,13 +22,14 @@ type logStep struct {
 	Events    int
 	DataBytes int64
 	Heap      float64 // bytes live after a GC
-	// HeapIDs and HeapNoIDs are the heap after a GC in a restarted
-	// sidecar, with the events' ids in the duplicate window (24 h) and with
-	// a window of 1 s, which holds none of them.
-	HeapIDs, HeapNoIDs float64
-	P99, RSS           []float64 // per run: end-to-end p99 (ms) and peak RSS (bytes)
-	Startup            []float64 // ms, after SIGTERM
-	Recovery           []float64 // ms, after SIGKILL
+	// HeapIDs is the heap after a GC in a restarted sidecar (which
+	// rebuilt the duplicate window's ids from the log), and HeapDedupe the
+	// part of it the duplicate window holds (dedupeFuncs), from its heap
+	// profile.
+	HeapIDs, HeapDedupe float64
+	P99, RSS            []float64 // per run: end-to-end p99 (ms) and peak RSS (bytes)
+	Startup             []float64 // ms, after SIGTERM
+	Recovery            []float64 // ms, after SIGKILL
 }
 
 // subStep is the sidecar measured with a number of subscriptions, each with
@@ -60,7 +64,11 @@ func (h *harness) scaleLog(ctx context.Context, n int) (logStep, error) {
 	st := logStep{Events: n}
 	dir := h.dataDir("scale-log")
 	defer os.RemoveAll(dir)
-	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	// The automatic cap on the log (at most 1 GiB) holds about 700,000 of
+	// these events; each step's cap holds its events with room to spare,
+	// so that none is removed to make room.
+	env := sidecarEnv{DataDir: dir, Sync: "1s", Extra: []string{fmt.Sprintf("CHRONOSHUB_LOG_MAX_BYTES=%d", 1<<30+int64(n)*4096)}}
+	p, err := h.startSidecar(ctx, env)
 	if err != nil {
 		return st, err
 	}
@@ -106,33 +114,29 @@ func (h *harness) scaleLog(ctx context.Context, n int) (logStep, error) {
 	}
 	for range h.cfg.Runs {
 		p.stop()
-		if p, err = h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"}); err != nil {
+		if p, err = h.startSidecar(ctx, env); err != nil {
 			return st, err
 		}
 		st.Startup = append(st.Startup, ms(p.Startup))
 	}
 	for range h.cfg.Runs {
 		p.kill()
-		if p, err = h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"}); err != nil {
+		if p, err = h.startSidecar(ctx, env); err != nil {
 			return st, err
 		}
 		st.Recovery = append(st.Recovery, ms(p.Startup))
 	}
 	// The duplicate window's share of the heap: the restarted sidecar
-	// rebuilt the window's ids from the log; restarted again with a
-	// window of 1 s, it holds none of them.
+	// rebuilt the window's ids from the log; its heap profile says what
+	// they hold.
 	if st.HeapIDs, err = heapAfterGC(ctx, p.Admin); err != nil {
 		return st, err
 	}
-	p.stop()
-	if p, err = h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s", Extra: []string{"CHRONOSHUB_DUPLICATE_WINDOW=1s"}}); err != nil {
-		return st, err
-	}
-	if st.HeapNoIDs, err = heapAfterGC(ctx, p.Admin); err != nil {
+	if st.HeapDedupe, err = h.heapIn(ctx, p.Admin, dedupeFuncs); err != nil {
 		return st, err
 	}
 	st.DataBytes = dirSize(dir)
-	h.logf("log %d: heap %.1f MiB (restarted: %.1f MiB with the ids in the window, %.1f MiB without), e2e p99 %s ms, RSS %s, startup %s ms, recovery %s ms", n, st.Heap/(1<<20), st.HeapIDs/(1<<20), st.HeapNoIDs/(1<<20),
+	h.logf("log %d: heap %.1f MiB (restarted: %.1f MiB, of which the duplicate window %.1f MiB), e2e p99 %s ms, RSS %s, startup %s ms, recovery %s ms", n, st.Heap/(1<<20), st.HeapIDs/(1<<20), st.HeapDedupe/(1<<20),
 		fmtFig(summarizeRuns(st.P99), fmtMs), fmtFig(summarizeRuns(st.RSS), fmtMiB), fmtFig(summarizeRuns(st.Startup), fmtMs), fmtFig(summarizeRuns(st.Recovery), fmtMs))
 	return st, nil
 }
@@ -189,6 +193,45 @@ func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
 
 // heapAfterGC reads HeapAlloc after a GC from the binary's heap profile
 // (/debug/pprof/heap?gc=1&debug=1 prints runtime.MemStats).
+// dedupeFuncs are the functions of the NATS server that allocate its
+// duplicate window in a restarted sidecar: the map and array of entries,
+// the ids' strings, and the entries (allocated by the rebuild itself).
+var dedupeFuncs = []string{
+	"github.com/nats-io/nats-server/v2/server.(*stream).storeMsgIdLocked",
+	"github.com/nats-io/nats-server/v2/server.getMsgId",
+	"github.com/nats-io/nats-server/v2/server.(*stream).rebuildDedupe",
+}
+
+// heapIn returns the live heap (after a GC) allocated by the functions
+// funcs themselves (their flat share), from the binary's heap profile.
+func (h *harness) heapIn(ctx context.Context, admin string, funcs []string) (float64, error) {
+	file := filepath.Join(h.tmp, "heap.pprof")
+	if err := fetchProfile(ctx, admin, "/debug/pprof/heap?gc=1", file); err != nil {
+		return 0, err
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-unit=B", "-nodecount=100000", "-sample_index=inuse_space", h.bin, file).Output()
+	if err != nil {
+		return 0, fmt.Errorf("go tool pprof -top %s: %w", file, err)
+	}
+	return sumFlat(string(out), funcs), nil
+}
+
+// sumFlat sums the flat bytes of funcs in "go tool pprof -top -unit=B"
+// output.
+func sumFlat(out string, funcs []string) float64 {
+	var sum float64
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 || !slices.Contains(funcs, strings.Join(f[5:], " ")) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "B"), 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
 func heapAfterGC(ctx context.Context, admin string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/heap?gc=1&debug=1", nil)
 	if err != nil {
