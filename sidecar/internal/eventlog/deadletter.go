@@ -53,7 +53,9 @@ func setEventHeaders(h nats.Header, e Event) {
 
 // ListDeadLetters returns up to limit dead letters of a subscription whose
 // position in the dead-letter set is at least from, oldest first, and the
-// position to continue from (0 when there are no more). It returns
+// position to continue from (0 when there are no more). A page ends early
+// when its payloads would pass Options.DeadLetterPageBytes, so that one
+// page of large events does not make one message too large to receive. It returns
 // ErrNotFound for a subscription that does not exist.
 func (l *Log) ListDeadLetters(ctx context.Context, subscription string, from uint64, limit int) ([]DeadLetter, uint64, error) {
 	name, err := NormalizeSubscription(subscription)
@@ -68,6 +70,7 @@ func (l *Log) ListDeadLetters(ctx context.Context, subscription string, from uin
 	}
 	filter := deadPrefix + name + ".>"
 	var out []DeadLetter
+	var size int
 	seq := from
 	for len(out) < limit {
 		raw, err := l.dead.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
@@ -77,7 +80,11 @@ func (l *Log) ListDeadLetters(ctx context.Context, subscription string, from uin
 		if err != nil {
 			return nil, 0, fmt.Errorf("list dead letters of %s: %w", name, err)
 		}
+		if len(out) > 0 && size+len(raw.Data) > l.opts.DeadLetterPageBytes {
+			return out, raw.Sequence, nil
+		}
 		out = append(out, decodeDead(raw))
+		size += len(raw.Data)
 		seq = raw.Sequence + 1
 	}
 	// Is there anything after this page?

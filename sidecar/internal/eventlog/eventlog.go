@@ -167,6 +167,11 @@ type Options struct {
 	// the settings, never a silent reconfiguration of the fleet's log. False
 	// (the embedded store, which one process owns) updates them to Options.
 	CheckExisting bool
+	// DeadLetterPageBytes bounds the payload bytes of one ListDeadLetters
+	// page (a page holds at least one dead letter, however large). Zero
+	// means 3 MiB, which leaves a page's metadata room under the 4 MiB a
+	// gRPC client receives by default.
+	DeadLetterPageBytes int
 	// PollInterval is how long one pull request waits for new events before
 	// it is renewed. Zero means 5 s; it is at least 1 s.
 	PollInterval time.Duration
@@ -271,6 +276,9 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	}
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
+	}
+	if opts.DeadLetterPageBytes <= 0 {
+		opts.DeadLetterPageBytes = 3 << 20
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 5 * time.Second

@@ -169,6 +169,64 @@ func TestDeadLetterPaging(t *testing.T) {
 	}
 }
 
+// TestDeadLetterPageBytes: a page ends before its payloads pass the page's
+// byte budget, holds at least one dead letter however large, and the pages
+// together hold every dead letter once.
+func TestDeadLetterPageBytes(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{MaxAttempts: 1, DeadLetterPageBytes: 100})
+	payloads := map[string]string{
+		"e0": `{"p":"` + strings.Repeat("a", 40) + `"}`,  // 48 bytes
+		"e1": `{"p":"` + strings.Repeat("b", 40) + `"}`,  // 48: e0+e1 fit
+		"e2": `{"p":"` + strings.Repeat("c", 150) + `"}`, // larger than a page: alone
+		"e3": `{}`,
+		"e4": `{}`,
+	}
+	ids := []string{"e0", "e1", "e2", "e3", "e4"}
+	for _, id := range ids {
+		appendAll(t, l, event(id, "manuscript.submitted", payloads[id]))
+	}
+	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s", MaxInFlight: 1})
+	for range ids {
+		e := next(t, ch)
+		settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{e.ID}, Reject: true})
+	}
+	var pages [][]string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pages = nil
+		var from uint64
+		n := 0
+		for {
+			page, more, err := l.ListDeadLetters(context.Background(), "s", from, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range page {
+				got = append(got, d.Event.ID)
+				if string(d.Event.Payload) != payloads[d.Event.ID] {
+					t.Fatalf("dead letter %s payload %q, want %q", d.Event.ID, d.Event.Payload, payloads[d.Event.ID])
+				}
+			}
+			n += len(got)
+			pages = append(pages, got)
+			if more == 0 {
+				break
+			}
+			from = more
+		}
+		// The last event is dead-lettered on its next fetch.
+		if n == len(ids) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // a poll interval, not a wait for timing
+	}
+	want := [][]string{{"e0", "e1"}, {"e2"}, {"e3", "e4"}}
+	if diff := cmp.Diff(want, pages); diff != "" {
+		t.Fatalf("pages with a 100-byte budget (-want +got):\n%s", diff)
+	}
+}
+
 func TestBackPressure(t *testing.T) {
 	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
 	for i := range 10 {

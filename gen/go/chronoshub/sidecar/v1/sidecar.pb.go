@@ -898,7 +898,9 @@ type ListDeadLettersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The subscription. Empty means "default".
 	Subscription string `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
-	// The most dead letters to return. Zero means 100; at most 1000.
+	// The most dead letters to return. Zero means 100; at most 1000. A page
+	// holds fewer when their payloads would pass 3 MiB (and at least one,
+	// however large), so that it fits what a gRPC client receives by default.
 	PageSize uint32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of a previous response, to continue from it.
 	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`

@@ -331,7 +331,11 @@ export interface SentEvent {
 export interface ListDeadLettersRequest {
   /** The subscription. Empty means "default". */
   subscription: string;
-  /** The most dead letters to return. Zero means 100; at most 1000. */
+  /**
+   * The most dead letters to return. Zero means 100; at most 1000. A page
+   * holds fewer when their payloads would pass 3 MiB (and at least one,
+   * however large), so that it fits what a gRPC client receives by default.
+   */
   pageSize: number;
   /** The next_page_token of a previous response, to continue from it. */
   pageToken: string;
