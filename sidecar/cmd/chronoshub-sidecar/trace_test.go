@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,4 +77,38 @@ func TestServeTracesOneChain(t *testing.T) {
 		}
 		return names["POST /webhook"] && names["receive traced"] && len(names) >= 4
 	})
+}
+
+// TestServeLogsTracingErrors runs the binary with a collector that cannot
+// be reached: the OpenTelemetry SDK's export errors reach the sidecar's log
+// as its own JSON lines (before, the SDK printed them as plain text through
+// the standard library's log package), and every line on its output is JSON.
+func TestServeLogsTracingErrors(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := lis.Addr().String()
+	lis.Close()
+	_, baseURL := hub(t)
+	env, client := serveEnv(t, baseURL)
+	env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://" + closed
+	env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+	env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "200"
+	env["OTEL_BSP_SCHEDULE_DELAY"] = "50"
+	p := startProcess(t, env)
+	a := p.ready(t)
+	if st := post(t, client, "https://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", `{"m":1}`, uuid.NewString()); st != http.StatusOK {
+		t.Fatalf("webhook = %d", st)
+	}
+	l := p.stderr.waitLine(t, "tracing")
+	if l["level"] != "WARN" || l["err"] == nil {
+		t.Errorf("tracing error line = %v, want level WARN with err", l)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a line of the sidecar's output is not JSON: %q", line)
+		}
+	}
 }

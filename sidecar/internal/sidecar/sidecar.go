@@ -139,6 +139,13 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Sidecar, e
 		if s.tracer, s.stopTracing, err = tracing.Setup(ctx, opts.Getenv); err != nil {
 			return nil, err
 		}
+		if s.tracer != nil {
+			// The SDK's errors (a collector that cannot be reached) go
+			// to the sidecar's log, in its format, not to stderr as
+			// plain text. The handler is the process's: one sidecar per
+			// process.
+			tracing.LogErrors(s.logger)
+		}
 	}
 	if err := s.openStore(ctx); err != nil {
 		return nil, err
