@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -23,7 +20,6 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/grpcapi"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing/tracingtest"
 )
 
@@ -35,14 +31,6 @@ import (
 // exporting over OTLP to a receiver in the same process). The caller sends a
 // traceparent in every case.
 func BenchmarkSendEvent(b *testing.B) {
-	recv := tracingtest.Start(b)
-	on, shutdown, err := tracing.Setup(b.Context(), func(k string) string {
-		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": recv.Endpoint()}[k]
-	})
-	if err != nil || on == nil {
-		b.Fatalf("Setup = %v, %v", on, err)
-	}
-	b.Cleanup(func() { shutdown(context.Background()) })
 	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -65,19 +53,9 @@ func BenchmarkSendEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
-	b.Cleanup(func() { sdk.Shutdown(context.Background()) })
-	for _, bc := range []struct {
-		name   string
-		tracer *tracing.Tracer
-	}{
-		{"off", nil},
-		{"noop", tracing.New(noop.NewTracerProvider())},
-		{"sdk", tracing.New(sdk)},
-		{"on", on},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			client, err := chronoshub.NewClient(hub.URL, func() string { return apiKey }, chronoshub.Options{WrapTransport: bc.tracer.WrapTransport})
+	for _, bc := range tracingtest.Modes(b) {
+		b.Run(bc.Name, func(b *testing.B) {
+			client, err := chronoshub.NewClient(hub.URL, func() string { return apiKey }, chronoshub.Options{WrapTransport: bc.Tracer.WrapTransport})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -85,8 +63,8 @@ func BenchmarkSendEvent(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			svc := grpcapi.New(log, out, check, grpcapi.Options{Tracer: bc.tracer})
-			srv := grpc.NewServer(bc.tracer.GRPCServerOptions()...)
+			svc := grpcapi.New(log, out, check, grpcapi.Options{Tracer: bc.Tracer})
+			srv := grpc.NewServer(bc.Tracer.GRPCServerOptions()...)
 			sidecarv1.RegisterEventServiceServer(srv, svc)
 			lis, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {

@@ -12,12 +12,12 @@ import (
 // OpenTelemetry SDK: an unreachable collector fails every export batch.
 const errorEvery = time.Minute
 
-// ErrorHandler returns an otel.ErrorHandler that logs the SDK's errors (an
+// newErrorHandler returns an otel.ErrorHandler that logs the SDK's errors (an
 // export that failed, a span dropped) through log at Warn, instead of the
 // SDK's default of the standard library's log package, which bypasses the
 // sidecar's log format. After one error it logs at most one a minute, with
 // how many it left out meanwhile.
-func ErrorHandler(log *slog.Logger, now func() time.Time) otel.ErrorHandler {
+func newErrorHandler(log *slog.Logger, now func() time.Time) otel.ErrorHandler {
 	return &errorHandler{log: log, now: now}
 }
 
@@ -48,6 +48,6 @@ func (h *errorHandler) Handle(err error) {
 	h.log.Warn("tracing", args...)
 }
 
-// LogErrors makes ErrorHandler(log) the process's handler of the SDK's
+// LogErrors makes newErrorHandler(log) the process's handler of the SDK's
 // errors.
-func LogErrors(log *slog.Logger) { otel.SetErrorHandler(ErrorHandler(log, time.Now)) }
+func LogErrors(log *slog.Logger) { otel.SetErrorHandler(newErrorHandler(log, time.Now)) }

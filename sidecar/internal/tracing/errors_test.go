@@ -15,7 +15,7 @@ func TestErrorHandler(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	now := time.Unix(1000, 0)
-	h := ErrorHandler(slog.New(slog.NewJSONHandler(&buf, nil)), func() time.Time { return now })
+	h := newErrorHandler(slog.New(slog.NewJSONHandler(&buf, nil)), func() time.Time { return now })
 	h.Handle(errors.New("export failed: connection refused"))
 	h.Handle(errors.New("export failed again"))
 	now = now.Add(30 * time.Second)

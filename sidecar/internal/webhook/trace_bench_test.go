@@ -2,19 +2,13 @@ package webhook_test
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.opentelemetry.io/otel/trace/noop"
-
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing/tracingtest"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
@@ -26,32 +20,11 @@ import (
 // and on: the SDK exporting over OTLP to a receiver in the same process (so
 // "on" also pays the receiver's decoding, on the same cores).
 func BenchmarkHandlerTracing(b *testing.B) {
-	recv := tracingtest.Start(b)
-	on, shutdown, err := tracing.Setup(b.Context(), func(k string) string {
-		if k == "OTEL_EXPORTER_OTLP_ENDPOINT" {
-			return recv.Endpoint()
-		}
-		return ""
-	})
-	if err != nil || on == nil {
-		b.Fatalf("Setup = %v, %v", on, err)
-	}
-	b.Cleanup(func() { shutdown(b.Context()) })
-	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
-	b.Cleanup(func() { sdk.Shutdown(context.Background()) })
-	for _, bc := range []struct {
-		name   string
-		tracer *tracing.Tracer
-	}{
-		{"off", nil},
-		{"noop", tracing.New(noop.NewTracerProvider())},
-		{"sdk", tracing.New(sdk)},
-		{"on", on},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
+	for _, bc := range tracingtest.Modes(b) {
+		b.Run(bc.Name, func(b *testing.B) {
 			body := []byte(`{"title":"` + strings.Repeat("a", 1024-len(`{"title":""}`)) + `"}`)
 			keys := [][]byte{[]byte(secret)}
-			srv := webhook.New(discardStore{}, func() [][]byte { return keys }, webhook.Options{Now: now, Tracer: bc.tracer})
+			srv := webhook.New(discardStore{}, func() [][]byte { return keys }, webhook.Options{Now: now, Tracer: bc.Tracer})
 			ts := strconv.Itoa(nowUnix)
 			header := http.Header{
 				"Content-Type":            {"application/json"},
