@@ -453,12 +453,21 @@ func ackFlags(reject bool) func(*flag.FlagSet) func(context.Context, *clientAPI,
 			if err != nil {
 				return err
 			}
-			return printJSON(api.stdout, struct {
-				EventIDs        []string `json:"eventIds"`
-				UnknownEventIDs []string `json:"unknownEventIds"`
-			}{nonNil(resp.GetEventIds()), nonNil(resp.GetUnknownEventIds())})
+			return printSettled(api.stdout, resp)
 		}
 	}
+}
+
+// printSettled prints the ids an AckEvents or ReplayDeadLetters answer
+// settled and those it did not know, as {"eventIds":[…],"unknownEventIds":[…]}.
+func printSettled(w io.Writer, resp interface {
+	GetEventIds() []string
+	GetUnknownEventIds() []string
+}) error {
+	return printJSON(w, struct {
+		EventIDs        []string `json:"eventIds"`
+		UnknownEventIDs []string `json:"unknownEventIds"`
+	}{nonNil(resp.GetEventIds()), nonNil(resp.GetUnknownEventIds())})
 }
 
 // nonNil turns a nil list into an empty one, which JSON prints as [].
@@ -625,10 +634,7 @@ func deadLettersReplayFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, 
 		if err != nil {
 			return err
 		}
-		return printJSON(api.stdout, struct {
-			EventIDs        []string `json:"eventIds"`
-			UnknownEventIDs []string `json:"unknownEventIds"`
-		}{nonNil(resp.GetEventIds()), nonNil(resp.GetUnknownEventIds())})
+		return printSettled(api.stdout, resp)
 	}
 }
 
