@@ -182,22 +182,12 @@ func TestCrashLosesNothing(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	close(stopLoad)
 	load.Wait()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	waitDelivered(t, 60*time.Second, fmt.Sprintf("after %d kills", kills), stop, func() (missing, unsent []string, nAccepted, nQueued int) {
 		mu.Lock()
-		missing, unsent := outstanding(accepted, received, queued, emu.Inbound())
-		nAccepted, nQueued := len(accepted), len(queued)
-		mu.Unlock()
-		if len(missing) == 0 && len(unsent) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			close(stop)
-			t.Fatalf("after %d kills: %d of %d accepted webhooks never delivered (e.g. %v); %d of %d queued events never reached ChronosHub (e.g. %v)",
-				kills, len(missing), nAccepted, first(missing), len(unsent), nQueued, first(unsent))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		missing, unsent = outstanding(accepted, received, queued, emu.Inbound())
+		return missing, unsent, len(accepted), len(queued)
+	})
 	close(stop)
 	wg.Wait()
 
@@ -242,6 +232,27 @@ func TestCrashLosesNothing(t *testing.T) {
 	t.Logf("flapping app: %d dead letters, each offered %d times (%d short of it by an offer lost to a kill)", len(dl.GetDeadLetters()), maxAttempts, short)
 	t.Logf("%d kills: %d webhooks accepted, all delivered (%d duplicate deliveries, at-least-once); %d async events queued, all reached ChronosHub (%d posts in all)",
 		kills, len(accepted), dups, len(queued), len(inbound))
+}
+
+// waitDelivered polls check, which returns what is still outstanding (see
+// outstanding) and how many webhooks were accepted and events queued, until
+// nothing is; after limit it closes stop and fails, saying what the test did
+// before (after).
+func waitDelivered(t *testing.T, limit time.Duration, after string, stop chan struct{}, check func() (missing, unsent []string, nAccepted, nQueued int)) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		missing, unsent, nAccepted, nQueued := check()
+		if len(missing) == 0 && len(unsent) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			close(stop)
+			t.Fatalf("%s: %d of %d accepted webhooks never delivered (e.g. %v); %d of %d queued events never reached ChronosHub (e.g. %v)",
+				after, len(missing), nAccepted, first(missing), len(unsent), nQueued, first(unsent))
+		}
+		time.Sleep(50 * time.Millisecond) // a poll interval, not a wait for timing
+	}
 }
 
 func first(s []string) []string {

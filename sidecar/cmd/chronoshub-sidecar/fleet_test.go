@@ -421,22 +421,12 @@ func TestFleetLosesNothing(t *testing.T) {
 	load.Wait()
 
 	// Every accepted event delivered, every queued event at ChronosHub.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	waitDelivered(t, 90*time.Second, fmt.Sprintf("after kills %v", kills), stop, func() (missing, unsent []string, nAccepted, nQueued int) {
 		mu.Lock()
-		missing, unsent := outstanding(accepted, received, queued, emu.Inbound())
-		nAccepted, nQueued := len(accepted), len(queued)
-		mu.Unlock()
-		if len(missing) == 0 && len(unsent) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			close(stop)
-			t.Fatalf("after kills %v: %d of %d accepted webhooks never delivered (e.g. %v); %d of %d queued events never reached ChronosHub (e.g. %v)",
-				kills, len(missing), nAccepted, first(missing), len(unsent), nQueued, first(unsent))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		missing, unsent = outstanding(accepted, received, queued, emu.Inbound())
+		return missing, unsent, len(accepted), len(queued)
+	})
 	// Every delivery acked: the subscription has nothing left.
 	_, js := c.Connect(t)
 	eventually(t, "subscription fully acked", func() error {
