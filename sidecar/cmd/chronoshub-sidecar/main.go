@@ -30,12 +30,15 @@ func main() {
 	context.AfterFunc(ctx, stop)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	var code exitCodeError
+	var (
+		code     exitCodeError
+		reported reportedError
+	)
 	switch {
 	case errors.As(err, &code):
 		os.Exit(int(code))
 	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errExitStatus):
+	case errors.Is(err, errExitStatus), errors.As(err, &reported):
 		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "chronoshub-sidecar:", err)

@@ -16,6 +16,15 @@ import (
 // refused).
 var errExitStatus = errors.New("exit status 1")
 
+// reportedError is an error that the subcommand has already written to its
+// log (serve, once its JSON log has started): the program exits with status 1
+// without printing it again, so that every line on stderr stays in the log's
+// format. Its text is the error's, for callers of run.
+type reportedError struct{ err error }
+
+func (e reportedError) Error() string { return e.err.Error() }
+func (e reportedError) Unwrap() error { return e.err }
+
 // exitCodeError means the program should exit with this status, having
 // reported nothing more (dev -- app: the app's exit status).
 type exitCodeError int

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"os"
@@ -11,20 +13,33 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/metrics"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.Parse(args, getenv, stdout)
-	if err != nil {
+	if errors.Is(err, flag.ErrHelp) {
 		return err
+	}
+	// Every problem at once: the OTEL_* variables are checked with the
+	// CHRONOSHUB_ ones, and a misspelt CHRONOSHUB_ variable is shown with
+	// the problems it may explain.
+	if err := errors.Join(err, tracing.CheckEnv(getenv)); err != nil {
+		return config.WithWarnings(err, config.UnknownVariables(os.Environ()))
 	}
 	logger := newFormatLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	warnUnknownVariables(logger, os.Environ())
 	s, err := startSidecar(ctx, cfg, logger, getenv)
-	if err != nil {
-		return err
+	if err == nil {
+		err = s.Run(ctx)
 	}
-	return s.Run(ctx)
+	if err != nil {
+		// Once the log has started, the error that stops the process is a
+		// log line too, in the log's format (one JSON object in JSON mode).
+		logger.Error("stopped", "err", err)
+		return reportedError{err}
+	}
+	return nil
 }
 
 // startSidecar logs the version and the configuration and starts the

@@ -43,6 +43,38 @@ func (w Warning) String() string {
 	return w.Name + " is not a chronoshub-sidecar setting (see chronoshub-sidecar serve --help); it is ignored"
 }
 
+// WithWarnings returns err, the configuration's problems, followed by one
+// line per warning, so that a misspelt variable is printed with the problem
+// it most likely explains ("CHRONOSHUB_WEBHOOK_SECRET … required" when
+// CHRONOSHUB_WEBHOOK_SECERT is set). It returns nil when err is nil: the
+// warnings of a valid configuration are logged instead. errors.Is and
+// errors.As see err through the result.
+func WithWarnings(err error, warnings []Warning) error {
+	if err == nil || len(warnings) == 0 {
+		return err
+	}
+	return &warnedError{err: err, warnings: warnings}
+}
+
+// warnedError is an invalid configuration's error with the warnings about
+// its environment.
+type warnedError struct {
+	err      error
+	warnings []Warning
+}
+
+func (e *warnedError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.err.Error())
+	for _, w := range e.warnings {
+		b.WriteString("\n")
+		b.WriteString(w.String())
+	}
+	return b.String()
+}
+
+func (e *warnedError) Unwrap() error { return e.err }
+
 // KnownVariables returns the name of every CHRONOSHUB_ variable that
 // serve reads, sorted.
 func KnownVariables() []string {

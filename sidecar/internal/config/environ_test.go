@@ -152,3 +152,48 @@ func TestListenError(t *testing.T) {
 		})
 	}
 }
+
+// TestWithWarnings: a misspelt variable that makes the configuration invalid
+// (CHRONOSHUB_WEBHOOK_SECERT leaves CHRONOSHUB_WEBHOOK_SECRET unset) is
+// reported together with the problem it explains; before, the warning was
+// logged only once the configuration was valid, so never in this case.
+func TestWithWarnings(t *testing.T) {
+	t.Parallel()
+	environ := []string{
+		"CHRONOSHUB_BASE_URL=https://chronoshub.example",
+		"CHRONOSHUB_API_KEY=" + apiKey,
+		"CHRONOSHUB_WEBHOOK_SECERT=" + webhookSecret,
+		"CHRONOSHUB_WEBHOOK_PLAINTEXT=true",
+	}
+	getenv := func(name string) string {
+		for _, kv := range environ {
+			if k, v, _ := strings.Cut(kv, "="); k == name {
+				return v
+			}
+		}
+		return ""
+	}
+	_, err := Parse(nil, getenv, nil)
+	if err == nil {
+		t.Fatal("Parse without CHRONOSHUB_WEBHOOK_SECRET succeeded")
+	}
+	got := WithWarnings(err, UnknownVariables(environ))
+	text := got.Error()
+	for _, want := range []string{err.Error(), "CHRONOSHUB_WEBHOOK_SECERT is not a chronoshub-sidecar setting; did you mean CHRONOSHUB_WEBHOOK_SECRET?"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("WithWarnings(…) = %q, want it to contain %q", text, want)
+		}
+	}
+	if strings.Contains(text, webhookSecret) {
+		t.Errorf("WithWarnings(…) = %q holds the misspelt variable's value", text)
+	}
+	if !errors.Is(got, err) {
+		t.Errorf("errors.Is(WithWarnings(err, …), err) = false")
+	}
+	if got := WithWarnings(nil, UnknownVariables(environ)); got != nil {
+		t.Errorf("WithWarnings(nil, …) = %v, want nil (a valid configuration logs its warnings)", got)
+	}
+	if got := WithWarnings(err, nil); got.Error() != err.Error() {
+		t.Errorf("WithWarnings(err, nil) = %q, want %q", got, err)
+	}
+}

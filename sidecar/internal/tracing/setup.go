@@ -79,6 +79,17 @@ func Setup(ctx context.Context, getenv func(string) string) (*Tracer, func(conte
 	return New(tp), tp.Shutdown, nil
 }
 
+// CheckEnv returns every invalid OTEL_* value that Setup would refuse, as
+// Setup reports them, without starting anything: a command reports them
+// together with the rest of its configuration's problems before it starts.
+// It returns nil when Setup would accept the variables.
+func CheckEnv(getenv func(string) string) error {
+	if _, err := parseEnv(getenv); err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	return nil
+}
+
 // config is what parseEnv found.
 type config struct {
 	on       bool

@@ -76,6 +76,9 @@ func TestSetupRejectsBadValues(t *testing.T) {
 					t.Errorf("Setup error %q does not name %s", err, w)
 				}
 			}
+			if cerr := tracing.CheckEnv(env(tc.env)); cerr == nil || cerr.Error() != err.Error() {
+				t.Errorf("CheckEnv = %v, want Setup's error %q", cerr, err)
+			}
 		})
 	}
 	// A header value or an endpoint may hold a secret: it never appears in an error.
