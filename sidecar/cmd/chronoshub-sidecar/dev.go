@@ -69,6 +69,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	// JSON, as serve's default: scripts read dev's "ready" line.
 	logger := newFormatLogger(stderr, config.LogJSON, slog.LevelInfo)
+	routeGRPCLogs(ctx, logger)
 
 	// The dev dir is one playground's: a second dev on it would share the
 	// store and replace the certificate the first one serves.

@@ -21,10 +21,16 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"google.golang.org/grpc/grpclog"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// gRPC's own log is process-global: installed once, here, and handed the
+	// subcommand's logger by run.
+	logs := newGRPCLogs()
+	grpclog.SetLoggerV2(logs)
+	ctx, stop := signal.NotifyContext(withGRPCLogs(context.Background(), logs), os.Interrupt, syscall.SIGTERM)
 	// The first signal starts a graceful shutdown; restoring the default
 	// handling then lets a second signal stop the process at once.
 	context.AfterFunc(ctx, stop)

@@ -28,6 +28,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return config.WithWarnings(err, config.UnknownVariables(os.Environ()))
 	}
 	logger := newFormatLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	routeGRPCLogs(ctx, logger)
 	warnUnknownVariables(logger, os.Environ())
 	s, err := startSidecar(ctx, cfg, logger, getenv)
 	if err == nil {

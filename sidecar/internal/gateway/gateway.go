@@ -24,8 +24,8 @@ import (
 
 	// The error details the service attaches (google.rpc.BadRequest,
 	// ErrorInfo, ...) reach the gateway as Any; protojson can only render them
-	// if their types are linked into the binary.
-	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
+	// if their types are linked into the binary, as this import does.
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 )
 
 // Limits of New, see Options.
@@ -228,14 +228,7 @@ func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runt
 	if httpStatus == 0 {
 		httpStatus = runtime.HTTPStatusFromCode(st.Code())
 	}
-	level := slog.LevelWarn
-	switch {
-	case st.Code() == codes.Canceled:
-		level = slog.LevelDebug
-	case httpStatus >= 500:
-		level = slog.LevelError
-	}
-	g.log.Log(ctx, level, "REST call failed",
+	g.log.Log(ctx, logLevel(st, httpStatus), "REST call failed",
 		"method", r.Method, "path", r.URL.Path, "status", httpStatus,
 		"code", st.Code().String(), "error", st.Message())
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
@@ -245,16 +238,39 @@ func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runt
 // into the status of the final {"error":...} line.
 func (g *gateway) streamError(ctx context.Context, err error) *status.Status {
 	st := status.Convert(err)
-	level := slog.LevelWarn
+	method, _ := runtime.RPCMethod(ctx)
+	g.log.Log(ctx, logLevel(st, runtime.HTTPStatusFromCode(st.Code())), "REST stream failed", "rpc", method, "code", st.Code().String(), "error", st.Message())
+	return st
+}
+
+// shuttingDown is the ErrorInfo reason of the UNAVAILABLE that ends calls
+// while the sidecar shuts down (grpcapi.ReasonShuttingDown; the gateway
+// reaches the service only over gRPC).
+const shuttingDown = "SIDECAR_SHUTTING_DOWN"
+
+// logLevel is the level of a failed REST call's log line: Debug when the
+// client went away, Info when the sidecar's shutdown ended it (the client
+// reconnects: expected, not an error), Error for another 5xx, else Warn.
+func logLevel(st *status.Status, httpStatus int) slog.Level {
 	switch {
 	case st.Code() == codes.Canceled:
-		level = slog.LevelDebug
-	case runtime.HTTPStatusFromCode(st.Code()) >= 500:
-		level = slog.LevelError
+		return slog.LevelDebug
+	case st.Code() == codes.Unavailable && hasReason(st, shuttingDown):
+		return slog.LevelInfo
+	case httpStatus >= 500:
+		return slog.LevelError
 	}
-	method, _ := runtime.RPCMethod(ctx)
-	g.log.Log(ctx, level, "REST stream failed", "rpc", method, "code", st.Code().String(), "error", st.Message())
-	return st
+	return slog.LevelWarn
+}
+
+// hasReason reports whether st carries an ErrorInfo with reason.
+func hasReason(st *status.Status, reason string) bool {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == reason {
+			return true
+		}
+	}
+	return false
 }
 
 // routingError answers a request that matches no route: 404 for an unknown

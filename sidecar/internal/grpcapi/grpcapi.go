@@ -16,9 +16,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
@@ -184,7 +182,7 @@ func (s *Service) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.S
 	}
 	err = s.log.Stream(ctx, sr, send)
 	if err != nil && s.streamsCtx.Err() != nil && stream.Context().Err() == nil {
-		return status.Error(codes.Unavailable, "sidecar is shutting down; reconnect")
+		return errShuttingDown()
 	}
 	return s.toStatus(err)
 }

@@ -29,7 +29,18 @@ const (
 	ReasonUnavailable         = "CHRONOSHUB_UNAVAILABLE"
 	ReasonInvalidResponse     = "CHRONOSHUB_INVALID_RESPONSE"
 	ReasonKeyConflict         = "IDEMPOTENCY_KEY_CONFLICT"
+	// ReasonShuttingDown is the UNAVAILABLE of a call or stream that the
+	// sidecar ended because it is shutting down: reconnect (to it once it
+	// is back, or to another replica). The REST gateway logs it at Info, as
+	// an expected event.
+	ReasonShuttingDown = "SIDECAR_SHUTTING_DOWN"
 )
+
+// errShuttingDown is the status of a call the sidecar's shutdown ended.
+func errShuttingDown() error {
+	return withDetails(codes.Unavailable, "sidecar is shutting down; reconnect",
+		&errdetails.ErrorInfo{Reason: ReasonShuttingDown, Domain: Domain})
+}
 
 // fieldError is a request field that failed validation.
 type fieldError struct{ field, description string }
@@ -79,7 +90,7 @@ func (s *Service) toStatus(err error) error {
 	case errors.Is(err, eventlog.ErrLimit):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, eventlog.ErrClosed):
-		return status.Error(codes.Unavailable, "sidecar is shutting down; reconnect")
+		return errShuttingDown()
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
