@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,5 +97,48 @@ func TestServeLogsOnlyJSON(t *testing.T) {
 	}
 	if !streamEnd {
 		t.Errorf("no INFO line for the REST stream the shutdown ended; output:\n%s", out)
+	}
+}
+
+// TestServeSIGHUPReloadsCredentials runs the binary with the API key in a
+// file polled only once an hour, changes the file and sends SIGHUP: the key
+// is re-read at once, serve keeps running and ready, and SIGTERM then stops
+// it normally. Before, SIGHUP killed serve at once (exit status 129) with no
+// drain.
+func TestServeSIGHUPReloadsCredentials(t *testing.T) {
+	t.Parallel()
+	_, baseURL := hub(t)
+	env, _ := serveEnv(t, baseURL)
+	keyFile := filepath.Join(t.TempDir(), "api-key")
+	if err := os.WriteFile(keyFile, []byte(testAPIKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	delete(env, "CHRONOSHUB_API_KEY")
+	env["CHRONOSHUB_API_KEY_FILE"] = keyFile
+	env["CHRONOSHUB_CREDENTIALS_POLL_INTERVAL"] = "1h"
+	p := startProcess(t, env)
+	a := p.ready(t)
+	if err := os.WriteFile(keyFile, []byte("sk_rotated_by_the_operator"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	l := p.stderr.waitLine(t, "credential reloaded")
+	if l["credential"] != "api_key" {
+		t.Errorf("reload line = %v, want the api_key", l)
+	}
+	if st, body := httpGet(t, "http://"+a.Admin+"/readyz"); st != http.StatusOK {
+		t.Errorf("/readyz after SIGHUP = %d %s, want 200", st, body)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.waitExit(t)
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit status after SIGHUP then SIGTERM = %d, want 0; output:\n%s", code, p.stderr.String())
+	}
+	if out := p.stderr.String(); strings.Contains(out, "sk_rotated_by_the_operator") {
+		t.Errorf("the log holds the new API key:\n%s", out)
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,9 +33,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger := newFormatLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	routeGRPCLogs(ctx, logger)
 	warnUnknownVariables(logger, os.Environ())
+	// SIGHUP re-reads the credential and certificate files at once (they
+	// are polled anyway); nothing else is reloaded, and the process keeps
+	// running. Without this, SIGHUP's default would kill serve undrained.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	s, err := startSidecar(ctx, cfg, logger, getenv)
 	if err == nil {
-		err = s.Run(ctx)
+		err = runReloading(ctx, s, hup, logger)
 	}
 	if err != nil {
 		// Once the log has started, the error that stops the process is a
@@ -41,6 +50,27 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return reportedError{err}
 	}
 	return nil
+}
+
+// runReloading runs s until ctx is done, reloading its credentials on each
+// value of hup.
+func runReloading(ctx context.Context, s *sidecar.Sidecar, hup <-chan os.Signal, logger *slog.Logger) error {
+	reloadCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: re-reading the credential and certificate files; other settings need a restart")
+				s.ReloadCredentials()
+			}
+		}
+	})
+	defer wg.Wait()
+	defer stop()
+	return s.Run(ctx)
 }
 
 // startSidecar logs the version and the configuration and starts the

@@ -425,6 +425,12 @@ func (s *Sidecar) Addrs() Addrs {
 	}
 }
 
+// ReloadCredentials re-reads the credential and certificate files at once,
+// as the watcher does every CHRONOSHUB_CREDENTIALS_POLL_INTERVAL, and logs
+// what changed or failed; serve calls it on SIGHUP. It may be called while
+// Run runs.
+func (s *Sidecar) ReloadCredentials() { s.watcher.Check() }
+
 // WebhookTLS reports whether the webhook listener serves HTTPS.
 func (s *Sidecar) WebhookTLS() bool { return s.cert != nil }
 
