@@ -90,6 +90,11 @@ type Config struct {
 	TLSCertificate *credentials.Certificate
 	// WebhookMaxBodyBytes is the largest webhook body accepted.
 	WebhookMaxBodyBytes int64
+	// WebhookMaxBodyBytesDefault and MaxPayloadBytesDefault are true when
+	// the operator left WebhookMaxBodyBytes or MaxPayloadBytes at its
+	// default: the sidecar may then lower it to what an external NATS
+	// server's max_payload takes, where it refuses an explicit setting.
+	WebhookMaxBodyBytesDefault, MaxPayloadBytesDefault bool
 	// WebhookTolerance is how far X-Timestamp may be from now, either way.
 	WebhookTolerance time.Duration
 	// WebhookMaxBodyMemory bounds the memory all webhook bodies being read
@@ -546,6 +551,8 @@ func Parse(args []string, getenv func(string) string, output io.Writer) (*Config
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	c.WebhookMaxBodyBytesDefault = !r.explicit["CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES"]
+	c.MaxPayloadBytesDefault = !r.explicit["CHRONOSHUB_MAX_PAYLOAD_BYTES"]
 	return c, nil
 }
 

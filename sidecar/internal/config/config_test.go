@@ -64,44 +64,46 @@ func mustParse(t *testing.T, args []string, getenv func(string) string) *Config 
 func TestParseDefaults(t *testing.T) {
 	got := mustParse(t, nil, environ(minimal))
 	want := &Config{
-		BaseURL:                 "https://staging.chronoshub.example",
-		MaxPayloadBytes:         1 << 20,
-		SendMaxAttempts:         5,
-		SendTimeout:             30 * time.Second,
-		IdempotencyWindow:       24 * time.Hour,
-		AsyncFailAfter:          24 * time.Hour,
-		AsyncConcurrency:        8,
-		WebhookAddr:             ":8443",
-		WebhookPath:             "/webhook",
-		WebhookPlaintext:        true,
-		WebhookMaxBodyBytes:     1 << 20,
-		WebhookTolerance:        5 * time.Minute,
-		WebhookMaxConns:         1024,
-		WebhookMaxBodyMemory:    64 << 20,
-		WebhookStoreTimeout:     5 * time.Second,
-		WebhookHeaderTimeout:    5 * time.Second,
-		StoreFailureLimit:       30 * time.Second,
-		MaxSubscriptions:        100,
-		MaxFilters:              32,
-		SubscriptionIdleExpiry:  720 * time.Hour,
-		GRPCAddr:                "127.0.0.1:50051",
-		HTTPAddr:                "127.0.0.1:50052",
-		DataDir:                 "./chronoshub-data",
-		NATSReplicas:            1,
-		SyncInterval:            time.Second,
-		Retention:               168 * time.Hour,
-		DuplicateWindow:         24 * time.Hour,
-		AckWait:                 30 * time.Second,
-		MaxAttempts:             5,
-		MaxInFlight:             256,
-		MaxAckPending:           1000,
-		AdminAddr:               ":9090",
-		Pprof:                   PprofOff,
-		CredentialsPollInterval: 2 * time.Second,
-		SecretRotationGrace:     time.Hour,
-		ShutdownGrace:           20 * time.Second,
-		LogLevel:                slog.LevelInfo,
-		LogFormat:               LogJSON,
+		BaseURL:                    "https://staging.chronoshub.example",
+		MaxPayloadBytes:            1 << 20,
+		MaxPayloadBytesDefault:     true,
+		SendMaxAttempts:            5,
+		SendTimeout:                30 * time.Second,
+		IdempotencyWindow:          24 * time.Hour,
+		AsyncFailAfter:             24 * time.Hour,
+		AsyncConcurrency:           8,
+		WebhookAddr:                ":8443",
+		WebhookPath:                "/webhook",
+		WebhookPlaintext:           true,
+		WebhookMaxBodyBytes:        1 << 20,
+		WebhookMaxBodyBytesDefault: true,
+		WebhookTolerance:           5 * time.Minute,
+		WebhookMaxConns:            1024,
+		WebhookMaxBodyMemory:       64 << 20,
+		WebhookStoreTimeout:        5 * time.Second,
+		WebhookHeaderTimeout:       5 * time.Second,
+		StoreFailureLimit:          30 * time.Second,
+		MaxSubscriptions:           100,
+		MaxFilters:                 32,
+		SubscriptionIdleExpiry:     720 * time.Hour,
+		GRPCAddr:                   "127.0.0.1:50051",
+		HTTPAddr:                   "127.0.0.1:50052",
+		DataDir:                    "./chronoshub-data",
+		NATSReplicas:               1,
+		SyncInterval:               time.Second,
+		Retention:                  168 * time.Hour,
+		DuplicateWindow:            24 * time.Hour,
+		AckWait:                    30 * time.Second,
+		MaxAttempts:                5,
+		MaxInFlight:                256,
+		MaxAckPending:              1000,
+		AdminAddr:                  ":9090",
+		Pprof:                      PprofOff,
+		CredentialsPollInterval:    2 * time.Second,
+		SecretRotationGrace:        time.Hour,
+		ShutdownGrace:              20 * time.Second,
+		LogLevel:                   slog.LevelInfo,
+		LogFormat:                  LogJSON,
 	}
 	if diff := cmp.Diff(want, got, ignoreCredentials); diff != "" {
 		t.Errorf("Parse(defaults) mismatch (-want +got):\n%s", diff)
@@ -141,6 +143,9 @@ func TestParsePrecedence(t *testing.T) {
 		{"event types trimmed", nil, []string{"CHRONOSHUB_ALLOWED_EVENT_TYPES", " manuscript.* , ,journal.created,"}, func(c *Config) any { return c.AllowedEventTypes }, []string{"manuscript.*", "journal.created"}},
 		{"max conns zero is unlimited", []string{"--webhook-max-conns=0"}, nil, func(c *Config) any { return c.WebhookMaxConns }, 0},
 		{"unix socket", []string{"--grpc-addr=unix:///run/sidecar.sock"}, nil, func(c *Config) any { return c.GRPCAddr }, "unix:///run/sidecar.sock"},
+		{"body limits default", nil, nil, func(c *Config) any { return [2]bool{c.WebhookMaxBodyBytesDefault, c.MaxPayloadBytesDefault} }, [2]bool{true, true}},
+		{"body limit set to its default value", nil, []string{"CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES", "1048576"}, func(c *Config) any { return [2]bool{c.WebhookMaxBodyBytesDefault, c.MaxPayloadBytesDefault} }, [2]bool{false, true}},
+		{"payload limit flag", []string{"--max-payload-bytes=1000"}, nil, func(c *Config) any { return [2]bool{c.WebhookMaxBodyBytesDefault, c.MaxPayloadBytesDefault} }, [2]bool{true, false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -585,7 +590,11 @@ func TestSettingsCoverConfig(t *testing.T) {
 	if diff := cmp.Diff(slices.Sorted(slices.Values(contract)), slices.Sorted(slices.Values(envs))); diff != "" {
 		t.Errorf("settings differ from the contract (-contract +settings):\n%s", diff)
 	}
-	derived := map[string]bool{"TLSCertificate": true} // loaded from TLSCertFile and TLSKeyFile
+	derived := map[string]bool{
+		"TLSCertificate":             true, // loaded from TLSCertFile and TLSKeyFile
+		"WebhookMaxBodyBytesDefault": true, // whether the setting was given
+		"MaxPayloadBytesDefault":     true,
+	}
 	v := reflect.ValueOf(&c).Elem()
 	for i := range v.NumField() {
 		name := v.Type().Field(i).Name

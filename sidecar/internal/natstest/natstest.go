@@ -181,6 +181,11 @@ func (c *Cluster) config(n *node) []byte {
 	if c.opts.User != "" {
 		fmt.Fprintf(&b, "authorization {\n  user: %q\n  password: %q\n}\n", c.opts.User, c.opts.Password)
 	}
+	if len(c.nodes) == 1 {
+		// One server is a standalone JetStream server: a cluster of one
+		// has no route, and JetStream refuses to start clustered without.
+		return b.Bytes()
+	}
 	fmt.Fprintf(&b, "cluster {\n  name: chronoshub-test\n  listen: 127.0.0.1:%d\n  routes: [\n", n.route)
 	for _, o := range c.nodes {
 		if o != n {

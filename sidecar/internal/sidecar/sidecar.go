@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -168,6 +169,45 @@ func (s *Sidecar) storeMaxMessage() int64 {
 	return max(s.cfg.WebhookMaxBodyBytes, s.cfg.MaxPayloadBytes) + messageOverhead
 }
 
+// fitBodyLimits makes the body limits fit an external NATS server that
+// takes messages of at most maxPayload bytes (its max_payload, 1 MiB unless
+// configured): a limit the operator left at its default is lowered to
+// maxPayload less the headers' room, and logged; one set explicitly that
+// does not fit is refused, naming it and both figures. The caller's Config
+// is never changed: s gets a copy.
+func (s *Sidecar) fitBodyLimits(maxPayload int64) error {
+	if s.storeMaxMessage() <= maxPayload {
+		return nil
+	}
+	cfg := *s.cfg
+	room := maxPayload - messageOverhead
+	var refused []string
+	for _, l := range []struct {
+		env   string
+		value *int64
+		dflt  bool
+	}{
+		{"CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES", &cfg.WebhookMaxBodyBytes, cfg.WebhookMaxBodyBytesDefault},
+		{"CHRONOSHUB_MAX_PAYLOAD_BYTES", &cfg.MaxPayloadBytes, cfg.MaxPayloadBytesDefault},
+	} {
+		switch {
+		case *l.value <= room:
+		case l.dflt && room > 0:
+			s.logger.Info("body limit lowered to fit the NATS server's max_payload",
+				"setting", l.env, "default", *l.value, "limit", room, "max_payload", maxPayload)
+			*l.value = room
+		default:
+			refused = append(refused, fmt.Sprintf("%s=%d", l.env, *l.value))
+		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("the NATS server takes messages of at most %d bytes (its max_payload), so bodies can be at most %d bytes with %d for headers, but %s: raise the server's max_payload or lower the setting",
+			maxPayload, max(room, 0), messageOverhead, strings.Join(refused, " and "))
+	}
+	s.cfg = &cfg
+	return nil
+}
+
 // openStore connects to the store and opens the event log on it.
 func (s *Sidecar) openStore(ctx context.Context) error {
 	cfg := s.cfg
@@ -203,8 +243,8 @@ func (s *Sidecar) openStore(ctx context.Context) error {
 			return err
 		}
 		s.nc, s.js, s.closeNC = nc, js, nc.Close
-		if limit, need := nc.MaxPayload(), s.storeMaxMessage(); limit < need {
-			return fmt.Errorf("the NATS server takes messages of at most %d bytes, but CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES and CHRONOSHUB_MAX_PAYLOAD_BYTES need %d (with headers): raise the server's max_payload or lower them", limit, need)
+		if err := s.fitBodyLimits(nc.MaxPayload()); err != nil {
+			return err
 		}
 	}
 	return s.startRetry(ctx, "event log", func() (err error) {

@@ -1,0 +1,146 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natstest"
+)
+
+// lockedBuffer is a log destination safe for the sidecar's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestBodyLimitsFitNATSMaxPayload starts the sidecar against a real
+// nats-server with its default max_payload (1 MiB). With the body limits
+// left at their defaults (1 MiB each, which with 64 KiB of headers do not
+// fit), it starts, logs that it lowered both, stores a webhook of the
+// lowered limit and refuses one byte more with 413; before, it refused to
+// start. A limit set explicitly that cannot fit is still refused, naming
+// it and both figures, while the one left at its default is fitted.
+func TestBodyLimitsFitNATSMaxPayload(t *testing.T) {
+	t.Parallel()
+	c := natstest.Start(t, natstest.Options{Nodes: 1})
+	const secret = "test-webhook-secret"
+	env := func(extra ...string) func(string) string {
+		m := map[string]string{
+			"CHRONOSHUB_BASE_URL":          "https://chronoshub.invalid",
+			"CHRONOSHUB_API_KEY":           "test-api-key",
+			"CHRONOSHUB_WEBHOOK_SECRET":    secret,
+			"CHRONOSHUB_WEBHOOK_PLAINTEXT": "true",
+			"CHRONOSHUB_WEBHOOK_ADDR":      "127.0.0.1:0",
+			"CHRONOSHUB_GRPC_ADDR":         "127.0.0.1:0",
+			"CHRONOSHUB_HTTP_ADDR":         "127.0.0.1:0",
+			"CHRONOSHUB_ADMIN_ADDR":        "127.0.0.1:0",
+			"CHRONOSHUB_SHUTDOWN_GRACE":    "1s",
+			"CHRONOSHUB_NATS_URL":          c.URLs(),
+			"CHRONOSHUB_NATS_REPLICAS":     "1",
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i]] = extra[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	const room = 1<<20 - messageOverhead
+
+	t.Run("defaults fitted", func(t *testing.T) {
+		cfg, err := config.Parse(nil, env(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs lockedBuffer
+		ctx, cancel := context.WithCancel(t.Context())
+		s, err := Start(ctx, cfg, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+		if err != nil {
+			cancel()
+			t.Fatalf("Start against a server with the default max_payload = %v, want a start with fitted limits", err)
+		}
+		ran := make(chan error, 1)
+		go func() { ran <- s.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-ran; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+		if cfg.WebhookMaxBodyBytes != 1<<20 || cfg.MaxPayloadBytes != 1<<20 {
+			t.Errorf("Start changed the caller's Config: %d, %d", cfg.WebhookMaxBodyBytes, cfg.MaxPayloadBytes)
+		}
+		for _, setting := range []string{"CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES", "CHRONOSHUB_MAX_PAYLOAD_BYTES"} {
+			if !strings.Contains(logs.String(), `"msg":"body limit lowered to fit the NATS server's max_payload","setting":"`+setting+`","default":1048576,"limit":983040,"max_payload":1048576`) {
+				t.Errorf("no log line lowering %s; log:\n%s", setting, logs.String())
+			}
+		}
+		waitReady(t, s)
+		url := "http://" + s.Addrs().Webhook + "/webhook"
+		for _, tc := range []struct {
+			size int
+			want int
+		}{{room, http.StatusOK}, {room + 1, http.StatusRequestEntityTooLarge}} {
+			payload := `"` + strings.Repeat("a", tc.size-2) + `"`
+			st, body, err := emulator.SendWebhook(t.Context(), &http.Client{Timeout: 30 * time.Second}, url, []byte(secret), "manuscript.submitted", []byte(payload), uuid.NewString(), time.Now())
+			if err != nil || st != tc.want {
+				t.Errorf("webhook of %d bytes = %d %s, %v; want %d", tc.size, st, body, err, tc.want)
+			}
+		}
+	})
+
+	t.Run("explicit limit refused", func(t *testing.T) {
+		cfg, err := config.Parse(nil, env("CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES", "1048576"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Start(t.Context(), cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+		if err == nil {
+			t.Fatal("Start with an explicit limit the server cannot take succeeded")
+		}
+		for _, want := range []string{"at most 1048576 bytes", "983040", "CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES=1048576"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("Start = %q, want it to contain %q", err, want)
+			}
+		}
+		if strings.Contains(err.Error(), "CHRONOSHUB_MAX_PAYLOAD_BYTES") {
+			t.Errorf("Start = %q names CHRONOSHUB_MAX_PAYLOAD_BYTES, which was left at its default and fits once lowered", err)
+		}
+	})
+}
+
+// waitReady waits at most 30s for s to be ready.
+func waitReady(t *testing.T, s *Sidecar) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := s.Ready(t.Context())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready within 30s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
