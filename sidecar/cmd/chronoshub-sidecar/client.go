@@ -27,6 +27,7 @@ import (
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 )
 
 const clientUsage = `Usage: chronoshub-sidecar client <command> [flags] [arguments]
@@ -482,7 +483,9 @@ const sendUsage = `Usage: chronoshub-sidecar client send --type event.type [flag
 
 Sends an event to ChronosHub through the sidecar (SendEvent). The payload,
 a JSON object, is --payload, or the file named, or stdin when the file is
-"-". Prints {"eventId","state","idempotencyKey"}. Give --idempotency-key to
+"-", or with --sample the catalogue's sample for the type (examples/events:
+manuscript.submitted, manuscript.status.updated), as "trigger" sends for
+webhooks. Prints {"eventId","state","idempotencyKey"}. Give --idempotency-key to
 be able to send again safely and to look the event up with "client sent".
 
 Flags:
@@ -493,12 +496,26 @@ func sendFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) err
 	payload := fs.String("payload", "", `the payload as JSON, such as '{"manuscriptId":"M-1"}'`)
 	key := fs.String("idempotency-key", "", "the idempotency key: a retry with the same key sends nothing new")
 	async := fs.Bool("async", false, "return once the event is queued durably; the sidecar delivers it in the background")
+	sample := fs.Bool("sample", false, "send the catalogue's sample payload for --type (examples/events) instead of your own")
 	return func(ctx context.Context, api *clientAPI, args []string) error {
 		var problems []error
 		if *eventType == "" {
 			problems = append(problems, errors.New("--type is required"))
 		}
-		body, err := sendPayload(*payload, args)
+		var (
+			body []byte
+			err  error
+		)
+		switch {
+		case !*sample:
+			body, err = sendPayload(*payload, args)
+		case *payload != "" || len(args) > 0:
+			err = errors.New("--sample and a payload are both given: give one")
+		case *eventType != "":
+			if body = emulator.DefaultPayload(*eventType); body == nil {
+				err = fmt.Errorf("--sample: the catalogue has no event type %q (it has %s)", *eventType, strings.Join(emulator.DefaultEventTypes(), ", "))
+			}
+		}
 		if err != nil {
 			problems = append(problems, err)
 		}

@@ -332,6 +332,8 @@ func TestClientUsageErrors(t *testing.T) {
 		{[]string{"send", nowhere, "--type", "a.b", "--payload", "{not json"}, "the payload is not valid JSON"},
 		{[]string{"send", nowhere, "--type", "a.b"}, "no payload"},
 		{[]string{"send", nowhere, "--type", "a.b", "--payload", "{}", "file.json"}, "--payload and a payload file are both given"},
+		{[]string{"send", nowhere, "--type", "a.b", "--sample"}, `--sample: the catalogue has no event type "a.b" (it has manuscript.status.updated, manuscript.submitted)`},
+		{[]string{"send", nowhere, "--type", "manuscript.submitted", "--sample", "--payload", "{}"}, "--sample and a payload are both given"},
 		{[]string{"sent", nowhere}, "one idempotency key expected"},
 		{[]string{"dead-letters", "replay", nowhere, "--subscription", "s"}, "give event ids, or --all"},
 		{[]string{"dead-letters", "replay", nowhere, "--subscription", "s", "--all", "e1"}, "give event ids or --all, not both"},

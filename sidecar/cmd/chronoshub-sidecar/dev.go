@@ -55,6 +55,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "health and metrics listener")
 	emulatorAddr := fs.String("emulator-addr", "127.0.0.1:8080", "the emulator's HTTP API (ChronosHub's inbound API and /_emulator/…)")
 	retryBase := fs.Duration("emulator-retry-base", time.Second, "wait before the emulator's first webhook retry; doubles each retry")
+	eventTypes := fs.String("event-types", strings.Join(emulator.DefaultEventTypes(), ","), eventTypesUsage)
 	regenerate := fs.Bool("regenerate", false, "make a new API key, webhook secret and certificate instead of reusing those in --dir")
 	if err := parseFlags(fs, devUsage, args, stdout); err != nil {
 		return err
@@ -88,12 +89,17 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	types, err := authorisedTypes(*eventTypes)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
 	emu, err := emulator.New(emulator.Options{
 		APIKey:        apiKey,
 		WebhookSecret: []byte(secret),
 		Logger:        logger,
 		HTTPClient:    client,
 		RetryBase:     *retryBase,
+		EventTypes:    types,
 	})
 	if err != nil {
 		return err

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
@@ -91,6 +96,41 @@ func TestDev(t *testing.T) {
 	_, inbound := httpGet(t, emulatorURL+"/_emulator/inbound")
 	if !strings.Contains(inbound, resp.GetEventId()) || !strings.Contains(inbound, `"manuscriptId":"M-1"`) {
 		t.Fatalf("emulator inbound %s lacks event %s", inbound, resp.GetEventId())
+	}
+	// client send --sample sends the catalogue's fixture for each type, as
+	// trigger does for webhooks.
+	for _, typ := range emulator.DefaultEventTypes() {
+		stdout := newCapture()
+		if err := run(t.Context(), []string{"client", "send", "--addr", a.GRPC, "--type", typ, "--sample"}, nil, stdout, newCapture()); err != nil {
+			t.Fatalf("client send --type %s --sample: %v", typ, err)
+		}
+		var sent struct{ EventID string }
+		if err := json.Unmarshal([]byte(stdout.String()), &sent); err != nil || sent.EventID == "" {
+			t.Fatalf("client send --sample printed %q", stdout.String())
+		}
+		var got []emulator.InboundEvent
+		_, list := httpGet(t, emulatorURL+"/_emulator/inbound")
+		if err := json.Unmarshal([]byte(list), &got); err != nil {
+			t.Fatal(err)
+		}
+		// The list shows payloads as JSON values, compacted.
+		var want bytes.Buffer
+		if err := json.Compact(&want, emulator.DefaultPayload(typ)); err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(got, func(e emulator.InboundEvent) bool { return e.EventID == sent.EventID })
+		if i < 0 || got[i].EventType != typ || !bytes.Equal(got[i].Payload, want.Bytes()) {
+			t.Errorf("emulator received %+v, want %s with the sample payload of %s", got, sent.EventID, typ)
+		}
+	}
+	// A type outside the catalogue is refused by the emulator, as
+	// ChronosHub refuses a type the partner is not authorised for, and the
+	// app hears it; before, every one of these was accepted and forwarded.
+	for _, typ := range []string{"manuscript_submitted", "manuscript.submittd", "Manuscript.Submitted", "x"} {
+		_, err := grpcc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: typ, Payload: []byte(`{"manuscriptId":"M-1"}`)})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "not authorised") {
+			t.Errorf("SendEvent(%q) = %v, want INVALID_ARGUMENT saying the type is not authorised", typ, err)
+		}
 	}
 	cancel()
 	if err := r.stop(t); err != nil {
@@ -185,6 +225,19 @@ func TestEmulate(t *testing.T) {
 	if st := post("wrong"); st != http.StatusUnauthorized {
 		t.Fatalf("inbound with a wrong key = %d, want 401", st)
 	}
+	// The catalogue is authorised by default; another type is refused.
+	req, _ := http.NewRequest(http.MethodPost, m[1]+"/inbound/manuscript_submitted", strings.NewReader(`{"manuscriptId":"M-2"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Api-Key", "emu-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"eventType"`) {
+		t.Fatalf("inbound of an unauthorised type = %d %s, want 400 naming eventType", resp.StatusCode, body)
+	}
 	if _, list := httpGet(t, m[1]+"/_emulator/inbound"); !strings.Contains(list, `"manuscriptId":"M-1"`) {
 		t.Fatalf("received list = %s", list)
 	}
@@ -204,6 +257,8 @@ func TestUsageErrors(t *testing.T) {
 		{"serve without configuration", []string{"serve"}},
 		{"serve with a secret flag", []string{"serve", "--api-key", "x"}},
 		{"emulate with arguments", []string{"emulate", "extra"}},
+		{"emulate authorising no event type", []string{"emulate", "--addr", "127.0.0.1:0", "--event-types", " , "}},
+		{"emulate with an invalid event type", []string{"emulate", "--addr", "127.0.0.1:0", "--event-types", "manuscript..submitted"}},
 		{"dev with arguments", []string{"dev", "extra"}},
 	}
 	for _, tt := range tests {

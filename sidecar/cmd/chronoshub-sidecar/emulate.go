@@ -38,6 +38,10 @@ and delivers signed webhooks with ChronosHub's retries:
                                    "event_type":"manuscript.submitted","payload":{…}}
   GET    /_emulator/deliveries[/{id}]  deliveries and their attempts
 
+Inbound events of a type the partner is not authorised for (--event-types,
+by default the catalogue of examples/events) get 400 Problem Details naming
+eventType, as ChronosHub answers for a type not agreed at onboarding.
+
 The API key comes from CHRONOSHUB_EMULATOR_API_KEY or --api-key-file, the
 webhook secret from CHRONOSHUB_EMULATOR_WEBHOOK_SECRET or
 --webhook-secret-file; either one, when not given, is generated and printed
@@ -53,6 +57,7 @@ type emulateFlags struct {
 	faults                               emulator.Faults
 	maxRetries, maxHistory               int
 	retryBase, retryMax                  time.Duration
+	eventTypes                           string
 }
 
 func parseEmulate(args []string, stdout io.Writer) (*emulateFlags, error) {
@@ -71,6 +76,7 @@ func parseEmulate(args []string, stdout io.Writer) (*emulateFlags, error) {
 	fs.IntVar(&f.maxRetries, "max-retries", emulator.DefaultMaxRetries, "retries of a failed webhook delivery after the first attempt (negative: none)")
 	fs.DurationVar(&f.retryBase, "retry-base", emulator.DefaultRetryBase, "wait before the first webhook retry; doubles each retry")
 	fs.DurationVar(&f.retryMax, "retry-max", emulator.DefaultRetryMax, "longest wait between webhook retries")
+	fs.StringVar(&f.eventTypes, "event-types", strings.Join(emulator.DefaultEventTypes(), ","), eventTypesUsage)
 	fs.IntVar(&f.maxHistory, "max-history", emulator.DefaultMaxHistory, "how many received inbound events and finished deliveries are kept for listing (the oldest go first)")
 	if err := parseFlags(fs, emulateUsage, args, stdout); err != nil {
 		return nil, err
@@ -90,7 +96,8 @@ func runEmulate(ctx context.Context, args []string, getenv func(string) string, 
 	apiKey, genKey, err1 := secretOrGenerate(getenv("CHRONOSHUB_EMULATOR_API_KEY"), f.apiKeyFile, "CHRONOSHUB_EMULATOR_API_KEY", "--api-key-file", "emu_key_")
 	secret, genSecret, err2 := secretOrGenerate(getenv("CHRONOSHUB_EMULATOR_WEBHOOK_SECRET"), f.secretFile, "CHRONOSHUB_EMULATOR_WEBHOOK_SECRET", "--webhook-secret-file", "emu_whsec_")
 	client, err3 := webhookClient(f.caFile, f.insecure)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	eventTypes, err4 := authorisedTypes(f.eventTypes)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return err
 	}
 	emu, err := emulator.New(emulator.Options{
@@ -104,6 +111,7 @@ func runEmulate(ctx context.Context, args []string, getenv func(string) string, 
 		MaxHistory:      f.maxHistory,
 		InactiveAccount: f.inactive,
 		Faults:          f.faults,
+		EventTypes:      eventTypes,
 	})
 	if err != nil {
 		return err
@@ -192,4 +200,16 @@ func webhookClient(caFile string, insecure bool) (*http.Client, error) {
 		tr.TLSClientConfig.InsecureSkipVerify = true
 	}
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// eventTypesUsage documents the --event-types flag of emulate and dev.
+const eventTypesUsage = `event types the partner is authorised to send, comma-separated; patterns such as manuscript.* or ">" (any type) too; others get 400`
+
+// authorisedTypes parses --event-types: at least one type or pattern.
+func authorisedTypes(s string) ([]string, error) {
+	types := splitList(s)
+	if len(types) == 0 {
+		return nil, errors.New(`--event-types is empty: give the authorised types, or ">" to accept any`)
+	}
+	return types, nil
 }

@@ -15,8 +15,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventtype"
 )
 
 // Defaults for the zero values of Options.
@@ -80,6 +83,14 @@ type Options struct {
 	// answers for an inactive account. False means the account is active.
 	InactiveAccount bool
 
+	// EventTypes are the event types the partner is authorised to send, as ChronosHub
+	// confirms them at onboarding: exact types, or patterns with "*" and ">" segments
+	// (manuscript.*, >). An inbound event of another type is refused with 400 and a
+	// ValidationProblemDetails naming eventType, and is not stored. Nil accepts every
+	// type; the emulate and dev commands pass DefaultEventTypes (the catalogue) unless told
+	// otherwise.
+	EventTypes []string
+
 	// Faults are the initial fault-injection settings; PUT /_emulator/faults and SetFaults
 	// change them at run time. The zero value injects no faults.
 	Faults Faults
@@ -100,6 +111,7 @@ type Emulator struct {
 	retryMax     time.Duration
 	maxBodyBytes int64
 	inactive     bool
+	eventTypes   []string // nil: any
 	handler      http.Handler
 
 	// ctx is the parent of every delivery; Close cancels it and waits for wg.
@@ -134,6 +146,14 @@ func New(opts Options) (*Emulator, error) {
 	if opts.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("MaxBodyBytes %d is negative", opts.MaxBodyBytes))
 	}
+	for _, p := range opts.EventTypes {
+		if err := eventtype.ValidatePattern(p); err != nil {
+			errs = append(errs, fmt.Errorf("EventTypes: %w", err))
+		}
+	}
+	if opts.EventTypes != nil && len(opts.EventTypes) == 0 {
+		errs = append(errs, errors.New("EventTypes is empty: it would refuse every event (nil accepts any)"))
+	}
 	if err := opts.Faults.validate(); err != nil {
 		errs = append(errs, fmt.Errorf("Faults: %w", err))
 	}
@@ -154,6 +174,7 @@ func New(opts Options) (*Emulator, error) {
 		retryMax:     opts.RetryMax,
 		maxBodyBytes: opts.MaxBodyBytes,
 		inactive:     opts.InactiveAccount,
+		eventTypes:   slices.Clone(opts.EventTypes),
 		faults:       opts.Faults,
 		deliveries:   make(map[string]*delivery),
 		maxHistory:   cmp.Or(max(opts.MaxHistory, 0), DefaultMaxHistory),

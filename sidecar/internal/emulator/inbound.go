@@ -11,9 +11,12 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventtype"
 )
 
 // headerAPIKey carries the partner's API key on inbound requests.
@@ -85,6 +88,14 @@ func (e *Emulator) handleInbound() http.Handler {
 			writeProblem(w, http.StatusBadRequest, "The account is inactive.", nil)
 			return
 		}
+		if !e.authorised(eventType) {
+			log.Warn("inbound event rejected", "reason", "event type not authorised")
+			writeProblem(w, http.StatusBadRequest, "", map[string][]string{"eventType": {
+				fmt.Sprintf("The account is not authorised to send events of type %s. Authorised: %s.",
+					eventtype.Quote(eventType), strings.Join(e.eventTypes, ", ")),
+			}})
+			return
+		}
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 			log.Warn("inbound event rejected", "reason", "content type", "content_type", r.Header.Get("Content-Type"))
 			writeProblem(w, http.StatusUnsupportedMediaType, "The Content-Type must be application/json.", nil)
@@ -124,6 +135,15 @@ func (e *Emulator) handleInbound() http.Handler {
 		log.Debug("inbound event accepted", "event_id", ev.EventID)
 		writeJSON(w, http.StatusAccepted, inboundAccepted{EventID: ev.EventID, Status: "Accepted"})
 	})
+}
+
+// authorised reports whether the partner may send events of eventType: it matches one of
+// Options.EventTypes, or that list is nil.
+func (e *Emulator) authorised(eventType string) bool {
+	if e.eventTypes == nil {
+		return true
+	}
+	return slices.ContainsFunc(e.eventTypes, func(p string) bool { return eventtype.Match(p, eventType) })
 }
 
 // validAPIKey compares got with the configured key in constant time. Comparing digests keeps

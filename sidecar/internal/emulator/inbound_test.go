@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -212,6 +213,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			[]string{"error_rate 1.5", "fail_next_status 200"}},
 		{"negative durations", emulator.Options{APIKey: "k", WebhookSecret: []byte("s"), RetryBase: -1, RetryMax: -1},
 			[]string{"RetryBase", "RetryMax"}},
+		{"bad event type pattern", emulator.Options{APIKey: "k", WebhookSecret: []byte("s"), EventTypes: []string{"manuscript.submitted", "a..b"}},
+			[]string{"EventTypes: event type pattern"}},
+		{"no event type", emulator.Options{APIKey: "k", WebhookSecret: []byte("s"), EventTypes: []string{}},
+			[]string{"EventTypes is empty"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,6 +229,57 @@ func TestNewRejectsBadOptions(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("New() = %q, want it to mention %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+// TestInboundRefusesUnauthorisedTypes: with the catalogue authorised, as
+// emulate and dev run it, the misspellings that were all accepted before
+// (manuscript_submitted, manuscript.submittd, Manuscript.Submitted, x) get
+// ChronosHub's 400 ValidationProblemDetails naming eventType, and nothing is
+// stored; the catalogue's types and a pattern's matches are accepted.
+func TestInboundRefusesUnauthorisedTypes(t *testing.T) {
+	good := map[string]string{"X-Api-Key": testAPIKey, "Content-Type": "application/json"}
+	for _, tt := range []struct {
+		name      string
+		types     []string
+		eventType string
+		accepted  bool
+	}{
+		{"catalogue submitted", emulator.DefaultEventTypes(), "manuscript.submitted", true},
+		{"catalogue status updated", emulator.DefaultEventTypes(), "manuscript.status.updated", true},
+		{"underscore", emulator.DefaultEventTypes(), "manuscript_submitted", false},
+		{"typo", emulator.DefaultEventTypes(), "manuscript.submittd", false},
+		{"case", emulator.DefaultEventTypes(), "Manuscript.Submitted", false},
+		{"one letter", emulator.DefaultEventTypes(), "x", false},
+		{"not a valid type", emulator.DefaultEventTypes(), "manuscript..submitted", false},
+		{"pattern match", []string{"manuscript.*"}, "manuscript.withdrawn", true},
+		{"pattern one segment only", []string{"manuscript.*"}, "manuscript.status.updated", false},
+		{"any", []string{">"}, "x", true},
+		{"nil accepts any", nil, "x", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e, srv, _ := startEmulator(t, emulator.Options{EventTypes: tt.types})
+			resp := do(t, http.MethodPost, srv.URL+"/inbound/"+tt.eventType, good, `{"manuscriptId":"M-1"}`)
+			if tt.accepted {
+				if resp.status != http.StatusAccepted || len(e.Inbound()) != 1 {
+					t.Errorf("POST /inbound/%s = %d %s with %d stored, want 202 and 1", tt.eventType, resp.status, resp.body, len(e.Inbound()))
+				}
+				return
+			}
+			want := problemJSON(typeBadRequest, titleValidation, 400, "", map[string][]string{"eventType": {
+				fmt.Sprintf("The account is not authorised to send events of type %q. Authorised: %s.", tt.eventType, strings.Join(tt.types, ", ")),
+			}})
+			if resp.status != http.StatusBadRequest || resp.header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("POST /inbound/%s = %d %s, want 400 application/problem+json", tt.eventType, resp.status, resp.header.Get("Content-Type"))
+			}
+			if diff := cmp.Diff(want, decodeJSON(t, resp.body)); diff != "" {
+				t.Errorf("problem mismatch (-want +got):\n%s", diff)
+			}
+			if got := e.Inbound(); len(got) != 0 {
+				t.Errorf("Inbound() = %d events after a refused type, want 0", len(got))
 			}
 		})
 	}

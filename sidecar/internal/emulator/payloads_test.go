@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
@@ -64,5 +66,26 @@ func TestDefaultPayloadMatchesExamples(t *testing.T) {
 				t.Errorf("DefaultPayload(%q) = %s, want nil", unknown, got)
 			}
 		})
+	}
+}
+
+// TestDefaultEventTypesAreTheExamples: the catalogue is the event types of
+// examples/events, one per sample file.
+func TestDefaultEventTypesAreTheExamples(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "examples", "events", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, f := range files {
+		want = append(want, strings.TrimSuffix(filepath.Base(f), ".json"))
+	}
+	if got := emulator.DefaultEventTypes(); !slices.Equal(got, want) || len(got) == 0 {
+		t.Errorf("DefaultEventTypes() = %q, want the types of examples/events %q", got, want)
+	}
+	for _, typ := range emulator.DefaultEventTypes() {
+		if emulator.DefaultPayload(typ) == nil {
+			t.Errorf("DefaultPayload(%q) = nil for a catalogue type", typ)
+		}
 	}
 }
