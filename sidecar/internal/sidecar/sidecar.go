@@ -110,7 +110,7 @@ type Sidecar struct {
 	watcher     *credentials.Watcher
 	cert        *credentials.Certificate
 	sup         *supervisor
-	tracer      *tracing.Tracer // nil when tracing is off
+	tracer      *tracing.Tracer // Setup's: recording, propagating only, or nil
 	stopTracing func(context.Context) error
 	draining    atomic.Bool
 	up          atomic.Bool
@@ -140,7 +140,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Sidecar, e
 		if s.tracer, s.stopTracing, err = tracing.Setup(ctx, opts.Getenv); err != nil {
 			return nil, err
 		}
-		if s.tracer != nil {
+		if s.tracer.TracerProvider() != nil {
 			// The SDK's errors (a collector that cannot be reached) go
 			// to the sidecar's log, in its format, not to stderr as
 			// plain text. The handler is the process's: one sidecar per

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,7 +176,9 @@ func startSidecar(t *testing.T, tr *tracing.Tracer) *sidecar {
 // app over gRPC; the app continues the trace from Event.traceparent with its
 // own tracer, calls SendEvent and AckEvents, and the sidecar posts the event
 // to ChronosHub. The sidecar's and the app's spans are exported over OTLP to
-// a receiver, and must form one trace with the right parents.
+// a receiver, and must form one trace with the right parents: a new trace,
+// whose root (the webhook's span) is linked to ChronosHub's, since the
+// webhook listener is public and the traceparent unauthenticated.
 func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -248,8 +251,9 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 		t.Fatalf("received event %q, want %q", ev.GetId(), eventID)
 	}
 	parent := propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": ev.GetTraceparent(), "tracestate": ev.GetTracestate()})
-	if sc := trace.SpanContextFromContext(parent); sc.TraceID().String() != chronosTraceID {
-		t.Fatalf("Event.traceparent = %q, want one in ChronosHub's trace %s", ev.GetTraceparent(), chronosTraceID)
+	traceID := trace.SpanContextFromContext(parent).TraceID().String()
+	if !trace.SpanContextFromContext(parent).IsValid() || traceID == chronosTraceID {
+		t.Fatalf("Event.traceparent = %q, want one of a new trace, not ChronosHub's %s", ev.GetTraceparent(), chronosTraceID)
 	}
 	appCtx, appSpan := appTP.Tracer("example-app").Start(parent, "process manuscript.submitted", trace.WithSpanKind(trace.SpanKindConsumer))
 	sent, err := api.SendEvent(appCtx, &sidecarv1.SendEventRequest{Type: "manuscript.status.updated", Payload: []byte(`{"manuscriptId":"MS-2026-042","status":"under_review"}`)})
@@ -273,10 +277,10 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 	if err := shutdown(ctx); err != nil {
 		t.Fatalf("sidecar tracer shutdown: %v", err)
 	}
-	spans := recv.Wait(t, 10*time.Second, func(s []tracingtest.Span) bool { return len(inTrace(s, chronosTraceID)) >= 7 })
-	trc := inTrace(spans, chronosTraceID)
+	spans := recv.Wait(t, 10*time.Second, func(s []tracingtest.Span) bool { return len(inTrace(s, traceID)) >= 7 })
+	trc := inTrace(spans, traceID)
 	rendered := tracingtest.Render(trc, true)
-	t.Logf("trace %s:\n%s", chronosTraceID, rendered)
+	t.Logf("trace %s:\n%s", traceID, rendered)
 
 	find := func(service, name string, kind string) tracingtest.Span {
 		t.Helper()
@@ -304,7 +308,7 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 		child  tracingtest.Span
 		parent string
 	}{
-		{hookSpan, chronosSpanID},
+		{hookSpan, ""},
 		{recvSpan, hookSpan.SpanID},
 		{process, recvSpan.SpanID},
 		{appSend, process.SpanID},
@@ -317,16 +321,22 @@ func TestOneTraceFromChronosHubToTheAppAndBack(t *testing.T) {
 			t.Errorf("span %q (%s) has parent %s, want %s", link.child.Name, link.child.Service, link.child.ParentSpanID, link.parent)
 		}
 	}
+	if want := []tracingtest.Link{{TraceID: chronosTraceID, SpanID: chronosSpanID}}; !slices.Equal(hookSpan.Links, want) {
+		t.Errorf("webhook span links = %v, want %v (ChronosHub's span)", hookSpan.Links, want)
+	}
+	if n := len(inTrace(spans, chronosTraceID)); n != 0 {
+		t.Errorf("%d spans in ChronosHub's trace, want 0: the webhook's traceparent is not authenticated", n)
+	}
 	for _, s := range []tracingtest.Span{hookSpan, recvSpan, send, post} {
 		t.Logf("%s %s: %v", s.Name, s.Kind, s.Attributes)
 	}
 	if len(trc) != 8 {
 		t.Errorf("the trace has %d spans, want 8:\n%s", len(trc), rendered)
 	}
-	if want := "00-" + chronosTraceID + "-" + recvSpan.SpanID + "-01"; ev.GetTraceparent() != want {
+	if want := "00-" + traceID + "-" + recvSpan.SpanID + "-01"; ev.GetTraceparent() != want {
 		t.Errorf("Event.traceparent = %q, want the receive span's %q", ev.GetTraceparent(), want)
 	}
-	if want := []string{"00-" + chronosTraceID + "-" + post.SpanID + "-01"}; !equal(sc.hub.traceparents(), want) {
+	if want := []string{"00-" + traceID + "-" + post.SpanID + "-01"}; !equal(sc.hub.traceparents(), want) {
 		t.Errorf("ChronosHub received traceparent %q, want the POST span's %q", sc.hub.traceparents(), want)
 	}
 	wantAttrs := []struct {

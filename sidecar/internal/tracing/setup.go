@@ -1,15 +1,19 @@
 // Package tracing is the sidecar's OpenTelemetry tracing: W3C Trace Context
 // propagation and export of spans over OTLP, configured by the standard
-// OTEL_* environment variables and off unless they ask for it.
+// OTEL_* environment variables.
 //
-// [Setup] returns a *[Tracer], or nil when tracing is off. Every method of
-// *Tracer works on a nil receiver and then does nothing (the wrappers return
-// what they are given), so the components take a *Tracer in their Options
-// and pay one nil check on the hot path when tracing is off.
+// [Setup] returns a *[Tracer]: one that records spans when an exporter is
+// configured, else one that only carries the trace context across the
+// sidecar ([Propagating]), or nil when OTEL_PROPAGATORS is "none". Every
+// method of *Tracer works on a nil receiver and then does nothing (the
+// wrappers return what they are given), so the components take a *Tracer in
+// their Options and pay one nil check on the hot path when it is nil.
 //
 // The spans follow OpenTelemetry's semantic conventions:
-//   - a server span "POST /webhook" for each webhook (continuing a
-//     traceparent ChronosHub sends), whose context is stored with the event;
+//   - a server span "POST /webhook" for each webhook, the root of a new
+//     trace linked to the traceparent ChronosHub sends (the listener is
+//     public and the request not yet authenticated), whose context is stored
+//     with the event;
 //   - a consumer span "receive <subscription>" each time an event is handed
 //     to the app, child of the webhook's span; the event the app receives
 //     carries this span's context in Event.traceparent;
@@ -43,8 +47,15 @@ const DefaultServiceName = "chronoshub-sidecar"
 // Setup reads the OTEL_* variables through getenv and, when they ask for
 // tracing, starts an OTLP exporter and returns the Tracer that uses it, and a
 // shutdown function that flushes the spans still buffered (call it once, with
-// a deadline, after the servers have stopped). When tracing is off it returns
-// a nil *Tracer and a shutdown that does nothing.
+// a deadline, after the servers have stopped). When they do not, it returns
+// a [Propagating] Tracer, which records nothing but carries the trace
+// context, or nil when OTEL_PROPAGATORS is "none"; the shutdown then does
+// nothing.
+//
+// OTEL_PROPAGATORS, a comma-separated list, may name "tracecontext" (the
+// default; W3C Trace Context is the only format carried) and "baggage"
+// (accepted, not carried), or be "none", which an exporter cannot be
+// combined with.
 //
 // Tracing is on when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
 // OTEL_EXPORTER_OTLP_ENDPOINT is set, unless OTEL_SDK_DISABLED is "true" or
@@ -61,7 +72,10 @@ func Setup(ctx context.Context, getenv func(string) string) (*Tracer, func(conte
 		return nil, nop, fmt.Errorf("tracing: %w", err)
 	}
 	if !cfg.on {
-		return nil, nop, nil
+		if !cfg.propagate {
+			return nil, nop, nil
+		}
+		return Propagating(), nop, nil
 	}
 	exp, err := cfg.exporter(ctx)
 	if err != nil {
@@ -92,7 +106,8 @@ func CheckEnv(getenv func(string) string) error {
 
 // config is what parseEnv found.
 type config struct {
-	on       bool
+	on        bool // export spans
+	propagate bool // carry W3C Trace Context
 	protocol string
 	endpoint string // a URL
 	headers  map[string]string
@@ -118,11 +133,25 @@ func parseEnv(getenv func(string) string) (config, error) {
 		return name, strings.TrimSpace(getenv(name))
 	}
 
+	cfg.propagate = true
+	propagators := strings.TrimSpace(getenv("OTEL_PROPAGATORS"))
+	for p := range strings.SplitSeq(propagators, ",") {
+		switch strings.TrimSpace(p) {
+		case "", "tracecontext", "baggage":
+		case "none":
+			cfg.propagate = false
+		default:
+			errs = append(errs, fmt.Errorf("OTEL_PROPAGATORS=%q: only tracecontext, baggage and none are supported", propagators))
+		}
+	}
+	if !cfg.propagate && propagators != "none" {
+		errs = append(errs, fmt.Errorf("OTEL_PROPAGATORS=%q: none goes alone", propagators))
+	}
 	disabled := strings.TrimSpace(getenv("OTEL_SDK_DISABLED"))
 	switch strings.ToLower(disabled) {
 	case "", "false":
 	case "true":
-		return cfg, nil
+		return cfg, errors.Join(errs...)
 	default:
 		errs = append(errs, fmt.Errorf("OTEL_SDK_DISABLED=%q: want true or false", disabled))
 	}
@@ -138,6 +167,9 @@ func parseEnv(getenv func(string) string) (config, error) {
 		return cfg, errors.Join(errs...)
 	}
 	cfg.on = true
+	if !cfg.propagate {
+		errs = append(errs, fmt.Errorf("OTEL_PROPAGATORS=none with %s: the sidecar's spans need tracecontext to form traces", name))
+	}
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		// The value is not quoted: a URL may hold credentials.

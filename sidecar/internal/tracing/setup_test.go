@@ -12,33 +12,46 @@ import (
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
+// TestSetupOff: without an exporter, Setup records nothing but returns a
+// Tracer that carries the trace context (before, it returned nil and the
+// context was dropped); with OTEL_PROPAGATORS=none it returns nil, and every
+// method works on the nil Tracer.
 func TestSetupOff(t *testing.T) {
 	t.Parallel()
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	for _, tc := range []struct {
-		name string
-		env  map[string]string
+		name      string
+		env       map[string]string
+		propagate bool
 	}{
-		{"nothing set", nil},
-		{"only a service name", map[string]string{"OTEL_SERVICE_NAME": "x"}},
-		{"SDK disabled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_SDK_DISABLED": "true"}},
-		{"SDK disabled, upper case", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:1", "OTEL_SDK_DISABLED": "TRUE"}},
-		{"traces exporter none", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_TRACES_EXPORTER": "none"}},
+		{"nothing set", nil, true},
+		{"only a service name", map[string]string{"OTEL_SERVICE_NAME": "x"}, true},
+		{"SDK disabled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_SDK_DISABLED": "true"}, true},
+		{"SDK disabled, upper case", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:1", "OTEL_SDK_DISABLED": "TRUE"}, true},
+		{"traces exporter none", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_TRACES_EXPORTER": "none"}, true},
+		{"propagators named", map[string]string{"OTEL_PROPAGATORS": "tracecontext,baggage"}, true},
+		{"propagators none", map[string]string{"OTEL_PROPAGATORS": "none"}, false},
+		{"propagators none, exporter none", map[string]string{"OTEL_PROPAGATORS": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_TRACES_EXPORTER": "none"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tr, shutdown, err := tracing.Setup(t.Context(), env(tc.env))
-			if err != nil || tr != nil {
-				t.Fatalf("Setup = %v, %v; want nil (off), nil", tr, err)
+			if err != nil || (tr != nil) != tc.propagate || tr.TracerProvider() != nil {
+				t.Fatalf("Setup = %v, %v; want a Tracer that records nothing (%v), nil", tr, err, tc.propagate)
 			}
 			if err := shutdown(t.Context()); err != nil {
 				t.Fatalf("shutdown = %v", err)
 			}
-			// Every method works on the nil Tracer.
-			if tr.GRPCServerOptions() != nil || tr.GRPCDialOptions() != nil || tr.TracerProvider() != nil {
-				t.Error("a nil Tracer returned options")
-			}
-			if p, s := tr.TraceContext(t.Context()); p != "" || s != "" {
+			ctx := tr.ContextWithTraceContext(t.Context(), parent, "k=v")
+			p, s := tr.TraceContext(ctx)
+			switch {
+			case tc.propagate && (p != parent || s != "k=v"):
+				t.Errorf("TraceContext = %q, %q; want %q, %q carried", p, s, parent, "k=v")
+			case !tc.propagate && (p != "" || s != ""):
 				t.Errorf("TraceContext = %q, %q; want empty", p, s)
+			}
+			if !tc.propagate && (tr.GRPCServerOptions() != nil || tr.GRPCDialOptions() != nil) {
+				t.Error("a nil Tracer returned options")
 			}
 		})
 	}
@@ -53,6 +66,10 @@ func TestSetupRejectsBadValues(t *testing.T) {
 		want []string // each in the error
 	}{
 		{"SDK disabled not a bool", map[string]string{"OTEL_SDK_DISABLED": "yes"}, []string{"OTEL_SDK_DISABLED"}},
+		{"unsupported propagator", map[string]string{"OTEL_PROPAGATORS": "tracecontext,b3"}, []string{"OTEL_PROPAGATORS"}},
+		{"none with another propagator", map[string]string{"OTEL_PROPAGATORS": "none,tracecontext"}, []string{"none goes alone"}},
+		{"no propagation with an exporter", map[string]string{"OTEL_PROPAGATORS": "none", endpoint: "http://127.0.0.1:4317"}, []string{"OTEL_PROPAGATORS=none with OTEL_EXPORTER_OTLP_ENDPOINT"}},
+		{"bad propagator with the SDK disabled", map[string]string{"OTEL_PROPAGATORS": "jaeger", "OTEL_SDK_DISABLED": "true"}, []string{"OTEL_PROPAGATORS"}},
 		{"unsupported exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin", endpoint: "http://127.0.0.1:4317"}, []string{"OTEL_TRACES_EXPORTER"}},
 		{"endpoint without scheme", map[string]string{endpoint: "collector:4317"}, []string{endpoint}},
 		{"traces endpoint not a URL", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://"}, []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}},

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 )
 
@@ -27,11 +28,12 @@ const MessagingSystem = "chronoshub"
 
 // Tracer starts the sidecar's spans and carries W3C Trace Context across
 // its edges. A nil *Tracer is tracing off: every method then does nothing
-// and the wrappers return what they are given. It is safe for concurrent
-// use.
+// and the wrappers return what they are given. A Tracer from [Propagating]
+// records nothing and only carries the trace context. It is safe for
+// concurrent use.
 type Tracer struct {
-	provider trace.TracerProvider
-	tracer   trace.Tracer
+	provider trace.TracerProvider // nil: propagation only
+	tracer   trace.Tracer         // nil: propagation only
 	prop     propagation.TraceContext
 }
 
@@ -40,6 +42,17 @@ type Tracer struct {
 func New(provider trace.TracerProvider) *Tracer {
 	return &Tracer{provider: provider, tracer: provider.Tracer(instrumentationName)}
 }
+
+// Propagating returns a Tracer that starts no span and carries W3C Trace
+// Context across the sidecar as a service mesh does: a webhook's
+// traceparent and tracestate are stored with its event and handed to the
+// app with it; an app's (gRPC metadata, or the REST header) reach
+// ChronosHub on the SendEvent it makes, synchronous or async. It is what
+// [Setup] returns when no exporter is configured.
+func Propagating() *Tracer { return &Tracer{} }
+
+// recording reports whether t starts spans.
+func (t *Tracer) recording() bool { return t != nil && t.tracer != nil }
 
 // TracerProvider returns the provider t was made with, or nil.
 func (t *Tracer) TracerProvider() trace.TracerProvider {
@@ -55,16 +68,29 @@ const (
 	HeaderTraceState  = "tracestate"
 )
 
-// StartWebhook starts the server span of webhook request r, continuing the
-// trace of r's traceparent header when it has a valid one. route is the
+// StartWebhook starts the server span of webhook request r. route is the
 // handler's path; it names the span ("POST /webhook") when r asked for it.
 // End the span with [EndHTTPServer].
+//
+// The webhook listener is public and the request not yet authenticated, so
+// the span is the root of a new trace, linked to the trace of r's
+// traceparent header when it has a valid one, never its child (as
+// OpenTelemetry advises for public endpoints): an unauthenticated caller
+// cannot attach the sidecar's spans to a trace of its choosing. A
+// propagating Tracer starts no span: it returns r's context with the trace
+// context of r's headers, which is then stored with the event.
 func (t *Tracer) StartWebhook(r *http.Request, route string) (context.Context, trace.Span) {
 	ctx := r.Context()
 	if t == nil {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	remote := ctx
+	if r.Header.Get(HeaderTraceParent) != "" {
+		remote = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	if !t.recording() {
+		return remote, trace.SpanFromContext(remote)
+	}
 	method := requestMethod(r.Method)
 	attrs := make([]attribute.KeyValue, 0, 7)
 	attrs = append(attrs,
@@ -87,7 +113,11 @@ func (t *Tracer) StartWebhook(r *http.Request, route string) (context.Context, t
 	if ua := r.UserAgent(); ua != "" {
 		attrs = append(attrs, attribute.String("user_agent.original", ua))
 	}
-	return t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...), trace.WithNewRoot()}
+	if sc := trace.SpanContextFromContext(remote); sc.IsRemote() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	return t.tracer.Start(ctx, name, opts...)
 }
 
 // EndHTTPServer records status on a span from StartWebhook and ends it;
@@ -124,9 +154,20 @@ func End(span trace.Span, err error) {
 // format). An event without one starts a new trace, linked to the span
 // already in ctx (the stream's), if any. End the span when the event has
 // been sent; its context, from [Tracer.TraceContext], goes to the app.
+//
+// A propagating Tracer starts no span: the context it returns carries the
+// stored trace context as it is, or none.
 func (t *Tracer) StartReceive(ctx context.Context, subscription, eventID, eventType string, attempt int, traceparent, tracestate string) (context.Context, trace.Span) {
 	if t == nil {
 		return ctx, trace.SpanFromContext(ctx)
+	}
+	if !t.recording() {
+		stored := t.ContextWithTraceContext(ctx, traceparent, tracestate)
+		if !trace.SpanContextFromContext(stored).IsRemote() {
+			// Not the stream's own context: the event had none.
+			stored = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
+		}
+		return stored, trace.SpanFromContext(stored)
 	}
 	opts := []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindConsumer),
@@ -190,11 +231,22 @@ func (t *Tracer) ContinueHTTP(h http.Handler) http.Handler {
 
 // GRPCServerOptions returns the options that give a gRPC server otelgrpc's
 // server spans (rpc.system.name "grpc", rpc.method), continuing the trace of
-// each call's traceparent metadata. Health checks are not traced. With a nil
-// t it returns nil.
+// each call's traceparent metadata. Health checks are not traced. A
+// propagating Tracer's options put the metadata's trace context in each
+// call's context and start no span. With a nil t it returns nil.
 func (t *Tracer) GRPCServerOptions() []grpc.ServerOption {
 	if t == nil {
 		return nil
+	}
+	if !t.recording() {
+		return []grpc.ServerOption{
+			grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+				return handler(t.fromMetadata(ctx), req)
+			}),
+			grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+				return handler(srv, &contextStream{ServerStream: ss, ctx: t.fromMetadata(ss.Context())})
+			}),
+		}
 	}
 	return []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(t.provider),
@@ -206,11 +258,22 @@ func (t *Tracer) GRPCServerOptions() []grpc.ServerOption {
 
 // GRPCDialOptions returns the options that give a gRPC client connection
 // otelgrpc's client spans and send the caller's traceparent as metadata
-// (the REST gateway's connection to the sidecar's own gRPC listener). With a
+// (the REST gateway's connection to the sidecar's own gRPC listener). A
+// propagating Tracer's options send the metadata and start no span. With a
 // nil t it returns nil.
 func (t *Tracer) GRPCDialOptions() []grpc.DialOption {
 	if t == nil {
 		return nil
+	}
+	if !t.recording() {
+		return []grpc.DialOption{
+			grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				return invoker(t.toMetadata(ctx), method, req, reply, cc, opts...)
+			}),
+			grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+				return streamer(t.toMetadata(ctx), desc, cc, method, opts...)
+			}),
+		}
 	}
 	return []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 		otelgrpc.WithTracerProvider(t.provider),
@@ -222,11 +285,16 @@ func (t *Tracer) GRPCDialOptions() []grpc.DialOption {
 
 // WrapTransport returns rt with otelhttp's client spans ("POST", with
 // http.request.method, url.full, server.address, http.response.status_code)
-// that inject the traceparent header into each request. With a nil t it
-// returns rt.
+// that inject the traceparent header into each request. A propagating
+// Tracer's transport sets the traceparent and tracestate headers of the
+// request's context, if any, and starts no span. With a nil t it returns
+// rt.
 func (t *Tracer) WrapTransport(rt http.RoundTripper) http.RoundTripper {
 	if t == nil {
 		return rt
+	}
+	if !t.recording() {
+		return &injectTransport{t: t, rt: rt}
 	}
 	return otelhttp.NewTransport(rt,
 		otelhttp.WithTracerProvider(t.provider),
@@ -234,6 +302,62 @@ func (t *Tracer) WrapTransport(rt http.RoundTripper) http.RoundTripper {
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return requestMethod(r.Method) }),
 	)
+}
+
+// fromMetadata returns ctx with the trace context of its incoming gRPC
+// metadata, or ctx when there is none.
+func (t *Tracer) fromMetadata(ctx context.Context) context.Context {
+	md, _ := metadata.FromIncomingContext(ctx)
+	parent := md.Get(HeaderTraceParent)
+	if len(parent) == 0 {
+		return ctx
+	}
+	state := md.Get(HeaderTraceState)
+	return t.ContextWithTraceContext(ctx, parent[0], strings.Join(state, ","))
+}
+
+// toMetadata returns ctx with the trace context of its span in the
+// outgoing gRPC metadata, or ctx when there is none.
+func (t *Tracer) toMetadata(ctx context.Context) context.Context {
+	parent, state := t.TraceContext(ctx)
+	switch {
+	case parent == "":
+		return ctx
+	case state == "":
+		return metadata.AppendToOutgoingContext(ctx, HeaderTraceParent, parent)
+	}
+	return metadata.AppendToOutgoingContext(ctx, HeaderTraceParent, parent, HeaderTraceState, state)
+}
+
+// contextStream is a grpc.ServerStream with another context.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
+
+// injectTransport sets the trace context of each request's context as its
+// traceparent and tracestate headers.
+type injectTransport struct {
+	t  *Tracer
+	rt http.RoundTripper
+}
+
+func (it *injectTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	parent, state := it.t.TraceContext(r.Context())
+	if parent == "" {
+		return it.rt.RoundTrip(r)
+	}
+	// A RoundTripper must not change the caller's request.
+	r = r.Clone(r.Context())
+	r.Header.Set(HeaderTraceParent, parent)
+	if state != "" {
+		r.Header.Set(HeaderTraceState, state)
+	} else {
+		r.Header.Del(HeaderTraceState)
+	}
+	return it.rt.RoundTrip(r)
 }
 
 // notHealth keeps gRPC health checks, polled by orchestrators every few

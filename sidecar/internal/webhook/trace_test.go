@@ -52,7 +52,12 @@ func attrMap(kvs []attribute.KeyValue) map[string]string {
 	return m
 }
 
-func TestTraceContinuesChronosHubTrace(t *testing.T) {
+// TestTraceLinksChronosHubTrace: the webhook's span is the root of a new
+// trace linked to the traceparent the request carries, not its child (the
+// listener is public and the request not yet authenticated when the span
+// starts); the event stores the new trace's context. Before, the span was a
+// child of whatever traceparent any caller sent.
+func TestTraceLinksChronosHubTrace(t *testing.T) {
 	t.Parallel()
 	f, rec := tracedFixture(t)
 	w := f.do(post{after: func(r *http.Request) {
@@ -64,11 +69,16 @@ func TestTraceContinuesChronosHubTrace(t *testing.T) {
 	}
 	span := onlySpan(t, rec)
 	sc := span.SpanContext()
-	if got := sc.TraceID().String(); got != chronosTraceID {
-		t.Errorf("span trace id = %s, want ChronosHub's %s", got, chronosTraceID)
+	if got := sc.TraceID().String(); got == chronosTraceID {
+		t.Errorf("span trace id = %s, ChronosHub's: want a new trace", got)
 	}
-	if got := span.Parent().SpanID().String(); got != chronosSpanID || !span.Parent().IsRemote() {
-		t.Errorf("span parent = %s (remote %v), want ChronosHub's %s", got, span.Parent().IsRemote(), chronosSpanID)
+	if span.Parent().IsValid() {
+		t.Errorf("span parent = %v, want none (a new root)", span.Parent())
+	}
+	links := span.Links()
+	if len(links) != 1 || links[0].SpanContext.TraceID().String() != chronosTraceID || links[0].SpanContext.SpanID().String() != chronosSpanID ||
+		links[0].SpanContext.TraceState().String() != "chronoshub=opaque" {
+		t.Errorf("span links = %+v, want one to ChronosHub's span %s of trace %s", links, chronosSpanID, chronosTraceID)
 	}
 	if span.Name() != "POST /webhook" || span.SpanKind() != trace.SpanKindServer {
 		t.Errorf("span = %q %v, want \"POST /webhook\" server", span.Name(), span.SpanKind())
@@ -89,12 +99,44 @@ func TestTraceContinuesChronosHubTrace(t *testing.T) {
 	if len(stored) != 1 {
 		t.Fatalf("stored %d events, want 1", len(stored))
 	}
-	want := "00-" + chronosTraceID + "-" + sc.SpanID().String() + "-01"
-	if stored[0].TraceParent != want {
-		t.Errorf("stored traceparent = %q, want the webhook span's %q", stored[0].TraceParent, want)
+	want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"
+	if stored[0].TraceParent != want || stored[0].TraceState != "" {
+		t.Errorf("stored trace context = %q, %q; want the webhook span's %q and no tracestate (ChronosHub's belongs to its trace)", stored[0].TraceParent, stored[0].TraceState, want)
 	}
-	if stored[0].TraceState != "chronoshub=opaque" {
-		t.Errorf("stored tracestate = %q, want ChronosHub's %q", stored[0].TraceState, "chronoshub=opaque")
+}
+
+// TestTracePropagatesWithoutExporter: with a propagating Tracer (tracing
+// without an exporter), the webhook's traceparent and tracestate are stored
+// with the event as they came, as a service mesh carries them; a request
+// without one, or with an invalid one, stores none. Before, nothing was
+// carried unless spans were exported.
+func TestTracePropagatesWithoutExporter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, parent, state, wantParent, wantState string }{
+		{"carried", chronosParent, "chronoshub=opaque", chronosParent, "chronoshub=opaque"},
+		{"without tracestate", chronosParent, "", chronosParent, ""},
+		{"none", "", "", "", ""},
+		{"malformed", "00-xyz-00f067aa0ba902b7-01", "a=b", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, webhook.Options{Tracer: tracing.Propagating()}, nil)
+			w := f.do(post{after: func(r *http.Request) {
+				if tc.parent != "" {
+					r.Header.Set("Traceparent", tc.parent)
+				}
+				if tc.state != "" {
+					r.Header.Set("Tracestate", tc.state)
+				}
+			}}.request())
+			if w.Code != http.StatusOK {
+				t.Fatalf("POST = %d, want 200", w.Code)
+			}
+			got := f.store.stored()[0]
+			if diff := cmp.Diff([2]string{tc.wantParent, tc.wantState}, [2]string{got.TraceParent, got.TraceState}); diff != "" {
+				t.Errorf("stored trace context (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

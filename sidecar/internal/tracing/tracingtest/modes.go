@@ -18,7 +18,9 @@ type Mode struct {
 }
 
 // Modes returns the tracing modes the benchmarks compare: "off" (no
-// Tracer), "noop" (a Tracer over OpenTelemetry's no-op provider), "sdk"
+// Tracer: OTEL_PROPAGATORS=none), "propagate" (tracing.Propagating: what
+// Setup returns without an exporter, carrying the trace context and
+// recording nothing), "noop" (a Tracer over OpenTelemetry's no-op provider), "sdk"
 // (the SDK batching spans to an exporter that drops them: the sidecar's own
 // cost of a recorded span) and "on" (tracing.Setup exporting over OTLP to a
 // receiver in this process, so "on" also pays the receiver's decoding). All
@@ -39,6 +41,7 @@ func Modes(b *testing.B) []Mode {
 	b.Cleanup(func() { sdk.Shutdown(context.Background()) })
 	return []Mode{
 		{"off", nil},
+		{"propagate", tracing.Propagating()},
 		{"noop", tracing.New(noop.NewTracerProvider())},
 		{"sdk", tracing.New(sdk)},
 		{"on", on},

@@ -37,6 +37,12 @@ type Span struct {
 	Attributes                    map[string]string // values as text
 	Service                       string            // the resource's service.name
 	StatusError                   bool
+	Links                         []Link
+}
+
+// Link is a span's link to another span, maybe of another trace.
+type Link struct {
+	TraceID, SpanID string // hex
 }
 
 // Duration is how long the span lasted.
@@ -121,6 +127,10 @@ func (r *Receiver) Export(ctx context.Context, req *collectortrace.ExportTraceSe
 		service := attrs(rs.GetResource().GetAttributes())["service.name"]
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
+				var links []Link
+				for _, l := range s.GetLinks() {
+					links = append(links, Link{TraceID: hex.EncodeToString(l.GetTraceId()), SpanID: hex.EncodeToString(l.GetSpanId())})
+				}
 				got = append(got, Span{
 					TraceID:      hex.EncodeToString(s.GetTraceId()),
 					SpanID:       hex.EncodeToString(s.GetSpanId()),
@@ -132,6 +142,7 @@ func (r *Receiver) Export(ctx context.Context, req *collectortrace.ExportTraceSe
 					Attributes:   attrs(s.GetAttributes()),
 					Service:      service,
 					StatusError:  s.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR,
+					Links:        links,
 				})
 			}
 		}
