@@ -108,13 +108,13 @@ func CheckEnv(getenv func(string) string) error {
 type config struct {
 	on        bool // export spans
 	propagate bool // carry W3C Trace Context
-	protocol string
-	endpoint string // a URL
-	headers  map[string]string
-	timeout  time.Duration
-	insecure *bool
-	resource []attribute.KeyValue
-	sampler  sdktrace.Sampler
+	protocol  string
+	endpoint  string // a URL
+	headers   map[string]string
+	timeout   time.Duration
+	insecure  *bool
+	resource  []attribute.KeyValue
+	sampler   sdktrace.Sampler
 }
 
 // parseEnv reads the variables Setup documents; it reports every invalid one.
