@@ -16,6 +16,10 @@ Every setting is a flag and an environment variable. A flag given on the
 command line wins over the variable, and the variable wins over the default;
 an empty variable counts as unset. Secrets are never flags: set them in the
 environment, or give a file, which is re-read when it changes.
+
+Signals: SIGTERM or SIGINT drains and stops (a second one stops at once);
+SIGHUP re-reads the credential and certificate files at once and keeps
+running (other settings need a restart).
 `
 
 // usageWidth is where --help wraps descriptions.
@@ -61,16 +65,21 @@ func writeUsage(w io.Writer, table []setting) {
 // tracingUsage documents the OpenTelemetry variables, which package tracing
 // reads with OpenTelemetry's own names and meaning.
 const tracingUsage = `
-Tracing (OpenTelemetry, off unless an endpoint is set; standard OTEL_* variables, no flags):
+Tracing (OpenTelemetry; standard OTEL_* variables, no flags). W3C Trace Context
+is carried without an exporter too, as a service mesh carries it: ChronosHub's
+traceparent reaches the app with the event (Event.traceparent), and the app's
+reaches ChronosHub on SendEvent.
   $OTEL_EXPORTER_OTLP_ENDPOINT, $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
-      Where to export spans with OTLP; setting one turns tracing on. W3C Trace
-      Context then flows from ChronosHub's webhook through the event to the app
-      (Event.traceparent) and from SendEvent to ChronosHub.
+      Where to export spans with OTLP; setting one turns recording on. The
+      webhook's span is then a new trace linked to ChronosHub's traceparent.
   $OTEL_EXPORTER_OTLP_PROTOCOL, $OTEL_EXPORTER_OTLP_HEADERS, $OTEL_EXPORTER_OTLP_TIMEOUT,
   $OTEL_EXPORTER_OTLP_INSECURE, $OTEL_SERVICE_NAME, $OTEL_RESOURCE_ATTRIBUTES,
   $OTEL_TRACES_SAMPLER, $OTEL_TRACES_SAMPLER_ARG, $OTEL_SDK_DISABLED
       As OpenTelemetry defines them (grpc or http/protobuf; OTEL_SDK_DISABLED=true
-      keeps tracing off).
+      keeps recording off).
+  $OTEL_PROPAGATORS
+      tracecontext (the default) or none: none carries no trace context
+      (baggage is accepted and not carried).
 `
 
 // wrap breaks text into lines of at most width bytes, at spaces.
