@@ -49,7 +49,8 @@ var settingLine = regexp.MustCompile(`(?m)^  (?:--[a-z0-9-]+(?: \S+)?  \$)?(CHRO
 
 // sidecarSettings returns the environment variables serve --help lists, so
 // that a misspelled CHRONOSHUB_ variable in a manifest, which the sidecar
-// would silently ignore, fails the test.
+// would only warn about at start (running without the setting meant), fails
+// the test.
 func sidecarSettings(t *testing.T) map[string]bool {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "chronoshub-sidecar")
