@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,7 +35,8 @@ together, with no configuration. It generates a self-signed certificate, a
 dev API key and a webhook secret the first time and keeps them, with its
 data, under --dir for the next runs (--regenerate makes new ones); it prints
 how to receive events and how to send one. One dev at a time per --dir.
-Ctrl-C stops everything. Not for production: use "serve".
+Ctrl-C stops everything (so do SIGTERM and SIGHUP, as when the terminal
+closes). Not for production: use "serve".
 
 With "-- app command...", dev runs the app once the playground is ready,
 with CHRONOSHUB_GRPC_ADDR, CHRONOSHUB_HTTP_ADDR, CHRONOSHUB_WEBHOOK_URL,
@@ -47,6 +49,10 @@ Flags:
 `
 
 func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	// A closed terminal (SIGHUP) stops the playground as Ctrl-C does, with
+	// its app and its store closed, instead of killing it undrained.
+	ctx, stopHUP := signal.NotifyContext(ctx, syscall.SIGHUP)
+	defer stopHUP()
 	fs := newFlagSet("dev")
 	dir := fs.String("dir", ".chronoshub-dev", "where the playground keeps its data and certificate")
 	webhookAddr := fs.String("webhook-addr", "127.0.0.1:8443", "webhook listener (HTTPS)")

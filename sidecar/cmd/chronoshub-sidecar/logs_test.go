@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -141,4 +143,33 @@ func TestServeSIGHUPReloadsCredentials(t *testing.T) {
 	if out := p.stderr.String(); strings.Contains(out, "sk_rotated_by_the_operator") {
 		t.Errorf("the log holds the new API key:\n%s", out)
 	}
+}
+
+// TestDevSIGHUPStops runs the dev binary and sends it SIGHUP, as a closed
+// terminal does: the playground drains and exits 0, logging "stopped".
+// Before, SIGHUP killed it at once.
+func TestDevSIGHUPStops(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(binary(t), "dev", "--dir", filepath.Join(t.TempDir(), ".chronoshub-dev"),
+		"--webhook-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--admin-addr", "127.0.0.1:0", "--emulator-addr", "127.0.0.1:0")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	p := &process{cmd: cmd, stderr: newCapture()}
+	cmd.Stderr, cmd.Stdout = p.stderr, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	p.ready(t)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitExit(t)
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("dev exit status after SIGHUP = %d, want 0; output:\n%s", code, p.stderr.String())
+	}
+	p.stderr.waitLine(t, "stopped")
 }
