@@ -170,13 +170,16 @@ type Event struct {
 	// The event's position in the sidecar's event log. Positions increase in
 	// arrival order; they are not contiguous within a filtered subscription.
 	Sequence uint64 `protobuf:"varint,7,opt,name=sequence,proto3" json:"sequence,omitempty"`
-	// The W3C Trace Context (https://www.w3.org/TR/trace-context/) of the
-	// sidecar's span for this event, as a traceparent header value, for example
-	// "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01". An app that
+	// The W3C Trace Context (https://www.w3.org/TR/trace-context/) of this
+	// event, as a traceparent header value, for example
+	// "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01": the context of
+	// the sidecar's span for this event when the sidecar exports spans, else
+	// the traceparent ChronosHub's webhook carried, as it came. An app that
 	// traces starts its processing span with this as the parent, and passes it
 	// on as the traceparent header (REST) or metadata (gRPC) of the SendEvent
 	// calls it makes, so that the event's whole path is one trace. Empty when
-	// the sidecar's tracing is off and was off when the event arrived.
+	// there is none: the webhook carried none and the sidecar exported no span
+	// for it, or trace context is turned off (OTEL_PROPAGATORS=none).
 	Traceparent string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	// The W3C tracestate header value that goes with traceparent; often empty.
 	Tracestate    string `protobuf:"bytes,9,opt,name=tracestate,proto3" json:"tracestate,omitempty"`
