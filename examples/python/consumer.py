@@ -15,14 +15,15 @@ Flags win over the environment: --addr (CHRONOSHUB_GRPC_ADDR, default
 "example-python"), --types (CHRONOSHUB_EVENT_TYPES, comma-separated, default
 "manuscript.>"). CHRONOSHUB_API_TOKEN, when set, is sent as a bearer token.
 
-Tracing: each event carries the W3C trace context of the sidecar's span that
-delivered it (event.traceparent, empty when the sidecar's tracing is off). The
-consumer prints it, and sends it on as the traceparent metadata of the calls
-it makes for that event (AckEvents here; SendEvent in a real app), so that
-the sidecar's spans of those calls join the event's trace. An app that uses
-the OpenTelemetry SDK would instead start its span with the extracted context
-as the parent (TraceContextTextMapPropagator().extract({"traceparent": ...}))
-and let its gRPC instrumentation send the span's own traceparent.
+Tracing: each event carries its W3C trace context (event.traceparent: the
+sidecar's span that delivered it, or ChronosHub's when the sidecar exports no
+spans; empty when there is none). The consumer prints it, and sends it on as
+the traceparent metadata of the calls it makes for that event (AckEvents here;
+SendEvent in a real app), so that the sidecar's spans of those calls join the
+event's trace. An app that uses the OpenTelemetry SDK would instead start its
+span with the extracted context as the parent
+(TraceContextTextMapPropagator().extract({"traceparent": ...})) and let its
+gRPC instrumentation send the span's own traceparent.
 
     /usr/bin/python3 examples/python/consumer.py --subscription my-app
 """

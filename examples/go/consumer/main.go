@@ -10,15 +10,15 @@
 // breaks or ends (the sidecar restarting, for example) it reconnects with
 // exponential backoff and full jitter. SIGINT or SIGTERM stops it cleanly.
 //
-// Tracing: each event carries the W3C trace context of the sidecar's span
-// that delivered it (Event.traceparent, empty when the sidecar's tracing is
-// off). The consumer continues that trace: it starts its "process <type>"
-// span with it as the parent, and its gRPC calls made inside that span
-// (AckEvents here; SendEvent in a real app) carry the traceparent metadata
-// through otelgrpc, so that the sidecar's spans of those calls join the
-// trace. The spans are started with OpenTelemetry's global TracerProvider: a
-// no-op that still passes the trace context on, until the app installs an
-// SDK provider with an exporter (otel.SetTracerProvider).
+// Tracing: each event carries its W3C trace context (Event.traceparent: the
+// sidecar's span that delivered it, or ChronosHub's when the sidecar exports
+// no spans; empty when there is none). The consumer continues that trace: it
+// starts its "process <type>" span with it as the parent, and its gRPC calls
+// made inside that span (AckEvents here; SendEvent in a real app) carry the
+// traceparent metadata through otelgrpc, so that the sidecar's spans of those
+// calls join the trace. The spans are started with OpenTelemetry's global
+// TracerProvider: a no-op that still passes the trace context on, until the
+// app installs an SDK provider with an exporter (otel.SetTracerProvider).
 //
 // Flags win over the environment: -addr (CHRONOSHUB_GRPC_ADDR, default
 // 127.0.0.1:50051), -subscription (CHRONOSHUB_SUBSCRIPTION, default
@@ -289,8 +289,7 @@ type eventLine struct {
 	Attempt uint32          `json:"attempt"`
 	Payload json.RawMessage `json:"payload"`
 	Action  string          `json:"action"`
-	// TraceParent is the event's W3C traceparent ("" when the sidecar's
-	// tracing is off).
+	// TraceParent is the event's W3C traceparent ("" when it has none).
 	TraceParent string `json:"traceparent"`
 }
 
