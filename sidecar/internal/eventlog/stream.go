@@ -680,7 +680,8 @@ type Settlement struct {
 }
 
 // Settle acknowledges or rejects delivered events. It returns the ids it
-// settled and those not delivered and unsettled on the subscription.
+// settled and those not delivered and unsettled on the subscription, or
+// ErrNotFound when the subscription does not exist.
 // Acknowledgements are confirmed by JetStream before Settle returns.
 func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string, err error) {
 	name, err := NormalizeSubscription(s.Subscription)
@@ -719,6 +720,14 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 		items = append(items, item{id, d})
 	}
 	l.mu.Unlock()
+	if len(items) == 0 {
+		// Nothing was held here: tell a mistyped subscription name (which
+		// would otherwise look like ids that are merely no longer held) from
+		// one that exists, on this replica or another.
+		if _, err := l.consumer(ctx, name); err != nil {
+			return nil, nil, err
+		}
+	}
 	msgs := make([]jetstream.Msg, len(items))
 	for i, it := range items {
 		msgs[i] = it.d.msg
