@@ -69,6 +69,7 @@ while :; do
 	while IFS= read -r line; do
 		case $line in
 		'{"result"'*) ;;
+		'{"heartbeat"'*) continue ;; # sent every 15 s while the stream is idle
 		*) log "stream: $line"; break ;; # {"error":…}: reconnect
 		esac
 		id=$(printf '%s\n' "$line" | sed -n "s/$prefix.*/\1/p")

@@ -428,7 +428,6 @@ func TestStreamEventsError(t *testing.T) {
 			}, Options{})
 			r := do(t, ts, http.MethodGet, "/v1/events:stream?subscription=s", nil, nil)
 			if tt.want == nil {
-				r = streamError(t, r)
 				wantError(t, r, tt.status, codes.FailedPrecondition)
 				if diff := cmp.Diff(jsonValue(t, errorJSON), jsonValue(t, r.body)); diff != "" {
 					t.Errorf("error body mismatch (-want +got):\n%s", diff)
@@ -763,9 +762,6 @@ func TestHeadersForwarded(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := do(t, ts, http.MethodGet, tt.path, nil, tt.header)
 			if tt.status != http.StatusOK {
-				if strings.HasPrefix(tt.path, "/v1/events:stream") {
-					r = streamError(t, r)
-				}
 				wantError(t, r, tt.status, codes.Unauthenticated)
 				return
 			}
@@ -799,6 +795,7 @@ func TestNewRefusesBadArguments(t *testing.T) {
 		{name: "nil connection", opts: Options{}},
 		{name: "negative MaxBodyBytes", conn: conn, opts: Options{MaxBodyBytes: -1}},
 		{name: "negative MaxMessageBytes", conn: conn, opts: Options{MaxMessageBytes: -1}},
+		{name: "negative HeartbeatInterval", conn: conn, opts: Options{HeartbeatInterval: -time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1075,8 +1072,16 @@ func TestLargeMessages(t *testing.T) {
 			return stream.Send(&sidecarv1.StreamEventsResponse{Event: testEvent("big", payload)})
 		}}
 		ts := startGateway(t, svc, Options{MaxMessageBytes: size})
-		r := streamError(t, do(t, ts, http.MethodGet, "/v1/events:stream?subscription=s", nil, nil))
-		wantError(t, r, http.StatusTooManyRequests, codes.ResourceExhausted)
+		// The stream was open (200 sent) when the event failed: the error is
+		// its last line.
+		r := do(t, ts, http.MethodGet, "/v1/events:stream?subscription=s", nil, nil)
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/x-ndjson" {
+			t.Errorf("stream = %d %q, want 200 application/x-ndjson", r.status, r.header.Get("Content-Type"))
+		}
+		var e errorBody
+		if err := json.Unmarshal([]byte(streamError(t, r).body), &e); err != nil || e.Code != codes.ResourceExhausted {
+			t.Errorf("last line %q, want an error with code %d (ResourceExhausted)", r.body, codes.ResourceExhausted)
+		}
 	})
 
 	t.Run("send", func(t *testing.T) {
