@@ -52,8 +52,8 @@ func newEnv(t *testing.T, token string) *env {
 
 // envOptions are the optional settings of newEnvWith.
 type envOptions struct {
-	token      string             // bearer token the server requires; "" for none
-	logger     *slog.Logger       // the event log's and the service's; nil discards
+	token      string              // bearer token the server requires; "" for none
+	logger     *slog.Logger        // the event log's and the service's; nil discards
 	serverOpts []grpc.ServerOption // more options of the gRPC server
 }
 
