@@ -68,8 +68,8 @@ while :; do
 	received=0 done=
 	while IFS= read -r line; do
 		case $line in
+		'{"result":{}}') continue ;; # a heartbeat, every 15 s while the stream is idle
 		'{"result"'*) ;;
-		'{"heartbeat"'*) continue ;; # sent every 15 s while the stream is idle
 		*) log "stream: $line"; break ;; # {"error":…}: reconnect
 		esac
 		id=$(printf '%s\n' "$line" | sed -n "s/$prefix.*/\1/p")

@@ -76,7 +76,7 @@ type Options struct {
 	// listener is loopback-only.
 	LoopbackHostOnly bool
 	// HeartbeatInterval is how long GET /v1/events:stream may stay silent
-	// before a heartbeat line {"heartbeat":{}} is written. Zero means
+	// before a heartbeat line {"result":{}} is written. Zero means
 	// DefaultHeartbeatInterval (15s); negative is an error.
 	HeartbeatInterval time.Duration
 }

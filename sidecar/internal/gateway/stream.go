@@ -18,9 +18,11 @@ import (
 // and HTTP clients (nginx, AWS ALB, PHP's default_socket_timeout).
 const DefaultHeartbeatInterval = 15 * time.Second
 
-// heartbeatLine is the line written on an idle stream. Clients skip lines
-// that have neither "result" nor "error".
-var heartbeatLine = []byte(`{"heartbeat":{}}` + "\n")
+// heartbeatLine is the line written on an idle stream: a
+// StreamEventsResponse without an event, which clients skip. It fits the
+// OpenAPI document's schema of a stream line ({"result":...} or
+// {"error":...}).
+var heartbeatLine = []byte(`{"result":{}}` + "\n")
 
 // streamPath is the REST route of StreamEvents (sidecar_http.yaml).
 const streamPath = "/v1/events:stream"
