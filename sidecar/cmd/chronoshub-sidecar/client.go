@@ -448,7 +448,8 @@ const ackUsage = `Usage: chronoshub-sidecar client ack --subscription name <even
 
 Acknowledges events of the subscription: they are done and not offered
 again. Prints {"eventIds":[…],"unknownEventIds":[…]}; unknown ids are not
-(or no longer) delivered to this subscription and waiting for an ack.
+(or no longer) delivered to this subscription and waiting for an ack. A
+subscription that does not exist fails the command (NotFound).
 
 Flags:
 `
@@ -457,7 +458,9 @@ const rejectUsage = `Usage: chronoshub-sidecar client reject --subscription name
 
 Rejects events of the subscription: each is offered again after the delay
 (and counts as an attempt; after the last one it becomes a dead letter).
-Prints {"eventIds":[…],"unknownEventIds":[…]}.
+Prints {"eventIds":[…],"unknownEventIds":[…]}. A subscription that does not
+exist fails the command (NotFound). The delay is a duration such as 90s, 1m
+or 1m30s.
 
 Flags:
 `
