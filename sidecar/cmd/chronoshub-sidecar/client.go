@@ -28,6 +28,7 @@ import (
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/grpcapi"
 )
 
 const clientUsage = `Usage: chronoshub-sidecar client <command> [flags] [arguments]
@@ -79,6 +80,9 @@ type clientCommand struct {
 type clientAPI struct {
 	events sidecarv1.EventServiceClient
 	stdout io.Writer
+	// stderr receives notes for people, such as a subscription that a
+	// stream created.
+	stderr io.Writer
 }
 
 func clientCommands() map[string]clientCommand {
@@ -163,7 +167,7 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	api := &clientAPI{events: sidecarv1.NewEventServiceClient(conn), stdout: stdout}
+	api := &clientAPI{events: sidecarv1.NewEventServiceClient(conn), stdout: stdout, stderr: stderr}
 	if err := runCmd(ctx, api, fs.Args()); err != nil {
 		return fmt.Errorf("client %s: %w", name, describeRPCError(err))
 	}
@@ -355,7 +359,9 @@ payload as JSON (payloadBase64 when it is not JSON), and "traceparent" and
 acknowledged unless --ack is given: then each one is acknowledged after it
 is printed. With --max-events N the stream holds at most N events at once
 (--max-in-flight is lowered to N), so that no event is taken, and charged an
-attempt, that will not be printed. Ctrl-C stops.
+attempt, that will not be printed. When the stream creates the subscription
+(a name seen for the first time), a note on stderr says so and how many
+stored events it replays. Ctrl-C stops.
 
 Flags:
 `
@@ -396,6 +402,15 @@ func streamFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) e
 		stream, err := api.events.StreamEvents(ctx, req)
 		if err != nil {
 			return stopped(ctx, err)
+		}
+		// The headers arrive once the stream is attached; nil when it was
+		// refused, which Recv reports.
+		if md, _ := stream.Header(); len(md.Get(grpcapi.HeaderSubscriptionCreated)) > 0 && md.Get(grpcapi.HeaderSubscriptionCreated)[0] == "true" {
+			replay := "?"
+			if r := md.Get(grpcapi.HeaderReplayEvents); len(r) > 0 {
+				replay = r[0]
+			}
+			fmt.Fprintf(api.stderr, "client stream: created subscription %q, which replays %s stored events; if the name is a typo, delete it: chronoshub-sidecar client subscriptions delete --subscription %s\n", *sub, replay, *sub)
 		}
 		for n := 0; *maxEvents == 0 || n < *maxEvents; n++ {
 			resp, err := stream.Recv()

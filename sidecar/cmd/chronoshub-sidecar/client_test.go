@@ -388,10 +388,19 @@ func TestClientMaxEventsTakesNoMore(t *testing.T) {
 			t.Fatalf("webhook %d = %d, want 200", i, st)
 		}
 	}
-	for run := range 5 {
-		out := mustCLI(t, nil, "stream", addr, "--subscription", "one-by-one", "--max-events", "1", "--ack")
-		if l := jsonLines(t, out); len(l) != 1 || l[0]["id"] != ids[run] {
-			t.Fatalf("run %d printed %s, want event %s", run, out, ids[run])
+	for i := range 5 {
+		var stdout, stderr bytes.Buffer
+		if err := run(t.Context(), []string{"client", "stream", addr, "--subscription", "one-by-one", "--max-events", "1", "--ack"}, func(string) string { return "" }, &stdout, &stderr); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		// The first run created the subscription, and says so.
+		created := strings.Contains(stderr.String(), `created subscription "one-by-one", which replays 8 stored events`)
+		if created != (i == 0) {
+			t.Errorf("run %d: stderr %q; want the creation note on the first run only", i, stderr.String())
+		}
+		out := stdout.String()
+		if l := jsonLines(t, out); len(l) != 1 || l[0]["id"] != ids[i] {
+			t.Fatalf("run %d printed %s, want event %s", i, out, ids[i])
 		}
 	}
 	if out := mustCLI(t, nil, "dead-letters", "list", addr, "--subscription", "one-by-one"); strings.TrimSpace(out) != "" {
