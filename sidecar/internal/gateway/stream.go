@@ -79,9 +79,9 @@ type streamWriter struct {
 	// refused is set when grpc-gateway writes an error status before the
 	// stream opened: its body, the line {"error":status}, is written as the
 	// status alone, the shape of every other error response.
-	refused  bool
-	midLine  bool // the last Write did not end a line
-	wroteAny bool // something was written since the last heartbeat tick
+	refused bool
+	midLine bool      // the last Write did not end a line
+	last    time.Time // when something was last written
 }
 
 func newStreamWriter(w http.ResponseWriter) *streamWriter {
@@ -119,7 +119,7 @@ func (s *streamWriter) Write(b []byte) (int, error) {
 	}
 	if len(b) > 0 {
 		s.midLine = !bytes.HasSuffix(b, []byte("\n"))
-		s.wroteAny = true
+		s.last = time.Now()
 	}
 	return s.w.Write(b)
 }
@@ -144,18 +144,20 @@ func (s *streamWriter) open() {
 	s.w.Header().Set("Content-Type", contentTypeNDJSON)
 	s.w.WriteHeader(http.StatusOK)
 	_ = s.rc.Flush() // a client that is gone ends the stream through its context
+	s.last = time.Now()
 	close(s.opened)
 }
 
-// heartbeat writes heartbeatLine every interval in which nothing else was
-// written, from when the stream opens until done is closed.
+// heartbeat writes heartbeatLine whenever nothing was written for interval,
+// from when the stream opens until done is closed, so that no silence is
+// longer than interval.
 func (s *streamWriter) heartbeat(interval time.Duration, done <-chan struct{}) {
 	select {
 	case <-s.opened:
 	case <-done:
 		return
 	}
-	t := time.NewTicker(interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -164,13 +166,19 @@ func (s *streamWriter) heartbeat(interval time.Duration, done <-chan struct{}) {
 			return
 		}
 		s.mu.Lock()
-		if !s.wroteAny && !s.midLine {
-			if _, err := s.w.Write(heartbeatLine); err == nil {
-				_ = s.rc.Flush()
+		wait := interval - time.Since(s.last)
+		if wait <= 0 {
+			wait = interval
+			// Never inside a line: its end follows at once and counts.
+			if !s.midLine {
+				if _, err := s.w.Write(heartbeatLine); err == nil {
+					_ = s.rc.Flush()
+				}
+				s.last = time.Now()
 			}
 		}
-		s.wroteAny = false
 		s.mu.Unlock()
+		t.Reset(wait)
 	}
 }
 
