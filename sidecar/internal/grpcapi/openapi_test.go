@@ -172,8 +172,8 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 	lines := bufio.NewReader(resp.Body)
 	streamOp := o.operation(t, http.MethodGet, "/v1/events:stream")
 	streamSchema := streamOp["responses"].(map[string]any)["200"].(map[string]any)["schema"].(map[string]any)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(fmt.Sprint(streamOp["produces"]), resp.Header.Get("Content-Type")) {
-		t.Fatalf("stream: %d %q, the document says 200 %v", resp.StatusCode, resp.Header.Get("Content-Type"), streamOp["produces"])
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/x-ndjson" || !strings.Contains(fmt.Sprint(streamOp["produces"]), ct) {
+		t.Fatalf("stream: %d %q, want 200 application/x-ndjson, which the document lists (%v)", resp.StatusCode, ct, streamOp["produces"])
 	}
 	// nextLine returns the next stream line that is not a heartbeat, after
 	// validating every line.
