@@ -54,6 +54,7 @@ FUZZTIME ?= 10s
 FUZZ_TARGETS := \
 	FuzzHandler:./sidecar/internal/webhook \
 	FuzzSendEventBody:./sidecar/internal/gateway \
+	FuzzAckEventsBody:./sidecar/internal/gateway \
 	FuzzVerify:./sidecar/internal/signature \
 	FuzzParseHeader:./sidecar/internal/signature \
 	FuzzEventType:./sidecar/internal/eventtype \

@@ -68,6 +68,7 @@ while :; do
 	received=0 done=
 	while IFS= read -r line; do
 		case $line in
+		'{"result":{}}') continue ;; # a heartbeat, every 15 s while the stream is idle
 		'{"result"'*) ;;
 		*) log "stream: $line"; break ;; # {"error":…}: reconnect
 		esac

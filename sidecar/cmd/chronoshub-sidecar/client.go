@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/grpcapi"
 )
 
 const clientUsage = `Usage: chronoshub-sidecar client <command> [flags] [arguments]
@@ -79,6 +81,9 @@ type clientCommand struct {
 type clientAPI struct {
 	events sidecarv1.EventServiceClient
 	stdout io.Writer
+	// stderr receives notes for people, such as a subscription that a
+	// stream created.
+	stderr io.Writer
 }
 
 func clientCommands() map[string]clientCommand {
@@ -163,7 +168,7 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	api := &clientAPI{events: sidecarv1.NewEventServiceClient(conn), stdout: stdout}
+	api := &clientAPI{events: sidecarv1.NewEventServiceClient(conn), stdout: stdout, stderr: stderr}
 	if err := runCmd(ctx, api, fs.Args()); err != nil {
 		return fmt.Errorf("client %s: %w", name, describeRPCError(err))
 	}
@@ -197,7 +202,11 @@ func clientToken(flagFile, envValue, envFile string) (string, error) {
 
 // dialAPI returns a client connection to the app-facing gRPC address, in
 // the syntax of CHRONOSHUB_GRPC_ADDR. The connection is plaintext: the API
-// listens on loopback or a unix socket.
+// listens on loopback or a unix socket. It receives messages of any size the
+// sidecar sends (the sidecar caps none: an event is as large as the webhook
+// body limit allows, up to 64 MiB, and a dead-letter page holds at least one
+// event), where grpc-go's default of 4 MiB would fail with
+// ResourceExhausted on a 5 MiB event.
 func dialAPI(addr string) (*grpc.ClientConn, error) {
 	network, address, err := config.ParseListenAddr(addr)
 	if err != nil {
@@ -207,7 +216,9 @@ func dialAPI(addr string) (*grpc.ClientConn, error) {
 	if network == "unix" {
 		target = "unix://" + address
 	}
-	return grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
 }
 
 // describeRPCError renders a gRPC status with its details (field
@@ -297,7 +308,8 @@ func splitList(s string) []string {
 	return out
 }
 
-// eventLine is how stream prints an event.
+// eventLine is how stream and dead-letters list print an event: every field
+// of Event (and of DeadLetter), with the payload as JSON.
 type eventLine struct {
 	ID         string `json:"id"`
 	Type       string `json:"type"`
@@ -309,14 +321,20 @@ type eventLine struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// PayloadBase64 holds a payload that is not JSON.
 	PayloadBase64 string `json:"payloadBase64,omitempty"`
-	// DeadAt is set for a dead letter.
+	// Traceparent and Tracestate are the event's trace context, when the
+	// sidecar has one.
+	Traceparent string `json:"traceparent,omitempty"`
+	Tracestate  string `json:"tracestate,omitempty"`
+	// DeadAt and Reason are set for a dead letter.
 	DeadAt string `json:"deadAt,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 func newEventLine(e *sidecarv1.Event) eventLine {
 	l := eventLine{
 		ID: e.GetId(), Type: e.GetType(), Attempt: e.GetAttempt(), Sequence: e.GetSequence(),
 		SignedAt: formatTime(e.GetSignedAt()), ReceivedAt: formatTime(e.GetReceivedAt()),
+		Traceparent: e.GetTraceparent(), Tracestate: e.GetTracestate(),
 	}
 	if json.Valid(e.GetPayload()) {
 		l.Payload = e.GetPayload()
@@ -337,9 +355,14 @@ const streamUsage = `Usage: chronoshub-sidecar client stream --subscription name
 
 Opens StreamEvents and prints one JSON line per event as it arrives:
 {"id","type","attempt","sequence","signedAt","receivedAt","payload"}, the
-payload as JSON (payloadBase64 when it is not JSON). Events are not
+payload as JSON (payloadBase64 when it is not JSON), and "traceparent" and
+"tracestate" when the event has a trace context. Events are not
 acknowledged unless --ack is given: then each one is acknowledged after it
-is printed. Ctrl-C stops.
+is printed. With --max-events N the stream holds at most N events at once
+(--max-in-flight is lowered to N), so that no event is taken, and charged an
+attempt, that will not be printed. When the stream creates the subscription
+(a name seen for the first time), a note on stderr says so and how many
+stored events it replays. Ctrl-C stops.
 
 Flags:
 `
@@ -350,7 +373,7 @@ func streamFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) e
 	ack := fs.Bool("ack", false, "acknowledge each event after printing it")
 	start := fs.String("start", "", `where a new subscription starts: "oldest", "now", or an RFC 3339 time; empty is the sidecar's default`)
 	maxInFlight := fs.Uint("max-in-flight", 0, "most unacknowledged events on this stream; 0 is the sidecar's default")
-	maxEvents := fs.Int("max-events", 0, "exit after printing this many events (0: until stopped)")
+	maxEvents := fs.Int("max-events", 0, "exit after printing this many events (0: until stopped); the stream then holds at most this many at once")
 	return func(ctx context.Context, api *clientAPI, args []string) error {
 		if len(args) > 0 {
 			return fmt.Errorf("unexpected arguments %q", args)
@@ -358,7 +381,10 @@ func streamFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) e
 		if *sub == "" {
 			return errors.New("--subscription is required")
 		}
-		req := &sidecarv1.StreamEventsRequest{Subscription: *sub, EventTypes: splitList(*types), MaxInFlight: uint32(*maxInFlight)}
+		if *maxEvents < 0 {
+			return fmt.Errorf("--max-events %d: want 0 or more", *maxEvents)
+		}
+		req := &sidecarv1.StreamEventsRequest{Subscription: *sub, EventTypes: splitList(*types), MaxInFlight: uint32(streamWindow(*maxEvents, *maxInFlight))}
 		switch *start {
 		case "":
 		case "oldest":
@@ -377,6 +403,15 @@ func streamFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) e
 		stream, err := api.events.StreamEvents(ctx, req)
 		if err != nil {
 			return stopped(ctx, err)
+		}
+		// The headers arrive once the stream is attached; nil when it was
+		// refused, which Recv reports.
+		if md, _ := stream.Header(); len(md.Get(grpcapi.HeaderSubscriptionCreated)) > 0 && md.Get(grpcapi.HeaderSubscriptionCreated)[0] == "true" {
+			replay := "?"
+			if r := md.Get(grpcapi.HeaderReplayEvents); len(r) > 0 {
+				replay = r[0]
+			}
+			fmt.Fprintf(api.stderr, "client stream: created subscription %q, which replays %s stored events; if the name is a typo, delete it: chronoshub-sidecar client subscriptions delete --subscription %s\n", *sub, replay, *sub)
 		}
 		for n := 0; *maxEvents == 0 || n < *maxEvents; n++ {
 			resp, err := stream.Recv()
@@ -405,6 +440,17 @@ func streamFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) e
 	}
 }
 
+// streamWindow is the max_in_flight of a stream that prints at most
+// maxEvents events (0: no limit) and was asked for maxInFlight (0: the
+// sidecar's default): never more than it will print, since every event a
+// stream holds when it ends has used an attempt.
+func streamWindow(maxEvents int, maxInFlight uint) uint {
+	if maxEvents > 0 && (maxInFlight == 0 || maxInFlight > uint(maxEvents)) {
+		return uint(maxEvents)
+	}
+	return maxInFlight
+}
+
 // stopped returns nil for the error of an RPC cancelled because ctx is
 // done (Ctrl-C stops stream, which is not a failure), and err otherwise.
 func stopped(ctx context.Context, err error) error {
@@ -418,7 +464,8 @@ const ackUsage = `Usage: chronoshub-sidecar client ack --subscription name <even
 
 Acknowledges events of the subscription: they are done and not offered
 again. Prints {"eventIds":[…],"unknownEventIds":[…]}; unknown ids are not
-(or no longer) delivered to this subscription and waiting for an ack.
+(or no longer) delivered to this subscription and waiting for an ack. A
+subscription that does not exist fails the command (NotFound).
 
 Flags:
 `
@@ -427,7 +474,9 @@ const rejectUsage = `Usage: chronoshub-sidecar client reject --subscription name
 
 Rejects events of the subscription: each is offered again after the delay
 (and counts as an attempt; after the last one it becomes a dead letter).
-Prints {"eventIds":[…],"unknownEventIds":[…]}.
+Prints {"eventIds":[…],"unknownEventIds":[…]}. A subscription that does not
+exist fails the command (NotFound). The delay is a duration such as 90s, 1m
+or 1m30s.
 
 Flags:
 `
@@ -586,8 +635,12 @@ func sentFlags(*flag.FlagSet) func(context.Context, *clientAPI, []string) error 
 const deadLettersListUsage = `Usage: chronoshub-sidecar client dead-letters list --subscription name [flags]
 
 Prints the subscription's dead letters, one JSON line each, as stream
-prints events, with "deadAt". Every page is fetched unless --page-size is
-given, which prints one page and then {"nextPageToken":…} when there are more.
+prints events, with "deadAt" and "reason": "max_attempts" (it used every
+attempt) or "filter_narrowed" (an update of the subscription's filter
+excluded its type). "attempt" is the number of times it was offered: 0 for
+an event that left before it was ever offered. Every page is fetched unless
+--page-size is given, which prints one page and then {"nextPageToken":…}
+when there are more.
 
 Flags:
 `
@@ -611,7 +664,7 @@ func deadLettersListFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []
 			}
 			for _, d := range resp.GetDeadLetters() {
 				l := newEventLine(d.GetEvent())
-				l.DeadAt = formatTime(d.GetDeadAt())
+				l.DeadAt, l.Reason = formatTime(d.GetDeadAt()), d.GetReason()
 				if err := printJSON(api.stdout, l); err != nil {
 					return err
 				}

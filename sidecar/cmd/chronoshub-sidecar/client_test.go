@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -224,6 +225,9 @@ func TestClientEndToEnd(t *testing.T) {
 	}{
 		{"no token", nil, []string{"sent", addr, "k-1"}, codes.Unauthenticated, []string{"client sent: Unauthenticated: a valid bearer token is required"}},
 		{"unknown key", cenv, []string{"sent", addr, "nope"}, codes.NotFound, []string{"client sent: NotFound"}},
+		{"ack on an unknown subscription", cenv, []string{"ack", addr, "--subscription", "clj", e1}, codes.NotFound, []string{"client ack: NotFound", "clj"}},
+		{"reject on an unknown subscription", cenv, []string{"reject", addr, "--subscription", "clj", e1}, codes.NotFound, []string{"client reject: NotFound"}},
+		{"dead letters of an unknown subscription", cenv, []string{"dead-letters", "list", addr, "--subscription", "clj"}, codes.NotFound, []string{"client dead-letters list: NotFound"}},
 		{"bad type", cenv, []string{"send", addr, "--type", "Bad Type", "--payload", "{}"}, codes.InvalidArgument, []string{"client send: InvalidArgument", "\n  field type: "}},
 		{"key reused with another payload", cenv, []string{"send", addr, "--type", "manuscript.submitted", "--payload", `{"manuscriptId":"other"}`, "--idempotency-key", "k-1"},
 			codes.AlreadyExists, []string{"\n  reason: IDEMPOTENCY_KEY_CONFLICT ("}},
@@ -364,4 +368,138 @@ func TestClientUsageErrors(t *testing.T) {
 	if errors.Is(err, errExitStatus) {
 		t.Fatal("an RPC error must be printed by main, not swallowed")
 	}
+}
+
+// TestClientMaxEventsTakesNoMore runs "stream --max-events 1 --ack" five
+// times over eight events: each run holds no more than the one event it
+// prints, so no event uses attempts unseen and none becomes a dead letter.
+// Before, each run took the whole window (256 events) and returned seven
+// unprinted, each charged an attempt: after five runs three events were dead
+// letters at attempt 5.
+func TestClientMaxEventsTakesNoMore(t *testing.T) {
+	t.Parallel()
+	_, baseURL := hub(t)
+	env, webhooks := serveEnv(t, baseURL)
+	a := start(t, []string{"serve"}, env).ready(t)
+	addr := "--addr=" + a.GRPC
+	var ids []string
+	for i := range 8 {
+		id := uuid.NewString()
+		ids = append(ids, id)
+		if st := post(t, webhooks, "https://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", fmt.Sprintf(`{"n":%d}`, i), id); st != http.StatusOK {
+			t.Fatalf("webhook %d = %d, want 200", i, st)
+		}
+	}
+	for i := range 5 {
+		var stdout, stderr bytes.Buffer
+		if err := run(t.Context(), []string{"client", "stream", addr, "--subscription", "one-by-one", "--max-events", "1", "--ack"}, func(string) string { return "" }, &stdout, &stderr); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		// The first run created the subscription, and says so.
+		created := strings.Contains(stderr.String(), `created subscription "one-by-one", which replays 8 stored events`)
+		if created != (i == 0) {
+			t.Errorf("run %d: stderr %q; want the creation note on the first run only", i, stderr.String())
+		}
+		out := stdout.String()
+		if l := jsonLines(t, out); len(l) != 1 || l[0]["id"] != ids[i] {
+			t.Fatalf("run %d printed %s, want event %s", i, out, ids[i])
+		}
+	}
+	if out := mustCLI(t, nil, "dead-letters", "list", addr, "--subscription", "one-by-one"); strings.TrimSpace(out) != "" {
+		t.Fatalf("dead letters after five runs of --max-events 1 --ack: %s, want none", out)
+	}
+	sub := jsonLines(t, mustCLI(t, nil, "subscriptions", "get", addr, "--subscription", "one-by-one"))[0]
+	// The last run may have been handed the sixth event between its ack and
+	// its exit: pending or still unacked, it is one of the three left.
+	if left := toInt(t, sub["pendingCount"]) + toInt(t, sub["unackedCount"]); left != 3 || sub["deadLetterCount"] != "0" || sub["ackedSequence"] != "5" {
+		t.Fatalf("subscription after five events acknowledged: %v, want 3 left, 5 acknowledged and no dead letters", sub)
+	}
+}
+
+func TestStreamWindow(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		maxEvents   int
+		maxInFlight uint
+		want        uint
+	}{
+		{0, 0, 0},
+		{0, 7, 7},
+		{1, 0, 1},
+		{5, 3, 3},
+		{5, 300, 5},
+	}
+	for _, tt := range tests {
+		if got := streamWindow(tt.maxEvents, tt.maxInFlight); got != tt.want {
+			t.Errorf("streamWindow(%d, %d) = %d, want %d", tt.maxEvents, tt.maxInFlight, got, tt.want)
+		}
+	}
+}
+
+// TestClientLargeEvent streams a 5 MiB event and lists it as a dead letter
+// with the client, which prints every field: before, both failed with
+// ResourceExhausted (grpc-go's 4 MiB receive limit), and dead-letters list
+// dropped the reason.
+func TestClientLargeEvent(t *testing.T) {
+	t.Parallel()
+	_, baseURL := hub(t)
+	env, webhooks := serveEnv(t, baseURL)
+	env["CHRONOSHUB_WEBHOOK_MAX_BODY_BYTES"] = fmt.Sprint(6 << 20)
+	env["CHRONOSHUB_MAX_ATTEMPTS"] = "1"
+	a := start(t, []string{"serve"}, env).ready(t)
+	addr := "--addr=" + a.GRPC
+	payload := bigPayload(5 << 20)
+	id := uuid.NewString()
+	if st := post(t, webhooks, "https://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", payload, id); st != http.StatusOK {
+		t.Fatalf("5 MiB webhook = %d, want 200", st)
+	}
+	out := mustCLI(t, nil, "stream", addr, "--subscription", "big", "--max-events", "1")
+	if l := jsonLines(t, out); len(l) != 1 || l[0]["id"] != id || !sameJSON(t, l[0]["payload"], payload) {
+		t.Fatalf("stream of a 5 MiB event printed %.300s", out)
+	}
+	// With one attempt allowed, the event comes back as a dead letter when
+	// a stream is open again.
+	conn, err := grpcDial(a.GRPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := sidecarv1.NewEventServiceClient(conn).StreamEvents(t.Context(), &sidecarv1.StreamEventsRequest{Subscription: "big"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out = mustCLI(t, nil, "dead-letters", "list", addr, "--subscription", "big")
+		if strings.Contains(out, id) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not a dead letter within 20s: %.300q", id, out)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the sidecar's state, not timing
+	}
+	l := jsonLines(t, out)
+	if len(l) != 1 || l[0]["reason"] != "max_attempts" || l[0]["deadAt"] == nil || l[0]["attempt"] != 1.0 || !sameJSON(t, l[0]["payload"], payload) {
+		t.Fatalf("dead-letters list printed %.300s, want the event with reason max_attempts and attempt 1", out)
+	}
+}
+
+// toInt reads a JSON number or a protojson 64-bit integer (a string); absent
+// is 0.
+func toInt(t *testing.T, v any) int {
+	t.Helper()
+	switch v := v.(type) {
+	case nil:
+		return 0
+	case float64:
+		return int(v)
+	case string:
+		var n int
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			t.Fatalf("%q is not a number", v)
+		}
+		return n
+	}
+	t.Fatalf("%v is not a number", v)
+	return 0
 }

@@ -192,7 +192,8 @@ type Options struct {
 	SubscriptionIdleExpiry time.Duration
 	// Now is the clock for receipt and dead-letter times. Nil means time.Now.
 	Now func() time.Time
-	// Logger receives warnings. Nil discards them.
+	// Logger receives warnings, and at Info the subscriptions streams
+	// create and the filters they widen. Nil discards them.
 	Logger *slog.Logger
 	// Observer receives delivery events for metrics. Nil ignores them.
 	Observer Observer

@@ -30,6 +30,21 @@ type StreamRequest struct {
 	// MaxInFlight bounds the stream's unsettled events; 0 means the log's
 	// default, and it is capped at the log's MaxInFlight.
 	MaxInFlight int
+	// Attached, when set, is called once the stream is attached to its
+	// subscription (the request is valid, the filter accepted), before any
+	// event is sent; Stream fails without calling it otherwise.
+	Attached func(Attachment)
+}
+
+// Attachment is what Stream reports when a stream attaches.
+type Attachment struct {
+	// Subscription is the subscription's name (DefaultSubscription for "").
+	Subscription string
+	// Created is true when the stream created the subscription.
+	Created bool
+	// Pending is, for a created subscription, how many stored events it
+	// will deliver from its start position: what a mistyped name replays.
+	Pending uint64
 }
 
 // streamHandle is one open stream's share of a subscription.
@@ -37,6 +52,8 @@ type streamHandle struct {
 	sub   *subState
 	types []string      // the stream's event-type patterns; none means all
 	wake  chan struct{} // signalled when one of its deliveries settles
+	// attached is what Stream reports to StreamRequest.Attached.
+	attached Attachment
 	// n is the number of deliveries this stream holds; guarded by Log.mu.
 	n int
 }
@@ -147,6 +164,9 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 		return err
 	}
 	defer l.detach(h)
+	if req.Attached != nil {
+		req.Attached(h.attached)
+	}
 
 	// pull ends when the stream ends or the log quiesces.
 	pull, cancel := context.WithCancel(ctx)
@@ -329,6 +349,7 @@ func (l *Log) attach(ctx context.Context, name string, types []string, req Strea
 	if l.closed {
 		return nil, nil, ErrClosed
 	}
+	created := Attachment{Subscription: name}
 	// Consumer calls happen under l.mu so that filter changes and creation
 	// are serialised; they are local and fast.
 	cons, err := l.events.Consumer(ctx, name)
@@ -351,6 +372,9 @@ func (l *Log) attach(ctx context.Context, name string, types []string, req Strea
 		if err != nil {
 			return nil, nil, consumerError(name, err)
 		}
+		created = Attachment{Subscription: name, Created: true, Pending: cons.CachedInfo().NumPending}
+		l.opts.Logger.Info("subscription created by a stream", "subscription", name, "event_types", types,
+			"start", startName(req), "replay_events", created.Pending)
 	case err != nil:
 		return nil, nil, fmt.Errorf("subscription %s: %w", name, err)
 	default:
@@ -383,7 +407,18 @@ func (l *Log) attach(ctx context.Context, name string, types []string, req Strea
 	}
 	s.types = typesOf(cons.CachedInfo().Config)
 	s.streams++
-	return &streamHandle{sub: s, types: s.types, wake: make(chan struct{}, 1)}, cons, nil
+	return &streamHandle{sub: s, types: s.types, wake: make(chan struct{}, 1), attached: created}, cons, nil
+}
+
+// startName describes where a new subscription of req starts, for the log.
+func startName(req StreamRequest) string {
+	switch req.Start {
+	case StartNow:
+		return "now"
+	case StartTime:
+		return req.StartTime.UTC().Format(time.RFC3339Nano)
+	}
+	return "oldest"
 }
 
 func filterMismatch(name string, current, asked []string) error {
@@ -680,7 +715,8 @@ type Settlement struct {
 }
 
 // Settle acknowledges or rejects delivered events. It returns the ids it
-// settled and those not delivered and unsettled on the subscription.
+// settled and those not delivered and unsettled on the subscription, or
+// ErrNotFound when the subscription does not exist.
 // Acknowledgements are confirmed by JetStream before Settle returns.
 func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string, err error) {
 	name, err := NormalizeSubscription(s.Subscription)
@@ -719,6 +755,14 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 		items = append(items, item{id, d})
 	}
 	l.mu.Unlock()
+	if len(items) == 0 {
+		// Nothing was held here: tell a mistyped subscription name (which
+		// would otherwise look like ids that are merely no longer held) from
+		// one that exists, on this replica or another.
+		if _, err := l.consumer(ctx, name); err != nil {
+			return nil, nil, err
+		}
+	}
 	msgs := make([]jetstream.Msg, len(items))
 	for i, it := range items {
 		msgs[i] = it.d.msg

@@ -40,15 +40,19 @@
 //
 // # Streaming
 //
-// GET /v1/events:stream answers with Content-Type application/x-ndjson: one
-// line per event, each grpc-gateway's envelope {"result":{"event":{...}}},
-// flushed as it arrives. An error from the service ends the stream with a
-// final line {"error":{"code":...,"message":"...","details":[...]}}. If it
-// comes before the first event, that line is the whole body (Content-Type
-// application/json) and the HTTP status is the error's, as grpc-gateway does
-// it; a request the gateway itself refuses (a bad query parameter, say) gets
-// an ordinary error response. When the HTTP client goes away, the gRPC
-// stream is cancelled.
+// GET /v1/events:stream answers 200 with Content-Type application/x-ndjson
+// as soon as the service has attached the stream to its subscription (it
+// then sends its gRPC headers, passed on as HTTP headers: see Headers), before
+// any event. Then comes one line per event, each grpc-gateway's envelope
+// {"result":{"event":{...}}}, flushed as it arrives, and, whenever nothing
+// was written for Options.HeartbeatInterval (15 s), a heartbeat line
+// {"result":{}} that clients skip, so that proxies and read timeouts see a
+// live connection. An error from the service after that ends the stream with
+// a final line {"error":{"code":...,"message":"...","details":[...]}}. A
+// stream the service refuses before attaching it (an invalid request, a
+// filter conflict, a missing token) gets an ordinary error response: the
+// error's HTTP status and the google.rpc.Status as the body, as every other
+// call. When the HTTP client goes away, the gRPC stream is cancelled.
 //
 // The request is given in query parameters, each under its JSON (camelCase)
 // or its proto (snake_case) name, but not both at once (400):
@@ -93,5 +97,14 @@
 // to gRPC as the metadata "authorization" (for the bearer-token interceptor),
 // the IANA permanent headers as "grpcgateway-<name>", and the client address
 // as "x-forwarded-for"/"x-forwarded-host". Other headers, including
-// Grpc-Metadata-*, are not forwarded.
+// Grpc-Metadata-*, are not forwarded. In responses, the service's metadata
+// named chronoshub-* (such as chronoshub-subscription-created on the stream)
+// become HTTP headers of the same names, other metadata
+// Grpc-Metadata-<name>.
+//
+// # Durations
+//
+// A Duration field (AckEvents' redeliverDelay) is protojson's string of
+// seconds ("90s", "1.5s") or a Go duration ("1m30s", "500ms", "2h"), as the
+// client command accepts.
 package gateway

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -74,6 +75,10 @@ type Options struct {
 	// cannot reach the local API through DNS rebinding. Set it when the
 	// listener is loopback-only.
 	LoopbackHostOnly bool
+	// HeartbeatInterval is how long GET /v1/events:stream may stay silent
+	// before a heartbeat line {"result":{}} is written. Zero means
+	// DefaultHeartbeatInterval (15s); negative is an error.
+	HeartbeatInterval time.Duration
 }
 
 // New returns the REST handler serving the HTTP rules of sidecar_http.yaml,
@@ -103,17 +108,26 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	case maxMessage < 0:
 		return nil, fmt.Errorf("gateway: negative MaxMessageBytes %d", maxMessage)
 	}
+	heartbeat := opts.HeartbeatInterval
+	switch {
+	case heartbeat == 0:
+		heartbeat = DefaultHeartbeatInterval
+	case heartbeat < 0:
+		return nil, fmt.Errorf("gateway: negative HeartbeatInterval %s", heartbeat)
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &gateway{log: logger.With("component", "gateway"), maxBody: maxBody, loopbackHost: opts.LoopbackHostOnly}
+	g := &gateway{log: logger.With("component", "gateway"), maxBody: maxBody, loopbackHost: opts.LoopbackHostOnly, heartbeat: heartbeat}
 
 	g.mux = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler()),
 		runtime.WithErrorHandler(g.handleError),
 		runtime.WithStreamErrorHandler(g.streamError),
 		runtime.WithRoutingErrorHandler(g.routingError),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithForwardResponseOption(openStream),
 		// The API is exactly the rules of sidecar_http.yaml: a form POST is not
 		// turned into a GET (which would let a plain HTML form open a stream).
 		runtime.WithDisablePathLengthFallback(),
@@ -150,6 +164,7 @@ type gateway struct {
 	log          *slog.Logger
 	maxBody      int64
 	loopbackHost bool
+	heartbeat    time.Duration
 }
 
 // ServeHTTP reads the whole request body, within the limit, before routing,
@@ -204,6 +219,10 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if isStream(r) {
+		g.serveStream(w, r)
+		return
+	}
 	g.mux.ServeHTTP(w, r)
 }
 

@@ -178,9 +178,9 @@ func wantError(t *testing.T, r response, httpStatus int, code codes.Code) errorB
 	return e
 }
 
-// streamError checks that r, the answer to a stream that failed before its
-// first event, is the single line {"error":status}, and returns r with the
-// status as its body.
+// streamError checks that r, the answer to a stream that failed after it
+// opened and before its first event, is the single line {"error":status},
+// and returns r with the status as its body.
 func streamError(t *testing.T, r response) response {
 	t.Helper()
 	var line struct {

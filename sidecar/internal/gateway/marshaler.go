@@ -11,12 +11,14 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 )
@@ -279,10 +281,65 @@ func (m *jsonMarshaler) decode(d *json.Decoder, v any) error {
 	switch v := v.(type) {
 	case *sidecarv1.SendEventRequest:
 		return m.unmarshalSendEvent(raw, v)
+	case *sidecarv1.AckEventsRequest:
+		raw, err := goDurations(raw, "redeliverDelay", "redeliver_delay")
+		if err != nil {
+			return err
+		}
+		return m.pb.UnmarshalOptions.Unmarshal(raw, v)
 	case proto.Message:
 		return m.pb.UnmarshalOptions.Unmarshal(raw, v)
 	}
 	return m.pb.Unmarshal(raw, v)
+}
+
+// goDurations returns the JSON object raw with the string values of the
+// named fields that are Go durations ("1m", "1m30s", "500ms") rewritten in
+// protojson's form ("60s"), so that a request accepts what the client
+// command and the sidecar's settings accept. Other values, and everything
+// else in the object (duplicate keys included), are left for protojson to
+// judge.
+func goDurations(raw json.RawMessage, names ...string) (json.RawMessage, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return raw, nil // not an object: protojson says so
+	}
+	var out bytes.Buffer
+	out.WriteByte('{')
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, fmt.Errorf("unexpected %v, want an object key", tok)
+		}
+		var val json.RawMessage
+		if err := d.Decode(&val); err != nil {
+			return nil, err
+		}
+		var str string
+		if slices.Contains(names, key) && json.Unmarshal(val, &str) == nil {
+			if dur, err := time.ParseDuration(str); err == nil {
+				if b, err := protojson.Marshal(durationpb.New(dur)); err == nil {
+					val = b
+				}
+			}
+		}
+		if out.Len() > 1 {
+			out.WriteByte(',')
+		}
+		k, err := json.Marshal(key)
+		if err != nil {
+			return nil, err
+		}
+		out.Write(k)
+		out.WriteByte(':')
+		out.Write(val)
+	}
+	out.WriteByte('}')
+	return out.Bytes(), nil
 }
 
 // unmarshalSendEvent unmarshals a JSON object into req, taking the raw text of

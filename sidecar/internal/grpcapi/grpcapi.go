@@ -158,6 +158,19 @@ func (s *Service) streamEnded() {
 	}
 }
 
+// Response header metadata of StreamEvents, sent when the stream is
+// attached to its subscription and before any event. Over REST they are HTTP
+// headers of the same names.
+const (
+	// HeaderSubscriptionCreated is "true" when the stream created its
+	// subscription (a name seen for the first time, perhaps mistyped), and
+	// "false" when the subscription existed.
+	HeaderSubscriptionCreated = "chronoshub-subscription-created"
+	// HeaderReplayEvents, with a created subscription, is how many stored
+	// events it will deliver from its start position.
+	HeaderReplayEvents = "chronoshub-replay-events"
+)
+
 // StreamEvents implements sidecarv1.EventServiceServer.
 func (s *Service) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) error {
 	s.streamStarted()
@@ -169,10 +182,17 @@ func (s *Service) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.S
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	defer context.AfterFunc(s.streamsCtx, cancel)()
-	// Send the headers now, so that a client (and the REST gateway) knows
-	// the stream is open before the first event arrives.
-	if err := stream.SendHeader(metadata.MD{}); err != nil {
-		return err
+	// Send the headers once the stream is attached, before any event, so
+	// that a client (and the REST gateway, which then answers 200) knows the
+	// stream is open, and a refused stream ends with its status alone.
+	sr.Attached = func(a eventlog.Attachment) {
+		md := metadata.Pairs(HeaderSubscriptionCreated, strconv.FormatBool(a.Created))
+		if a.Created {
+			md.Set(HeaderReplayEvents, strconv.FormatUint(a.Pending, 10))
+		}
+		if err := stream.SendHeader(md); err != nil {
+			cancel() // the client is gone; Stream returns
+		}
 	}
 	send := func(e eventlog.Event) error {
 		return stream.Send(&sidecarv1.StreamEventsResponse{Event: toEvent(e)})

@@ -3,6 +3,7 @@ package grpcapi_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"strconv"
@@ -46,13 +47,26 @@ type env struct {
 
 func newEnv(t *testing.T, token string) *env {
 	t.Helper()
+	return newEnvWith(t, envOptions{token: token})
+}
+
+// envOptions are the optional settings of newEnvWith.
+type envOptions struct {
+	token      string              // bearer token the server requires; "" for none
+	logger     *slog.Logger        // the event log's and the service's; nil discards
+	serverOpts []grpc.ServerOption // more options of the gRPC server
+}
+
+func newEnvWith(t *testing.T, o envOptions) *env {
+	t.Helper()
+	token := o.token
 	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(emb.Close)
 	ctx := context.Background()
-	log, err := eventlog.Open(ctx, emb.Conn(), eventlog.Options{AckWait: time.Minute})
+	log, err := eventlog.Open(ctx, emb.Conn(), eventlog.Options{AckWait: time.Minute, Logger: o.logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,9 +94,9 @@ func newEnv(t *testing.T, token string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := grpcapi.New(log, out, check, grpcapi.Options{})
+	svc := grpcapi.New(log, out, check, grpcapi.Options{Logger: o.logger})
 
-	var opts []grpc.ServerOption
+	opts := o.serverOpts
 	if token != "" {
 		unary, stream := grpcapi.BearerAuth(func() string { return token })
 		opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))

@@ -386,6 +386,9 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		u, st := grpcapi.BearerAuth(cfg.APIToken.Reveal)
 		unary, stream = append(unary, u), append(stream, st)
 	}
+	// Keepalive: idle streams survive clients that ping (see
+	// grpcapi.DefaultKeepalive, docs/api.md).
+	opts := append(grpcapi.DefaultKeepalive().ServerOptions(), s.tracer.GRPCServerOptions()...)
 	s.grpcSrv = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -394,7 +397,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		// server sends (events up to the webhook's body limit, pages of
 		// dead letters) is not capped: grpc-go's default.
 		grpc.MaxRecvMsgSize(max(4<<20, int(cfg.MaxPayloadBytes)+messageOverhead)),
-	}, s.tracer.GRPCServerOptions()...)...)
+	}, opts...)...)
 	sidecarv1.RegisterEventServiceServer(s.grpcSrv, s.svc)
 	s.health = health.NewServer()
 	s.setHealth(grpc_health_v1.HealthCheckResponse_NOT_SERVING)

@@ -290,9 +290,11 @@ type StreamEventsRequest struct {
 	// stands for exactly one dot-separated segment and a final ">" for one or
 	// more trailing segments ("manuscript.*" matches "manuscript.submitted";
 	// "manuscript.>" also matches "manuscript.status.updated"). Empty means
-	// every type. The filters belong to the subscription: a stream that asks for
-	// different filters replaces them when no other stream is open on the
-	// subscription, and is refused with FAILED_PRECONDITION otherwise.
+	// every type. The filters belong to the subscription and are set when the
+	// stream creates it. On an existing subscription, the same filters or none
+	// attach to it; wider ones (matching every type it receives, and more)
+	// widen it; any others are refused with FAILED_PRECONDITION. Only
+	// UpdateSubscription narrows them.
 	EventTypes []string `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
 	// Where a new subscription starts. Ignored if the subscription exists.
 	StartPosition StartPosition `protobuf:"varint,3,opt,name=start_position,json=startPosition,proto3,enum=chronoshub.sidecar.v1.StartPosition" json:"start_position,omitempty"`
@@ -374,7 +376,11 @@ func (x *StreamEventsRequest) GetMaxInFlight() uint32 {
 // StreamEventsResponse carries one event.
 type StreamEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The event. Settle it with AckEvents on the same subscription.
+	// The event. Settle it with AckEvents on the same subscription. Always set
+	// over gRPC. Over REST, each line of the stream (application/x-ndjson) is
+	// {"result":StreamEventsResponse} or, last, {"error":Status}; a line
+	// {"result":{}}, without an event, is a heartbeat sent every 15 s while
+	// the stream is idle, to skip.
 	Event         *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -427,8 +433,9 @@ type AckEventsRequest struct {
 	// False acknowledges the events: they are done. True rejects them: they are
 	// offered again, counting an attempt, after redeliver_delay.
 	Reject bool `protobuf:"varint,3,opt,name=reject,proto3" json:"reject,omitempty"`
-	// With reject, how long to wait before offering the events again. Unset
-	// means at once.
+	// With reject, how long to wait before offering the events again, up to
+	// 24h. Unset means at once. Over REST a string: "90s", "1.5s", or with
+	// units h, m, s, ms such as "1m30s".
 	RedeliverDelay *durationpb.Duration `protobuf:"bytes,4,opt,name=redeliver_delay,json=redeliverDelay,proto3" json:"redeliver_delay,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -1021,7 +1028,8 @@ func (x *ListDeadLettersResponse) GetNextPageToken() string {
 // subscription.
 type DeadLetter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The event, with attempt set to the number of attempts made.
+	// The event, with attempt set to the number of times it was offered: 0
+	// for an event that left before it was ever offered (filter_narrowed).
 	Event *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	// When the event was moved to the dead-letter set.
 	DeadAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=dead_at,json=deadAt,proto3" json:"dead_at,omitempty"`

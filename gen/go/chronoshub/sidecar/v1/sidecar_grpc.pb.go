@@ -47,7 +47,8 @@ const (
 //
 // Events from ChronosHub are read with StreamEvents and settled with
 // AckEvents (at-least-once delivery). Events to ChronosHub are sent with
-// SendEvent.
+// SendEvent. Every RPC but StreamEvents that names a subscription answers
+// NOT_FOUND when it does not exist.
 type EventServiceClient interface {
 	// StreamEvents streams events received from ChronosHub to the app.
 	//
@@ -66,13 +67,20 @@ type EventServiceClient interface {
 	// filter (every type the subscription receives, and more) widens it; any
 	// other filter is refused with FAILED_PRECONDITION, since it would skip
 	// events. Narrow a filter with UpdateSubscription.
+	//
+	// Once the stream is attached, before any event, the response header
+	// metadata (over REST, HTTP headers) say whether it created the
+	// subscription: chronoshub-subscription-created is "true" or "false", and
+	// for a created one chronoshub-replay-events is how many stored events it
+	// will deliver. A refused stream ends with its status and no headers.
 	StreamEvents(ctx context.Context, in *StreamEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamEventsResponse], error)
 	// AckEvents acknowledges or rejects events delivered on a subscription.
 	//
 	// An acknowledged event is never offered to that subscription again. A
 	// rejected event is offered again after the optional delay. Ids that are not
 	// currently delivered and unsettled on the subscription are reported in the
-	// response rather than failing the call.
+	// response rather than failing the call; a subscription that does not exist
+	// is NOT_FOUND.
 	AckEvents(ctx context.Context, in *AckEventsRequest, opts ...grpc.CallOption) (*AckEventsResponse, error)
 	// SendEvent sends an event to ChronosHub's inbound API.
 	//
@@ -230,7 +238,8 @@ func (c *eventServiceClient) DeleteSubscription(ctx context.Context, in *DeleteS
 //
 // Events from ChronosHub are read with StreamEvents and settled with
 // AckEvents (at-least-once delivery). Events to ChronosHub are sent with
-// SendEvent.
+// SendEvent. Every RPC but StreamEvents that names a subscription answers
+// NOT_FOUND when it does not exist.
 type EventServiceServer interface {
 	// StreamEvents streams events received from ChronosHub to the app.
 	//
@@ -249,13 +258,20 @@ type EventServiceServer interface {
 	// filter (every type the subscription receives, and more) widens it; any
 	// other filter is refused with FAILED_PRECONDITION, since it would skip
 	// events. Narrow a filter with UpdateSubscription.
+	//
+	// Once the stream is attached, before any event, the response header
+	// metadata (over REST, HTTP headers) say whether it created the
+	// subscription: chronoshub-subscription-created is "true" or "false", and
+	// for a created one chronoshub-replay-events is how many stored events it
+	// will deliver. A refused stream ends with its status and no headers.
 	StreamEvents(*StreamEventsRequest, grpc.ServerStreamingServer[StreamEventsResponse]) error
 	// AckEvents acknowledges or rejects events delivered on a subscription.
 	//
 	// An acknowledged event is never offered to that subscription again. A
 	// rejected event is offered again after the optional delay. Ids that are not
 	// currently delivered and unsettled on the subscription are reported in the
-	// response rather than failing the call.
+	// response rather than failing the call; a subscription that does not exist
+	// is NOT_FOUND.
 	AckEvents(context.Context, *AckEventsRequest) (*AckEventsResponse, error)
 	// SendEvent sends an event to ChronosHub's inbound API.
 	//

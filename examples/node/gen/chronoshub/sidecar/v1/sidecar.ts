@@ -198,9 +198,11 @@ export interface StreamEventsRequest {
    * stands for exactly one dot-separated segment and a final ">" for one or
    * more trailing segments ("manuscript.*" matches "manuscript.submitted";
    * "manuscript.>" also matches "manuscript.status.updated"). Empty means
-   * every type. The filters belong to the subscription: a stream that asks for
-   * different filters replaces them when no other stream is open on the
-   * subscription, and is refused with FAILED_PRECONDITION otherwise.
+   * every type. The filters belong to the subscription and are set when the
+   * stream creates it. On an existing subscription, the same filters or none
+   * attach to it; wider ones (matching every type it receives, and more)
+   * widen it; any others are refused with FAILED_PRECONDITION. Only
+   * UpdateSubscription narrows them.
    */
   eventTypes: string[];
   /** Where a new subscription starts. Ignored if the subscription exists. */
@@ -219,7 +221,13 @@ export interface StreamEventsRequest {
 
 /** StreamEventsResponse carries one event. */
 export interface StreamEventsResponse {
-  /** The event. Settle it with AckEvents on the same subscription. */
+  /**
+   * The event. Settle it with AckEvents on the same subscription. Always set
+   * over gRPC. Over REST, each line of the stream (application/x-ndjson) is
+   * {"result":StreamEventsResponse} or, last, {"error":Status}; a line
+   * {"result":{}}, without an event, is a heartbeat sent every 15 s while
+   * the stream is idle, to skip.
+   */
   event?: Event | undefined;
 }
 
@@ -235,8 +243,9 @@ export interface AckEventsRequest {
    */
   reject: boolean;
   /**
-   * With reject, how long to wait before offering the events again. Unset
-   * means at once.
+   * With reject, how long to wait before offering the events again, up to
+   * 24h. Unset means at once. Over REST a string: "90s", "1.5s", or with
+   * units h, m, s, ms such as "1m30s".
    */
   redeliverDelay?: Duration | undefined;
 }
@@ -357,7 +366,10 @@ export interface ListDeadLettersResponse {
  * subscription.
  */
 export interface DeadLetter {
-  /** The event, with attempt set to the number of attempts made. */
+  /**
+   * The event, with attempt set to the number of times it was offered: 0
+   * for an event that left before it was ever offered (filter_narrowed).
+   */
   event?:
     | Event
     | undefined;
@@ -3016,7 +3028,8 @@ export const DeleteSubscriptionResponse: MessageFns<DeleteSubscriptionResponse> 
  *
  * Events from ChronosHub are read with StreamEvents and settled with
  * AckEvents (at-least-once delivery). Events to ChronosHub are sent with
- * SendEvent.
+ * SendEvent. Every RPC but StreamEvents that names a subscription answers
+ * NOT_FOUND when it does not exist.
  */
 export type EventServiceService = typeof EventServiceService;
 export const EventServiceService = {
@@ -3038,6 +3051,12 @@ export const EventServiceService = {
    * filter (every type the subscription receives, and more) widens it; any
    * other filter is refused with FAILED_PRECONDITION, since it would skip
    * events. Narrow a filter with UpdateSubscription.
+   *
+   * Once the stream is attached, before any event, the response header
+   * metadata (over REST, HTTP headers) say whether it created the
+   * subscription: chronoshub-subscription-created is "true" or "false", and
+   * for a created one chronoshub-replay-events is how many stored events it
+   * will deliver. A refused stream ends with its status and no headers.
    */
   streamEvents: {
     path: "/chronoshub.sidecar.v1.EventService/StreamEvents" as const,
@@ -3055,7 +3074,8 @@ export const EventServiceService = {
    * An acknowledged event is never offered to that subscription again. A
    * rejected event is offered again after the optional delay. Ids that are not
    * currently delivered and unsettled on the subscription are reported in the
-   * response rather than failing the call.
+   * response rather than failing the call; a subscription that does not exist
+   * is NOT_FOUND.
    */
   ackEvents: {
     path: "/chronoshub.sidecar.v1.EventService/AckEvents" as const,
@@ -3207,6 +3227,12 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    * filter (every type the subscription receives, and more) widens it; any
    * other filter is refused with FAILED_PRECONDITION, since it would skip
    * events. Narrow a filter with UpdateSubscription.
+   *
+   * Once the stream is attached, before any event, the response header
+   * metadata (over REST, HTTP headers) say whether it created the
+   * subscription: chronoshub-subscription-created is "true" or "false", and
+   * for a created one chronoshub-replay-events is how many stored events it
+   * will deliver. A refused stream ends with its status and no headers.
    */
   streamEvents: handleServerStreamingCall<StreamEventsRequest, StreamEventsResponse>;
   /**
@@ -3215,7 +3241,8 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    * An acknowledged event is never offered to that subscription again. A
    * rejected event is offered again after the optional delay. Ids that are not
    * currently delivered and unsettled on the subscription are reported in the
-   * response rather than failing the call.
+   * response rather than failing the call; a subscription that does not exist
+   * is NOT_FOUND.
    */
   ackEvents: handleUnaryCall<AckEventsRequest, AckEventsResponse>;
   /**
@@ -3282,6 +3309,12 @@ export interface EventServiceClient extends Client {
    * filter (every type the subscription receives, and more) widens it; any
    * other filter is refused with FAILED_PRECONDITION, since it would skip
    * events. Narrow a filter with UpdateSubscription.
+   *
+   * Once the stream is attached, before any event, the response header
+   * metadata (over REST, HTTP headers) say whether it created the
+   * subscription: chronoshub-subscription-created is "true" or "false", and
+   * for a created one chronoshub-replay-events is how many stored events it
+   * will deliver. A refused stream ends with its status and no headers.
    */
   streamEvents(
     request: StreamEventsRequest,
@@ -3298,7 +3331,8 @@ export interface EventServiceClient extends Client {
    * An acknowledged event is never offered to that subscription again. A
    * rejected event is offered again after the optional delay. Ids that are not
    * currently delivered and unsettled on the subscription are reported in the
-   * response rather than failing the call.
+   * response rather than failing the call; a subscription that does not exist
+   * is NOT_FOUND.
    */
   ackEvents(
     request: AckEventsRequest,

@@ -10,7 +10,8 @@ class EventServiceStub(object):
 
     Events from ChronosHub are read with StreamEvents and settled with
     AckEvents (at-least-once delivery). Events to ChronosHub are sent with
-    SendEvent.
+    SendEvent. Every RPC but StreamEvents that names a subscription answers
+    NOT_FOUND when it does not exist.
     """
 
     def __init__(self, channel):
@@ -76,7 +77,8 @@ class EventServiceServicer(object):
 
     Events from ChronosHub are read with StreamEvents and settled with
     AckEvents (at-least-once delivery). Events to ChronosHub are sent with
-    SendEvent.
+    SendEvent. Every RPC but StreamEvents that names a subscription answers
+    NOT_FOUND when it does not exist.
     """
 
     def StreamEvents(self, request, context):
@@ -97,6 +99,12 @@ class EventServiceServicer(object):
         filter (every type the subscription receives, and more) widens it; any
         other filter is refused with FAILED_PRECONDITION, since it would skip
         events. Narrow a filter with UpdateSubscription.
+
+        Once the stream is attached, before any event, the response header
+        metadata (over REST, HTTP headers) say whether it created the
+        subscription: chronoshub-subscription-created is "true" or "false", and
+        for a created one chronoshub-replay-events is how many stored events it
+        will deliver. A refused stream ends with its status and no headers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,7 +116,8 @@ class EventServiceServicer(object):
         An acknowledged event is never offered to that subscription again. A
         rejected event is offered again after the optional delay. Ids that are not
         currently delivered and unsettled on the subscription are reported in the
-        response rather than failing the call.
+        response rather than failing the call; a subscription that does not exist
+        is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -248,7 +257,8 @@ class EventService(object):
 
     Events from ChronosHub are read with StreamEvents and settled with
     AckEvents (at-least-once delivery). Events to ChronosHub are sent with
-    SendEvent.
+    SendEvent. Every RPC but StreamEvents that names a subscription answers
+    NOT_FOUND when it does not exist.
     """
 
     @staticmethod
