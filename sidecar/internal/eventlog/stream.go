@@ -30,6 +30,8 @@ type StreamRequest struct {
 	// MaxInFlight bounds the stream's unsettled events; 0 means the log's
 	// default, and it is capped at the log's MaxInFlight.
 	MaxInFlight int
+	// push is set by PushStream.
+	push bool
 }
 
 // streamHandle is one open stream's share of a subscription.
@@ -130,6 +132,11 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 	name, err := NormalizeSubscription(req.Subscription)
 	if err != nil {
 		return err
+	}
+	if !req.push {
+		if err := l.checkStreamable(name); err != nil {
+			return err
+		}
 	}
 	types, err := l.checkTypes(req.Types)
 	if err != nil {
