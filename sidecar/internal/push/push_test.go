@@ -288,16 +288,16 @@ func TestOutcomes(t *testing.T) {
 		t.Errorf("body = %q, want %q", r.body, wantBody)
 	}
 	for h, v := range map[string]string{
-		"Content-Type":             "application/json",
-		push.HeaderEventType:       "manuscript.submitted",
-		push.HeaderSignedAt:        "2025-02-19T21:20:00Z",
-		push.HeaderSubscription:    "app",
-		"Ce-Specversion":           "1.0",
-		"Ce-Id":                    "ok",
-		"Ce-Type":                  "manuscript.submitted",
-		"Ce-Source":                "chronoshub-sidecar/app",
-		"Ce-Time":                  "2025-02-19T21:20:00Z",
-		"Webhook-Id":               "ok",
+		"Content-Type":          "application/json",
+		push.HeaderEventType:    "manuscript.submitted",
+		push.HeaderSignedAt:     "2025-02-19T21:20:00Z",
+		push.HeaderSubscription: "app",
+		"Ce-Specversion":        "1.0",
+		"Ce-Id":                 "ok",
+		"Ce-Type":               "manuscript.submitted",
+		"Ce-Source":             "chronoshub-sidecar/app",
+		"Ce-Time":               "2025-02-19T21:20:00Z",
+		"Webhook-Id":            "ok",
 		http.CanonicalHeaderKey(push.HeaderReceivedAt): "",
 	} {
 		if got := r.header.Get(h); v != "" && got != v {
