@@ -566,6 +566,7 @@ var contract = []string{
 	"CHRONOSHUB_SUBSCRIPTION_IDLE_EXPIRY",
 	"CHRONOSHUB_WEBHOOK_MAX_BODY_MEMORY", "CHRONOSHUB_WEBHOOK_STORE_TIMEOUT",
 	"CHRONOSHUB_PPROF", // opt-in profiler on the admin listener (make bench profiles the binary)
+	"CHRONOSHUB_SUBSCRIPTIONS_FILE", "CHRONOSHUB_STRICT_SUBSCRIPTIONS", // declared subscriptions (issues 20, 21)
 }
 
 // TestSettingsCoverConfig keeps the settings table, the Config struct and
@@ -585,7 +586,10 @@ func TestSettingsCoverConfig(t *testing.T) {
 	if diff := cmp.Diff(slices.Sorted(slices.Values(contract)), slices.Sorted(slices.Values(envs))); diff != "" {
 		t.Errorf("settings differ from the contract (-contract +settings):\n%s", diff)
 	}
-	derived := map[string]bool{"TLSCertificate": true} // loaded from TLSCertFile and TLSKeyFile
+	derived := map[string]bool{
+		"TLSCertificate": true, // loaded from TLSCertFile and TLSKeyFile
+		"Subscriptions":  true, // read from SubscriptionsFile
+	}
 	v := reflect.ValueOf(&c).Elem()
 	for i := range v.NumField() {
 		name := v.Type().Field(i).Name
