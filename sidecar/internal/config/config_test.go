@@ -565,7 +565,7 @@ var contract = []string{
 	"CHRONOSHUB_LOG_MAX_BYTES", "CHRONOSHUB_MAX_SUBSCRIPTIONS", "CHRONOSHUB_MAX_FILTERS",
 	"CHRONOSHUB_SUBSCRIPTION_IDLE_EXPIRY",
 	"CHRONOSHUB_WEBHOOK_MAX_BODY_MEMORY", "CHRONOSHUB_WEBHOOK_STORE_TIMEOUT",
-	"CHRONOSHUB_PPROF", // opt-in profiler on the admin listener (make bench profiles the binary)
+	"CHRONOSHUB_PPROF",                                                 // opt-in profiler on the admin listener (make bench profiles the binary)
 	"CHRONOSHUB_SUBSCRIPTIONS_FILE", "CHRONOSHUB_STRICT_SUBSCRIPTIONS", // declared subscriptions (issues 20, 21)
 }
 
