@@ -185,7 +185,6 @@ type Pusher struct {
 
 	paused   atomic.Bool
 	inFlight atomic.Int64
-	drained  chan struct{}
 
 	mu         sync.Mutex
 	lastStatus int
@@ -236,7 +235,7 @@ func New(log Log, t Target, opts Options) (*Pusher, error) {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	p := &Pusher{log: log, t: t, opts: opts, drained: make(chan struct{})}
+	p := &Pusher{log: log, t: t, opts: opts}
 	u, _ := url.Parse(t.URL)
 	addr := u.Host
 	if u.Port() == "" {
@@ -278,17 +277,13 @@ func (p *Pusher) State() State {
 	return State{URL: p.t.URL, Paused: p.paused.Load(), InFlight: int(p.inFlight.Load()), LastStatus: p.lastStatus, LastError: p.lastError}
 }
 
-// Drained is closed when Run stopped taking events after the log quiesced
-// and every event it held is settled.
-func (p *Pusher) Drained() <-chan struct{} { return p.drained }
-
 // errPaused ends a stream when the app became unreachable.
 var errPaused = errors.New("app unreachable")
 
 // Run pushes events until ctx ends. It waits for the app to accept
 // connections first, and again whenever it stops accepting them. After the
-// log quiesces it lets the POSTs in flight finish, closes Drained and waits
-// for ctx. It returns nil when ctx ends, or the log's error.
+// log quiesces it lets the POSTs in flight finish and settles their events
+// (Log.Holding shows when), then waits for ctx. It returns nil when ctx ends, or the log's error.
 func (p *Pusher) Run(ctx context.Context) error {
 	for {
 		if err := p.waitReachable(ctx); err != nil {
@@ -303,11 +298,6 @@ func (p *Pusher) Run(ctx context.Context) error {
 		case err == nil || errors.Is(err, eventlog.ErrClosed):
 			// The log quiesced (a graceful shutdown) and every event
 			// this stream held is settled.
-			select {
-			case <-p.drained:
-			default:
-				close(p.drained)
-			}
 			<-ctx.Done()
 			return nil
 		default:

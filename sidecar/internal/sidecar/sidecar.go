@@ -50,6 +50,7 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/metrics"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/push"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
@@ -109,7 +110,8 @@ type Sidecar struct {
 	watcher     *credentials.Watcher
 	cert        *credentials.Certificate
 	sup         *supervisor
-	tracer      *tracing.Tracer // nil when tracing is off
+	pushers     map[string]*push.Pusher // by subscription
+	tracer      *tracing.Tracer         // nil when tracing is off
 	stopTracing func(context.Context) error
 	draining    atomic.Bool
 	up          atomic.Bool
@@ -151,6 +153,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Sidecar, e
 		return nil, err
 	}
 	if err := s.verifyMark(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.declare(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.buildServices(ctx); err != nil {
@@ -578,6 +583,10 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		s.sup.Go(bgCtx, "mark writer", s.writeMarks)
 	}
 
+	pushCtx, stopPush := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPush()
+	s.runPushers(pushCtx)
+
 	s.up.Store(true)
 	s.sup.Go(bgCtx, "health", s.followHealth)
 	a := s.Addrs()
@@ -603,8 +612,13 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		s.logger.Warn("grace period over; ending open streams, their unsettled events are offered again",
 			"streams", s.svc.OpenStreams(), "unsettled_by_subscription", s.log.Holding())
 	}
+	if err := s.waitPushers(graceCtx); err != nil {
+		s.logger.Warn("grace period over; stopping push delivery, its unsettled events are offered again",
+			"unsettled_by_subscription", s.log.Holding())
+	}
 	cancel()
 	s.svc.CancelStreams()
+	stopPush()
 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownTimeout)
 	defer cancel()

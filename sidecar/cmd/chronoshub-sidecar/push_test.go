@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+)
+
+// pushed is one POST the app received.
+type pushed struct {
+	header http.Header
+	body   []byte
+}
+
+// TestDevForwardTo runs "dev --forward-to": an event ChronosHub delivers
+// reaches the app's endpoint as a signed POST of its payload, is
+// acknowledged by the 2xx, and the push subscription refuses streams.
+func TestDevForwardTo(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan pushed, 10)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- pushed{r.Header.Clone(), body}
+	})}
+	go srv.Serve(lis)
+	t.Cleanup(func() { srv.Close() })
+
+	url := "http://" + lis.Addr().String() + "/chronoshub"
+	r := start(t, append(devArgs(t), "--forward-to", url, "--emulator-retry-base", "10ms"), nil)
+	a := r.ready(t)
+	out := r.stdout.waitText(t, "its push state")
+	m := regexp.MustCompile(`POSTed to (\S+) .*\n\s+signed in the Standard Webhooks format with (whsec_\S+)`).FindStringSubmatch(out)
+	if m == nil || m[1] != url {
+		t.Fatalf("dev banner lacks the push delivery to %s:\n%s", url, out)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(m[2], "whsec_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	emulatorURL := "http://" + r.stderr.waitLine(t, "emulator listening")["emulator_addr"].(string)
+
+	id := uuid.NewString()
+	body, _ := json.Marshal(map[string]string{"url": "https://" + a.Webhook + "/webhook", "event_type": "manuscript.submitted", "event_id": id})
+	if st, resp := httpPost(t, emulatorURL+"/_emulator/deliveries", string(body)); st != http.StatusAccepted {
+		t.Fatalf("start delivery = %d %s", st, resp)
+	}
+	var p pushed
+	select {
+	case p = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no POST within 30s")
+	}
+	if string(p.body) != string(emulator.DefaultPayload("manuscript.submitted")) {
+		t.Errorf("pushed body = %s, want the sample payload byte for byte", p.body)
+	}
+	if p.header.Get("Chronoshub-Event-Id") != id || p.header.Get("Chronoshub-Event-Type") != "manuscript.submitted" || p.header.Get("Chronoshub-Attempt") != "1" {
+		t.Errorf("pushed headers = %v", p.header)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(p.header.Get("Webhook-Id") + "." + p.header.Get("Webhook-Timestamp") + "."))
+	mac.Write(p.body)
+	if want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)); p.header.Get("Webhook-Signature") != want {
+		t.Errorf("webhook-signature = %q, want %q", p.header.Get("Webhook-Signature"), want)
+	}
+
+	grpcc, _ := grpcClient(t, a.GRPC)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		resp, err := grpcc.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: "forward"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := resp.GetSubscription(); s.GetUnackedCount() == 0 && s.GetPendingCount() == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("forward subscription still holds events: %v", resp)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stream, err := grpcc.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "forward"})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "delivered by push") {
+		t.Errorf("StreamEvents(forward) = %v, want NotFound: delivered by push", err)
+	}
+}
