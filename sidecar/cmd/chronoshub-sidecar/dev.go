@@ -292,7 +292,7 @@ Ctrl-C stops everything.
 		fmt.Fprintf(w, `
 Push delivery: every event is POSTed to %[1]s (subscription "forward"; waits while nothing listens there),
   signed in the Standard Webhooks format with %[2]s (the app gets it as CHRONOSHUB_PUSH_SECRET).
-  %[3]s client subscriptions get --addr %[4]s forward     (its push state)
+  %[3]s client subscriptions get --addr %[4]s --subscription forward     (its push state)
 `, d.forwardTo, d.pushSecret, d.self, d.addrs.GRPC)
 	}
 }

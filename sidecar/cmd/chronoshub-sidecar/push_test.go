@@ -100,6 +100,22 @@ func TestDevForwardTo(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	// The banner's command shows the push state.
+	cmd := regexp.MustCompile(`client subscriptions get --addr (\S+) --subscription forward`).FindStringSubmatch(out)
+	if cmd == nil {
+		t.Fatalf("dev banner lacks the subscriptions get command:\n%s", out)
+	}
+	state := mustCLI(t, nil, "subscriptions", "get", "--addr", cmd[1], "--subscription", "forward")
+	var sub struct {
+		Push struct {
+			URL        string `json:"url"`
+			Paused     bool   `json:"paused"`
+			LastStatus int    `json:"lastStatus"`
+		} `json:"push"`
+	}
+	if err := json.Unmarshal([]byte(state), &sub); err != nil || sub.Push.URL != url || sub.Push.Paused || sub.Push.LastStatus != 200 {
+		t.Errorf("client subscriptions get = %s (%v), want push state with url %s, last status 200", state, err, url)
+	}
 	stream, err := grpcc.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "forward"})
 	if err == nil {
 		_, err = stream.Recv()

@@ -427,8 +427,14 @@ func (p *Pusher) deliver(ctx context.Context, e eventlog.Event) (unreachable boo
 	p.opts.Observer.Pushed(p.t.Subscription, outcome, time.Since(start))
 	detail := ""
 	switch {
+	case outcome == OutcomeTimeout:
+		detail = "timeout after " + p.t.Timeout.String()
 	case err != nil:
 		detail = err.Error()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			detail = ue.Err.Error() // without the method and URL
+		}
 	case outcome != OutcomeOK:
 		detail = "HTTP " + strconv.Itoa(status)
 	}

@@ -210,6 +210,8 @@ func TestOutcomes(t *testing.T) {
 				case <-time.After(10 * time.Second):
 				}
 			}
+		case "always-slow":
+			<-r.Context().Done()
 		case "reset-then-ok":
 			if attempt == 1 {
 				conn, _, _ := w.(http.Hijacker).Hijack()
@@ -233,7 +235,7 @@ func TestOutcomes(t *testing.T) {
 	}
 	lis := listen(t)
 	a.serve(t, lis)
-	ids := []string{"ok", "always-500", "503-then-ok", "429-then-ok", "slow-then-ok", "reset-then-ok", "400", "redirect", "huge-500"}
+	ids := []string{"ok", "always-500", "503-then-ok", "429-then-ok", "slow-then-ok", "reset-then-ok", "400", "redirect", "huge-500", "always-slow"}
 	appendEvents(t, l, ids...)
 	run(t, l, push.Target{
 		Subscription: "app", URL: "http://" + lis.Addr().String() + "/hook", Concurrency: 4,
@@ -255,6 +257,7 @@ func TestOutcomes(t *testing.T) {
 		"400":           {1, eventlog.ReasonRefused, "HTTP 400"},
 		"redirect":      {maxAttempts, eventlog.ReasonMaxAttempts, "HTTP 302"},
 		"huge-500":      {maxAttempts, eventlog.ReasonMaxAttempts, "HTTP 500"},
+		"always-slow":   {maxAttempts, eventlog.ReasonMaxAttempts, "timeout after 300ms"},
 	}
 	got := a.byID()
 	for id, w := range want {
@@ -277,8 +280,8 @@ func TestOutcomes(t *testing.T) {
 			t.Errorf("dead letter %s = reason %s, detail %q, attempts %d; want %s, %q, %d", id, d.Reason, d.Detail, d.Event.Attempt, w.dead, w.detail, w.attempts)
 		}
 	}
-	if len(dead) != 4 {
-		t.Errorf("%d dead letters, want 4", len(dead))
+	if len(dead) != 5 {
+		t.Errorf("%d dead letters, want 5", len(dead))
 	}
 
 	// The request itself: body byte for byte, headers, signature.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/metrics"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/push"
@@ -56,6 +57,18 @@ func (s *Sidecar) PushState(name string) (push.State, bool) {
 		return push.State{}, false
 	}
 	return p.State(), true
+}
+
+// pushStateProto is PushState for the API.
+func (s *Sidecar) pushStateProto(name string) *sidecarv1.PushState {
+	st, ok := s.PushState(name)
+	if !ok {
+		return nil
+	}
+	return &sidecarv1.PushState{
+		Url: st.URL, Paused: st.Paused, InFlight: uint32(max(st.InFlight, 0)),
+		LastStatus: int32(st.LastStatus), LastError: st.LastError,
+	}
 }
 
 // runPushers starts every pusher under the supervisor.

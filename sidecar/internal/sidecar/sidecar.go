@@ -344,6 +344,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		SendTimeout: cfg.SendTimeout,
 		Logger:      s.logger.With("component", "grpcapi"),
 		Tracer:      s.tracer,
+		PushState:   s.pushStateProto,
 	})
 	unary := []grpc.UnaryServerInterceptor{s.met.UnaryInterceptor()}
 	stream := []grpc.StreamServerInterceptor{s.met.StreamInterceptor()}
