@@ -46,12 +46,17 @@ func TestDevForwardTo(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	url := "http://" + lis.Addr().String() + "/chronoshub"
-	r := start(t, append(devArgs(t), "--forward-to", url, "--emulator-retry-base", "10ms"), nil)
+	// The app started by dev gets the push signing secret.
+	r := start(t, append(devArgs(t), "--forward-to", url, "--emulator-retry-base", "10ms",
+		"--", "bash", "-c", `echo "push-secret=$CHRONOSHUB_PUSH_SECRET"; exec sleep 120`), nil)
 	a := r.ready(t)
 	out := r.stdout.waitText(t, "its push state")
 	m := regexp.MustCompile(`POSTed to (\S+) .*\n\s+signed in the Standard Webhooks format with (whsec_\S+)`).FindStringSubmatch(out)
 	if m == nil || m[1] != url {
 		t.Fatalf("dev banner lacks the push delivery to %s:\n%s", url, out)
+	}
+	if app := r.stdout.waitText(t, "push-secret="); !strings.Contains(app, "push-secret="+m[2]+"\n") {
+		t.Errorf("the app got another CHRONOSHUB_PUSH_SECRET than the banner's %s:\n%s", m[2], app)
 	}
 	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(m[2], "whsec_"))
 	if err != nil {
