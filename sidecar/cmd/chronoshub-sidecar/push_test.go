@@ -9,8 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,5 +131,54 @@ func TestDevForwardTo(t *testing.T) {
 	}
 	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "delivered by push") {
 		t.Errorf("StreamEvents(forward) = %v, want NotFound: delivered by push", err)
+	}
+}
+
+// pushReceiver is an app that receives a push subscription, "push", on
+// loopback and answers 200 to each POST whose body is payload(id). It
+// returns the subscriptions file that declares it (with timeout, which must
+// be shorter than the sidecar's ack wait) and a function that returns the
+// ids accepted not yet received, "push:"-prefixed, and the corrupted ones.
+func pushReceiver(t *testing.T, timeout string, payload func(id string) string) (file string, outstanding func(accepted map[string]bool) (missing, corrupted []string)) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[string]int{}
+	var bad []string
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		id := r.Header.Get("Chronoshub-Event-Id")
+		mu.Lock()
+		defer mu.Unlock()
+		got[id]++
+		if string(body) != payload(id) {
+			bad = append(bad, id)
+		}
+	})}
+	go srv.Serve(lis)
+	t.Cleanup(func() { srv.Close() })
+	decl, _ := json.Marshal(map[string]any{"subscriptions": []any{map[string]any{
+		"name": "push", "push": map[string]any{"url": "http://" + lis.Addr().String() + "/events", "concurrency": 8, "timeout": timeout},
+	}}})
+	file = filepath.Join(t.TempDir(), "subscriptions.json")
+	if err := os.WriteFile(file, decl, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file, func(accepted map[string]bool) (missing, corrupted []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range accepted {
+			if got[id] == 0 {
+				missing = append(missing, "push:"+id)
+			}
+		}
+		return missing, slices.Clone(bad)
 	}
 }
