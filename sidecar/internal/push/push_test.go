@@ -457,3 +457,35 @@ func TestParseSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestQuiesceLetsPOSTsFinish: when the log quiesces (a graceful shutdown),
+// the POST in flight finishes and its event is acknowledged, and no other
+// event is taken.
+func TestQuiesceLetsPOSTsFinish(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, eventlog.Options{})
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	a := &app{answer: func(http.ResponseWriter, *http.Request, int) {
+		close(inside)
+		<-release
+	}}
+	lis := listen(t)
+	a.serve(t, lis)
+	appendEvents(t, l, "e1", "e2")
+	run(t, l, push.Target{Subscription: "app", URL: "http://" + lis.Addr().String(), Concurrency: 1}, push.Options{})
+	<-inside
+	l.Quiesce()
+	close(release)
+	waitFor(t, "the stream ended", func() bool {
+		s, err := l.GetSubscription(context.Background(), "app")
+		return err == nil && s.OpenStreams == 0
+	})
+	s, err := l.GetSubscription(context.Background(), "app")
+	if err != nil || s.Unacked != 0 || s.Pending != 1 || l.Holding()["app"] != 0 {
+		t.Errorf("after quiescing: %+v, %v, holding %v; want e1 acknowledged, e2 pending", s, err, l.Holding())
+	}
+	if got := a.byID(); len(got) != 1 || len(got["e1"]) != 1 {
+		t.Errorf("app got %v, want e1 once", got)
+	}
+}
