@@ -27,7 +27,7 @@ import (
 // goroutine outlives them.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func openLog(t *testing.T, opts eventlog.Options) *eventlog.Log {
+func openLog(t testing.TB, opts eventlog.Options) *eventlog.Log {
 	t.Helper()
 	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: t.TempDir()})
 	if err != nil {
