@@ -125,6 +125,7 @@ func TestDevForwardTo(t *testing.T) {
 	if err := json.Unmarshal([]byte(state), &sub); err != nil || sub.Push.URL != url || sub.Push.Paused || sub.Push.LastStatus != 200 {
 		t.Errorf("client subscriptions get = %s (%v), want push state with url %s, last status 200", state, err, url)
 	}
+	waitMetric(t, "http://"+a.Admin+"/metrics", regexp.MustCompile(`chronoshub_sidecar_push_requests_total\{outcome="2xx",subscription="forward"\} 1\n`))
 	stream, err := grpcc.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "forward"})
 	if err == nil {
 		_, err = stream.Recv()
@@ -180,5 +181,50 @@ func pushReceiver(t *testing.T, timeout string, payload func(id string) string) 
 			}
 		}
 		return missing, slices.Clone(bad)
+	}
+}
+
+// TestServeStrictSubscriptions runs serve with declared subscriptions in
+// strict mode: a declared one streams (it existed before the first stream,
+// from the oldest event), an undeclared name is refused with NOT_FOUND over
+// gRPC and 404 over REST, and creates nothing.
+func TestServeStrictSubscriptions(t *testing.T) {
+	t.Parallel()
+	_, baseURL := hub(t)
+	env, client := serveEnv(t, baseURL)
+	file := filepath.Join(t.TempDir(), "subscriptions.json")
+	if err := os.WriteFile(file, []byte(`{"subscriptions": [{"name": "journal", "event_types": ["manuscript.*"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env["CHRONOSHUB_SUBSCRIPTIONS_FILE"] = file
+	env["CHRONOSHUB_STRICT_SUBSCRIPTIONS"] = "true"
+	r := start(t, []string{"serve"}, env)
+	a := r.ready(t)
+	id := uuid.NewString()
+	if st := post(t, client, "https://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", `{"manuscriptId":"M-1"}`, id); st != http.StatusOK {
+		t.Fatalf("webhook = %d", st)
+	}
+	grpcc, _ := grpcClient(t, a.GRPC)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := grpcc.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "journal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := recvEvent(t, stream); e.GetId() != id {
+		t.Fatalf("journal stream got %s, want %s", e.GetId(), id)
+	}
+	typo, err := grpcc.StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "jounral"})
+	if err == nil {
+		_, err = typo.Recv()
+	}
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "declared: journal") {
+		t.Errorf("StreamEvents(jounral) = %v, want NotFound naming the declared subscriptions", err)
+	}
+	if st, body := httpGet(t, "http://"+a.HTTP+"/v1/events:stream?subscription=jounral"); st != http.StatusNotFound {
+		t.Errorf("REST stream on jounral = %d %s, want 404", st, body)
+	}
+	if _, err := grpcc.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: "jounral"}); status.Code(err) != codes.NotFound {
+		t.Errorf("GetSubscription(jounral) = %v, want NotFound: nothing was created", err)
 	}
 }
