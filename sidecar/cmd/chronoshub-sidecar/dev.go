@@ -27,6 +27,7 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/datadir"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/push"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
 )
 
@@ -137,6 +138,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	pushSecret := ""
 	if *forwardTo != "" {
+		if err := push.CheckURL(*forwardTo, "", false); err != nil {
+			return fmt.Errorf("dev: --forward-to: %w", err)
+		}
 		var file string
 		if file, pushSecret, err = forwardSubscription(*dir, *forwardTo, *regenerate); err != nil {
 			return fmt.Errorf("dev: %w", err)

@@ -228,3 +228,13 @@ func TestServeStrictSubscriptions(t *testing.T) {
 		t.Errorf("GetSubscription(jounral) = %v, want NotFound: nothing was created", err)
 	}
 }
+
+// TestDevForwardToRemote refuses a --forward-to URL beyond loopback before
+// anything starts.
+func TestDevForwardToRemote(t *testing.T) {
+	t.Parallel()
+	err := run(t.Context(), append(devArgs(t), "--forward-to", "http://app.example/hook"), nil, newCapture(), newCapture())
+	if err == nil || !strings.Contains(err.Error(), "dev: --forward-to: url host app.example is not loopback") {
+		t.Errorf("dev --forward-to http://app.example/hook = %v, want a --forward-to error", err)
+	}
+}
