@@ -446,11 +446,12 @@ func (p *Pusher) deliver(ctx context.Context, e eventlog.Event) (unreachable boo
 	p.mu.Unlock()
 
 	switch {
+	case outcome == OutcomeOK:
+		// Acknowledged even when shutting down: the app has it.
+		p.settle(ctx, e, false, 0)
 	case ctx.Err() != nil:
 		// Shutting down: the stream's end returns the event.
 		return false
-	case outcome == OutcomeOK:
-		p.settle(ctx, e, false, 0)
 	case outcome == OutcomeUnreachable:
 		p.giveBack(e)
 		return true
