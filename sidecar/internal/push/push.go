@@ -283,7 +283,8 @@ var errPaused = errors.New("app unreachable")
 // Run pushes events until ctx ends. It waits for the app to accept
 // connections first, and again whenever it stops accepting them. After the
 // log quiesces it lets the POSTs in flight finish and settles their events
-// (Log.Holding shows when), then waits for ctx. It returns nil when ctx ends, or the log's error.
+// (Log.Holding shows when), then waits for ctx. It returns nil when ctx
+// ends, or the log's error.
 func (p *Pusher) Run(ctx context.Context) error {
 	for {
 		if err := p.waitReachable(ctx); err != nil {
