@@ -59,6 +59,7 @@ FUZZ_TARGETS := \
 	FuzzParseHeader:./sidecar/internal/signature \
 	FuzzEventType:./sidecar/internal/eventtype \
 	FuzzParseListenAddr:./sidecar/internal/config \
+	FuzzParseSubscriptions:./sidecar/internal/config \
 	FuzzSplitValues:./sidecar/internal/credentials
 
 ## fuzz: run every fuzz target for FUZZTIME (10s)

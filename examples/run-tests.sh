@@ -2,7 +2,8 @@
 # examples/run-tests.sh: test every example end to end. Run from the repository
 # root (make examples-test). It needs Go, Node 20 and npm; it installs the rest
 # (Debian's python3-grpcio, python3-protobuf, protoc and grpc_python_plugin,
-# curl) when missing, and runs `npm ci` in examples/node.
+# curl, php-cli) when missing, and runs `npm ci` in examples/node and
+# examples/php.
 #
 # 1. regenerates the Python and TypeScript stubs with buf and fails if they
 #    differ from the committed ones;
@@ -21,7 +22,14 @@
 #    - --max-events N makes a consumer exit 0 after exactly N events,
 #    - the sender's event reaches ChronosHub (GET /_emulator/inbound) exactly
 #      once, a repeat with the same idempotency key returns the same event id,
-#      the same key with another payload and an invalid payload both fail.
+#      the same key with another payload and an invalid payload both fail;
+# 4. runs examples/php under PHP's built-in server with `dev --forward-to`
+#    (push delivery): a manuscript.submitted event is recorded by the PHP
+#    receiver, which verified its Standard Webhooks signature, and its status
+#    update reaches ChronosHub exactly once; an event the receiver refuses
+#    (422) is dead-lettered at once with the reason "refused"; and every
+#    signature the receiver recorded also verifies with the npm
+#    standardwebhooks reference library (examples/php/verify.mjs).
 set -euo pipefail
 
 fail() { printf '\nFAIL: %s\n' "$*" >&2; exit 1; }
@@ -47,7 +55,7 @@ trap 'kill "$kustomize_pid" 2>/dev/null || true' EXIT
 
 step "install what is missing"
 missing=()
-for pkg in python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc curl; do
+for pkg in python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc curl php-cli; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
@@ -58,6 +66,7 @@ if ((${#missing[@]})); then
 	"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 (cd examples/node && timeout 300 npm ci --no-audit --no-fund --loglevel=error)
+(cd examples/php && timeout 300 npm ci --no-audit --no-fund --loglevel=error)
 install_done=$SECONDS
 
 step "regenerate the stubs and check they are committed"
@@ -297,6 +306,59 @@ for lang in "${langs[@]}"; do
 	$PY "$tmp/check.py" "$tmp/$lang-max.out" --count 2 >/dev/null || fail "$lang consumer --max-events 2: $($PY "$tmp/check.py" "$tmp/$lang-max.out" --count 2)"
 	echo "ok   $lang consumer: exited 0 after 2 events"
 done
+stop_dev
+
+step "PHP push receiver (dev --forward-to) and the standardwebhooks reference library"
+php -l examples/php/chronoshub.php >/dev/null || fail "php -l examples/php/chronoshub.php"
+# dev keeps the push signing secret in its --dir: give it one, so that the
+# PHP server, which must listen before dev knows its address, has it too.
+push_secret="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
+printf '%s\n' "$push_secret" >"$tmp/dev/push-secret"
+: >"$tmp/php.out"
+: >"$tmp/php.err"
+CHRONOSHUB_PUSH_SECRET=$push_secret CHRONOSHUB_HTTP_ADDR=$HTTP JOURNAL_FILE=$tmp/journal.ndjson \
+	php -S 127.0.0.1:0 -t examples/php >"$tmp/php.out" 2>"$tmp/php.err" </dev/null &
+php_pid=$!
+pids+=("$php_pid")
+php_url=
+for ((i = 0; i < 100; i++)); do
+	php_url=$(sed -n 's/.*Development Server (\(http:[^)]*\)) started.*/\1/p' "$tmp/php.out" "$tmp/php.err" | head -1)
+	[[ -n $php_url ]] && break
+	kill -0 "$php_pid" 2>/dev/null || { cat "$tmp/php.err" >&2; fail "php -S exited"; }
+	sleep 0.1
+done
+[[ -n $php_url ]] || fail "php -S printed no address within 10s"
+start_dev "${addr_flags[@]}" --forward-to "$php_url/chronoshub.php"
+grep -q "POSTed to $php_url/chronoshub.php" "$tmp/dev.out" || fail "dev's banner does not show the push delivery"
+submitted=$(uuid) refused=$(uuid)
+deliver manuscript.submitted "$(cat examples/events/manuscript.submitted.json)" "$submitted"
+deliver manuscript.submitted '{"title":"no manuscriptId"}' "$refused"
+for ((i = 0; i < 120; i++)); do
+	grep -qs "\"event_id\":\"$submitted\"" "$tmp/journal.ndjson" &&
+		curl -sS -f -m 10 "http://$HTTP/v1/subscriptions/forward/dead-letters" 2>/dev/null | grep -q "$refused" && break
+	sleep 0.5
+done
+grep -qs "\"event_id\":\"$submitted\"" "$tmp/journal.ndjson" || { tail -20 "$tmp/php.err" >&2; fail "the PHP receiver did not record $submitted"; }
+curl -sS -f -m 10 "http://$HTTP/v1/subscriptions/forward/dead-letters" >"$tmp/php-dead.json" || fail "GET the dead letters of forward"
+$PY - "$tmp/php-dead.json" "$refused" <<'PYEOF' || fail "event $refused not dead-lettered as refused (HTTP 422): $(cat "$tmp/php-dead.json")"
+import json, sys
+dead = [d for d in json.load(open(sys.argv[1])).get("deadLetters", []) if d["event"]["id"] == sys.argv[2]]
+sys.exit(0 if len(dead) == 1 and dead[0].get("reason") == "refused" and dead[0].get("detail") == "HTTP 422" else 1)
+PYEOF
+curl -sS -f -m 10 "$EMULATOR/_emulator/inbound" >"$tmp/inbound.json" || fail "GET /_emulator/inbound"
+$PY - "$tmp/inbound.json" "$(sed -n 's/.*"manuscriptId": *"\([^"]*\)".*/\1/p' examples/events/manuscript.submitted.json)" <<'PYEOF' || fail "the PHP receiver's status update did not reach ChronosHub exactly once"
+import json, sys
+got = [e for e in json.load(open(sys.argv[1])) if e["event_type"] == "manuscript.status.updated"
+       and e["payload"] == {"manuscriptId": sys.argv[2], "status": "received"}]
+sys.exit(0 if len(got) == 1 else 1)
+PYEOF
+code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST "$php_url/chronoshub.php" \
+	-H "webhook-id: forged" -H "webhook-timestamp: $(date +%s)" -H "webhook-signature: v1,$(head -c 32 /dev/urandom | base64 -w0)" \
+	-H 'Chronoshub-Event-Type: manuscript.submitted' -d '{"manuscriptId":"FORGED"}') || fail "POST to the PHP receiver"
+[[ $code == 401 ]] || fail "the PHP receiver answered $code to a forged signature, want 401"
+echo "ok   php receiver: verified the signature, recorded the manuscript, sent its status to ChronosHub once; a refused event is a dead letter; a forged signature gets 401"
+CHRONOSHUB_PUSH_SECRET=$push_secret timeout 60 node examples/php/verify.mjs "$tmp/journal.ndjson" || fail "standardwebhooks (npm) refuses the sidecar's push signatures"
+echo "ok   standardwebhooks (npm) verifies the sidecar's push signatures"
 stop_dev
 
 printf '\nexamples: all passed in %ds (%ds after installs)\n' $((SECONDS - start)) $((SECONDS - install_done))

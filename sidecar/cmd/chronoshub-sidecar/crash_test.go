@@ -38,6 +38,9 @@ func crashPayload(id string) string {
 // offers; the harness checks that none got there with fewer offers to an
 // app (an attempt counts an offer, not a fetch into a stream's buffer).
 //
+// A push subscription posts every event to an app as well: each webhook
+// that got a 2xx must reach it at least once, uncorrupted.
+//
 // CHRONOSHUB_CRASH_ROUNDS sets the number of kills (default 3); run it longer
 // by hand, e.g. CHRONOSHUB_CRASH_ROUNDS=50 go test -run TestCrashLosesNothing.
 func TestCrashLosesNothing(t *testing.T) {
@@ -57,6 +60,8 @@ func TestCrashLosesNothing(t *testing.T) {
 	env, client := serveEnv(t, baseURL)
 	env["CHRONOSHUB_ACK_WAIT"] = "1s"
 	env["CHRONOSHUB_SEND_MAX_ATTEMPTS"] = "2"
+	pushFile, pushOutstanding := pushReceiver(t, "500ms", crashPayload)
+	env["CHRONOSHUB_SUBSCRIPTIONS_FILE"] = pushFile
 
 	var (
 		webhookURL atomic.Value // string: the current sidecar's webhook URL
@@ -186,7 +191,8 @@ func TestCrashLosesNothing(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		missing, unsent = outstanding(accepted, received, queued, emu.Inbound())
-		return missing, unsent, len(accepted), len(queued)
+		notPushed, _ := pushOutstanding(accepted)
+		return append(missing, notPushed...), unsent, len(accepted), len(queued)
 	})
 	close(stop)
 	wg.Wait()
@@ -195,6 +201,9 @@ func TestCrashLosesNothing(t *testing.T) {
 	defer mu.Unlock()
 	if len(corrupted) > 0 {
 		t.Fatalf("corrupted events: %v", corrupted)
+	}
+	if _, bad := pushOutstanding(accepted); len(bad) > 0 {
+		t.Fatalf("corrupted pushed events: %v", bad)
 	}
 	dups := 0
 	for id, n := range received {

@@ -3,6 +3,9 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +28,7 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/datadir"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/devcert"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/push"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
 )
 
@@ -45,6 +49,12 @@ when dev's environment sets one) added to its environment; a signal to dev
 reaches the app as SIGTERM, and when either side ends, everything stops and
 dev exits with the app's status.
 
+With --forward-to URL, dev also pushes every event to that URL on loopback
+(push delivery, docs/push.md): one POST per event on the subscription
+"forward", signed in the Standard Webhooks format with a secret kept in
+--dir (printed, and given to the app as CHRONOSHUB_PUSH_SECRET). Events wait
+while nothing listens there, so the app may start after dev.
+
 Flags:
 `
 
@@ -63,6 +73,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	retryBase := fs.Duration("emulator-retry-base", time.Second, "wait before the emulator's first webhook retry; doubles each retry")
 	eventTypes := fs.String("event-types", strings.Join(emulator.DefaultEventTypes(), ","), eventTypesUsage)
 	regenerate := fs.Bool("regenerate", false, "make a new API key, webhook secret and certificate instead of reusing those in --dir")
+	forwardTo := fs.String("forward-to", "", "push every event to this loopback `URL` (one POST each, subscription \"forward\")")
 	if err := parseFlags(fs, devUsage, args, stdout); err != nil {
 		return err
 	}
@@ -138,6 +149,17 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		// handed to the app.
 		"CHRONOSHUB_API_TOKEN": getenv("CHRONOSHUB_API_TOKEN"),
 	}
+	pushSecret := ""
+	if *forwardTo != "" {
+		if err := push.CheckURL(*forwardTo, "", false); err != nil {
+			return fmt.Errorf("dev: --forward-to: %w", err)
+		}
+		var file string
+		if file, pushSecret, err = forwardSubscription(*dir, *forwardTo, *regenerate); err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+		env["CHRONOSHUB_SUBSCRIPTIONS_FILE"] = file
+	}
 	cfg, err := config.Parse(nil, func(k string) string { return env[k] }, stderr)
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
@@ -153,7 +175,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	printDevHelp(stdout, devInfo{
 		addrs: s.Addrs(), emulator: emuLis.Addr().String(), dir: *dir, certFile: certFile,
 		apiKey: apiKey, secret: secret, webhookPath: cfg.WebhookPath, created: creds.Created,
-		self: selfCommand(),
+		self: selfCommand(), forwardTo: *forwardTo, pushSecret: pushSecret,
 	})
 
 	emuSrv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -175,6 +197,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			"CHRONOSHUB_EMULATOR_URL":  "http://" + emuLis.Addr().String(),
 			"CHRONOSHUB_DEV_CERT_FILE": certFile,
 			"CHRONOSHUB_API_TOKEN":     env["CHRONOSHUB_API_TOKEN"],
+			"CHRONOSHUB_PUSH_SECRET":   pushSecret,
 		}
 		g.Go(func() error {
 			appErr = runApp(gctx, app, appEnv, stdout, stderr, logger)
@@ -240,6 +263,7 @@ func runApp(ctx context.Context, argv []string, env map[string]string, stdout, s
 type devInfo struct {
 	addrs                                                      sidecar.Addrs
 	emulator, dir, certFile, apiKey, secret, webhookPath, self string
+	forwardTo, pushSecret                                      string
 	created                                                    bool
 }
 
@@ -281,4 +305,39 @@ Run your app against this playground: %[11]s dev -- <command> (it gets CHRONOSHU
 Apps in other languages: examples/ (each README says how to run it against dev).
 Ctrl-C stops everything.
 `, webhookURL, d.certFile, grpcHost, d.addrs.HTTP, d.addrs.Admin, d.emulator, filepath.Join(d.dir, "data"), d.apiKey, d.secret, kept, d.self, d.addrs.GRPC)
+	if d.forwardTo != "" {
+		fmt.Fprintf(w, `
+Push delivery: every event is POSTed to %[1]s (subscription "forward"; waits while nothing listens there),
+  signed in the Standard Webhooks format with %[2]s (the app gets it as CHRONOSHUB_PUSH_SECRET).
+  %[3]s client subscriptions get --addr %[4]s --subscription forward     (its push state)
+`, d.forwardTo, d.pushSecret, d.self, d.addrs.GRPC)
+	}
+}
+
+// forwardSubscription writes the declaration of dev's push subscription
+// "forward" to url into dir, with a Standard Webhooks signing secret kept
+// there (a new one with regenerate), and returns the declaration's file and
+// the secret.
+func forwardSubscription(dir, url string, regenerate bool) (file, secret string, err error) {
+	secretFile := filepath.Join(dir, "push-secret")
+	b, err := os.ReadFile(secretFile)
+	if err == nil && !regenerate {
+		secret = strings.TrimSpace(string(b))
+	} else {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		secret = "whsec_" + base64.StdEncoding.EncodeToString(key)
+		if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+			return "", "", fmt.Errorf("keep the push signing secret: %w", err)
+		}
+	}
+	decl, _ := json.Marshal(map[string]any{"subscriptions": []any{map[string]any{
+		"name": "forward",
+		"push": map[string]any{"url": url, "signing_secret_file": secretFile},
+	}}})
+	file = filepath.Join(dir, "forward-subscriptions.json")
+	if err := os.WriteFile(file, decl, 0o600); err != nil {
+		return "", "", fmt.Errorf("declare the forward subscription: %w", err)
+	}
+	return file, secret, nil
 }

@@ -205,8 +205,10 @@ func sendEvent(addr, key string, async bool, timeout time.Duration) (*sidecarv1.
 // or a random NATS node is killed with SIGKILL at random moments and
 // restarted.
 //
+// Both replicas also push one declared subscription to an app.
+//
 // At the end: every webhook answered 2xx was delivered and acked,
-// uncorrupted, and stored once (one log position per event id, whatever the
+// uncorrupted, and pushed to the push app at least once, uncorrupted, and stored once (one log position per event id, whatever the
 // replica that took each attempt); every retry on the other replica was
 // answered as a duplicate; every queued async event reached ChronosHub; a
 // key answered by one replica was answered the same (same event id) by the
@@ -233,6 +235,9 @@ func TestFleetLosesNothing(t *testing.T) {
 	env["CHRONOSHUB_ACK_WAIT"] = "2s"
 	env["CHRONOSHUB_SEND_MAX_ATTEMPTS"] = "2"
 	env["CHRONOSHUB_WEBHOOK_STORE_TIMEOUT"] = "3s"
+	// Both replicas push one subscription to an app as well.
+	pushFile, pushOutstanding := pushReceiver(t, "1s", crashPayload)
+	env["CHRONOSHUB_SUBSCRIPTIONS_FILE"] = pushFile
 
 	slots := []*fleetSlot{{}, {}}
 	startFailures := 0
@@ -425,6 +430,8 @@ func TestFleetLosesNothing(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		missing, unsent = outstanding(accepted, received, queued, emu.Inbound())
+		notPushed, _ := pushOutstanding(accepted)
+		missing = append(missing, notPushed...)
 		return missing, unsent, len(accepted), len(queued)
 	})
 	// Every delivery acked: the subscription has nothing left.
@@ -450,6 +457,9 @@ func TestFleetLosesNothing(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
+	if _, bad := pushOutstanding(accepted); len(bad) > 0 {
+		t.Fatalf("corrupted pushed events: %v", bad)
+	}
 	if len(corrupted) > 0 {
 		t.Fatalf("corrupted events: %v", first(corrupted))
 	}

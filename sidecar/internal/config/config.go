@@ -109,6 +109,13 @@ type Config struct {
 	// unlimited.
 	WebhookMaxConns int
 
+	// SubscriptionsFile, when not empty, is the JSON file that declares
+	// subscriptions; Subscriptions are its declarations, in file order.
+	SubscriptionsFile string
+	Subscriptions     []Subscription
+	// StrictSubscriptions lets streams open only declared subscriptions.
+	StrictSubscriptions bool
+
 	// GRPCAddr and HTTPAddr are the app-facing gRPC and REST listeners, in
 	// the syntax of ParseListenAddr. Unless AllowRemoteAPI, each is a unix
 	// socket or a loopback host:port.
@@ -379,6 +386,13 @@ func settings(c *Config, r *raw) []setting {
 		{group: app, env: "CHRONOSHUB_API_TOKEN_FILE",
 			usage: "A file holding the app-facing API's bearer token, re-read when it changes.",
 			value: secretFileValue{path: &r.apiTokenFile, src: &c.APIToken}},
+
+		{group: app, env: "CHRONOSHUB_SUBSCRIPTIONS_FILE", note: "none",
+			usage: subscriptionsUsage,
+			value: stringValue{p: &c.SubscriptionsFile, arg: "path"}},
+		{group: app, env: "CHRONOSHUB_STRICT_SUBSCRIPTIONS", def: "false",
+			usage: "Let streams open only the subscriptions CHRONOSHUB_SUBSCRIPTIONS_FILE declares without push; any other name is refused (NOT_FOUND) instead of creating a subscription that replays the whole log.",
+			value: boolValue{p: &c.StrictSubscriptions}},
 
 		{group: store, env: "CHRONOSHUB_DATA_DIR", def: "./chronoshub-data",
 			usage: "Where the embedded store keeps its files. Not used, and refused, with CHRONOSHUB_NATS_URL.",
@@ -665,6 +679,7 @@ func (c *Config) validate(r *raw, set map[string]bool) []error {
 		add(fmt.Errorf("CHRONOSHUB_MAX_ACK_PENDING (--max-ack-pending): %d is less than CHRONOSHUB_MAX_IN_FLIGHT (--max-in-flight) %d, so no stream could reach its in-flight cap",
 			c.MaxAckPending, c.MaxInFlight))
 	}
+	errs = append(errs, c.loadSubscriptions()...)
 	return errs
 }
 

@@ -570,7 +570,8 @@ var contract = []string{
 	"CHRONOSHUB_LOG_MAX_BYTES", "CHRONOSHUB_MAX_SUBSCRIPTIONS", "CHRONOSHUB_MAX_FILTERS",
 	"CHRONOSHUB_SUBSCRIPTION_IDLE_EXPIRY",
 	"CHRONOSHUB_WEBHOOK_MAX_BODY_MEMORY", "CHRONOSHUB_WEBHOOK_STORE_TIMEOUT",
-	"CHRONOSHUB_PPROF", // opt-in profiler on the admin listener (make bench profiles the binary)
+	"CHRONOSHUB_PPROF",                                                 // opt-in profiler on the admin listener (make bench profiles the binary)
+	"CHRONOSHUB_SUBSCRIPTIONS_FILE", "CHRONOSHUB_STRICT_SUBSCRIPTIONS", // declared subscriptions (issues 20, 21)
 }
 
 // TestSettingsCoverConfig keeps the settings table, the Config struct and
@@ -594,6 +595,7 @@ func TestSettingsCoverConfig(t *testing.T) {
 		"TLSCertificate":             true, // loaded from TLSCertFile and TLSKeyFile
 		"WebhookMaxBodyBytesDefault": true, // whether the setting was given
 		"MaxPayloadBytesDefault":     true,
+		"Subscriptions":              true, // read from SubscriptionsFile
 	}
 	v := reflect.ValueOf(&c).Elem()
 	for i := range v.NumField() {

@@ -15,9 +15,12 @@ import (
 type DeadLetter struct {
 	Event  Event
 	DeadAt time.Time
-	// Reason is why it left the subscription: ReasonMaxAttempts or
-	// ReasonFilterNarrowed.
+	// Reason is why it left the subscription: ReasonMaxAttempts,
+	// ReasonFilterNarrowed or ReasonRefused.
 	Reason string
+	// Detail is what the app last answered, for push subscriptions (as in
+	// "HTTP 500" or "timeout"); "" when nothing was recorded.
+	Detail string
 	// seq is its position in the dead-letter stream.
 	seq uint64
 }
@@ -26,6 +29,11 @@ type DeadLetter struct {
 // number of times it was offered. The copy is de-duplicated by subscription
 // and stream sequence, so a retry after a crash does not store it twice.
 func (l *Log) deadLetter(ctx context.Context, sub string, e Event, seq uint64, reason string, offers int) error {
+	return l.deadLetterDetail(ctx, sub, e, seq, reason, offers, "")
+}
+
+// deadLetterDetail is deadLetter with a detail; "" records none.
+func (l *Log) deadLetterDetail(ctx context.Context, sub string, e Event, seq uint64, reason string, offers int, detail string) error {
 	msg := nats.NewMsg(deadPrefix + sub + "." + e.Type)
 	msg.Data = e.Payload
 	msg.Header.Set(jetstream.MsgIDHeader, "dead:"+sub+":"+strconv.FormatUint(seq, 10))
@@ -33,6 +41,9 @@ func (l *Log) deadLetter(ctx context.Context, sub string, e Event, seq uint64, r
 	msg.Header.Set(hdrSequence, strconv.FormatUint(e.Sequence, 10))
 	msg.Header.Set(hdrAttempts, strconv.Itoa(offers))
 	msg.Header.Set(hdrReason, reason)
+	if detail != "" {
+		msg.Header.Set(hdrDetail, detail)
+	}
 	msg.Header.Set(hdrDeadAt, l.opts.Now().UTC().Format(time.RFC3339Nano))
 	_, err := l.js.PublishMsg(ctx, msg)
 	return err
@@ -100,7 +111,7 @@ func (l *Log) ListDeadLetters(ctx context.Context, subscription string, from uin
 func decodeDead(raw *jetstream.RawStreamMsg) DeadLetter {
 	e := decode(raw.Header, raw.Subject, raw.Data, 0)
 	e.Attempt, _ = strconv.Atoi(raw.Header.Get(hdrAttempts))
-	d := DeadLetter{Event: e, seq: raw.Sequence, Reason: raw.Header.Get(hdrReason)}
+	d := DeadLetter{Event: e, seq: raw.Sequence, Reason: raw.Header.Get(hdrReason), Detail: raw.Header.Get(hdrDetail)}
 	if d.Reason == "" {
 		d.Reason = ReasonMaxAttempts // written before reasons were recorded
 	}

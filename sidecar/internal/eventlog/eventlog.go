@@ -70,6 +70,7 @@ const (
 	hdrAttempts   = "Chronoshub-Attempts"
 	hdrDeadAt     = "Chronoshub-Dead-At"
 	hdrReason     = "Chronoshub-Dead-Reason"
+	hdrDetail     = "Chronoshub-Dead-Detail"
 	// The W3C trace context of the webhook that stored the event; absent
 	// when the sidecar's tracing was off.
 	hdrTraceParent = "Chronoshub-Traceparent"
@@ -228,6 +229,10 @@ type Log struct {
 	mu     sync.Mutex
 	subs   map[string]*subState
 	closed bool
+	// declared are the subscriptions of the last Declare, by name; strict
+	// refuses streams on others.
+	declared map[string]Declaration
+	strict   bool
 
 	// quiesce is cancelled by Quiesce: open streams stop taking new events.
 	quiesce       context.Context

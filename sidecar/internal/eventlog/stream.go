@@ -34,6 +34,8 @@ type StreamRequest struct {
 	// subscription (the request is valid, the filter accepted), before any
 	// event is sent; Stream fails without calling it otherwise.
 	Attached func(Attachment)
+	// push is set by PushStream.
+	push bool
 }
 
 // Attachment is what Stream reports when a stream attaches.
@@ -147,6 +149,11 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 	name, err := NormalizeSubscription(req.Subscription)
 	if err != nil {
 		return err
+	}
+	if !req.push {
+		if err := l.checkStreamable(name); err != nil {
+			return err
+		}
 	}
 	types, err := l.checkTypes(req.Types)
 	if err != nil {

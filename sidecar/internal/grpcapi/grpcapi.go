@@ -71,6 +71,9 @@ type Options struct {
 	// app that span's context in Event.traceparent. Nil means no spans; the
 	// stored trace context is then passed on as it is.
 	Tracer *tracing.Tracer
+	// PushState returns the push delivery state of a subscription, or nil
+	// for one that is not a push subscription. Nil means none is.
+	PushState func(subscription string) *sidecarv1.PushState
 }
 
 // Service implements sidecarv1.EventServiceServer. It is safe for
@@ -84,6 +87,7 @@ type Service struct {
 	sendTimeout time.Duration
 	logger      *slog.Logger
 	tracer      *tracing.Tracer
+	pushState   func(string) *sidecarv1.PushState
 
 	// stopStreams ends every open stream; see CancelStreams.
 	streamsCtx  context.Context
@@ -110,6 +114,7 @@ func New(log EventLog, out Outbox, check Checker, opts Options) *Service {
 		sendTimeout: opts.SendTimeout,
 		logger:      opts.Logger,
 		tracer:      opts.Tracer,
+		pushState:   opts.PushState,
 		streamsCtx:  ctx, stopStreams: cancel,
 		idle: idle,
 	}
@@ -409,7 +414,7 @@ func (s *Service) ListDeadLetters(ctx context.Context, req *sidecarv1.ListDeadLe
 	}
 	resp := &sidecarv1.ListDeadLettersResponse{}
 	for _, d := range dead {
-		resp.DeadLetters = append(resp.DeadLetters, &sidecarv1.DeadLetter{Event: toEvent(d.Event), DeadAt: timestamppb.New(d.DeadAt), Reason: d.Reason})
+		resp.DeadLetters = append(resp.DeadLetters, &sidecarv1.DeadLetter{Event: toEvent(d.Event), DeadAt: timestamppb.New(d.DeadAt), Reason: d.Reason, Detail: d.Detail})
 	}
 	if next != 0 {
 		resp.NextPageToken = strconv.FormatUint(next, 10)
@@ -432,6 +437,15 @@ func (s *Service) ReplayDeadLetters(ctx context.Context, req *sidecarv1.ReplayDe
 		return nil, s.toStatus(err)
 	}
 	return &sidecarv1.ReplayDeadLettersResponse{EventIds: replayed, UnknownEventIds: unknown}, nil
+}
+
+// subscription describes sub, with its push state.
+func (s *Service) subscription(sub eventlog.Subscription) *sidecarv1.Subscription {
+	out := toSubscription(sub)
+	if s.pushState != nil {
+		out.Push = s.pushState(sub.Name)
+	}
+	return out
 }
 
 func toSubscription(sub eventlog.Subscription) *sidecarv1.Subscription {
@@ -459,7 +473,7 @@ func (s *Service) ListSubscriptions(ctx context.Context, _ *sidecarv1.ListSubscr
 	}
 	resp := &sidecarv1.ListSubscriptionsResponse{}
 	for _, sub := range subs {
-		resp.Subscriptions = append(resp.Subscriptions, toSubscription(sub))
+		resp.Subscriptions = append(resp.Subscriptions, s.subscription(sub))
 	}
 	return resp, nil
 }
@@ -470,7 +484,7 @@ func (s *Service) GetSubscription(ctx context.Context, req *sidecarv1.GetSubscri
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
-	return &sidecarv1.GetSubscriptionResponse{Subscription: toSubscription(sub)}, nil
+	return &sidecarv1.GetSubscriptionResponse{Subscription: s.subscription(sub)}, nil
 }
 
 // UpdateSubscription implements sidecarv1.EventServiceServer.
@@ -479,7 +493,7 @@ func (s *Service) UpdateSubscription(ctx context.Context, req *sidecarv1.UpdateS
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
-	return &sidecarv1.UpdateSubscriptionResponse{Subscription: toSubscription(sub), DeadLetteredCount: uint64(max(moved, 0))}, nil
+	return &sidecarv1.UpdateSubscriptionResponse{Subscription: s.subscription(sub), DeadLetteredCount: uint64(max(moved, 0))}, nil
 }
 
 // DeleteSubscription implements sidecarv1.EventServiceServer.

@@ -51,6 +51,7 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/metrics"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/push"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/tracing"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
@@ -110,7 +111,8 @@ type Sidecar struct {
 	watcher     *credentials.Watcher
 	cert        *credentials.Certificate
 	sup         *supervisor
-	tracer      *tracing.Tracer // Setup's: recording, propagating only, or nil
+	pushers     map[string]*push.Pusher // by subscription
+	tracer      *tracing.Tracer         // Setup's: recording, propagating only, or nil
 	stopTracing func(context.Context) error
 	draining    atomic.Bool
 	up          atomic.Bool
@@ -152,6 +154,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Sidecar, e
 		return nil, err
 	}
 	if err := s.verifyMark(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.declare(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.buildServices(ctx); err != nil {
@@ -379,6 +384,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		SendTimeout: cfg.SendTimeout,
 		Logger:      s.logger.With("component", "grpcapi"),
 		Tracer:      s.tracer,
+		PushState:   s.pushStateProto,
 	})
 	unary := []grpc.UnaryServerInterceptor{s.met.UnaryInterceptor()}
 	stream := []grpc.StreamServerInterceptor{s.met.StreamInterceptor()}
@@ -627,6 +633,10 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		s.sup.Go(bgCtx, "mark writer", s.writeMarks)
 	}
 
+	pushCtx, stopPush := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPush()
+	s.runPushers(pushCtx)
+
 	s.up.Store(true)
 	s.sup.Go(bgCtx, "health", s.followHealth)
 	a := s.Addrs()
@@ -652,8 +662,13 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		s.logger.Warn("grace period over; ending open streams, their unsettled events are offered again",
 			"streams", s.svc.OpenStreams(), "unsettled_by_subscription", s.log.Holding())
 	}
+	if err := s.waitPushers(graceCtx); err != nil {
+		s.logger.Warn("grace period over; stopping push delivery, its unsettled events are offered again",
+			"unsettled_by_subscription", s.log.Holding())
+	}
 	cancel()
 	s.svc.CancelStreams()
+	stopPush()
 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownTimeout)
 	defer cancel()

@@ -1034,8 +1034,12 @@ type DeadLetter struct {
 	// When the event was moved to the dead-letter set.
 	DeadAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=dead_at,json=deadAt,proto3" json:"dead_at,omitempty"`
 	// Why the event left the subscription: "max_attempts" (it exhausted its
-	// attempts) or "filter_narrowed" (UpdateSubscription excluded its type).
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// attempts) or "filter_narrowed" (UpdateSubscription excluded its type),
+	// and for push subscriptions "refused" (the app answered 4xx).
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// For push subscriptions, what the app last answered ("HTTP 500",
+	// "timeout"); empty otherwise.
+	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1087,6 +1091,13 @@ func (x *DeadLetter) GetDeadAt() *timestamppb.Timestamp {
 func (x *DeadLetter) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetDetail() string {
+	if x != nil {
+		return x.Detail
 	}
 	return ""
 }
@@ -1232,7 +1243,11 @@ type Subscription struct {
 	// there is none.
 	OldestUnackedTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=oldest_unacked_time,json=oldestUnackedTime,proto3" json:"oldest_unacked_time,omitempty"`
 	// When it was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// For a push subscription (declared with a URL in the sidecar's
+	// configuration), its delivery state on this sidecar process; unset for
+	// others.
+	Push          *PushState `protobuf:"bytes,10,opt,name=push,proto3" json:"push,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1330,6 +1345,97 @@ func (x *Subscription) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Subscription) GetPush() *PushState {
+	if x != nil {
+		return x.Push
+	}
+	return nil
+}
+
+// PushState is the delivery state of a push subscription, whose events the
+// sidecar POSTs to the app.
+type PushState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The app's URL.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// True while delivery waits for the app to accept connections.
+	Paused bool `protobuf:"varint,2,opt,name=paused,proto3" json:"paused,omitempty"`
+	// POSTs in progress.
+	InFlight uint32 `protobuf:"varint,3,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// The HTTP status of the last answer; 0 before the first.
+	LastStatus int32 `protobuf:"varint,4,opt,name=last_status,json=lastStatus,proto3" json:"last_status,omitempty"`
+	// The last failure ("HTTP 500", a timeout, a transport error); empty
+	// after a success.
+	LastError     string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushState) Reset() {
+	*x = PushState{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushState) ProtoMessage() {}
+
+func (x *PushState) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushState.ProtoReflect.Descriptor instead.
+func (*PushState) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PushState) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PushState) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *PushState) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *PushState) GetLastStatus() int32 {
+	if x != nil {
+		return x.LastStatus
+	}
+	return 0
+}
+
+func (x *PushState) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
 // ListSubscriptionsRequest asks for every subscription.
 type ListSubscriptionsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1339,7 +1445,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[16]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1457,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[16]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1470,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{16}
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{17}
 }
 
 // ListSubscriptionsResponse lists the subscriptions, by name.
@@ -1378,7 +1484,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[17]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1496,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[17]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1509,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{17}
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -1424,7 +1530,7 @@ type GetSubscriptionRequest struct {
 
 func (x *GetSubscriptionRequest) Reset() {
 	*x = GetSubscriptionRequest{}
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[18]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1542,7 @@ func (x *GetSubscriptionRequest) String() string {
 func (*GetSubscriptionRequest) ProtoMessage() {}
 
 func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[18]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1555,7 @@ func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{18}
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetSubscriptionRequest) GetSubscription() string {
@@ -1470,7 +1576,7 @@ type GetSubscriptionResponse struct {
 
 func (x *GetSubscriptionResponse) Reset() {
 	*x = GetSubscriptionResponse{}
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[19]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1588,7 @@ func (x *GetSubscriptionResponse) String() string {
 func (*GetSubscriptionResponse) ProtoMessage() {}
 
 func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[19]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1601,7 @@ func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{19}
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetSubscriptionResponse) GetSubscription() *Subscription {
@@ -1518,7 +1624,7 @@ type UpdateSubscriptionRequest struct {
 
 func (x *UpdateSubscriptionRequest) Reset() {
 	*x = UpdateSubscriptionRequest{}
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[20]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1636,7 @@ func (x *UpdateSubscriptionRequest) String() string {
 func (*UpdateSubscriptionRequest) ProtoMessage() {}
 
 func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[20]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1649,7 @@ func (x *UpdateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{20}
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateSubscriptionRequest) GetSubscription() string {
@@ -1575,7 +1681,7 @@ type UpdateSubscriptionResponse struct {
 
 func (x *UpdateSubscriptionResponse) Reset() {
 	*x = UpdateSubscriptionResponse{}
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[21]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1693,7 @@ func (x *UpdateSubscriptionResponse) String() string {
 func (*UpdateSubscriptionResponse) ProtoMessage() {}
 
 func (x *UpdateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[21]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1706,7 @@ func (x *UpdateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{21}
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateSubscriptionResponse) GetSubscription() *Subscription {
@@ -1628,7 +1734,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[22]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1746,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[22]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1759,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{22}
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteSubscriptionRequest) GetSubscription() string {
@@ -1672,7 +1778,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[23]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1790,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[23]
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1803,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{23}
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{24}
 }
 
 var File_chronoshub_sidecar_v1_sidecar_proto protoreflect.FileDescriptor
@@ -1768,19 +1874,20 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x87\x01\n" +
 	"\x17ListDeadLettersResponse\x12D\n" +
 	"\fdead_letters\x18\x01 \x03(\v2!.chronoshub.sidecar.v1.DeadLetterR\vdeadLetters\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8d\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa5\x01\n" +
 	"\n" +
 	"DeadLetter\x122\n" +
 	"\x05event\x18\x01 \x01(\v2\x1c.chronoshub.sidecar.v1.EventR\x05event\x123\n" +
 	"\adead_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06deadAt\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"m\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"m\n" +
 	"\x18ReplayDeadLettersRequest\x12\"\n" +
 	"\fsubscription\x18\x01 \x01(\tR\fsubscription\x12\x1b\n" +
 	"\tevent_ids\x18\x02 \x03(\tR\beventIds\x12\x10\n" +
 	"\x03all\x18\x03 \x01(\bR\x03all\"d\n" +
 	"\x19ReplayDeadLettersResponse\x12\x1b\n" +
 	"\tevent_ids\x18\x01 \x03(\tR\beventIds\x12*\n" +
-	"\x11unknown_event_ids\x18\x02 \x03(\tR\x0funknownEventIds\"\x8c\x03\n" +
+	"\x11unknown_event_ids\x18\x02 \x03(\tR\x0funknownEventIds\"\xc2\x03\n" +
 	"\fSubscription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vevent_types\x18\x02 \x03(\tR\n" +
@@ -1792,7 +1899,17 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x11dead_letter_count\x18\a \x01(\x04R\x0fdeadLetterCount\x12J\n" +
 	"\x13oldest_unacked_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x11oldestUnackedTime\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x1a\n" +
+	"createTime\x124\n" +
+	"\x04push\x18\n" +
+	" \x01(\v2 .chronoshub.sidecar.v1.PushStateR\x04push\"\x92\x01\n" +
+	"\tPushState\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06paused\x18\x02 \x01(\bR\x06paused\x12\x1b\n" +
+	"\tin_flight\x18\x03 \x01(\rR\binFlight\x12\x1f\n" +
+	"\vlast_status\x18\x04 \x01(\x05R\n" +
+	"lastStatus\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\"\x1a\n" +
 	"\x18ListSubscriptionsRequest\"f\n" +
 	"\x19ListSubscriptionsResponse\x12I\n" +
 	"\rsubscriptions\x18\x01 \x03(\v2#.chronoshub.sidecar.v1.SubscriptionR\rsubscriptions\"<\n" +
@@ -1845,7 +1962,7 @@ func file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP() []byte {
 }
 
 var file_chronoshub_sidecar_v1_sidecar_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_chronoshub_sidecar_v1_sidecar_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_chronoshub_sidecar_v1_sidecar_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_chronoshub_sidecar_v1_sidecar_proto_goTypes = []any{
 	(StartPosition)(0),                 // 0: chronoshub.sidecar.v1.StartPosition
 	(SentEventState)(0),                // 1: chronoshub.sidecar.v1.SentEventState
@@ -1865,62 +1982,64 @@ var file_chronoshub_sidecar_v1_sidecar_proto_goTypes = []any{
 	(*ReplayDeadLettersRequest)(nil),   // 15: chronoshub.sidecar.v1.ReplayDeadLettersRequest
 	(*ReplayDeadLettersResponse)(nil),  // 16: chronoshub.sidecar.v1.ReplayDeadLettersResponse
 	(*Subscription)(nil),               // 17: chronoshub.sidecar.v1.Subscription
-	(*ListSubscriptionsRequest)(nil),   // 18: chronoshub.sidecar.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),  // 19: chronoshub.sidecar.v1.ListSubscriptionsResponse
-	(*GetSubscriptionRequest)(nil),     // 20: chronoshub.sidecar.v1.GetSubscriptionRequest
-	(*GetSubscriptionResponse)(nil),    // 21: chronoshub.sidecar.v1.GetSubscriptionResponse
-	(*UpdateSubscriptionRequest)(nil),  // 22: chronoshub.sidecar.v1.UpdateSubscriptionRequest
-	(*UpdateSubscriptionResponse)(nil), // 23: chronoshub.sidecar.v1.UpdateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 24: chronoshub.sidecar.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 25: chronoshub.sidecar.v1.DeleteSubscriptionResponse
-	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 27: google.protobuf.Duration
+	(*PushState)(nil),                  // 18: chronoshub.sidecar.v1.PushState
+	(*ListSubscriptionsRequest)(nil),   // 19: chronoshub.sidecar.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),  // 20: chronoshub.sidecar.v1.ListSubscriptionsResponse
+	(*GetSubscriptionRequest)(nil),     // 21: chronoshub.sidecar.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),    // 22: chronoshub.sidecar.v1.GetSubscriptionResponse
+	(*UpdateSubscriptionRequest)(nil),  // 23: chronoshub.sidecar.v1.UpdateSubscriptionRequest
+	(*UpdateSubscriptionResponse)(nil), // 24: chronoshub.sidecar.v1.UpdateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 25: chronoshub.sidecar.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 26: chronoshub.sidecar.v1.DeleteSubscriptionResponse
+	(*timestamppb.Timestamp)(nil),      // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 28: google.protobuf.Duration
 }
 var file_chronoshub_sidecar_v1_sidecar_proto_depIdxs = []int32{
-	26, // 0: chronoshub.sidecar.v1.Event.signed_at:type_name -> google.protobuf.Timestamp
-	26, // 1: chronoshub.sidecar.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	27, // 0: chronoshub.sidecar.v1.Event.signed_at:type_name -> google.protobuf.Timestamp
+	27, // 1: chronoshub.sidecar.v1.Event.received_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: chronoshub.sidecar.v1.StreamEventsRequest.start_position:type_name -> chronoshub.sidecar.v1.StartPosition
-	26, // 3: chronoshub.sidecar.v1.StreamEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	27, // 3: chronoshub.sidecar.v1.StreamEventsRequest.start_time:type_name -> google.protobuf.Timestamp
 	2,  // 4: chronoshub.sidecar.v1.StreamEventsResponse.event:type_name -> chronoshub.sidecar.v1.Event
-	27, // 5: chronoshub.sidecar.v1.AckEventsRequest.redeliver_delay:type_name -> google.protobuf.Duration
+	28, // 5: chronoshub.sidecar.v1.AckEventsRequest.redeliver_delay:type_name -> google.protobuf.Duration
 	1,  // 6: chronoshub.sidecar.v1.SendEventResponse.state:type_name -> chronoshub.sidecar.v1.SentEventState
 	11, // 7: chronoshub.sidecar.v1.GetSentEventResponse.sent_event:type_name -> chronoshub.sidecar.v1.SentEvent
 	1,  // 8: chronoshub.sidecar.v1.SentEvent.state:type_name -> chronoshub.sidecar.v1.SentEventState
-	26, // 9: chronoshub.sidecar.v1.SentEvent.created_at:type_name -> google.protobuf.Timestamp
-	26, // 10: chronoshub.sidecar.v1.SentEvent.updated_at:type_name -> google.protobuf.Timestamp
+	27, // 9: chronoshub.sidecar.v1.SentEvent.created_at:type_name -> google.protobuf.Timestamp
+	27, // 10: chronoshub.sidecar.v1.SentEvent.updated_at:type_name -> google.protobuf.Timestamp
 	14, // 11: chronoshub.sidecar.v1.ListDeadLettersResponse.dead_letters:type_name -> chronoshub.sidecar.v1.DeadLetter
 	2,  // 12: chronoshub.sidecar.v1.DeadLetter.event:type_name -> chronoshub.sidecar.v1.Event
-	26, // 13: chronoshub.sidecar.v1.DeadLetter.dead_at:type_name -> google.protobuf.Timestamp
-	26, // 14: chronoshub.sidecar.v1.Subscription.oldest_unacked_time:type_name -> google.protobuf.Timestamp
-	26, // 15: chronoshub.sidecar.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	17, // 16: chronoshub.sidecar.v1.ListSubscriptionsResponse.subscriptions:type_name -> chronoshub.sidecar.v1.Subscription
-	17, // 17: chronoshub.sidecar.v1.GetSubscriptionResponse.subscription:type_name -> chronoshub.sidecar.v1.Subscription
-	17, // 18: chronoshub.sidecar.v1.UpdateSubscriptionResponse.subscription:type_name -> chronoshub.sidecar.v1.Subscription
-	3,  // 19: chronoshub.sidecar.v1.EventService.StreamEvents:input_type -> chronoshub.sidecar.v1.StreamEventsRequest
-	5,  // 20: chronoshub.sidecar.v1.EventService.AckEvents:input_type -> chronoshub.sidecar.v1.AckEventsRequest
-	7,  // 21: chronoshub.sidecar.v1.EventService.SendEvent:input_type -> chronoshub.sidecar.v1.SendEventRequest
-	9,  // 22: chronoshub.sidecar.v1.EventService.GetSentEvent:input_type -> chronoshub.sidecar.v1.GetSentEventRequest
-	12, // 23: chronoshub.sidecar.v1.EventService.ListDeadLetters:input_type -> chronoshub.sidecar.v1.ListDeadLettersRequest
-	15, // 24: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:input_type -> chronoshub.sidecar.v1.ReplayDeadLettersRequest
-	18, // 25: chronoshub.sidecar.v1.EventService.ListSubscriptions:input_type -> chronoshub.sidecar.v1.ListSubscriptionsRequest
-	20, // 26: chronoshub.sidecar.v1.EventService.GetSubscription:input_type -> chronoshub.sidecar.v1.GetSubscriptionRequest
-	22, // 27: chronoshub.sidecar.v1.EventService.UpdateSubscription:input_type -> chronoshub.sidecar.v1.UpdateSubscriptionRequest
-	24, // 28: chronoshub.sidecar.v1.EventService.DeleteSubscription:input_type -> chronoshub.sidecar.v1.DeleteSubscriptionRequest
-	4,  // 29: chronoshub.sidecar.v1.EventService.StreamEvents:output_type -> chronoshub.sidecar.v1.StreamEventsResponse
-	6,  // 30: chronoshub.sidecar.v1.EventService.AckEvents:output_type -> chronoshub.sidecar.v1.AckEventsResponse
-	8,  // 31: chronoshub.sidecar.v1.EventService.SendEvent:output_type -> chronoshub.sidecar.v1.SendEventResponse
-	10, // 32: chronoshub.sidecar.v1.EventService.GetSentEvent:output_type -> chronoshub.sidecar.v1.GetSentEventResponse
-	13, // 33: chronoshub.sidecar.v1.EventService.ListDeadLetters:output_type -> chronoshub.sidecar.v1.ListDeadLettersResponse
-	16, // 34: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:output_type -> chronoshub.sidecar.v1.ReplayDeadLettersResponse
-	19, // 35: chronoshub.sidecar.v1.EventService.ListSubscriptions:output_type -> chronoshub.sidecar.v1.ListSubscriptionsResponse
-	21, // 36: chronoshub.sidecar.v1.EventService.GetSubscription:output_type -> chronoshub.sidecar.v1.GetSubscriptionResponse
-	23, // 37: chronoshub.sidecar.v1.EventService.UpdateSubscription:output_type -> chronoshub.sidecar.v1.UpdateSubscriptionResponse
-	25, // 38: chronoshub.sidecar.v1.EventService.DeleteSubscription:output_type -> chronoshub.sidecar.v1.DeleteSubscriptionResponse
-	29, // [29:39] is the sub-list for method output_type
-	19, // [19:29] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	27, // 13: chronoshub.sidecar.v1.DeadLetter.dead_at:type_name -> google.protobuf.Timestamp
+	27, // 14: chronoshub.sidecar.v1.Subscription.oldest_unacked_time:type_name -> google.protobuf.Timestamp
+	27, // 15: chronoshub.sidecar.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	18, // 16: chronoshub.sidecar.v1.Subscription.push:type_name -> chronoshub.sidecar.v1.PushState
+	17, // 17: chronoshub.sidecar.v1.ListSubscriptionsResponse.subscriptions:type_name -> chronoshub.sidecar.v1.Subscription
+	17, // 18: chronoshub.sidecar.v1.GetSubscriptionResponse.subscription:type_name -> chronoshub.sidecar.v1.Subscription
+	17, // 19: chronoshub.sidecar.v1.UpdateSubscriptionResponse.subscription:type_name -> chronoshub.sidecar.v1.Subscription
+	3,  // 20: chronoshub.sidecar.v1.EventService.StreamEvents:input_type -> chronoshub.sidecar.v1.StreamEventsRequest
+	5,  // 21: chronoshub.sidecar.v1.EventService.AckEvents:input_type -> chronoshub.sidecar.v1.AckEventsRequest
+	7,  // 22: chronoshub.sidecar.v1.EventService.SendEvent:input_type -> chronoshub.sidecar.v1.SendEventRequest
+	9,  // 23: chronoshub.sidecar.v1.EventService.GetSentEvent:input_type -> chronoshub.sidecar.v1.GetSentEventRequest
+	12, // 24: chronoshub.sidecar.v1.EventService.ListDeadLetters:input_type -> chronoshub.sidecar.v1.ListDeadLettersRequest
+	15, // 25: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:input_type -> chronoshub.sidecar.v1.ReplayDeadLettersRequest
+	19, // 26: chronoshub.sidecar.v1.EventService.ListSubscriptions:input_type -> chronoshub.sidecar.v1.ListSubscriptionsRequest
+	21, // 27: chronoshub.sidecar.v1.EventService.GetSubscription:input_type -> chronoshub.sidecar.v1.GetSubscriptionRequest
+	23, // 28: chronoshub.sidecar.v1.EventService.UpdateSubscription:input_type -> chronoshub.sidecar.v1.UpdateSubscriptionRequest
+	25, // 29: chronoshub.sidecar.v1.EventService.DeleteSubscription:input_type -> chronoshub.sidecar.v1.DeleteSubscriptionRequest
+	4,  // 30: chronoshub.sidecar.v1.EventService.StreamEvents:output_type -> chronoshub.sidecar.v1.StreamEventsResponse
+	6,  // 31: chronoshub.sidecar.v1.EventService.AckEvents:output_type -> chronoshub.sidecar.v1.AckEventsResponse
+	8,  // 32: chronoshub.sidecar.v1.EventService.SendEvent:output_type -> chronoshub.sidecar.v1.SendEventResponse
+	10, // 33: chronoshub.sidecar.v1.EventService.GetSentEvent:output_type -> chronoshub.sidecar.v1.GetSentEventResponse
+	13, // 34: chronoshub.sidecar.v1.EventService.ListDeadLetters:output_type -> chronoshub.sidecar.v1.ListDeadLettersResponse
+	16, // 35: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:output_type -> chronoshub.sidecar.v1.ReplayDeadLettersResponse
+	20, // 36: chronoshub.sidecar.v1.EventService.ListSubscriptions:output_type -> chronoshub.sidecar.v1.ListSubscriptionsResponse
+	22, // 37: chronoshub.sidecar.v1.EventService.GetSubscription:output_type -> chronoshub.sidecar.v1.GetSubscriptionResponse
+	24, // 38: chronoshub.sidecar.v1.EventService.UpdateSubscription:output_type -> chronoshub.sidecar.v1.UpdateSubscriptionResponse
+	26, // 39: chronoshub.sidecar.v1.EventService.DeleteSubscription:output_type -> chronoshub.sidecar.v1.DeleteSubscriptionResponse
+	30, // [30:40] is the sub-list for method output_type
+	20, // [20:30] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_chronoshub_sidecar_v1_sidecar_proto_init() }
@@ -1934,7 +2053,7 @@ func file_chronoshub_sidecar_v1_sidecar_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chronoshub_sidecar_v1_sidecar_proto_rawDesc), len(file_chronoshub_sidecar_v1_sidecar_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -379,9 +379,15 @@ export interface DeadLetter {
     | undefined;
   /**
    * Why the event left the subscription: "max_attempts" (it exhausted its
-   * attempts) or "filter_narrowed" (UpdateSubscription excluded its type).
+   * attempts) or "filter_narrowed" (UpdateSubscription excluded its type),
+   * and for push subscriptions "refused" (the app answered 4xx).
    */
   reason: string;
+  /**
+   * For push subscriptions, what the app last answered ("HTTP 500",
+   * "timeout"); empty otherwise.
+   */
+  detail: string;
 }
 
 /** ReplayDeadLettersRequest names dead letters to offer again. */
@@ -429,7 +435,35 @@ export interface Subscription {
     | Date
     | undefined;
   /** When it was created. */
-  createTime?: Date | undefined;
+  createTime?:
+    | Date
+    | undefined;
+  /**
+   * For a push subscription (declared with a URL in the sidecar's
+   * configuration), its delivery state on this sidecar process; unset for
+   * others.
+   */
+  push?: PushState | undefined;
+}
+
+/**
+ * PushState is the delivery state of a push subscription, whose events the
+ * sidecar POSTs to the app.
+ */
+export interface PushState {
+  /** The app's URL. */
+  url: string;
+  /** True while delivery waits for the app to accept connections. */
+  paused: boolean;
+  /** POSTs in progress. */
+  inFlight: number;
+  /** The HTTP status of the last answer; 0 before the first. */
+  lastStatus: number;
+  /**
+   * The last failure ("HTTP 500", a timeout, a transport error); empty
+   * after a success.
+   */
+  lastError: string;
 }
 
 /** ListSubscriptionsRequest asks for every subscription. */
@@ -1924,7 +1958,7 @@ export const ListDeadLettersResponse: MessageFns<ListDeadLettersResponse> = {
 };
 
 function createBaseDeadLetter(): DeadLetter {
-  return { event: undefined, deadAt: undefined, reason: "" };
+  return { event: undefined, deadAt: undefined, reason: "", detail: "" };
 }
 
 export const DeadLetter: MessageFns<DeadLetter> = {
@@ -1937,6 +1971,9 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     }
     if (message.reason !== "") {
       writer.uint32(26).string(message.reason);
+    }
+    if (message.detail !== "") {
+      writer.uint32(34).string(message.detail);
     }
     return writer;
   },
@@ -1978,6 +2015,14 @@ export const DeadLetter: MessageFns<DeadLetter> = {
             message.reason = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1999,6 +2044,7 @@ export const DeadLetter: MessageFns<DeadLetter> = {
         ? fromJsonTimestamp(object.dead_at)
         : undefined,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
     };
   },
 
@@ -2013,6 +2059,9 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
     return obj;
   },
 
@@ -2024,6 +2073,7 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
     message.deadAt = object.deadAt ?? undefined;
     message.reason = object.reason ?? "";
+    message.detail = object.detail ?? "";
     return message;
   },
 };
@@ -2237,6 +2287,7 @@ function createBaseSubscription(): Subscription {
     deadLetterCount: "0",
     oldestUnackedTime: undefined,
     createTime: undefined,
+    push: undefined,
   };
 }
 
@@ -2268,6 +2319,9 @@ export const Subscription: MessageFns<Subscription> = {
     }
     if (message.createTime !== undefined) {
       Timestamp.encode(toTimestamp(message.createTime), writer.uint32(74).fork()).join();
+    }
+    if (message.push !== undefined) {
+      PushState.encode(message.push, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -2357,6 +2411,14 @@ export const Subscription: MessageFns<Subscription> = {
             message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.push = PushState.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2412,6 +2474,7 @@ export const Subscription: MessageFns<Subscription> = {
         : isSet(object.create_time)
         ? fromJsonTimestamp(object.create_time)
         : undefined,
+      push: isSet(object.push) ? PushState.fromJSON(object.push) : undefined,
     };
   },
 
@@ -2444,6 +2507,9 @@ export const Subscription: MessageFns<Subscription> = {
     if (message.createTime !== undefined) {
       obj.createTime = message.createTime.toISOString();
     }
+    if (message.push !== undefined) {
+      obj.push = PushState.toJSON(message.push);
+    }
     return obj;
   },
 
@@ -2461,6 +2527,152 @@ export const Subscription: MessageFns<Subscription> = {
     message.deadLetterCount = object.deadLetterCount ?? "0";
     message.oldestUnackedTime = object.oldestUnackedTime ?? undefined;
     message.createTime = object.createTime ?? undefined;
+    message.push = (object.push !== undefined && object.push !== null) ? PushState.fromPartial(object.push) : undefined;
+    return message;
+  },
+};
+
+function createBasePushState(): PushState {
+  return { url: "", paused: false, inFlight: 0, lastStatus: 0, lastError: "" };
+}
+
+export const PushState: MessageFns<PushState> = {
+  encode(message: PushState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.url !== "") {
+      writer.uint32(10).string(message.url);
+    }
+    if (message.paused !== false) {
+      writer.uint32(16).bool(message.paused);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(24).uint32(message.inFlight);
+    }
+    if (message.lastStatus !== 0) {
+      writer.uint32(32).int32(message.lastStatus);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(42).string(message.lastError);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.url = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.inFlight = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lastStatus = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushState {
+    return {
+      url: isSet(object.url) ? globalThis.String(object.url) : "",
+      paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      lastStatus: isSet(object.lastStatus)
+        ? globalThis.Number(object.lastStatus)
+        : isSet(object.last_status)
+        ? globalThis.Number(object.last_status)
+        : 0,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+    };
+  },
+
+  toJSON(message: PushState): unknown {
+    const obj: any = {};
+    if (message.url !== "") {
+      obj.url = message.url;
+    }
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.lastStatus !== 0) {
+      obj.lastStatus = Math.round(message.lastStatus);
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PushState>, I>>(base?: I): PushState {
+    return PushState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PushState>, I>>(object: I): PushState {
+    const message = createBasePushState();
+    message.url = object.url ?? "";
+    message.paused = object.paused ?? false;
+    message.inFlight = object.inFlight ?? 0;
+    message.lastStatus = object.lastStatus ?? 0;
+    message.lastError = object.lastError ?? "";
     return message;
   },
 };

@@ -37,14 +37,16 @@ class AckEventsResponse(_message.Message):
     def __init__(self, event_ids: _Optional[_Iterable[str]] = ..., unknown_event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
-    __slots__ = ["dead_at", "event", "reason"]
+    __slots__ = ["dead_at", "detail", "event", "reason"]
     DEAD_AT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     dead_at: _timestamp_pb2.Timestamp
+    detail: str
     event: Event
     reason: str
-    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., dead_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., dead_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class DeleteSubscriptionRequest(_message.Message):
     __slots__ = ["subscription"]
@@ -130,6 +132,20 @@ class ListSubscriptionsResponse(_message.Message):
     subscriptions: _containers.RepeatedCompositeFieldContainer[Subscription]
     def __init__(self, subscriptions: _Optional[_Iterable[_Union[Subscription, _Mapping]]] = ...) -> None: ...
 
+class PushState(_message.Message):
+    __slots__ = ["in_flight", "last_error", "last_status", "paused", "url"]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    in_flight: int
+    last_error: str
+    last_status: int
+    paused: bool
+    url: str
+    def __init__(self, url: _Optional[str] = ..., paused: bool = ..., in_flight: _Optional[int] = ..., last_status: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+
 class ReplayDeadLettersRequest(_message.Message):
     __slots__ = ["all", "event_ids", "subscription"]
     ALL_FIELD_NUMBER: _ClassVar[int]
@@ -210,7 +226,7 @@ class StreamEventsResponse(_message.Message):
     def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ...) -> None: ...
 
 class Subscription(_message.Message):
-    __slots__ = ["acked_sequence", "create_time", "dead_letter_count", "event_types", "name", "oldest_unacked_time", "open_streams", "pending_count", "unacked_count"]
+    __slots__ = ["acked_sequence", "create_time", "dead_letter_count", "event_types", "name", "oldest_unacked_time", "open_streams", "pending_count", "push", "unacked_count"]
     ACKED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTER_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +235,7 @@ class Subscription(_message.Message):
     OLDEST_UNACKED_TIME_FIELD_NUMBER: _ClassVar[int]
     OPEN_STREAMS_FIELD_NUMBER: _ClassVar[int]
     PENDING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PUSH_FIELD_NUMBER: _ClassVar[int]
     UNACKED_COUNT_FIELD_NUMBER: _ClassVar[int]
     acked_sequence: int
     create_time: _timestamp_pb2.Timestamp
@@ -228,8 +245,9 @@ class Subscription(_message.Message):
     oldest_unacked_time: _timestamp_pb2.Timestamp
     open_streams: int
     pending_count: int
+    push: PushState
     unacked_count: int
-    def __init__(self, name: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., acked_sequence: _Optional[int] = ..., pending_count: _Optional[int] = ..., unacked_count: _Optional[int] = ..., open_streams: _Optional[int] = ..., dead_letter_count: _Optional[int] = ..., oldest_unacked_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., acked_sequence: _Optional[int] = ..., pending_count: _Optional[int] = ..., unacked_count: _Optional[int] = ..., open_streams: _Optional[int] = ..., dead_letter_count: _Optional[int] = ..., oldest_unacked_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., push: _Optional[_Union[PushState, _Mapping]] = ...) -> None: ...
 
 class UpdateSubscriptionRequest(_message.Message):
     __slots__ = ["event_types", "subscription"]
