@@ -325,9 +325,11 @@ type eventLine struct {
 	// sidecar has one.
 	Traceparent string `json:"traceparent,omitempty"`
 	Tracestate  string `json:"tracestate,omitempty"`
-	// DeadAt and Reason are set for a dead letter.
+	// DeadAt, Reason and Detail are set for a dead letter (Detail: what a
+	// push subscription's app last answered).
 	DeadAt string `json:"deadAt,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 func newEventLine(e *sidecarv1.Event) eventLine {
@@ -664,7 +666,7 @@ func deadLettersListFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []
 			}
 			for _, d := range resp.GetDeadLetters() {
 				l := newEventLine(d.GetEvent())
-				l.DeadAt, l.Reason = formatTime(d.GetDeadAt()), d.GetReason()
+				l.DeadAt, l.Reason, l.Detail = formatTime(d.GetDeadAt()), d.GetReason(), d.GetDetail()
 				if err := printJSON(api.stdout, l); err != nil {
 					return err
 				}
