@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,8 +46,15 @@ func openLog(t testing.TB, opts eventlog.Options) *eventlog.Log {
 	return l
 }
 
+// appended counts the events each test's log holds (every log is a test's
+// own, and appendEvents is the only writer), so that settled can wait for
+// the acknowledgement floor to pass the last of them.
+var appended sync.Map // *eventlog.Log -> *atomic.Uint64
+
 func appendEvents(t *testing.T, l *eventlog.Log, ids ...string) {
 	t.Helper()
+	n, _ := appended.LoadOrStore(l, new(atomic.Uint64))
+	defer n.(*atomic.Uint64).Add(uint64(len(ids)))
 	for _, id := range ids {
 		e := eventlog.Event{ID: id, Type: "manuscript.submitted", Payload: []byte(`{"id":"` + id + `","title":"𝛼 ✓"}`), SignedAt: time.Unix(1740000000, 0)}
 		if dup, err := l.Append(context.Background(), e); err != nil || dup {
@@ -153,9 +161,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // letters by event id.
 func settled(t *testing.T, l *eventlog.Log, sub string) map[string]eventlog.DeadLetter {
 	t.Helper()
+	var last uint64
+	if n, ok := appended.Load(l); ok {
+		last = n.(*atomic.Uint64).Load()
+	}
+	// Pending and Unacked alone can read 0 before the new subscription
+	// counted its backlog; the acknowledgement floor passes an event only
+	// once it is acknowledged or dead-lettered.
 	waitFor(t, "subscription "+sub+" settled", func() bool {
 		s, err := l.GetSubscription(context.Background(), sub)
-		return err == nil && s.Pending == 0 && s.Unacked == 0
+		return err == nil && s.Pending == 0 && s.Unacked == 0 && s.AckFloor >= last
 	})
 	dead, _, err := l.ListDeadLetters(context.Background(), sub, 0, 1000)
 	if err != nil {
