@@ -37,6 +37,8 @@ type EventLog interface {
 	GetSubscription(ctx context.Context, name string) (eventlog.Subscription, error)
 	UpdateSubscription(ctx context.Context, name string, types []string) (eventlog.Subscription, int, error)
 	DeleteSubscription(ctx context.Context, name string) error
+	ReplayEvents(ctx context.Context, req eventlog.ReplayRequest) (eventlog.ReplayResult, error)
+	GetEvent(ctx context.Context, id string) (eventlog.Event, []eventlog.Delivery, error)
 }
 
 // Outbox is what the service needs of the outbox.
@@ -44,6 +46,7 @@ type Outbox interface {
 	Send(ctx context.Context, eventType string, payload []byte, key string) (outbox.Record, error)
 	Enqueue(ctx context.Context, eventType string, payload []byte, key string) (outbox.Record, error)
 	Get(ctx context.Context, key string) (outbox.Record, error)
+	List(ctx context.Context, limit int) ([]outbox.Record, error)
 }
 
 // Checker validates an outgoing event before anything leaves the pod; it
@@ -73,6 +76,9 @@ type Options struct {
 	// app that span's context in Event.traceparent. Nil means no spans; the
 	// stored trace context is then passed on as it is.
 	Tracer *tracing.Tracer
+	// Webhooks lists recent webhooks for ListRecentWebhooks. Nil means
+	// the list is empty.
+	Webhooks RecentWebhooks
 }
 
 // Service implements sidecarv1.EventServiceServer. It is safe for
@@ -86,6 +92,7 @@ type Service struct {
 	sendTimeout time.Duration
 	logger      *slog.Logger
 	tracer      *tracing.Tracer
+	webhooks    RecentWebhooks
 
 	// stopStreams ends every open stream; see CancelStreams.
 	streamsCtx  context.Context
@@ -112,6 +119,7 @@ func New(log EventLog, out Outbox, check Checker, opts Options) *Service {
 		sendTimeout: opts.SendTimeout,
 		logger:      opts.Logger,
 		tracer:      opts.Tracer,
+		webhooks:    opts.Webhooks,
 		streamsCtx:  ctx, stopStreams: cancel,
 		idle: idle,
 	}
@@ -232,6 +240,7 @@ func toEvent(e eventlog.Event) *sidecarv1.Event {
 		Sequence:    e.Sequence,
 		Traceparent: e.TraceParent,
 		Tracestate:  e.TraceState,
+		Replay:      e.Replay,
 	}
 }
 
