@@ -57,7 +57,7 @@ func TestReplayEvents(t *testing.T) {
 	}
 	code, body := restCall(t, rest, http.MethodPost, "/v1/subscriptions/app/events:replay",
 		`{"startTime":"`+start.UTC().Format(time.RFC3339Nano)+`","eventTypes":["manuscript.*"]}`)
-	if code != http.StatusOK || !strings.Contains(body, `"eventIds":["r1","r2"]`) {
+	if code != http.StatusOK || !strings.Contains(strings.ReplaceAll(body, " ", ""), `"eventIds":["r1","r2"]`) {
 		t.Errorf("REST replay by time = %d %s; want 200 replaying r1, r2", code, body)
 	}
 	for _, want := range []string{"r1", "r2"} {
