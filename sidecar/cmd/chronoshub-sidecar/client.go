@@ -43,6 +43,7 @@ Commands:
   sent <idempotency key>      the state of an event sent with that key
   dead-letters list           the events a subscription gave up on
   dead-letters replay <id>…   offer dead letters again (--all for every one)
+  replay <id>… | --since t    offer past events of the log again to a subscription
   subscriptions list          every subscription: filter, position, backlog, unacked, dead letters
   subscriptions get           one subscription (--subscription)
   subscriptions update        set a subscription's filter (--event-types; narrowing moves
@@ -78,6 +79,9 @@ type clientCommand struct {
 type clientAPI struct {
 	events sidecarv1.EventServiceClient
 	stdout io.Writer
+	// timeout is --timeout, for commands that bound each of their calls
+	// rather than the whole command.
+	timeout time.Duration
 }
 
 func clientCommands() map[string]clientCommand {
@@ -89,6 +93,7 @@ func clientCommands() map[string]clientCommand {
 		"sent":                 {usage: sentUsage, flags: sentFlags},
 		"dead-letters list":    {usage: deadLettersListUsage, flags: deadLettersListFlags},
 		"dead-letters replay":  {usage: deadLettersReplayUsage, flags: deadLettersReplayFlags},
+		"replay":               {usage: replayUsage, flags: replayFlags, streaming: true},
 		"subscriptions list":   {usage: subscriptionsListUsage, flags: subscriptionsListFlags},
 		"subscriptions get":    {usage: subscriptionsGetUsage, flags: subscriptionFlags(subscriptionGet)},
 		"subscriptions update": {usage: subscriptionsUpdateUsage, flags: subscriptionFlags(subscriptionUpdate)},
@@ -162,7 +167,7 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	api := &clientAPI{events: sidecarv1.NewEventServiceClient(conn), stdout: stdout}
+	api := &clientAPI{events: sidecarv1.NewEventServiceClient(conn), stdout: stdout, timeout: *timeout}
 	if err := runCmd(ctx, api, fs.Args()); err != nil {
 		return fmt.Errorf("client %s: %w", name, describeRPCError(err))
 	}
@@ -310,12 +315,15 @@ type eventLine struct {
 	PayloadBase64 string `json:"payloadBase64,omitempty"`
 	// DeadAt is set for a dead letter.
 	DeadAt string `json:"deadAt,omitempty"`
+	// Replay is set for an event offered again on purpose.
+	Replay bool `json:"replay,omitempty"`
 }
 
 func newEventLine(e *sidecarv1.Event) eventLine {
 	l := eventLine{
 		ID: e.GetId(), Type: e.GetType(), Attempt: e.GetAttempt(), Sequence: e.GetSequence(),
 		SignedAt: formatTime(e.GetSignedAt()), ReceivedAt: formatTime(e.GetReceivedAt()),
+		Replay: e.GetReplay(),
 	}
 	if json.Valid(e.GetPayload()) {
 		l.Payload = e.GetPayload()
