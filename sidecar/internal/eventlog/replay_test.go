@@ -212,3 +212,56 @@ func TestReplayEventsInvalid(t *testing.T) {
 		t.Errorf("GetSubscription = %+v, %v; want nothing pending", sub, err)
 	}
 }
+
+// testReplayAcrossReplicas: one replica replays, by id and by time, events
+// another replica's stream acknowledged; that stream receives them, and
+// GetEvent on the first tells their state from the shared store.
+func testReplayAcrossReplicas(t *testing.T, b backend) {
+	l1, replica := b.open(t, eventlog.Options{})
+	l2 := replica()
+	ctx := context.Background()
+	start := time.Now()
+	appendAll(t, l1, event("a", "x.one", `{"n":1}`), event("b", "x.one", `{"n":2}`), event("c", "x.two", `{"n":3}`))
+	ch, _ := stream(t, l2, eventlog.StreamRequest{Subscription: "s"})
+	drainAcked(t, l2, ch, "s", 3)
+	res, err := l1.ReplayEvents(ctx, eventlog.ReplayRequest{Subscription: "s", IDs: []string{"b", "nope"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(res.IDs, []string{"b"}) || !cmp.Equal(res.Unknown, []string{"nope"}) {
+		t.Errorf("ReplayEvents(ids) = %+v; want b replayed, nope unknown", res)
+	}
+	if got := drainAcked(t, l2, ch, "s", 1); got[0].ID != "b" || !got[0].Replay {
+		t.Errorf("replayed = %+v, want b marked as a replay", got[0])
+	}
+	res, err = l1.ReplayEvents(ctx, eventlog.ReplayRequest{Subscription: "s", Start: start, Types: []string{"x.one"}, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for res.Next != "" {
+		next, err := l1.ReplayEvents(ctx, eventlog.ReplayRequest{Subscription: "s", Start: start, Types: []string{"x.one"}, Limit: 1, Cursor: res.Next})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.IDs, res.Next = append(res.IDs, next.IDs...), next.Next
+	}
+	if !cmp.Equal(res.IDs, []string{"a", "b"}) {
+		t.Errorf("ReplayEvents(time, x.one) = %v; want a, b", res.IDs)
+	}
+	if got := ids(drainAcked(t, l2, ch, "s", 2)); !cmp.Equal(got, []string{"a", "b"}) {
+		t.Errorf("replayed by time = %v, want a, b", got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, ds, err := l1.GetEvent(ctx, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 1 && ds[0].State == eventlog.DeliveryAcked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GetEvent(c) on the other replica = %+v, want acked on s", ds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
