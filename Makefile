@@ -58,6 +58,7 @@ FUZZ_TARGETS := \
 	FuzzParseHeader:./sidecar/internal/signature \
 	FuzzEventType:./sidecar/internal/eventtype \
 	FuzzParseListenAddr:./sidecar/internal/config \
+	FuzzParseCursor:./sidecar/internal/eventlog \
 	FuzzSplitValues:./sidecar/internal/credentials
 
 ## fuzz: run every fuzz target for FUZZTIME (10s)

@@ -62,8 +62,10 @@ type ReplayResult struct {
 	// Next, when not empty, is the cursor that continues a time range; the
 	// range is done when it is empty.
 	Next string
-	// Expired is true when events stored at or after Start have left the
-	// log (retention or size cap): the range starts at OldestRetained.
+	// Expired is true when events of the range have left the log
+	// (retention or size cap) before they could be replayed: at its start
+	// (the range starts at OldestRetained) or, in a later page, since the
+	// previous page.
 	Expired bool
 	// OldestRetained is when the oldest event the log still holds was
 	// stored; zero when the log is empty.
@@ -198,7 +200,12 @@ func (l *Log) replayRange(ctx context.Context, sub string, req ReplayRequest, wa
 			return ReplayResult{}, fmt.Errorf("replay to %s: %w", sub, err)
 		}
 	}
-	from = max(from, state.FirstSeq) // the log's head may have moved on since the previous page
+	if from < state.FirstSeq {
+		// Events of the range left the log (retention) since the previous
+		// page: say so rather than skip them silently.
+		res.Expired = true
+		from = state.FirstSeq
+	}
 	for scanned := 0; from <= last; scanned++ {
 		if len(res.IDs) == limit || scanned == replayScanLimit {
 			res.Next = formatCursor(from, last)

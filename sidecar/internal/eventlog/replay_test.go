@@ -165,6 +165,33 @@ func TestReplayExpired(t *testing.T) {
 	}
 }
 
+// TestReplayExpiredBetweenPages: events of a range that leave the log
+// between two pages are reported.
+func TestReplayExpiredBetweenPages(t *testing.T) {
+	t.Parallel()
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	start := time.Now()
+	appendAll(t, l, event("a", "x.one", `{}`), event("b", "x.one", `{}`), event("c", "x.one", `{}`))
+	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s"})
+	drainAcked(t, l, ch, "s", 3)
+	ctx := context.Background()
+	first, err := l.ReplayEvents(ctx, eventlog.ReplayRequest{Subscription: "s", Start: start, Limit: 1})
+	if err != nil || first.Next == "" || first.Expired || !slicesEqual(first.IDs, []string{"a"}) {
+		t.Fatalf("first page = %+v, %v; want a and a cursor", first, err)
+	}
+	st, err := l.JetStream().Stream(ctx, eventlog.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSequence(3)); err != nil { // a and b leave the log
+		t.Fatal(err)
+	}
+	rest, err := l.ReplayEvents(ctx, eventlog.ReplayRequest{Subscription: "s", Start: start, Limit: 1, Cursor: first.Next})
+	if err != nil || !rest.Expired || !slicesEqual(rest.IDs, []string{"c"}) {
+		t.Errorf("page after b left the log = %+v, %v; want expired, c", rest, err)
+	}
+}
+
 var cmpResult = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".OldestRetained" }, cmp.Ignore())
 
 func slicesEqual(a, b []string) bool { return cmp.Equal(a, b) }
