@@ -302,3 +302,32 @@ func (p *page) waitTrue(t *testing.T, what, expr string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestBrowserConsoleToken: with an API token, the console shows nothing
+// until the operator gives the token, then shows what the API answers.
+func TestBrowserConsoleToken(t *testing.T) {
+	t.Parallel()
+	chromium := installChromium(t)
+	_, baseURL := hub(t)
+	env, webhooks := serveEnv(t, baseURL)
+	env["CHRONOSHUB_API_TOKEN"] = testToken
+	r := start(t, []string{"serve"}, env)
+	a := r.ready(t)
+	id := uuid.NewString()
+	if st := post(t, webhooks, "https://"+a.Webhook+"/webhook", testSecret, "manuscript.submitted", `{"manuscriptId":"M-1"}`, id); st != http.StatusOK {
+		t.Fatalf("webhook = %d, want 200", st)
+	}
+	page := startChromium(t, chromium).page(t, "http://"+a.HTTP+"/console")
+	page.waitTrue(t, "the token form", `!document.getElementById('token-form').hidden && document.getElementById('status').textContent.includes('bearer token')`)
+	if got := page.evalString(t, `document.getElementById('webhooks').textContent`); strings.Contains(got, id) {
+		t.Fatalf("the console showed a webhook without the token: %s", got)
+	}
+	page.eval(t, fmt.Sprintf(`(() => {
+		document.getElementById('token').value = %q;
+		document.getElementById('token-form').requestSubmit();
+	})()`, testToken))
+	page.waitTrue(t, "the webhook, once the token is given", fmt.Sprintf(`!!document.querySelector('#webhooks tr[data-event-id=%q][data-outcome="stored"]') && document.getElementById('token-form').hidden`, id))
+	if strings.Contains(r.stderr.String(), testToken) {
+		t.Error("the sidecar logged the token")
+	}
+}
