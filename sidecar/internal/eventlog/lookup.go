@@ -46,26 +46,29 @@ type Delivery struct {
 // has delivered is pending; in between it is delivered, and acknowledged or
 // not (the log keeps no per-event ack record above the floor) unless a
 // stream of this process holds it. It does not follow replayed copies.
-func (l *Log) GetEvent(ctx context.Context, id string) (Event, []Delivery, error) {
+//
+// seq, when not zero, is where the event is expected (Event.Sequence, as a
+// previous GetEvent returned it): the event is read there in one request,
+// and searched for only when that position holds another event.
+func (l *Log) GetEvent(ctx context.Context, id string, seq uint64) (Event, []Delivery, error) {
 	if id == "" {
 		return Event{}, nil, fmt.Errorf("%w: empty event id", ErrInvalid)
 	}
-	info, err := l.events.Info(ctx)
-	if err != nil {
-		return Event{}, nil, fmt.Errorf("get event %s: %w", id, err)
-	}
 	var raw *jetstream.RawStreamMsg
-	for seq := info.State.LastSeq; seq >= info.State.FirstSeq && seq > 0; seq-- {
+	if seq > 0 {
 		m, err := l.events.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
 			return Event{}, nil, fmt.Errorf("get event %s: %w", id, err)
-		}
-		if strings.HasPrefix(m.Subject, eventsPrefix) && strings.EqualFold(m.Header.Get(hdrEventID), id) {
+		case strings.HasPrefix(m.Subject, eventsPrefix) && strings.EqualFold(m.Header.Get(hdrEventID), id):
 			raw = m
-			break
+		}
+	}
+	if raw == nil {
+		var err error
+		if raw, err = l.findNewest(ctx, id); err != nil {
+			return Event{}, nil, err
 		}
 	}
 	if raw == nil {
@@ -85,6 +88,28 @@ func (l *Log) GetEvent(ctx context.Context, id string) (Event, []Delivery, error
 		return Event{}, nil, fmt.Errorf("list subscriptions: %w", err)
 	}
 	return e, out, nil
+}
+
+// findNewest returns the newest stored event with the id (not a replayed
+// copy), or nil, reading the log from its newest event backwards.
+func (l *Log) findNewest(ctx context.Context, id string) (*jetstream.RawStreamMsg, error) {
+	info, err := l.events.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get event %s: %w", id, err)
+	}
+	for seq := info.State.LastSeq; seq >= info.State.FirstSeq && seq > 0; seq-- {
+		m, err := l.events.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get event %s: %w", id, err)
+		}
+		if strings.HasPrefix(m.Subject, eventsPrefix) && strings.EqualFold(m.Header.Get(hdrEventID), id) {
+			return m, nil
+		}
+	}
+	return nil, nil
 }
 
 func (l *Log) deliveryOf(ctx context.Context, ci *jetstream.ConsumerInfo, e Event) (Delivery, error) {

@@ -37,7 +37,7 @@ func TestGetEvent(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	e, ds, err := l.GetEvent(ctx, "A")
+	e, ds, err := l.GetEvent(ctx, "A", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestGetEvent(t *testing.T) {
 	if diff := cmp.Diff(want, ds, sortBy, cmpopts.IgnoreFields(eventlog.Delivery{}, "DeadAt")); diff != "" {
 		t.Errorf("GetEvent(a) deliveries (-want +got):\n%s", diff)
 	}
-	_, ds, err = l.GetEvent(ctx, b.ID)
+	_, ds, err = l.GetEvent(ctx, b.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,17 +66,28 @@ func TestGetEvent(t *testing.T) {
 		t.Errorf("GetEvent(b) deliveries (-want +got):\n%s", diff)
 	}
 	appendAll(t, l, event("c", "x.one", `{}`))
-	_, ds, err = l.GetEvent(ctx, "c")
+	_, ds, err = l.GetEvent(ctx, "c", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ds[0].Subscription != "acker" || ds[0].State != eventlog.DeliveryPending {
 		t.Errorf("GetEvent(c) on acker = %+v, want pending (acker holds b with in-flight 1)", ds[0])
 	}
-	if _, _, err := l.GetEvent(ctx, "missing"); !errors.Is(err, eventlog.ErrEventNotFound) {
+	// With its sequence the event is read there; a sequence holding another
+	// event, or none, falls back to the search.
+	for _, seq := range []uint64{e.Sequence, b.Sequence, 1000} {
+		got, _, err := l.GetEvent(ctx, "a", seq)
+		if err != nil || got.ID != "a" || got.Sequence != e.Sequence {
+			t.Errorf("GetEvent(a, %d) = %s at %d, %v; want a at %d", seq, got.ID, got.Sequence, err, e.Sequence)
+		}
+	}
+	if _, _, err := l.GetEvent(ctx, "missing", e.Sequence); !errors.Is(err, eventlog.ErrEventNotFound) {
+		t.Errorf("GetEvent(missing, %d) = %v, want ErrEventNotFound", e.Sequence, err)
+	}
+	if _, _, err := l.GetEvent(ctx, "missing", 0); !errors.Is(err, eventlog.ErrEventNotFound) {
 		t.Errorf("GetEvent(missing) = %v, want ErrEventNotFound", err)
 	}
-	if _, _, err := l.GetEvent(ctx, ""); !errors.Is(err, eventlog.ErrInvalid) {
+	if _, _, err := l.GetEvent(ctx, "", 0); !errors.Is(err, eventlog.ErrInvalid) {
 		t.Errorf("GetEvent(\"\") = %v, want ErrInvalid", err)
 	}
 }

@@ -279,7 +279,7 @@ func testReplayAcrossReplicas(t *testing.T, b backend) {
 		t.Errorf("replayed by time = %v, want a, b", got)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		_, ds, err := l1.GetEvent(ctx, "c")
+		_, ds, err := l1.GetEvent(ctx, "c", 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -89,7 +89,7 @@ func (s *Service) GetEvent(ctx context.Context, req *sidecarv1.GetEventRequest) 
 	if req.GetEventId() == "" {
 		return nil, s.toStatus(invalid("event_id", "required"))
 	}
-	e, ds, err := s.log.GetEvent(ctx, req.GetEventId())
+	e, ds, err := s.log.GetEvent(ctx, req.GetEventId(), req.GetSequence())
 	if errors.Is(err, eventlog.ErrEventNotFound) {
 		return nil, status.Error(codes.NotFound, "event "+strconv.Quote(req.GetEventId())+" is not in the log: never received, or past the retention window")
 	}

@@ -122,6 +122,7 @@ func TestConsoleReads(t *testing.T) {
 		want string
 	}{
 		{"/v1/events/g1", http.StatusOK, `"payload":{"n":1}`},
+		{"/v1/events/g1?sequence=1", http.StatusOK, `"payload":{"n":1}`},
 		{"/v1/events/nope", http.StatusNotFound, `not in the log`},
 		{"/v1/webhooks", http.StatusOK, `{}`},
 		{"/v1/sent-events", http.StatusOK, `"idempotencyKey":"k/1"`},

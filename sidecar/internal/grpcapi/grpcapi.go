@@ -38,7 +38,7 @@ type EventLog interface {
 	UpdateSubscription(ctx context.Context, name string, types []string) (eventlog.Subscription, int, error)
 	DeleteSubscription(ctx context.Context, name string) error
 	ReplayEvents(ctx context.Context, req eventlog.ReplayRequest) (eventlog.ReplayResult, error)
-	GetEvent(ctx context.Context, id string) (eventlog.Event, []eventlog.Delivery, error)
+	GetEvent(ctx context.Context, id string, seq uint64) (eventlog.Event, []eventlog.Delivery, error)
 }
 
 // Outbox is what the service needs of the outbox.

@@ -4,7 +4,9 @@
 'use strict';
 
 const refreshMs = 2000;
-const state = { token: sessionStorage.getItem('chronoshub-token') || '', subs: [], eventId: '', deadSub: '' };
+// eventSeq is the shown event's position, once known: later refreshes read
+// it there instead of searching the log for its id.
+const state = { token: sessionStorage.getItem('chronoshub-token') || '', subs: [], eventId: '', eventSeq: '', deadSub: '' };
 
 const $ = (id) => document.getElementById(id);
 
@@ -180,6 +182,7 @@ async function replayDead(sub, ids, all) {
 
 async function showEvent(id) {
   state.eventId = id;
+  state.eventSeq = '';
   $('event-id').value = id;
   await refreshEvent();
   $('event').scrollIntoView({ block: 'nearest' });
@@ -189,9 +192,11 @@ async function refreshEvent() {
   const id = state.eventId;
   if (!id) return;
   try {
-    const r = await api('GET', '/v1/events/' + encodeURIComponent(id));
+    const seq = state.eventSeq ? '?sequence=' + encodeURIComponent(state.eventSeq) : '';
+    const r = await api('GET', '/v1/events/' + encodeURIComponent(id) + seq);
     if (state.eventId !== id) return;
     const e = r.event;
+    state.eventSeq = e.sequence || '';
     $('event-error').hidden = true;
     $('event-detail').hidden = false;
     $('event-detail').dataset.eventId = e.id;

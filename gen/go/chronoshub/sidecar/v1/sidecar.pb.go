@@ -1960,7 +1960,11 @@ func (x *ReplayEventsResponse) GetOldestRetainedTime() *timestamppb.Timestamp {
 type GetEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The event id.
-	EventId       string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Optional: the event's sequence (Event.sequence), when known. The event
+	// is then read at that position instead of searched for, newest first,
+	// through the log; a sequence that holds another event is ignored.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2000,6 +2004,13 @@ func (x *GetEventRequest) GetEventId() string {
 		return x.EventId
 	}
 	return ""
+}
+
+func (x *GetEventRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
 }
 
 // EventDelivery is an event's state on one subscription.
@@ -2536,9 +2547,10 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x11unknown_event_ids\x18\x02 \x03(\tR\x0funknownEventIds\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x12#\n" +
 	"\rstart_expired\x18\x04 \x01(\bR\fstartExpired\x12L\n" +
-	"\x14oldest_retained_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x12oldestRetainedTime\",\n" +
+	"\x14oldest_retained_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x12oldestRetainedTime\"H\n" +
 	"\x0fGetEventRequest\x12\x19\n" +
-	"\bevent_id\x18\x01 \x01(\tR\aeventId\"\xee\x01\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xee\x01\n" +
 	"\rEventDelivery\x12\"\n" +
 	"\fsubscription\x18\x01 \x01(\tR\fsubscription\x12:\n" +
 	"\x05state\x18\x02 \x01(\x0e2$.chronoshub.sidecar.v1.DeliveryStateR\x05state\x12\x1a\n" +
