@@ -3,6 +3,7 @@ package eventlog_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -290,5 +291,34 @@ func testReplayAcrossReplicas(t *testing.T, b backend) {
 			t.Fatalf("GetEvent(c) on the other replica = %+v, want acked on s", ds)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReplayIDsAcrossScanWindows: ids anywhere in a log longer than one
+// read window (64 positions) are found and replayed in log order.
+func TestReplayIDsAcrossScanWindows(t *testing.T) {
+	t.Parallel()
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	const n = 150
+	for i := range n {
+		appendAll(t, l, event(fmt.Sprint("e", i), "x.one", `{}`))
+	}
+	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s", MaxInFlight: 200})
+	drainAcked(t, l, ch, "s", n)
+	want := []string{"e0", "e1", "e85", "e86", "e149"} // 150-64 = 86: e85 and e86 are on either side of a window edge
+	res, err := l.ReplayEvents(context.Background(), eventlog.ReplayRequest{Subscription: "s", IDs: []string{"e149", "e86", "e0", "e85", "e1", "e150"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, res.IDs); diff != "" || !slicesEqual(res.Unknown, []string{"e150"}) {
+		t.Errorf("ReplayEvents = %+v; (-want +got ids):\n%s", res, diff)
+	}
+	if got := ids(drainAcked(t, l, ch, "s", len(want))); !cmp.Equal(want, got) {
+		t.Errorf("replayed %v, want %v", got, want)
+	}
+	for _, id := range []string{"e0", "e85", "e86", "e149"} {
+		if e, _, err := l.GetEvent(context.Background(), id, 0); err != nil || e.ID != id {
+			t.Errorf("GetEvent(%s) = %s, %v", id, e.ID, err)
+		}
 	}
 }
