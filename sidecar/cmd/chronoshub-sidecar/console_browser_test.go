@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/net/websocket"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 )
@@ -143,6 +146,7 @@ Promise.all([
   read('script', fetch(api + '/console/app.js')),
   read('subscriptions', fetch(api + '/v1/subscriptions')),
   read('event', fetch(api + '/v1/events/%s')),
+  read('delete', fetch(api + '/v1/subscriptions/app', {method: 'DELETE'})),
   fetch(api + '/v1/subscriptions/app/events:replay', {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'}, body: JSON.stringify({eventIds: [%q]})}).then(() => { results.replay = 'sent'; }, () => { results.replay = 'failed'; }),
   fetch(api + '/v1/subscriptions/app/dead-letters:replay', {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'}, body: JSON.stringify({all: true})}).then(() => { results.deadReplay = 'sent'; }, () => { results.deadReplay = 'failed'; }),
 ]).then(() => { document.body.dataset.results = JSON.stringify(results); });
@@ -159,7 +163,7 @@ Promise.all([
 	if err := json.Unmarshal([]byte(attack.evalString(t, `document.body.dataset.results`)), &results); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"console", "script", "subscriptions", "event"} {
+	for _, k := range []string{"console", "script", "subscriptions", "event", "delete"} {
 		if results[k] != "blocked" {
 			t.Errorf("a page of another origin could read %s: %v", k, results)
 		}
@@ -180,6 +184,23 @@ Promise.all([
 	}
 	if s := sub.GetSubscription(); s.GetPendingCount() != 0 || s.GetUnackedCount() != 0 || s.GetDeadLetterCount() != 1 {
 		t.Errorf("after the attack the app's subscription = %v; want nothing pending or unacked and 1 dead letter", s)
+	}
+
+	// The operator deletes an unused subscription from the page: two clicks.
+	oldCtx, stopOld := context.WithCancel(ctx)
+	if _, err := grpcc.StreamEvents(oldCtx, &sidecarv1.StreamEventsRequest{Subscription: "unused", StartPosition: sidecarv1.StartPosition_START_POSITION_NOW}); err != nil {
+		t.Fatal(err)
+	}
+	page.waitTrue(t, "the unused subscription", `!!document.querySelector('#subs button[data-delete="unused"]')`)
+	stopOld()
+	page.eval(t, `document.querySelector('#subs button[data-delete="unused"]').click()`)
+	if _, err := grpcc.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: "unused"}); err != nil {
+		t.Fatalf("one click deleted the subscription: %v", err)
+	}
+	page.eval(t, `document.querySelector('#subs button[data-delete="unused"]').click()`)
+	page.waitTrue(t, "the unused subscription gone", `!document.querySelector('#subs tr[data-subscription="unused"]') && !!document.querySelector('#subs tr[data-subscription="app"]')`)
+	if _, err := grpcc.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: "unused"}); status.Code(err) != codes.NotFound {
+		t.Errorf("GetSubscription(unused) after the page deleted it = %v, want NotFound", err)
 	}
 }
 

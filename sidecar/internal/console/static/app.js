@@ -6,7 +6,7 @@
 const refreshMs = 2000;
 // eventSeq is the shown event's position, once known: later refreshes read
 // it there instead of searching the log for its id.
-const state = { token: sessionStorage.getItem('chronoshub-token') || '', subs: [], eventId: '', eventSeq: '', deadSub: '' };
+const state = { token: sessionStorage.getItem('chronoshub-token') || '', subs: [], eventId: '', eventSeq: '', deadSub: '', confirmDelete: '' };
 
 const $ = (id) => document.getElementById(id);
 
@@ -97,6 +97,32 @@ function pushState(sub) {
   return parts.join(' · ') || 'push';
 }
 
+// deleteButton deletes a subscription (its position and dead letters) on a
+// second click, within five seconds of the first.
+function deleteButton(name) {
+  const b = el('button', 'Delete');
+  b.type = 'button';
+  b.dataset.delete = name;
+  b.addEventListener('click', async () => {
+    if (state.confirmDelete !== name) {
+      state.confirmDelete = name;
+      b.textContent = 'Confirm delete';
+      setTimeout(() => { if (state.confirmDelete === name) { state.confirmDelete = ''; refresh(); } }, 5000);
+      return;
+    }
+    state.confirmDelete = '';
+    try {
+      await api('DELETE', '/v1/subscriptions/' + encodeURIComponent(name));
+    } catch (e) {
+      $('status').className = 'status error';
+      $('status').textContent = 'Delete ' + name + ' failed: ' + e.message;
+    }
+    refresh();
+  });
+  if (state.confirmDelete === name) b.textContent = 'Confirm delete';
+  return b;
+}
+
 function renderSubs(subs) {
   state.subs = subs;
   fill($('subs'), subs.map((s) => row([
@@ -108,7 +134,8 @@ function renderSubs(subs) {
     num(s.openStreams),
     pushState(s),
     num(s.deadLetterCount),
-  ], { 'data-subscription': s.name })), 'No subscription yet: one is created when an app first streams.', 8);
+    deleteButton(s.name),
+  ], { 'data-subscription': s.name })), 'No subscription yet: one is created when an app first streams.', 9);
   for (const id of ['dead-sub', 'replay-sub']) {
     const sel = $(id);
     const current = sel.value;
