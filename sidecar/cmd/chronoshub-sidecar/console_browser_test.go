@@ -202,6 +202,27 @@ Promise.all([
 	if _, err := grpcc.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: "unused"}); status.Code(err) != codes.NotFound {
 		t.Errorf("GetSubscription(unused) after the page deleted it = %v, want NotFound", err)
 	}
+
+	// An id that is not in the log: the page says so, and does not ask again
+	// at every refresh (each refused call is a line in the sidecar's log).
+	page.eval(t, `(() => {
+		document.getElementById('event-id').value = 'no-such-event';
+		document.getElementById('event-form').requestSubmit();
+	})()`)
+	page.waitTrue(t, "the event's absence", `!document.getElementById('event-error').hidden && document.getElementById('event-error').textContent.includes('not in the log')`)
+	for range 2 { // two whole refreshes after it
+		before := page.evalString(t, `document.body.dataset.updated`)
+		page.waitTrue(t, "a refresh", fmt.Sprintf(`document.body.dataset.updated !== %q && !document.getElementById('event-error').hidden`, before))
+	}
+	asked := 0
+	for _, l := range r.stderr.linesSince(0) {
+		if l["msg"] == "REST call failed" && l["path"] == "/v1/events/no-such-event" {
+			asked++
+		}
+	}
+	if asked != 1 {
+		t.Errorf("the page asked for the missing event %d times, want once", asked)
+	}
 }
 
 // settle2 acknowledges one event of the app's subscription.
@@ -343,6 +364,30 @@ func TestBrowserConsoleToken(t *testing.T) {
 	if got := page.evalString(t, `document.getElementById('webhooks').textContent`); strings.Contains(got, id) {
 		t.Fatalf("the console showed a webhook without the token: %s", got)
 	}
+	// Until the token is given, the page stops calling (each refused call
+	// is a line in the sidecar's log).
+	refused := func() int {
+		n := 0
+		for _, l := range r.stderr.linesSince(0) {
+			if l["msg"] == "REST call failed" && l["status"] == float64(http.StatusUnauthorized) {
+				n++
+			}
+		}
+		return n
+	}
+	waitTicks := func(n int) {
+		t.Helper()
+		for range n {
+			before := page.evalString(t, `document.body.dataset.ticks || '0'`)
+			page.waitTrue(t, "the page's next tick", fmt.Sprintf(`(document.body.dataset.ticks || '0') !== %q`, before))
+		}
+	}
+	waitTicks(1) // the first calls' answers are in
+	before := refused()
+	waitTicks(2)
+	if after := refused(); after != before {
+		t.Errorf("without its token the page kept calling: %d refused calls, then %d two refresh periods later", before, after)
+	}
 	page.eval(t, fmt.Sprintf(`(() => {
 		document.getElementById('token').value = %q;
 		document.getElementById('token-form').requestSubmit();
@@ -351,4 +396,11 @@ func TestBrowserConsoleToken(t *testing.T) {
 	if strings.Contains(r.stderr.String(), testToken) {
 		t.Error("the sidecar logged the token")
 	}
+}
+
+// linesSince returns a copy of the JSON lines written after the first mark.
+func (c *capture) linesSince(mark int) []map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]map[string]any(nil), c.lines[mark:]...)
 }

@@ -6,7 +6,7 @@
 const refreshMs = 2000;
 // eventSeq is the shown event's position, once known: later refreshes read
 // it there instead of searching the log for its id.
-const state = { token: sessionStorage.getItem('chronoshub-token') || '', subs: [], eventId: '', eventSeq: '', deadSub: '', confirmDelete: '' };
+const state = { token: sessionStorage.getItem('chronoshub-token') || '', needToken: false, subs: [], eventId: '', eventInFlight: '', eventSeq: '', deadSub: '', confirmDelete: '' };
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,7 +26,11 @@ async function api(method, path, body) {
   let data = {};
   try { data = await resp.json(); } catch (e) { data = {}; }
   if (!resp.ok) {
-    if (resp.status === 401) $('token-form').hidden = false;
+    if (resp.status === 401) {
+      // Wait for the token before calling again.
+      state.needToken = true;
+      $('token-form').hidden = false;
+    }
     throw new APIError(resp.status, (data && data.message) || resp.statusText);
   }
   return data;
@@ -217,7 +221,8 @@ async function showEvent(id) {
 
 async function refreshEvent() {
   const id = state.eventId;
-  if (!id) return;
+  if (!id || state.eventInFlight === id) return; // one call for it at a time
+  state.eventInFlight = id;
   try {
     const seq = state.eventSeq ? '?sequence=' + encodeURIComponent(state.eventSeq) : '';
     const r = await api('GET', '/v1/events/' + encodeURIComponent(id) + seq);
@@ -239,6 +244,11 @@ async function refreshEvent() {
     $('event-detail').hidden = true;
     $('event-error').hidden = false;
     $('event-error').textContent = e.message;
+    // Not asked again every refresh (each refused call is a line in the
+    // sidecar's log); Show asks again.
+    if (state.eventId === id) state.eventId = '';
+  } finally {
+    if (state.eventInFlight === id) state.eventInFlight = '';
   }
 }
 
@@ -290,7 +300,7 @@ async function replay(ev) {
 
 let refreshing = false;
 async function refresh() {
-  if (refreshing) return;
+  if (refreshing || state.needToken) return;
   refreshing = true;
   const status = $('status');
   try {
@@ -320,6 +330,7 @@ function start() {
     e.preventDefault();
     state.token = $('token').value.trim();
     sessionStorage.setItem('chronoshub-token', state.token);
+    state.needToken = false;
     $('token-form').hidden = true;
     refresh();
   });
@@ -335,7 +346,11 @@ function start() {
     });
   }
   refresh();
-  setInterval(refresh, refreshMs);
+  let ticks = 0;
+  setInterval(() => {
+    document.body.dataset.ticks = String(++ticks); // the page's clock, for tests
+    refresh();
+  }, refreshMs);
 }
 
 start();
