@@ -60,6 +60,7 @@ FUZZ_TARGETS := \
 	FuzzEventType:./sidecar/internal/eventtype \
 	FuzzParseListenAddr:./sidecar/internal/config \
 	FuzzParseSubscriptions:./sidecar/internal/config \
+	FuzzParseCursor:./sidecar/internal/eventlog \
 	FuzzSplitValues:./sidecar/internal/credentials
 
 ## fuzz: run every fuzz target for FUZZTIME (10s)

@@ -46,6 +46,7 @@ Commands:
   sent <idempotency key>      the state of an event sent with that key
   dead-letters list           the events a subscription gave up on
   dead-letters replay <id>…   offer dead letters again (--all for every one)
+  replay <id>… | --since t    offer past events of the log again to a subscription
   subscriptions list          every subscription: filter, position, backlog, unacked, dead letters
   subscriptions get           one subscription (--subscription)
   subscriptions update        set a subscription's filter (--event-types; narrowing moves
@@ -84,6 +85,9 @@ type clientAPI struct {
 	// stderr receives notes for people, such as a subscription that a
 	// stream created.
 	stderr io.Writer
+	// timeout is --timeout, for commands that bound each of their calls
+	// rather than the whole command.
+	timeout time.Duration
 }
 
 func clientCommands() map[string]clientCommand {
@@ -95,6 +99,7 @@ func clientCommands() map[string]clientCommand {
 		"sent":                 {usage: sentUsage, flags: sentFlags},
 		"dead-letters list":    {usage: deadLettersListUsage, flags: deadLettersListFlags},
 		"dead-letters replay":  {usage: deadLettersReplayUsage, flags: deadLettersReplayFlags},
+		"replay":               {usage: replayUsage, flags: replayFlags, streaming: true},
 		"subscriptions list":   {usage: subscriptionsListUsage, flags: subscriptionsListFlags},
 		"subscriptions get":    {usage: subscriptionsGetUsage, flags: subscriptionFlags(subscriptionGet)},
 		"subscriptions update": {usage: subscriptionsUpdateUsage, flags: subscriptionFlags(subscriptionUpdate)},
@@ -168,7 +173,7 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	api := &clientAPI{events: sidecarv1.NewEventServiceClient(conn), stdout: stdout, stderr: stderr}
+	api := &clientAPI{events: sidecarv1.NewEventServiceClient(conn), stdout: stdout, stderr: stderr, timeout: *timeout}
 	if err := runCmd(ctx, api, fs.Args()); err != nil {
 		return fmt.Errorf("client %s: %w", name, describeRPCError(err))
 	}
@@ -330,6 +335,8 @@ type eventLine struct {
 	DeadAt string `json:"deadAt,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Replay is set for an event offered again on purpose.
+	Replay bool `json:"replay,omitempty"`
 }
 
 func newEventLine(e *sidecarv1.Event) eventLine {
@@ -337,6 +344,7 @@ func newEventLine(e *sidecarv1.Event) eventLine {
 		ID: e.GetId(), Type: e.GetType(), Attempt: e.GetAttempt(), Sequence: e.GetSequence(),
 		SignedAt: formatTime(e.GetSignedAt()), ReceivedAt: formatTime(e.GetReceivedAt()),
 		Traceparent: e.GetTraceparent(), Tracestate: e.GetTracestate(),
+		Replay: e.GetReplay(),
 	}
 	if json.Valid(e.GetPayload()) {
 		l.Payload = e.GetPayload()

@@ -279,6 +279,7 @@ func printDevHelp(w io.Writer, d devInfo) {
   webhook   %[1]s   (self-signed certificate %[2]s)
   gRPC      %[3]s   (chronoshub.sidecar.v1.EventService; reflection and health on)
   REST      http://%[4]s
+  console   http://%[4]s/console   (subscriptions, webhooks, events, dead letters, replay)
   admin     http://%[5]s/healthz  /readyz  /metrics
   emulator  http://%[6]s   (ChronosHub's inbound API and /_emulator/…)
   data      %[7]s

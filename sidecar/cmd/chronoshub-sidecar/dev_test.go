@@ -57,6 +57,10 @@ func TestDev(t *testing.T) {
 			t.Errorf("dev output lacks %q", want)
 		}
 	}
+	// The console the banner names answers.
+	if st, page := httpGet(t, "http://"+a.HTTP+"/console"); !strings.Contains(out, "console   http://"+a.HTTP+"/console") || st != http.StatusOK || !strings.Contains(page, "chronoshub-sidecar console") {
+		t.Errorf("dev's console: banner names it %v, GET = %d", strings.Contains(out, "/console"), st)
+	}
 	// The banner's send command works as printed, and again: it uses no
 	// idempotency key that a second run would find taken.
 	m := regexp.MustCompile(`client send --addr (\S+) --type (\S+) --payload '([^']+)'`).FindStringSubmatch(out)

@@ -125,6 +125,9 @@ type Event struct {
 	// tracestate header values) of the span that received the event, stored
 	// as given so that its delivery joins the same trace. Empty means none.
 	TraceParent, TraceState string
+	// Replay is true for an event offered again on purpose: a replayed dead
+	// letter or an event of ReplayEvents.
+	Replay bool
 }
 
 // StartPosition says where a new subscription starts.
@@ -491,6 +494,7 @@ func decode(hdr nats.Header, subject string, data []byte, seq uint64) Event {
 
 		TraceParent: hdr.Get(hdrTraceParent),
 		TraceState:  hdr.Get(hdrTraceState),
+		Replay:      strings.HasPrefix(subject, replayPrefix),
 	}
 	if e.Type == "" {
 		e.Type = strings.TrimPrefix(subject, eventsPrefix)

@@ -35,6 +35,8 @@ type EventLog interface {
 	GetSubscription(ctx context.Context, name string) (eventlog.Subscription, error)
 	UpdateSubscription(ctx context.Context, name string, types []string) (eventlog.Subscription, int, error)
 	DeleteSubscription(ctx context.Context, name string) error
+	ReplayEvents(ctx context.Context, req eventlog.ReplayRequest) (eventlog.ReplayResult, error)
+	GetEvent(ctx context.Context, id string, seq uint64) (eventlog.Event, []eventlog.Delivery, error)
 }
 
 // Outbox is what the service needs of the outbox.
@@ -42,6 +44,7 @@ type Outbox interface {
 	Send(ctx context.Context, eventType string, payload []byte, key string) (outbox.Record, error)
 	Enqueue(ctx context.Context, eventType string, payload []byte, key string) (outbox.Record, error)
 	Get(ctx context.Context, key string) (outbox.Record, error)
+	List(ctx context.Context, limit int) ([]outbox.Record, error)
 }
 
 // Checker validates an outgoing event before anything leaves the pod; it
@@ -74,6 +77,9 @@ type Options struct {
 	// PushState returns the push delivery state of a subscription, or nil
 	// for one that is not a push subscription. Nil means none is.
 	PushState func(subscription string) *sidecarv1.PushState
+	// Webhooks lists recent webhooks for ListRecentWebhooks. Nil means
+	// the list is empty.
+	Webhooks RecentWebhooks
 }
 
 // Service implements sidecarv1.EventServiceServer. It is safe for
@@ -88,6 +94,7 @@ type Service struct {
 	logger      *slog.Logger
 	tracer      *tracing.Tracer
 	pushState   func(string) *sidecarv1.PushState
+	webhooks    RecentWebhooks
 
 	// stopStreams ends every open stream; see CancelStreams.
 	streamsCtx  context.Context
@@ -115,6 +122,7 @@ func New(log EventLog, out Outbox, check Checker, opts Options) *Service {
 		logger:      opts.Logger,
 		tracer:      opts.Tracer,
 		pushState:   opts.PushState,
+		webhooks:    opts.Webhooks,
 		streamsCtx:  ctx, stopStreams: cancel,
 		idle: idle,
 	}
@@ -255,6 +263,7 @@ func toEvent(e eventlog.Event) *sidecarv1.Event {
 		Sequence:    e.Sequence,
 		Traceparent: e.TraceParent,
 		Tracestate:  e.TraceState,
+		Replay:      e.Replay,
 	}
 }
 

@@ -525,6 +525,9 @@ const (
 	HeaderSignedAt     = "Chronoshub-Signed-At"
 	HeaderReceivedAt   = "Chronoshub-Received-At"
 	HeaderSubscription = "Chronoshub-Subscription"
+	// HeaderReplay is "true" on an event offered again on purpose
+	// (ReplayEvents, or a replayed dead letter); absent otherwise.
+	HeaderReplay = "Chronoshub-Replay"
 )
 
 // post sends one event and returns the status, a Retry-After delay (429
@@ -546,6 +549,9 @@ func (p *Pusher) post(ctx context.Context, e eventlog.Event) (status int, retryA
 	h.Set(HeaderEventType, e.Type)
 	h.Set(HeaderAttempt, strconv.Itoa(e.Attempt))
 	h.Set(HeaderSubscription, p.t.Subscription)
+	if e.Replay {
+		h.Set(HeaderReplay, "true")
+	}
 	if !e.SignedAt.IsZero() {
 		h.Set(HeaderSignedAt, e.SignedAt.UTC().Format(time.RFC3339))
 	}

@@ -422,6 +422,32 @@ func TestStrictOrder(t *testing.T) {
 	}
 }
 
+// TestReplayHeader: an event replayed with ReplayEvents is posted again
+// with Chronoshub-Replay: true; its first delivery has no such header.
+func TestReplayHeader(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, eventlog.Options{MaxAttempts: 5})
+	a := &app{answer: func(http.ResponseWriter, *http.Request, int) {}}
+	lis := listen(t)
+	a.serve(t, lis)
+	appendEvents(t, l, "r1")
+	run(t, l, push.Target{Subscription: "app", URL: "http://" + lis.Addr().String(), Concurrency: 1}, push.Options{MaxAttempts: 5})
+	waitFor(t, "first delivery", func() bool { return len(a.byID()["r1"]) == 1 })
+	settled(t, l, "app")
+	res, err := l.ReplayEvents(context.Background(), eventlog.ReplayRequest{Subscription: "app", IDs: []string{"r1"}})
+	if err != nil || len(res.IDs) != 1 {
+		t.Fatalf("ReplayEvents = %+v, %v", res, err)
+	}
+	waitFor(t, "replayed delivery", func() bool { return len(a.byID()["r1"]) == 2 })
+	got := a.byID()["r1"]
+	if h := got[0].header.Get(push.HeaderReplay); h != "" {
+		t.Errorf("first delivery: %s = %q, want none", push.HeaderReplay, h)
+	}
+	if h := got[1].header.Get(push.HeaderReplay); h != "true" {
+		t.Errorf("replayed delivery: %s = %q, want true", push.HeaderReplay, h)
+	}
+}
+
 func TestCheckURL(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -42,6 +42,7 @@ import (
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/chronoshub"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/console"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/datadir"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
@@ -369,6 +370,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	recent := webhook.NewRecent(0) // the console's list of recent webhooks
 	s.hook = webhook.New(timedStore{s.log, s.met, &s.store}, cfg.WebhookSecrets.Secrets, webhook.Options{
 		Path:                 cfg.WebhookPath,
 		MaxBodyBytes:         cfg.WebhookMaxBodyBytes,
@@ -378,6 +380,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		Logger:               s.logger,
 		Observer:             s.met,
 		Tracer:               s.tracer,
+		Recent:               recent,
 	})
 	metrics.RegisterStats(s.reg, s.subscriptionStats, s.out.Pending, s.logger)
 	s.svc = grpcapi.New(s.log, s.out, check, grpcapi.Options{
@@ -385,6 +388,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		Logger:      s.logger.With("component", "grpcapi"),
 		Tracer:      s.tracer,
 		PushState:   s.pushStateProto,
+		Webhooks:    recent,
 	})
 	unary := []grpc.UnaryServerInterceptor{s.met.UnaryInterceptor()}
 	stream := []grpc.StreamServerInterceptor{s.met.StreamInterceptor()}
@@ -616,7 +620,9 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: s.tracer.ContinueHTTP(gw), ReadHeaderTimeout: apiHeaderTimeout,
+	// The console at /console, beside the REST API it reads.
+	api := console.Handler(gw, console.Options{LoopbackHostOnly: !cfg.AllowRemoteAPI})
+	httpSrv := &http.Server{Handler: s.tracer.ContinueHTTP(api), ReadHeaderTimeout: apiHeaderTimeout,
 		ErrorLog: slog.NewLogLogger(s.logger.With("component", "gateway").Handler(), slog.LevelWarn)}
 	adminSrv := &http.Server{Handler: adminHandler(s.reg, s.Alive, s.Ready, cfg.Pprof != config.PprofOff), ReadHeaderTimeout: apiHeaderTimeout}
 

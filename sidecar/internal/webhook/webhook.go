@@ -22,6 +22,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -155,6 +156,9 @@ type Options struct {
 	// of a traceparent header, and its context is stored with the event;
 	// nil means no tracing.
 	Tracer *tracing.Tracer
+	// Recent keeps the outcome of every request for the console; nil
+	// means none is kept.
+	Recent *Recent
 }
 
 // Server is the webhook listener's http.Handler. It is safe for concurrent
@@ -171,6 +175,7 @@ type Server struct {
 	log       *slog.Logger
 	obs       Observer
 	tracer    *tracing.Tracer
+	recent    *Recent
 	draining  atomic.Bool
 }
 
@@ -193,6 +198,7 @@ func New(store Store, secrets func() [][]byte, opts Options) *Server {
 		log:       opts.Logger,
 		obs:       opts.Observer,
 		tracer:    opts.Tracer,
+		recent:    opts.Recent,
 	}
 	if s.path == "" {
 		s.path = DefaultPath
@@ -277,9 +283,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { tracing.EndHTTPServer(span, sw.status) }()
 		w, r = sw, r.WithContext(ctx)
 	}
+	var sw *statusWriter
+	if s.recent != nil {
+		sw = &statusWriter{ResponseWriter: w}
+		w = sw
+	}
 	outcome, reason := s.serve(w, r)
 	if s.obs != nil {
 		s.obs.Webhook(outcome, reason, time.Since(start))
+	}
+	if s.recent != nil {
+		s.recent.record(r, start, outcome, reason, cmp.Or(sw.status, http.StatusOK))
 	}
 }
 

@@ -147,6 +147,72 @@ func (SentEventState) EnumDescriptor() ([]byte, []int) {
 	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{1}
 }
 
+// DeliveryState is where an event stands on one subscription.
+type DeliveryState int32
+
+const (
+	// Not used.
+	DeliveryState_DELIVERY_STATE_UNSPECIFIED DeliveryState = 0
+	// Not yet offered.
+	DeliveryState_DELIVERY_STATE_PENDING DeliveryState = 1
+	// Offered and not known to be acknowledged.
+	DeliveryState_DELIVERY_STATE_DELIVERED DeliveryState = 2
+	// Acknowledged.
+	DeliveryState_DELIVERY_STATE_ACKED DeliveryState = 3
+	// In the subscription's dead letters.
+	DeliveryState_DELIVERY_STATE_DEAD_LETTERED DeliveryState = 4
+	// The subscription's filter excludes its type, or the subscription
+	// started after it.
+	DeliveryState_DELIVERY_STATE_NOT_SUBSCRIBED DeliveryState = 5
+)
+
+// Enum value maps for DeliveryState.
+var (
+	DeliveryState_name = map[int32]string{
+		0: "DELIVERY_STATE_UNSPECIFIED",
+		1: "DELIVERY_STATE_PENDING",
+		2: "DELIVERY_STATE_DELIVERED",
+		3: "DELIVERY_STATE_ACKED",
+		4: "DELIVERY_STATE_DEAD_LETTERED",
+		5: "DELIVERY_STATE_NOT_SUBSCRIBED",
+	}
+	DeliveryState_value = map[string]int32{
+		"DELIVERY_STATE_UNSPECIFIED":    0,
+		"DELIVERY_STATE_PENDING":        1,
+		"DELIVERY_STATE_DELIVERED":      2,
+		"DELIVERY_STATE_ACKED":          3,
+		"DELIVERY_STATE_DEAD_LETTERED":  4,
+		"DELIVERY_STATE_NOT_SUBSCRIBED": 5,
+	}
+)
+
+func (x DeliveryState) Enum() *DeliveryState {
+	p := new(DeliveryState)
+	*p = x
+	return p
+}
+
+func (x DeliveryState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeliveryState) Descriptor() protoreflect.EnumDescriptor {
+	return file_chronoshub_sidecar_v1_sidecar_proto_enumTypes[2].Descriptor()
+}
+
+func (DeliveryState) Type() protoreflect.EnumType {
+	return &file_chronoshub_sidecar_v1_sidecar_proto_enumTypes[2]
+}
+
+func (x DeliveryState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeliveryState.Descriptor instead.
+func (DeliveryState) EnumDescriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{2}
+}
+
 // Event is one event received from ChronosHub, exactly as ChronosHub sent it.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -182,7 +248,10 @@ type Event struct {
 	// for it, or trace context is turned off (OTEL_PROPAGATORS=none).
 	Traceparent string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	// The W3C tracestate header value that goes with traceparent; often empty.
-	Tracestate    string `protobuf:"bytes,9,opt,name=tracestate,proto3" json:"tracestate,omitempty"`
+	Tracestate string `protobuf:"bytes,9,opt,name=tracestate,proto3" json:"tracestate,omitempty"`
+	// True when the event is offered again on purpose: by ReplayEvents or
+	// ReplayDeadLetters. sequence and received_at are those of the original.
+	Replay        bool `protobuf:"varint,10,opt,name=replay,proto3" json:"replay,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -278,6 +347,13 @@ func (x *Event) GetTracestate() string {
 		return x.Tracestate
 	}
 	return ""
+}
+
+func (x *Event) GetReplay() bool {
+	if x != nil {
+		return x.Replay
+	}
+	return false
 }
 
 // StreamEventsRequest opens a stream on a subscription.
@@ -1806,11 +1882,665 @@ func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
 	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{24}
 }
 
+// ReplayEventsRequest names events to offer again: event_ids, or start_time
+// (with an optional end_time), not both.
+type ReplayEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription. Empty means "default".
+	Subscription string `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// The ids of the events to replay; at most 1000.
+	EventIds []string `protobuf:"bytes,2,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
+	// Replay events received at or after this time.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// With start_time, replay events received before this time. Unset means
+	// up to the newest event when the replay began.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Only events of these types (patterns as in StreamEventsRequest); empty
+	// means every type the subscription receives.
+	EventTypes []string `protobuf:"bytes,5,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// With a time range, the most events this call replays. Zero means 1000;
+	// at most 10000.
+	PageSize uint32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// With a time range, the next_page_token of the previous call, to
+	// continue; give the same start_time, end_time and event_types.
+	PageToken     string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayEventsRequest) Reset() {
+	*x = ReplayEventsRequest{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayEventsRequest) ProtoMessage() {}
+
+func (x *ReplayEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayEventsRequest.ProtoReflect.Descriptor instead.
+func (*ReplayEventsRequest) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReplayEventsRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+func (x *ReplayEventsRequest) GetEventIds() []string {
+	if x != nil {
+		return x.EventIds
+	}
+	return nil
+}
+
+func (x *ReplayEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ReplayEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ReplayEventsRequest) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *ReplayEventsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ReplayEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ReplayEventsResponse reports what was offered again.
+type ReplayEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ids of the events offered again by this call, in log order.
+	EventIds []string `protobuf:"bytes,1,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
+	// The requested ids not in the log: never received, past the retention
+	// window, or of a type the subscription does not receive.
+	UnknownEventIds []string `protobuf:"bytes,2,rep,name=unknown_event_ids,json=unknownEventIds,proto3" json:"unknown_event_ids,omitempty"`
+	// Continue a time range with this token; empty when it is done.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// True when events received at or after start_time have left the log
+	// (retention window or size cap): the range starts at
+	// oldest_retained_time.
+	StartExpired bool `protobuf:"varint,4,opt,name=start_expired,json=startExpired,proto3" json:"start_expired,omitempty"`
+	// When the oldest event the log holds was received; unset when it is
+	// empty.
+	OldestRetainedTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=oldest_retained_time,json=oldestRetainedTime,proto3" json:"oldest_retained_time,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ReplayEventsResponse) Reset() {
+	*x = ReplayEventsResponse{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayEventsResponse) ProtoMessage() {}
+
+func (x *ReplayEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayEventsResponse.ProtoReflect.Descriptor instead.
+func (*ReplayEventsResponse) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReplayEventsResponse) GetEventIds() []string {
+	if x != nil {
+		return x.EventIds
+	}
+	return nil
+}
+
+func (x *ReplayEventsResponse) GetUnknownEventIds() []string {
+	if x != nil {
+		return x.UnknownEventIds
+	}
+	return nil
+}
+
+func (x *ReplayEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ReplayEventsResponse) GetStartExpired() bool {
+	if x != nil {
+		return x.StartExpired
+	}
+	return false
+}
+
+func (x *ReplayEventsResponse) GetOldestRetainedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestRetainedTime
+	}
+	return nil
+}
+
+// GetEventRequest names an event of the log.
+type GetEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event id.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Optional: the event's sequence (Event.sequence), when known. The event
+	// is then read at that position instead of searched for, newest first,
+	// through the log; a sequence that holds another event is ignored.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEventRequest) Reset() {
+	*x = GetEventRequest{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEventRequest) ProtoMessage() {}
+
+func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
+func (*GetEventRequest) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetEventRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *GetEventRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// EventDelivery is an event's state on one subscription.
+type EventDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription.
+	Subscription string `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// Where the event stands.
+	State DeliveryState `protobuf:"varint,2,opt,name=state,proto3,enum=chronoshub.sidecar.v1.DeliveryState" json:"state,omitempty"`
+	// Offers made: held by a stream of this process, or when dead-lettered;
+	// zero when unknown.
+	Attempts uint32 `protobuf:"varint,3,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// With DEAD_LETTERED, why ("max_attempts" or "filter_narrowed").
+	DeadLetterReason string `protobuf:"bytes,4,opt,name=dead_letter_reason,json=deadLetterReason,proto3" json:"dead_letter_reason,omitempty"`
+	// With DEAD_LETTERED, when.
+	DeadAt        *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=dead_at,json=deadAt,proto3" json:"dead_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventDelivery) Reset() {
+	*x = EventDelivery{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventDelivery) ProtoMessage() {}
+
+func (x *EventDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventDelivery.ProtoReflect.Descriptor instead.
+func (*EventDelivery) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *EventDelivery) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+func (x *EventDelivery) GetState() DeliveryState {
+	if x != nil {
+		return x.State
+	}
+	return DeliveryState_DELIVERY_STATE_UNSPECIFIED
+}
+
+func (x *EventDelivery) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *EventDelivery) GetDeadLetterReason() string {
+	if x != nil {
+		return x.DeadLetterReason
+	}
+	return ""
+}
+
+func (x *EventDelivery) GetDeadAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeadAt
+	}
+	return nil
+}
+
+// GetEventResponse is the event and its deliveries.
+type GetEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event as stored.
+	Event *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// Its state on each subscription, by subscription name.
+	Deliveries    []*EventDelivery `protobuf:"bytes,2,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEventResponse) Reset() {
+	*x = GetEventResponse{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEventResponse) ProtoMessage() {}
+
+func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEventResponse.ProtoReflect.Descriptor instead.
+func (*GetEventResponse) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetEventResponse) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *GetEventResponse) GetDeliveries() []*EventDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+// ListRecentWebhooksRequest asks for the recent webhooks.
+type ListRecentWebhooksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecentWebhooksRequest) Reset() {
+	*x = ListRecentWebhooksRequest{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecentWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecentWebhooksRequest) ProtoMessage() {}
+
+func (x *ListRecentWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecentWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListRecentWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{30}
+}
+
+// RecentWebhook is one webhook request and how it was answered.
+type RecentWebhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When it arrived.
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// Its X-Event-Id header, as sent (unverified unless outcome is "stored"
+	// or "duplicate"); cut to 100 characters.
+	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Its X-Event-Type header, as sent; cut to 100 characters.
+	EventType string `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// "stored", "duplicate", "rejected" or "unavailable".
+	Outcome string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// Why it was rejected or unavailable, for example "bad_signature" or
+	// "stale_timestamp"; empty otherwise.
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The HTTP status answered.
+	HttpStatus    uint32 `protobuf:"varint,6,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecentWebhook) Reset() {
+	*x = RecentWebhook{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecentWebhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecentWebhook) ProtoMessage() {}
+
+func (x *RecentWebhook) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecentWebhook.ProtoReflect.Descriptor instead.
+func (*RecentWebhook) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *RecentWebhook) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *RecentWebhook) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *RecentWebhook) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *RecentWebhook) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *RecentWebhook) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RecentWebhook) GetHttpStatus() uint32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+// ListRecentWebhooksResponse lists recent webhooks, newest first.
+type ListRecentWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The webhooks.
+	Webhooks      []*RecentWebhook `protobuf:"bytes,1,rep,name=webhooks,proto3" json:"webhooks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecentWebhooksResponse) Reset() {
+	*x = ListRecentWebhooksResponse{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecentWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecentWebhooksResponse) ProtoMessage() {}
+
+func (x *ListRecentWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecentWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListRecentWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListRecentWebhooksResponse) GetWebhooks() []*RecentWebhook {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
+// ListSentEventsRequest asks for sent events.
+type ListSentEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The most records to return. Zero means 100; at most 1000.
+	PageSize      uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSentEventsRequest) Reset() {
+	*x = ListSentEventsRequest{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSentEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSentEventsRequest) ProtoMessage() {}
+
+func (x *ListSentEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSentEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListSentEventsRequest) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListSentEventsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListSentEventsResponse lists sent events, most recently updated first.
+type ListSentEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The records.
+	SentEvents    []*SentEvent `protobuf:"bytes,1,rep,name=sent_events,json=sentEvents,proto3" json:"sent_events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSentEventsResponse) Reset() {
+	*x = ListSentEventsResponse{}
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSentEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSentEventsResponse) ProtoMessage() {}
+
+func (x *ListSentEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chronoshub_sidecar_v1_sidecar_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSentEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListSentEventsResponse) Descriptor() ([]byte, []int) {
+	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListSentEventsResponse) GetSentEvents() []*SentEvent {
+	if x != nil {
+		return x.SentEvents
+	}
+	return nil
+}
+
 var File_chronoshub_sidecar_v1_sidecar_proto protoreflect.FileDescriptor
 
 const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\n" +
-	"#chronoshub/sidecar/v1/sidecar.proto\x12\x15chronoshub.sidecar.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x02\n" +
+	"#chronoshub/sidecar/v1/sidecar.proto\x12\x15chronoshub.sidecar.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x02\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
@@ -1823,7 +2553,9 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\vtraceparent\x18\b \x01(\tR\vtraceparent\x12\x1e\n" +
 	"\n" +
 	"tracestate\x18\t \x01(\tR\n" +
-	"tracestate\"\x86\x02\n" +
+	"tracestate\x12\x16\n" +
+	"\x06replay\x18\n" +
+	" \x01(\bR\x06replay\"\x86\x02\n" +
 	"\x13StreamEventsRequest\x12\"\n" +
 	"\fsubscription\x18\x01 \x01(\tR\fsubscription\x12\x1f\n" +
 	"\vevent_types\x18\x02 \x03(\tR\n" +
@@ -1926,7 +2658,56 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x13dead_lettered_count\x18\x02 \x01(\x04R\x11deadLetteredCount\"?\n" +
 	"\x19DeleteSubscriptionRequest\x12\"\n" +
 	"\fsubscription\x18\x01 \x01(\tR\fsubscription\"\x1c\n" +
-	"\x1aDeleteSubscriptionResponse*{\n" +
+	"\x1aDeleteSubscriptionResponse\"\xa5\x02\n" +
+	"\x13ReplayEventsRequest\x12\"\n" +
+	"\fsubscription\x18\x01 \x01(\tR\fsubscription\x12\x1b\n" +
+	"\tevent_ids\x18\x02 \x03(\tR\beventIds\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1f\n" +
+	"\vevent_types\x18\x05 \x03(\tR\n" +
+	"eventTypes\x12\x1b\n" +
+	"\tpage_size\x18\x06 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\"\xfa\x01\n" +
+	"\x14ReplayEventsResponse\x12\x1b\n" +
+	"\tevent_ids\x18\x01 \x03(\tR\beventIds\x12*\n" +
+	"\x11unknown_event_ids\x18\x02 \x03(\tR\x0funknownEventIds\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x12#\n" +
+	"\rstart_expired\x18\x04 \x01(\bR\fstartExpired\x12L\n" +
+	"\x14oldest_retained_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x12oldestRetainedTime\"H\n" +
+	"\x0fGetEventRequest\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xee\x01\n" +
+	"\rEventDelivery\x12\"\n" +
+	"\fsubscription\x18\x01 \x01(\tR\fsubscription\x12:\n" +
+	"\x05state\x18\x02 \x01(\x0e2$.chronoshub.sidecar.v1.DeliveryStateR\x05state\x12\x1a\n" +
+	"\battempts\x18\x03 \x01(\rR\battempts\x12,\n" +
+	"\x12dead_letter_reason\x18\x04 \x01(\tR\x10deadLetterReason\x123\n" +
+	"\adead_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06deadAt\"\x8c\x01\n" +
+	"\x10GetEventResponse\x122\n" +
+	"\x05event\x18\x01 \x01(\v2\x1c.chronoshub.sidecar.v1.EventR\x05event\x12D\n" +
+	"\n" +
+	"deliveries\x18\x02 \x03(\v2$.chronoshub.sidecar.v1.EventDeliveryR\n" +
+	"deliveries\"\x1b\n" +
+	"\x19ListRecentWebhooksRequest\"\xd9\x01\n" +
+	"\rRecentWebhook\x12;\n" +
+	"\vreceived_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x03 \x01(\tR\teventType\x12\x18\n" +
+	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vhttp_status\x18\x06 \x01(\rR\n" +
+	"httpStatus\"^\n" +
+	"\x1aListRecentWebhooksResponse\x12@\n" +
+	"\bwebhooks\x18\x01 \x03(\v2$.chronoshub.sidecar.v1.RecentWebhookR\bwebhooks\"4\n" +
+	"\x15ListSentEventsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\"[\n" +
+	"\x16ListSentEventsResponse\x12A\n" +
+	"\vsent_events\x18\x01 \x03(\v2 .chronoshub.sidecar.v1.SentEventR\n" +
+	"sentEvents*{\n" +
 	"\rStartPosition\x12\x1e\n" +
 	"\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15START_POSITION_OLDEST\x10\x01\x12\x16\n" +
@@ -1936,7 +2717,14 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x1cSENT_EVENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SENT_EVENT_STATE_QUEUED\x10\x01\x12\x1d\n" +
 	"\x19SENT_EVENT_STATE_ACCEPTED\x10\x02\x12\x1b\n" +
-	"\x17SENT_EVENT_STATE_FAILED\x10\x032\xec\b\n" +
+	"\x17SENT_EVENT_STATE_FAILED\x10\x03*\xc8\x01\n" +
+	"\rDeliveryState\x12\x1e\n" +
+	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16DELIVERY_STATE_PENDING\x10\x01\x12\x1c\n" +
+	"\x18DELIVERY_STATE_DELIVERED\x10\x02\x12\x18\n" +
+	"\x14DELIVERY_STATE_ACKED\x10\x03\x12 \n" +
+	"\x1cDELIVERY_STATE_DEAD_LETTERED\x10\x04\x12!\n" +
+	"\x1dDELIVERY_STATE_NOT_SUBSCRIBED\x10\x052\x9c\f\n" +
 	"\fEventService\x12i\n" +
 	"\fStreamEvents\x12*.chronoshub.sidecar.v1.StreamEventsRequest\x1a+.chronoshub.sidecar.v1.StreamEventsResponse0\x01\x12^\n" +
 	"\tAckEvents\x12'.chronoshub.sidecar.v1.AckEventsRequest\x1a(.chronoshub.sidecar.v1.AckEventsResponse\x12^\n" +
@@ -1947,7 +2735,11 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x11ListSubscriptions\x12/.chronoshub.sidecar.v1.ListSubscriptionsRequest\x1a0.chronoshub.sidecar.v1.ListSubscriptionsResponse\x12p\n" +
 	"\x0fGetSubscription\x12-.chronoshub.sidecar.v1.GetSubscriptionRequest\x1a..chronoshub.sidecar.v1.GetSubscriptionResponse\x12y\n" +
 	"\x12UpdateSubscription\x120.chronoshub.sidecar.v1.UpdateSubscriptionRequest\x1a1.chronoshub.sidecar.v1.UpdateSubscriptionResponse\x12y\n" +
-	"\x12DeleteSubscription\x120.chronoshub.sidecar.v1.DeleteSubscriptionRequest\x1a1.chronoshub.sidecar.v1.DeleteSubscriptionResponseBQZOgithub.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1;sidecarv1b\x06proto3"
+	"\x12DeleteSubscription\x120.chronoshub.sidecar.v1.DeleteSubscriptionRequest\x1a1.chronoshub.sidecar.v1.DeleteSubscriptionResponse\x12g\n" +
+	"\fReplayEvents\x12*.chronoshub.sidecar.v1.ReplayEventsRequest\x1a+.chronoshub.sidecar.v1.ReplayEventsResponse\x12[\n" +
+	"\bGetEvent\x12&.chronoshub.sidecar.v1.GetEventRequest\x1a'.chronoshub.sidecar.v1.GetEventResponse\x12y\n" +
+	"\x12ListRecentWebhooks\x120.chronoshub.sidecar.v1.ListRecentWebhooksRequest\x1a1.chronoshub.sidecar.v1.ListRecentWebhooksResponse\x12m\n" +
+	"\x0eListSentEvents\x12,.chronoshub.sidecar.v1.ListSentEventsRequest\x1a-.chronoshub.sidecar.v1.ListSentEventsResponseBQZOgithub.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1;sidecarv1b\x06proto3"
 
 var (
 	file_chronoshub_sidecar_v1_sidecar_proto_rawDescOnce sync.Once
@@ -1961,85 +2753,114 @@ func file_chronoshub_sidecar_v1_sidecar_proto_rawDescGZIP() []byte {
 	return file_chronoshub_sidecar_v1_sidecar_proto_rawDescData
 }
 
-var file_chronoshub_sidecar_v1_sidecar_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_chronoshub_sidecar_v1_sidecar_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_chronoshub_sidecar_v1_sidecar_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_chronoshub_sidecar_v1_sidecar_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_chronoshub_sidecar_v1_sidecar_proto_goTypes = []any{
 	(StartPosition)(0),                 // 0: chronoshub.sidecar.v1.StartPosition
 	(SentEventState)(0),                // 1: chronoshub.sidecar.v1.SentEventState
-	(*Event)(nil),                      // 2: chronoshub.sidecar.v1.Event
-	(*StreamEventsRequest)(nil),        // 3: chronoshub.sidecar.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),       // 4: chronoshub.sidecar.v1.StreamEventsResponse
-	(*AckEventsRequest)(nil),           // 5: chronoshub.sidecar.v1.AckEventsRequest
-	(*AckEventsResponse)(nil),          // 6: chronoshub.sidecar.v1.AckEventsResponse
-	(*SendEventRequest)(nil),           // 7: chronoshub.sidecar.v1.SendEventRequest
-	(*SendEventResponse)(nil),          // 8: chronoshub.sidecar.v1.SendEventResponse
-	(*GetSentEventRequest)(nil),        // 9: chronoshub.sidecar.v1.GetSentEventRequest
-	(*GetSentEventResponse)(nil),       // 10: chronoshub.sidecar.v1.GetSentEventResponse
-	(*SentEvent)(nil),                  // 11: chronoshub.sidecar.v1.SentEvent
-	(*ListDeadLettersRequest)(nil),     // 12: chronoshub.sidecar.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),    // 13: chronoshub.sidecar.v1.ListDeadLettersResponse
-	(*DeadLetter)(nil),                 // 14: chronoshub.sidecar.v1.DeadLetter
-	(*ReplayDeadLettersRequest)(nil),   // 15: chronoshub.sidecar.v1.ReplayDeadLettersRequest
-	(*ReplayDeadLettersResponse)(nil),  // 16: chronoshub.sidecar.v1.ReplayDeadLettersResponse
-	(*Subscription)(nil),               // 17: chronoshub.sidecar.v1.Subscription
-	(*PushState)(nil),                  // 18: chronoshub.sidecar.v1.PushState
-	(*ListSubscriptionsRequest)(nil),   // 19: chronoshub.sidecar.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),  // 20: chronoshub.sidecar.v1.ListSubscriptionsResponse
-	(*GetSubscriptionRequest)(nil),     // 21: chronoshub.sidecar.v1.GetSubscriptionRequest
-	(*GetSubscriptionResponse)(nil),    // 22: chronoshub.sidecar.v1.GetSubscriptionResponse
-	(*UpdateSubscriptionRequest)(nil),  // 23: chronoshub.sidecar.v1.UpdateSubscriptionRequest
-	(*UpdateSubscriptionResponse)(nil), // 24: chronoshub.sidecar.v1.UpdateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 25: chronoshub.sidecar.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 26: chronoshub.sidecar.v1.DeleteSubscriptionResponse
-	(*timestamppb.Timestamp)(nil),      // 27: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 28: google.protobuf.Duration
+	(DeliveryState)(0),                 // 2: chronoshub.sidecar.v1.DeliveryState
+	(*Event)(nil),                      // 3: chronoshub.sidecar.v1.Event
+	(*StreamEventsRequest)(nil),        // 4: chronoshub.sidecar.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),       // 5: chronoshub.sidecar.v1.StreamEventsResponse
+	(*AckEventsRequest)(nil),           // 6: chronoshub.sidecar.v1.AckEventsRequest
+	(*AckEventsResponse)(nil),          // 7: chronoshub.sidecar.v1.AckEventsResponse
+	(*SendEventRequest)(nil),           // 8: chronoshub.sidecar.v1.SendEventRequest
+	(*SendEventResponse)(nil),          // 9: chronoshub.sidecar.v1.SendEventResponse
+	(*GetSentEventRequest)(nil),        // 10: chronoshub.sidecar.v1.GetSentEventRequest
+	(*GetSentEventResponse)(nil),       // 11: chronoshub.sidecar.v1.GetSentEventResponse
+	(*SentEvent)(nil),                  // 12: chronoshub.sidecar.v1.SentEvent
+	(*ListDeadLettersRequest)(nil),     // 13: chronoshub.sidecar.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),    // 14: chronoshub.sidecar.v1.ListDeadLettersResponse
+	(*DeadLetter)(nil),                 // 15: chronoshub.sidecar.v1.DeadLetter
+	(*ReplayDeadLettersRequest)(nil),   // 16: chronoshub.sidecar.v1.ReplayDeadLettersRequest
+	(*ReplayDeadLettersResponse)(nil),  // 17: chronoshub.sidecar.v1.ReplayDeadLettersResponse
+	(*Subscription)(nil),               // 18: chronoshub.sidecar.v1.Subscription
+	(*PushState)(nil),                  // 19: chronoshub.sidecar.v1.PushState
+	(*ListSubscriptionsRequest)(nil),   // 20: chronoshub.sidecar.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),  // 21: chronoshub.sidecar.v1.ListSubscriptionsResponse
+	(*GetSubscriptionRequest)(nil),     // 22: chronoshub.sidecar.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),    // 23: chronoshub.sidecar.v1.GetSubscriptionResponse
+	(*UpdateSubscriptionRequest)(nil),  // 24: chronoshub.sidecar.v1.UpdateSubscriptionRequest
+	(*UpdateSubscriptionResponse)(nil), // 25: chronoshub.sidecar.v1.UpdateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 26: chronoshub.sidecar.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 27: chronoshub.sidecar.v1.DeleteSubscriptionResponse
+	(*ReplayEventsRequest)(nil),        // 28: chronoshub.sidecar.v1.ReplayEventsRequest
+	(*ReplayEventsResponse)(nil),       // 29: chronoshub.sidecar.v1.ReplayEventsResponse
+	(*GetEventRequest)(nil),            // 30: chronoshub.sidecar.v1.GetEventRequest
+	(*EventDelivery)(nil),              // 31: chronoshub.sidecar.v1.EventDelivery
+	(*GetEventResponse)(nil),           // 32: chronoshub.sidecar.v1.GetEventResponse
+	(*ListRecentWebhooksRequest)(nil),  // 33: chronoshub.sidecar.v1.ListRecentWebhooksRequest
+	(*RecentWebhook)(nil),              // 34: chronoshub.sidecar.v1.RecentWebhook
+	(*ListRecentWebhooksResponse)(nil), // 35: chronoshub.sidecar.v1.ListRecentWebhooksResponse
+	(*ListSentEventsRequest)(nil),      // 36: chronoshub.sidecar.v1.ListSentEventsRequest
+	(*ListSentEventsResponse)(nil),     // 37: chronoshub.sidecar.v1.ListSentEventsResponse
+	(*timestamppb.Timestamp)(nil),      // 38: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 39: google.protobuf.Duration
 }
 var file_chronoshub_sidecar_v1_sidecar_proto_depIdxs = []int32{
-	27, // 0: chronoshub.sidecar.v1.Event.signed_at:type_name -> google.protobuf.Timestamp
-	27, // 1: chronoshub.sidecar.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	38, // 0: chronoshub.sidecar.v1.Event.signed_at:type_name -> google.protobuf.Timestamp
+	38, // 1: chronoshub.sidecar.v1.Event.received_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: chronoshub.sidecar.v1.StreamEventsRequest.start_position:type_name -> chronoshub.sidecar.v1.StartPosition
-	27, // 3: chronoshub.sidecar.v1.StreamEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	2,  // 4: chronoshub.sidecar.v1.StreamEventsResponse.event:type_name -> chronoshub.sidecar.v1.Event
-	28, // 5: chronoshub.sidecar.v1.AckEventsRequest.redeliver_delay:type_name -> google.protobuf.Duration
+	38, // 3: chronoshub.sidecar.v1.StreamEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	3,  // 4: chronoshub.sidecar.v1.StreamEventsResponse.event:type_name -> chronoshub.sidecar.v1.Event
+	39, // 5: chronoshub.sidecar.v1.AckEventsRequest.redeliver_delay:type_name -> google.protobuf.Duration
 	1,  // 6: chronoshub.sidecar.v1.SendEventResponse.state:type_name -> chronoshub.sidecar.v1.SentEventState
-	11, // 7: chronoshub.sidecar.v1.GetSentEventResponse.sent_event:type_name -> chronoshub.sidecar.v1.SentEvent
+	12, // 7: chronoshub.sidecar.v1.GetSentEventResponse.sent_event:type_name -> chronoshub.sidecar.v1.SentEvent
 	1,  // 8: chronoshub.sidecar.v1.SentEvent.state:type_name -> chronoshub.sidecar.v1.SentEventState
-	27, // 9: chronoshub.sidecar.v1.SentEvent.created_at:type_name -> google.protobuf.Timestamp
-	27, // 10: chronoshub.sidecar.v1.SentEvent.updated_at:type_name -> google.protobuf.Timestamp
-	14, // 11: chronoshub.sidecar.v1.ListDeadLettersResponse.dead_letters:type_name -> chronoshub.sidecar.v1.DeadLetter
-	2,  // 12: chronoshub.sidecar.v1.DeadLetter.event:type_name -> chronoshub.sidecar.v1.Event
-	27, // 13: chronoshub.sidecar.v1.DeadLetter.dead_at:type_name -> google.protobuf.Timestamp
-	27, // 14: chronoshub.sidecar.v1.Subscription.oldest_unacked_time:type_name -> google.protobuf.Timestamp
-	27, // 15: chronoshub.sidecar.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	18, // 16: chronoshub.sidecar.v1.Subscription.push:type_name -> chronoshub.sidecar.v1.PushState
-	17, // 17: chronoshub.sidecar.v1.ListSubscriptionsResponse.subscriptions:type_name -> chronoshub.sidecar.v1.Subscription
-	17, // 18: chronoshub.sidecar.v1.GetSubscriptionResponse.subscription:type_name -> chronoshub.sidecar.v1.Subscription
-	17, // 19: chronoshub.sidecar.v1.UpdateSubscriptionResponse.subscription:type_name -> chronoshub.sidecar.v1.Subscription
-	3,  // 20: chronoshub.sidecar.v1.EventService.StreamEvents:input_type -> chronoshub.sidecar.v1.StreamEventsRequest
-	5,  // 21: chronoshub.sidecar.v1.EventService.AckEvents:input_type -> chronoshub.sidecar.v1.AckEventsRequest
-	7,  // 22: chronoshub.sidecar.v1.EventService.SendEvent:input_type -> chronoshub.sidecar.v1.SendEventRequest
-	9,  // 23: chronoshub.sidecar.v1.EventService.GetSentEvent:input_type -> chronoshub.sidecar.v1.GetSentEventRequest
-	12, // 24: chronoshub.sidecar.v1.EventService.ListDeadLetters:input_type -> chronoshub.sidecar.v1.ListDeadLettersRequest
-	15, // 25: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:input_type -> chronoshub.sidecar.v1.ReplayDeadLettersRequest
-	19, // 26: chronoshub.sidecar.v1.EventService.ListSubscriptions:input_type -> chronoshub.sidecar.v1.ListSubscriptionsRequest
-	21, // 27: chronoshub.sidecar.v1.EventService.GetSubscription:input_type -> chronoshub.sidecar.v1.GetSubscriptionRequest
-	23, // 28: chronoshub.sidecar.v1.EventService.UpdateSubscription:input_type -> chronoshub.sidecar.v1.UpdateSubscriptionRequest
-	25, // 29: chronoshub.sidecar.v1.EventService.DeleteSubscription:input_type -> chronoshub.sidecar.v1.DeleteSubscriptionRequest
-	4,  // 30: chronoshub.sidecar.v1.EventService.StreamEvents:output_type -> chronoshub.sidecar.v1.StreamEventsResponse
-	6,  // 31: chronoshub.sidecar.v1.EventService.AckEvents:output_type -> chronoshub.sidecar.v1.AckEventsResponse
-	8,  // 32: chronoshub.sidecar.v1.EventService.SendEvent:output_type -> chronoshub.sidecar.v1.SendEventResponse
-	10, // 33: chronoshub.sidecar.v1.EventService.GetSentEvent:output_type -> chronoshub.sidecar.v1.GetSentEventResponse
-	13, // 34: chronoshub.sidecar.v1.EventService.ListDeadLetters:output_type -> chronoshub.sidecar.v1.ListDeadLettersResponse
-	16, // 35: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:output_type -> chronoshub.sidecar.v1.ReplayDeadLettersResponse
-	20, // 36: chronoshub.sidecar.v1.EventService.ListSubscriptions:output_type -> chronoshub.sidecar.v1.ListSubscriptionsResponse
-	22, // 37: chronoshub.sidecar.v1.EventService.GetSubscription:output_type -> chronoshub.sidecar.v1.GetSubscriptionResponse
-	24, // 38: chronoshub.sidecar.v1.EventService.UpdateSubscription:output_type -> chronoshub.sidecar.v1.UpdateSubscriptionResponse
-	26, // 39: chronoshub.sidecar.v1.EventService.DeleteSubscription:output_type -> chronoshub.sidecar.v1.DeleteSubscriptionResponse
-	30, // [30:40] is the sub-list for method output_type
-	20, // [20:30] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	38, // 9: chronoshub.sidecar.v1.SentEvent.created_at:type_name -> google.protobuf.Timestamp
+	38, // 10: chronoshub.sidecar.v1.SentEvent.updated_at:type_name -> google.protobuf.Timestamp
+	15, // 11: chronoshub.sidecar.v1.ListDeadLettersResponse.dead_letters:type_name -> chronoshub.sidecar.v1.DeadLetter
+	3,  // 12: chronoshub.sidecar.v1.DeadLetter.event:type_name -> chronoshub.sidecar.v1.Event
+	38, // 13: chronoshub.sidecar.v1.DeadLetter.dead_at:type_name -> google.protobuf.Timestamp
+	38, // 14: chronoshub.sidecar.v1.Subscription.oldest_unacked_time:type_name -> google.protobuf.Timestamp
+	38, // 15: chronoshub.sidecar.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	19, // 16: chronoshub.sidecar.v1.Subscription.push:type_name -> chronoshub.sidecar.v1.PushState
+	18, // 17: chronoshub.sidecar.v1.ListSubscriptionsResponse.subscriptions:type_name -> chronoshub.sidecar.v1.Subscription
+	18, // 18: chronoshub.sidecar.v1.GetSubscriptionResponse.subscription:type_name -> chronoshub.sidecar.v1.Subscription
+	18, // 19: chronoshub.sidecar.v1.UpdateSubscriptionResponse.subscription:type_name -> chronoshub.sidecar.v1.Subscription
+	38, // 20: chronoshub.sidecar.v1.ReplayEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	38, // 21: chronoshub.sidecar.v1.ReplayEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	38, // 22: chronoshub.sidecar.v1.ReplayEventsResponse.oldest_retained_time:type_name -> google.protobuf.Timestamp
+	2,  // 23: chronoshub.sidecar.v1.EventDelivery.state:type_name -> chronoshub.sidecar.v1.DeliveryState
+	38, // 24: chronoshub.sidecar.v1.EventDelivery.dead_at:type_name -> google.protobuf.Timestamp
+	3,  // 25: chronoshub.sidecar.v1.GetEventResponse.event:type_name -> chronoshub.sidecar.v1.Event
+	31, // 26: chronoshub.sidecar.v1.GetEventResponse.deliveries:type_name -> chronoshub.sidecar.v1.EventDelivery
+	38, // 27: chronoshub.sidecar.v1.RecentWebhook.received_at:type_name -> google.protobuf.Timestamp
+	34, // 28: chronoshub.sidecar.v1.ListRecentWebhooksResponse.webhooks:type_name -> chronoshub.sidecar.v1.RecentWebhook
+	12, // 29: chronoshub.sidecar.v1.ListSentEventsResponse.sent_events:type_name -> chronoshub.sidecar.v1.SentEvent
+	4,  // 30: chronoshub.sidecar.v1.EventService.StreamEvents:input_type -> chronoshub.sidecar.v1.StreamEventsRequest
+	6,  // 31: chronoshub.sidecar.v1.EventService.AckEvents:input_type -> chronoshub.sidecar.v1.AckEventsRequest
+	8,  // 32: chronoshub.sidecar.v1.EventService.SendEvent:input_type -> chronoshub.sidecar.v1.SendEventRequest
+	10, // 33: chronoshub.sidecar.v1.EventService.GetSentEvent:input_type -> chronoshub.sidecar.v1.GetSentEventRequest
+	13, // 34: chronoshub.sidecar.v1.EventService.ListDeadLetters:input_type -> chronoshub.sidecar.v1.ListDeadLettersRequest
+	16, // 35: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:input_type -> chronoshub.sidecar.v1.ReplayDeadLettersRequest
+	20, // 36: chronoshub.sidecar.v1.EventService.ListSubscriptions:input_type -> chronoshub.sidecar.v1.ListSubscriptionsRequest
+	22, // 37: chronoshub.sidecar.v1.EventService.GetSubscription:input_type -> chronoshub.sidecar.v1.GetSubscriptionRequest
+	24, // 38: chronoshub.sidecar.v1.EventService.UpdateSubscription:input_type -> chronoshub.sidecar.v1.UpdateSubscriptionRequest
+	26, // 39: chronoshub.sidecar.v1.EventService.DeleteSubscription:input_type -> chronoshub.sidecar.v1.DeleteSubscriptionRequest
+	28, // 40: chronoshub.sidecar.v1.EventService.ReplayEvents:input_type -> chronoshub.sidecar.v1.ReplayEventsRequest
+	30, // 41: chronoshub.sidecar.v1.EventService.GetEvent:input_type -> chronoshub.sidecar.v1.GetEventRequest
+	33, // 42: chronoshub.sidecar.v1.EventService.ListRecentWebhooks:input_type -> chronoshub.sidecar.v1.ListRecentWebhooksRequest
+	36, // 43: chronoshub.sidecar.v1.EventService.ListSentEvents:input_type -> chronoshub.sidecar.v1.ListSentEventsRequest
+	5,  // 44: chronoshub.sidecar.v1.EventService.StreamEvents:output_type -> chronoshub.sidecar.v1.StreamEventsResponse
+	7,  // 45: chronoshub.sidecar.v1.EventService.AckEvents:output_type -> chronoshub.sidecar.v1.AckEventsResponse
+	9,  // 46: chronoshub.sidecar.v1.EventService.SendEvent:output_type -> chronoshub.sidecar.v1.SendEventResponse
+	11, // 47: chronoshub.sidecar.v1.EventService.GetSentEvent:output_type -> chronoshub.sidecar.v1.GetSentEventResponse
+	14, // 48: chronoshub.sidecar.v1.EventService.ListDeadLetters:output_type -> chronoshub.sidecar.v1.ListDeadLettersResponse
+	17, // 49: chronoshub.sidecar.v1.EventService.ReplayDeadLetters:output_type -> chronoshub.sidecar.v1.ReplayDeadLettersResponse
+	21, // 50: chronoshub.sidecar.v1.EventService.ListSubscriptions:output_type -> chronoshub.sidecar.v1.ListSubscriptionsResponse
+	23, // 51: chronoshub.sidecar.v1.EventService.GetSubscription:output_type -> chronoshub.sidecar.v1.GetSubscriptionResponse
+	25, // 52: chronoshub.sidecar.v1.EventService.UpdateSubscription:output_type -> chronoshub.sidecar.v1.UpdateSubscriptionResponse
+	27, // 53: chronoshub.sidecar.v1.EventService.DeleteSubscription:output_type -> chronoshub.sidecar.v1.DeleteSubscriptionResponse
+	29, // 54: chronoshub.sidecar.v1.EventService.ReplayEvents:output_type -> chronoshub.sidecar.v1.ReplayEventsResponse
+	32, // 55: chronoshub.sidecar.v1.EventService.GetEvent:output_type -> chronoshub.sidecar.v1.GetEventResponse
+	35, // 56: chronoshub.sidecar.v1.EventService.ListRecentWebhooks:output_type -> chronoshub.sidecar.v1.ListRecentWebhooksResponse
+	37, // 57: chronoshub.sidecar.v1.EventService.ListSentEvents:output_type -> chronoshub.sidecar.v1.ListSentEventsResponse
+	44, // [44:58] is the sub-list for method output_type
+	30, // [30:44] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_chronoshub_sidecar_v1_sidecar_proto_init() }
@@ -2052,8 +2873,8 @@ func file_chronoshub_sidecar_v1_sidecar_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chronoshub_sidecar_v1_sidecar_proto_rawDesc), len(file_chronoshub_sidecar_v1_sidecar_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   25,
+			NumEnums:      3,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,10 @@ const (
 	EventService_GetSubscription_FullMethodName    = "/chronoshub.sidecar.v1.EventService/GetSubscription"
 	EventService_UpdateSubscription_FullMethodName = "/chronoshub.sidecar.v1.EventService/UpdateSubscription"
 	EventService_DeleteSubscription_FullMethodName = "/chronoshub.sidecar.v1.EventService/DeleteSubscription"
+	EventService_ReplayEvents_FullMethodName       = "/chronoshub.sidecar.v1.EventService/ReplayEvents"
+	EventService_GetEvent_FullMethodName           = "/chronoshub.sidecar.v1.EventService/GetEvent"
+	EventService_ListRecentWebhooks_FullMethodName = "/chronoshub.sidecar.v1.EventService/ListRecentWebhooks"
+	EventService_ListSentEvents_FullMethodName     = "/chronoshub.sidecar.v1.EventService/ListSentEvents"
 )
 
 // EventServiceClient is the client API for EventService service.
@@ -111,6 +115,24 @@ type EventServiceClient interface {
 	// DeleteSubscription deletes a subscription with its position and dead
 	// letters. Streams open on it end with NOT_FOUND.
 	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
+	// ReplayEvents offers events of the log again to one subscription, by
+	// event ids or by a range of reception time, optionally of some types only.
+	// The events are offered like any other (attempts from 1, acks, dead
+	// letters), with Event.replay set, in log order and at the app's pace.
+	// Ids not in the log (never received, or past the retention window) are
+	// reported in the response. A time range is replayed in pages: continue
+	// with next_page_token until it is empty.
+	ReplayEvents(ctx context.Context, in *ReplayEventsRequest, opts ...grpc.CallOption) (*ReplayEventsResponse, error)
+	// GetEvent returns an event of the log and where it stands on each
+	// subscription.
+	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error)
+	// ListRecentWebhooks lists the webhooks this sidecar process answered
+	// most recently, newest first, with their outcome: what the console shows.
+	// It never holds a signature or a secret.
+	ListRecentWebhooks(ctx context.Context, in *ListRecentWebhooksRequest, opts ...grpc.CallOption) (*ListRecentWebhooksResponse, error)
+	// ListSentEvents lists the events sent to ChronosHub that the sidecar
+	// still has a record of, most recently updated first.
+	ListSentEvents(ctx context.Context, in *ListSentEventsRequest, opts ...grpc.CallOption) (*ListSentEventsResponse, error)
 }
 
 type eventServiceClient struct {
@@ -230,6 +252,46 @@ func (c *eventServiceClient) DeleteSubscription(ctx context.Context, in *DeleteS
 	return out, nil
 }
 
+func (c *eventServiceClient) ReplayEvents(ctx context.Context, in *ReplayEventsRequest, opts ...grpc.CallOption) (*ReplayEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayEventsResponse)
+	err := c.cc.Invoke(ctx, EventService_ReplayEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventServiceClient) GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEventResponse)
+	err := c.cc.Invoke(ctx, EventService_GetEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventServiceClient) ListRecentWebhooks(ctx context.Context, in *ListRecentWebhooksRequest, opts ...grpc.CallOption) (*ListRecentWebhooksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRecentWebhooksResponse)
+	err := c.cc.Invoke(ctx, EventService_ListRecentWebhooks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventServiceClient) ListSentEvents(ctx context.Context, in *ListSentEventsRequest, opts ...grpc.CallOption) (*ListSentEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSentEventsResponse)
+	err := c.cc.Invoke(ctx, EventService_ListSentEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
@@ -302,6 +364,24 @@ type EventServiceServer interface {
 	// DeleteSubscription deletes a subscription with its position and dead
 	// letters. Streams open on it end with NOT_FOUND.
 	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
+	// ReplayEvents offers events of the log again to one subscription, by
+	// event ids or by a range of reception time, optionally of some types only.
+	// The events are offered like any other (attempts from 1, acks, dead
+	// letters), with Event.replay set, in log order and at the app's pace.
+	// Ids not in the log (never received, or past the retention window) are
+	// reported in the response. A time range is replayed in pages: continue
+	// with next_page_token until it is empty.
+	ReplayEvents(context.Context, *ReplayEventsRequest) (*ReplayEventsResponse, error)
+	// GetEvent returns an event of the log and where it stands on each
+	// subscription.
+	GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error)
+	// ListRecentWebhooks lists the webhooks this sidecar process answered
+	// most recently, newest first, with their outcome: what the console shows.
+	// It never holds a signature or a secret.
+	ListRecentWebhooks(context.Context, *ListRecentWebhooksRequest) (*ListRecentWebhooksResponse, error)
+	// ListSentEvents lists the events sent to ChronosHub that the sidecar
+	// still has a record of, most recently updated first.
+	ListSentEvents(context.Context, *ListSentEventsRequest) (*ListSentEventsResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -341,6 +421,18 @@ func (UnimplementedEventServiceServer) UpdateSubscription(context.Context, *Upda
 }
 func (UnimplementedEventServiceServer) DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSubscription not implemented")
+}
+func (UnimplementedEventServiceServer) ReplayEvents(context.Context, *ReplayEventsRequest) (*ReplayEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayEvents not implemented")
+}
+func (UnimplementedEventServiceServer) GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEvent not implemented")
+}
+func (UnimplementedEventServiceServer) ListRecentWebhooks(context.Context, *ListRecentWebhooksRequest) (*ListRecentWebhooksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRecentWebhooks not implemented")
+}
+func (UnimplementedEventServiceServer) ListSentEvents(context.Context, *ListSentEventsRequest) (*ListSentEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSentEvents not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -536,6 +628,78 @@ func _EventService_DeleteSubscription_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_ReplayEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ReplayEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ReplayEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ReplayEvents(ctx, req.(*ReplayEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventService_GetEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).GetEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_GetEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).GetEvent(ctx, req.(*GetEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventService_ListRecentWebhooks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRecentWebhooksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ListRecentWebhooks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ListRecentWebhooks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ListRecentWebhooks(ctx, req.(*ListRecentWebhooksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventService_ListSentEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSentEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ListSentEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ListSentEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ListSentEvents(ctx, req.(*ListSentEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -578,6 +742,22 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteSubscription",
 			Handler:    _EventService_DeleteSubscription_Handler,
+		},
+		{
+			MethodName: "ReplayEvents",
+			Handler:    _EventService_ReplayEvents_Handler,
+		},
+		{
+			MethodName: "GetEvent",
+			Handler:    _EventService_GetEvent_Handler,
+		},
+		{
+			MethodName: "ListRecentWebhooks",
+			Handler:    _EventService_ListRecentWebhooks_Handler,
+		},
+		{
+			MethodName: "ListSentEvents",
+			Handler:    _EventService_ListSentEvents_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

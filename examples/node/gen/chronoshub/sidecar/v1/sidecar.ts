@@ -133,6 +133,73 @@ export function sentEventStateToJSON(object: SentEventState): string {
   }
 }
 
+/** DeliveryState is where an event stands on one subscription. */
+export enum DeliveryState {
+  /** DELIVERY_STATE_UNSPECIFIED - Not used. */
+  DELIVERY_STATE_UNSPECIFIED = 0,
+  /** DELIVERY_STATE_PENDING - Not yet offered. */
+  DELIVERY_STATE_PENDING = 1,
+  /** DELIVERY_STATE_DELIVERED - Offered and not known to be acknowledged. */
+  DELIVERY_STATE_DELIVERED = 2,
+  /** DELIVERY_STATE_ACKED - Acknowledged. */
+  DELIVERY_STATE_ACKED = 3,
+  /** DELIVERY_STATE_DEAD_LETTERED - In the subscription's dead letters. */
+  DELIVERY_STATE_DEAD_LETTERED = 4,
+  /**
+   * DELIVERY_STATE_NOT_SUBSCRIBED - The subscription's filter excludes its type, or the subscription
+   * started after it.
+   */
+  DELIVERY_STATE_NOT_SUBSCRIBED = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function deliveryStateFromJSON(object: any): DeliveryState {
+  switch (object) {
+    case 0:
+    case "DELIVERY_STATE_UNSPECIFIED":
+      return DeliveryState.DELIVERY_STATE_UNSPECIFIED;
+    case 1:
+    case "DELIVERY_STATE_PENDING":
+      return DeliveryState.DELIVERY_STATE_PENDING;
+    case 2:
+    case "DELIVERY_STATE_DELIVERED":
+      return DeliveryState.DELIVERY_STATE_DELIVERED;
+    case 3:
+    case "DELIVERY_STATE_ACKED":
+      return DeliveryState.DELIVERY_STATE_ACKED;
+    case 4:
+    case "DELIVERY_STATE_DEAD_LETTERED":
+      return DeliveryState.DELIVERY_STATE_DEAD_LETTERED;
+    case 5:
+    case "DELIVERY_STATE_NOT_SUBSCRIBED":
+      return DeliveryState.DELIVERY_STATE_NOT_SUBSCRIBED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DeliveryState.UNRECOGNIZED;
+  }
+}
+
+export function deliveryStateToJSON(object: DeliveryState): string {
+  switch (object) {
+    case DeliveryState.DELIVERY_STATE_UNSPECIFIED:
+      return "DELIVERY_STATE_UNSPECIFIED";
+    case DeliveryState.DELIVERY_STATE_PENDING:
+      return "DELIVERY_STATE_PENDING";
+    case DeliveryState.DELIVERY_STATE_DELIVERED:
+      return "DELIVERY_STATE_DELIVERED";
+    case DeliveryState.DELIVERY_STATE_ACKED:
+      return "DELIVERY_STATE_ACKED";
+    case DeliveryState.DELIVERY_STATE_DEAD_LETTERED:
+      return "DELIVERY_STATE_DEAD_LETTERED";
+    case DeliveryState.DELIVERY_STATE_NOT_SUBSCRIBED:
+      return "DELIVERY_STATE_NOT_SUBSCRIBED";
+    case DeliveryState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Event is one event received from ChronosHub, exactly as ChronosHub sent it. */
 export interface Event {
   /**
@@ -184,6 +251,11 @@ export interface Event {
   traceparent: string;
   /** The W3C tracestate header value that goes with traceparent; often empty. */
   tracestate: string;
+  /**
+   * True when the event is offered again on purpose: by ReplayEvents or
+   * ReplayDeadLetters. sequence and received_at are those of the original.
+   */
+  replay: boolean;
 }
 
 /** StreamEventsRequest opens a stream on a subscription. */
@@ -520,6 +592,152 @@ export interface DeleteSubscriptionRequest {
 export interface DeleteSubscriptionResponse {
 }
 
+/**
+ * ReplayEventsRequest names events to offer again: event_ids, or start_time
+ * (with an optional end_time), not both.
+ */
+export interface ReplayEventsRequest {
+  /** The subscription. Empty means "default". */
+  subscription: string;
+  /** The ids of the events to replay; at most 1000. */
+  eventIds: string[];
+  /** Replay events received at or after this time. */
+  startTime?:
+    | Date
+    | undefined;
+  /**
+   * With start_time, replay events received before this time. Unset means
+   * up to the newest event when the replay began.
+   */
+  endTime?:
+    | Date
+    | undefined;
+  /**
+   * Only events of these types (patterns as in StreamEventsRequest); empty
+   * means every type the subscription receives.
+   */
+  eventTypes: string[];
+  /**
+   * With a time range, the most events this call replays. Zero means 1000;
+   * at most 10000.
+   */
+  pageSize: number;
+  /**
+   * With a time range, the next_page_token of the previous call, to
+   * continue; give the same start_time, end_time and event_types.
+   */
+  pageToken: string;
+}
+
+/** ReplayEventsResponse reports what was offered again. */
+export interface ReplayEventsResponse {
+  /** The ids of the events offered again by this call, in log order. */
+  eventIds: string[];
+  /**
+   * The requested ids not in the log: never received, past the retention
+   * window, or of a type the subscription does not receive.
+   */
+  unknownEventIds: string[];
+  /** Continue a time range with this token; empty when it is done. */
+  nextPageToken: string;
+  /**
+   * True when events received at or after start_time have left the log
+   * (retention window or size cap): the range starts at
+   * oldest_retained_time.
+   */
+  startExpired: boolean;
+  /**
+   * When the oldest event the log holds was received; unset when it is
+   * empty.
+   */
+  oldestRetainedTime?: Date | undefined;
+}
+
+/** GetEventRequest names an event of the log. */
+export interface GetEventRequest {
+  /** The event id. */
+  eventId: string;
+  /**
+   * Optional: the event's sequence (Event.sequence), when known. The event
+   * is then read at that position instead of searched for, newest first,
+   * through the log; a sequence that holds another event is ignored.
+   */
+  sequence: string;
+}
+
+/** EventDelivery is an event's state on one subscription. */
+export interface EventDelivery {
+  /** The subscription. */
+  subscription: string;
+  /** Where the event stands. */
+  state: DeliveryState;
+  /**
+   * Offers made: held by a stream of this process, or when dead-lettered;
+   * zero when unknown.
+   */
+  attempts: number;
+  /** With DEAD_LETTERED, why ("max_attempts" or "filter_narrowed"). */
+  deadLetterReason: string;
+  /** With DEAD_LETTERED, when. */
+  deadAt?: Date | undefined;
+}
+
+/** GetEventResponse is the event and its deliveries. */
+export interface GetEventResponse {
+  /** The event as stored. */
+  event?:
+    | Event
+    | undefined;
+  /** Its state on each subscription, by subscription name. */
+  deliveries: EventDelivery[];
+}
+
+/** ListRecentWebhooksRequest asks for the recent webhooks. */
+export interface ListRecentWebhooksRequest {
+}
+
+/** RecentWebhook is one webhook request and how it was answered. */
+export interface RecentWebhook {
+  /** When it arrived. */
+  receivedAt?:
+    | Date
+    | undefined;
+  /**
+   * Its X-Event-Id header, as sent (unverified unless outcome is "stored"
+   * or "duplicate"); cut to 100 characters.
+   */
+  eventId: string;
+  /** Its X-Event-Type header, as sent; cut to 100 characters. */
+  eventType: string;
+  /** "stored", "duplicate", "rejected" or "unavailable". */
+  outcome: string;
+  /**
+   * Why it was rejected or unavailable, for example "bad_signature" or
+   * "stale_timestamp"; empty otherwise.
+   */
+  reason: string;
+  /** The HTTP status answered. */
+  httpStatus: number;
+}
+
+/** ListRecentWebhooksResponse lists recent webhooks, newest first. */
+export interface ListRecentWebhooksResponse {
+  /** The webhooks. */
+  webhooks: RecentWebhook[];
+}
+
+/** ListSentEventsRequest asks for sent events. */
+export interface ListSentEventsRequest {
+  /** The most records to return. Zero means 100; at most 1000. */
+  pageSize: number;
+}
+
+/** ListSentEventsResponse lists sent events, most recently updated first. */
+export interface ListSentEventsResponse {
+  /** The records. */
+  sentEvents: SentEvent[];
+}
+
 function createBaseEvent(): Event {
   return {
     id: "",
@@ -531,6 +749,7 @@ function createBaseEvent(): Event {
     sequence: "0",
     traceparent: "",
     tracestate: "",
+    replay: false,
   };
 }
 
@@ -562,6 +781,9 @@ export const Event: MessageFns<Event> = {
     }
     if (message.tracestate !== "") {
       writer.uint32(74).string(message.tracestate);
+    }
+    if (message.replay !== false) {
+      writer.uint32(80).bool(message.replay);
     }
     return writer;
   },
@@ -651,6 +873,14 @@ export const Event: MessageFns<Event> = {
             message.tracestate = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.replay = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -682,6 +912,7 @@ export const Event: MessageFns<Event> = {
       sequence: isSet(object.sequence) ? globalThis.String(object.sequence) : "0",
       traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
       tracestate: isSet(object.tracestate) ? globalThis.String(object.tracestate) : "",
+      replay: isSet(object.replay) ? globalThis.Boolean(object.replay) : false,
     };
   },
 
@@ -714,6 +945,9 @@ export const Event: MessageFns<Event> = {
     if (message.tracestate !== "") {
       obj.tracestate = message.tracestate;
     }
+    if (message.replay !== false) {
+      obj.replay = message.replay;
+    }
     return obj;
   },
 
@@ -731,6 +965,7 @@ export const Event: MessageFns<Event> = {
     message.sequence = object.sequence ?? "0";
     message.traceparent = object.traceparent ?? "";
     message.tracestate = object.tracestate ?? "";
+    message.replay = object.replay ?? false;
     return message;
   },
 };
@@ -3235,6 +3470,1107 @@ export const DeleteSubscriptionResponse: MessageFns<DeleteSubscriptionResponse> 
   },
 };
 
+function createBaseReplayEventsRequest(): ReplayEventsRequest {
+  return {
+    subscription: "",
+    eventIds: [],
+    startTime: undefined,
+    endTime: undefined,
+    eventTypes: [],
+    pageSize: 0,
+    pageToken: "",
+  };
+}
+
+export const ReplayEventsRequest: MessageFns<ReplayEventsRequest> = {
+  encode(message: ReplayEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== "") {
+      writer.uint32(10).string(message.subscription);
+    }
+    for (const v of message.eventIds) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.startTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.startTime), writer.uint32(26).fork()).join();
+    }
+    if (message.endTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.endTime), writer.uint32(34).fork()).join();
+    }
+    for (const v of message.eventTypes) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(48).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(58).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplayEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplayEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.eventIds.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.startTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.endTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.eventTypes.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplayEventsRequest {
+    return {
+      subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "",
+      eventIds: globalThis.Array.isArray(object?.eventIds)
+        ? object.eventIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.event_ids)
+        ? object.event_ids.map((e: any) => globalThis.String(e))
+        : [],
+      startTime: isSet(object.startTime)
+        ? fromJsonTimestamp(object.startTime)
+        : isSet(object.start_time)
+        ? fromJsonTimestamp(object.start_time)
+        : undefined,
+      endTime: isSet(object.endTime)
+        ? fromJsonTimestamp(object.endTime)
+        : isSet(object.end_time)
+        ? fromJsonTimestamp(object.end_time)
+        : undefined,
+      eventTypes: globalThis.Array.isArray(object?.eventTypes)
+        ? object.eventTypes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.event_types)
+        ? object.event_types.map((e: any) => globalThis.String(e))
+        : [],
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ReplayEventsRequest): unknown {
+    const obj: any = {};
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    if (message.eventIds?.length) {
+      obj.eventIds = message.eventIds;
+    }
+    if (message.startTime !== undefined) {
+      obj.startTime = message.startTime.toISOString();
+    }
+    if (message.endTime !== undefined) {
+      obj.endTime = message.endTime.toISOString();
+    }
+    if (message.eventTypes?.length) {
+      obj.eventTypes = message.eventTypes;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplayEventsRequest>, I>>(base?: I): ReplayEventsRequest {
+    return ReplayEventsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplayEventsRequest>, I>>(object: I): ReplayEventsRequest {
+    const message = createBaseReplayEventsRequest();
+    message.subscription = object.subscription ?? "";
+    message.eventIds = object.eventIds?.map((e) => e) || [];
+    message.startTime = object.startTime ?? undefined;
+    message.endTime = object.endTime ?? undefined;
+    message.eventTypes = object.eventTypes?.map((e) => e) || [];
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseReplayEventsResponse(): ReplayEventsResponse {
+  return { eventIds: [], unknownEventIds: [], nextPageToken: "", startExpired: false, oldestRetainedTime: undefined };
+}
+
+export const ReplayEventsResponse: MessageFns<ReplayEventsResponse> = {
+  encode(message: ReplayEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.eventIds) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.unknownEventIds) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(26).string(message.nextPageToken);
+    }
+    if (message.startExpired !== false) {
+      writer.uint32(32).bool(message.startExpired);
+    }
+    if (message.oldestRetainedTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.oldestRetainedTime), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplayEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplayEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.eventIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.unknownEventIds.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.startExpired = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.oldestRetainedTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplayEventsResponse {
+    return {
+      eventIds: globalThis.Array.isArray(object?.eventIds)
+        ? object.eventIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.event_ids)
+        ? object.event_ids.map((e: any) => globalThis.String(e))
+        : [],
+      unknownEventIds: globalThis.Array.isArray(object?.unknownEventIds)
+        ? object.unknownEventIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.unknown_event_ids)
+        ? object.unknown_event_ids.map((e: any) => globalThis.String(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      startExpired: isSet(object.startExpired)
+        ? globalThis.Boolean(object.startExpired)
+        : isSet(object.start_expired)
+        ? globalThis.Boolean(object.start_expired)
+        : false,
+      oldestRetainedTime: isSet(object.oldestRetainedTime)
+        ? fromJsonTimestamp(object.oldestRetainedTime)
+        : isSet(object.oldest_retained_time)
+        ? fromJsonTimestamp(object.oldest_retained_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ReplayEventsResponse): unknown {
+    const obj: any = {};
+    if (message.eventIds?.length) {
+      obj.eventIds = message.eventIds;
+    }
+    if (message.unknownEventIds?.length) {
+      obj.unknownEventIds = message.unknownEventIds;
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.startExpired !== false) {
+      obj.startExpired = message.startExpired;
+    }
+    if (message.oldestRetainedTime !== undefined) {
+      obj.oldestRetainedTime = message.oldestRetainedTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplayEventsResponse>, I>>(base?: I): ReplayEventsResponse {
+    return ReplayEventsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplayEventsResponse>, I>>(object: I): ReplayEventsResponse {
+    const message = createBaseReplayEventsResponse();
+    message.eventIds = object.eventIds?.map((e) => e) || [];
+    message.unknownEventIds = object.unknownEventIds?.map((e) => e) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.startExpired = object.startExpired ?? false;
+    message.oldestRetainedTime = object.oldestRetainedTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseGetEventRequest(): GetEventRequest {
+  return { eventId: "", sequence: "0" };
+}
+
+export const GetEventRequest: MessageFns<GetEventRequest> = {
+  encode(message: GetEventRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.eventId !== "") {
+      writer.uint32(10).string(message.eventId);
+    }
+    if (message.sequence !== "0") {
+      writer.uint32(16).uint64(message.sequence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetEventRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetEventRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.eventId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sequence = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetEventRequest {
+    return {
+      eventId: isSet(object.eventId)
+        ? globalThis.String(object.eventId)
+        : isSet(object.event_id)
+        ? globalThis.String(object.event_id)
+        : "",
+      sequence: isSet(object.sequence) ? globalThis.String(object.sequence) : "0",
+    };
+  },
+
+  toJSON(message: GetEventRequest): unknown {
+    const obj: any = {};
+    if (message.eventId !== "") {
+      obj.eventId = message.eventId;
+    }
+    if (message.sequence !== "0") {
+      obj.sequence = message.sequence;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetEventRequest>, I>>(base?: I): GetEventRequest {
+    return GetEventRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetEventRequest>, I>>(object: I): GetEventRequest {
+    const message = createBaseGetEventRequest();
+    message.eventId = object.eventId ?? "";
+    message.sequence = object.sequence ?? "0";
+    return message;
+  },
+};
+
+function createBaseEventDelivery(): EventDelivery {
+  return { subscription: "", state: 0, attempts: 0, deadLetterReason: "", deadAt: undefined };
+}
+
+export const EventDelivery: MessageFns<EventDelivery> = {
+  encode(message: EventDelivery, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== "") {
+      writer.uint32(10).string(message.subscription);
+    }
+    if (message.state !== 0) {
+      writer.uint32(16).int32(message.state);
+    }
+    if (message.attempts !== 0) {
+      writer.uint32(24).uint32(message.attempts);
+    }
+    if (message.deadLetterReason !== "") {
+      writer.uint32(34).string(message.deadLetterReason);
+    }
+    if (message.deadAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.deadAt), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EventDelivery {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEventDelivery();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.attempts = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.deadLetterReason = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.deadAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EventDelivery {
+    return {
+      subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "",
+      state: isSet(object.state) ? deliveryStateFromJSON(object.state) : 0,
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      deadLetterReason: isSet(object.deadLetterReason)
+        ? globalThis.String(object.deadLetterReason)
+        : isSet(object.dead_letter_reason)
+        ? globalThis.String(object.dead_letter_reason)
+        : "",
+      deadAt: isSet(object.deadAt)
+        ? fromJsonTimestamp(object.deadAt)
+        : isSet(object.dead_at)
+        ? fromJsonTimestamp(object.dead_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: EventDelivery): unknown {
+    const obj: any = {};
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    if (message.state !== 0) {
+      obj.state = deliveryStateToJSON(message.state);
+    }
+    if (message.attempts !== 0) {
+      obj.attempts = Math.round(message.attempts);
+    }
+    if (message.deadLetterReason !== "") {
+      obj.deadLetterReason = message.deadLetterReason;
+    }
+    if (message.deadAt !== undefined) {
+      obj.deadAt = message.deadAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EventDelivery>, I>>(base?: I): EventDelivery {
+    return EventDelivery.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EventDelivery>, I>>(object: I): EventDelivery {
+    const message = createBaseEventDelivery();
+    message.subscription = object.subscription ?? "";
+    message.state = object.state ?? 0;
+    message.attempts = object.attempts ?? 0;
+    message.deadLetterReason = object.deadLetterReason ?? "";
+    message.deadAt = object.deadAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseGetEventResponse(): GetEventResponse {
+  return { event: undefined, deliveries: [] };
+}
+
+export const GetEventResponse: MessageFns<GetEventResponse> = {
+  encode(message: GetEventResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.event !== undefined) {
+      Event.encode(message.event, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.deliveries) {
+      EventDelivery.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetEventResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetEventResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = Event.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deliveries.push(EventDelivery.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetEventResponse {
+    return {
+      event: isSet(object.event) ? Event.fromJSON(object.event) : undefined,
+      deliveries: globalThis.Array.isArray(object?.deliveries)
+        ? object.deliveries.map((e: any) => EventDelivery.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetEventResponse): unknown {
+    const obj: any = {};
+    if (message.event !== undefined) {
+      obj.event = Event.toJSON(message.event);
+    }
+    if (message.deliveries?.length) {
+      obj.deliveries = message.deliveries.map((e) => EventDelivery.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetEventResponse>, I>>(base?: I): GetEventResponse {
+    return GetEventResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetEventResponse>, I>>(object: I): GetEventResponse {
+    const message = createBaseGetEventResponse();
+    message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
+    message.deliveries = object.deliveries?.map((e) => EventDelivery.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseListRecentWebhooksRequest(): ListRecentWebhooksRequest {
+  return {};
+}
+
+export const ListRecentWebhooksRequest: MessageFns<ListRecentWebhooksRequest> = {
+  encode(_: ListRecentWebhooksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRecentWebhooksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRecentWebhooksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListRecentWebhooksRequest {
+    return {};
+  },
+
+  toJSON(_: ListRecentWebhooksRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRecentWebhooksRequest>, I>>(base?: I): ListRecentWebhooksRequest {
+    return ListRecentWebhooksRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRecentWebhooksRequest>, I>>(_: I): ListRecentWebhooksRequest {
+    const message = createBaseListRecentWebhooksRequest();
+    return message;
+  },
+};
+
+function createBaseRecentWebhook(): RecentWebhook {
+  return { receivedAt: undefined, eventId: "", eventType: "", outcome: "", reason: "", httpStatus: 0 };
+}
+
+export const RecentWebhook: MessageFns<RecentWebhook> = {
+  encode(message: RecentWebhook, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.receivedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.receivedAt), writer.uint32(10).fork()).join();
+    }
+    if (message.eventId !== "") {
+      writer.uint32(18).string(message.eventId);
+    }
+    if (message.eventType !== "") {
+      writer.uint32(26).string(message.eventType);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(34).string(message.outcome);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    if (message.httpStatus !== 0) {
+      writer.uint32(48).uint32(message.httpStatus);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecentWebhook {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecentWebhook();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.receivedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.eventId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.eventType = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.httpStatus = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecentWebhook {
+    return {
+      receivedAt: isSet(object.receivedAt)
+        ? fromJsonTimestamp(object.receivedAt)
+        : isSet(object.received_at)
+        ? fromJsonTimestamp(object.received_at)
+        : undefined,
+      eventId: isSet(object.eventId)
+        ? globalThis.String(object.eventId)
+        : isSet(object.event_id)
+        ? globalThis.String(object.event_id)
+        : "",
+      eventType: isSet(object.eventType)
+        ? globalThis.String(object.eventType)
+        : isSet(object.event_type)
+        ? globalThis.String(object.event_type)
+        : "",
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      httpStatus: isSet(object.httpStatus)
+        ? globalThis.Number(object.httpStatus)
+        : isSet(object.http_status)
+        ? globalThis.Number(object.http_status)
+        : 0,
+    };
+  },
+
+  toJSON(message: RecentWebhook): unknown {
+    const obj: any = {};
+    if (message.receivedAt !== undefined) {
+      obj.receivedAt = message.receivedAt.toISOString();
+    }
+    if (message.eventId !== "") {
+      obj.eventId = message.eventId;
+    }
+    if (message.eventType !== "") {
+      obj.eventType = message.eventType;
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.httpStatus !== 0) {
+      obj.httpStatus = Math.round(message.httpStatus);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RecentWebhook>, I>>(base?: I): RecentWebhook {
+    return RecentWebhook.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RecentWebhook>, I>>(object: I): RecentWebhook {
+    const message = createBaseRecentWebhook();
+    message.receivedAt = object.receivedAt ?? undefined;
+    message.eventId = object.eventId ?? "";
+    message.eventType = object.eventType ?? "";
+    message.outcome = object.outcome ?? "";
+    message.reason = object.reason ?? "";
+    message.httpStatus = object.httpStatus ?? 0;
+    return message;
+  },
+};
+
+function createBaseListRecentWebhooksResponse(): ListRecentWebhooksResponse {
+  return { webhooks: [] };
+}
+
+export const ListRecentWebhooksResponse: MessageFns<ListRecentWebhooksResponse> = {
+  encode(message: ListRecentWebhooksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.webhooks) {
+      RecentWebhook.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRecentWebhooksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRecentWebhooksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.webhooks.push(RecentWebhook.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRecentWebhooksResponse {
+    return {
+      webhooks: globalThis.Array.isArray(object?.webhooks)
+        ? object.webhooks.map((e: any) => RecentWebhook.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListRecentWebhooksResponse): unknown {
+    const obj: any = {};
+    if (message.webhooks?.length) {
+      obj.webhooks = message.webhooks.map((e) => RecentWebhook.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRecentWebhooksResponse>, I>>(base?: I): ListRecentWebhooksResponse {
+    return ListRecentWebhooksResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRecentWebhooksResponse>, I>>(object: I): ListRecentWebhooksResponse {
+    const message = createBaseListRecentWebhooksResponse();
+    message.webhooks = object.webhooks?.map((e) => RecentWebhook.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseListSentEventsRequest(): ListSentEventsRequest {
+  return { pageSize: 0 };
+}
+
+export const ListSentEventsRequest: MessageFns<ListSentEventsRequest> = {
+  encode(message: ListSentEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).uint32(message.pageSize);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSentEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSentEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSentEventsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+    };
+  },
+
+  toJSON(message: ListSentEventsRequest): unknown {
+    const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSentEventsRequest>, I>>(base?: I): ListSentEventsRequest {
+    return ListSentEventsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSentEventsRequest>, I>>(object: I): ListSentEventsRequest {
+    const message = createBaseListSentEventsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    return message;
+  },
+};
+
+function createBaseListSentEventsResponse(): ListSentEventsResponse {
+  return { sentEvents: [] };
+}
+
+export const ListSentEventsResponse: MessageFns<ListSentEventsResponse> = {
+  encode(message: ListSentEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.sentEvents) {
+      SentEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSentEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSentEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sentEvents.push(SentEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSentEventsResponse {
+    return {
+      sentEvents: globalThis.Array.isArray(object?.sentEvents)
+        ? object.sentEvents.map((e: any) => SentEvent.fromJSON(e))
+        : globalThis.Array.isArray(object?.sent_events)
+        ? object.sent_events.map((e: any) => SentEvent.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListSentEventsResponse): unknown {
+    const obj: any = {};
+    if (message.sentEvents?.length) {
+      obj.sentEvents = message.sentEvents.map((e) => SentEvent.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSentEventsResponse>, I>>(base?: I): ListSentEventsResponse {
+    return ListSentEventsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSentEventsResponse>, I>>(object: I): ListSentEventsResponse {
+    const message = createBaseListSentEventsResponse();
+    message.sentEvents = object.sentEvents?.map((e) => SentEvent.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * EventService moves events between ChronosHub and the app.
  *
@@ -3418,6 +4754,69 @@ export const EventServiceService = {
       Buffer.from(DeleteSubscriptionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteSubscriptionResponse => DeleteSubscriptionResponse.decode(value),
   },
+  /**
+   * ReplayEvents offers events of the log again to one subscription, by
+   * event ids or by a range of reception time, optionally of some types only.
+   * The events are offered like any other (attempts from 1, acks, dead
+   * letters), with Event.replay set, in log order and at the app's pace.
+   * Ids not in the log (never received, or past the retention window) are
+   * reported in the response. A time range is replayed in pages: continue
+   * with next_page_token until it is empty.
+   */
+  replayEvents: {
+    path: "/chronoshub.sidecar.v1.EventService/ReplayEvents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplayEventsRequest): Buffer => Buffer.from(ReplayEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplayEventsRequest => ReplayEventsRequest.decode(value),
+    responseSerialize: (value: ReplayEventsResponse): Buffer =>
+      Buffer.from(ReplayEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReplayEventsResponse => ReplayEventsResponse.decode(value),
+  },
+  /**
+   * GetEvent returns an event of the log and where it stands on each
+   * subscription.
+   */
+  getEvent: {
+    path: "/chronoshub.sidecar.v1.EventService/GetEvent" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetEventRequest): Buffer => Buffer.from(GetEventRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetEventRequest => GetEventRequest.decode(value),
+    responseSerialize: (value: GetEventResponse): Buffer => Buffer.from(GetEventResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetEventResponse => GetEventResponse.decode(value),
+  },
+  /**
+   * ListRecentWebhooks lists the webhooks this sidecar process answered
+   * most recently, newest first, with their outcome: what the console shows.
+   * It never holds a signature or a secret.
+   */
+  listRecentWebhooks: {
+    path: "/chronoshub.sidecar.v1.EventService/ListRecentWebhooks" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRecentWebhooksRequest): Buffer =>
+      Buffer.from(ListRecentWebhooksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRecentWebhooksRequest => ListRecentWebhooksRequest.decode(value),
+    responseSerialize: (value: ListRecentWebhooksResponse): Buffer =>
+      Buffer.from(ListRecentWebhooksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListRecentWebhooksResponse => ListRecentWebhooksResponse.decode(value),
+  },
+  /**
+   * ListSentEvents lists the events sent to ChronosHub that the sidecar
+   * still has a record of, most recently updated first.
+   */
+  listSentEvents: {
+    path: "/chronoshub.sidecar.v1.EventService/ListSentEvents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSentEventsRequest): Buffer =>
+      Buffer.from(ListSentEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSentEventsRequest => ListSentEventsRequest.decode(value),
+    responseSerialize: (value: ListSentEventsResponse): Buffer =>
+      Buffer.from(ListSentEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSentEventsResponse => ListSentEventsResponse.decode(value),
+  },
 } as const;
 
 export interface EventServiceServer extends UntypedServiceImplementation {
@@ -3500,6 +4899,32 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    * letters. Streams open on it end with NOT_FOUND.
    */
   deleteSubscription: handleUnaryCall<DeleteSubscriptionRequest, DeleteSubscriptionResponse>;
+  /**
+   * ReplayEvents offers events of the log again to one subscription, by
+   * event ids or by a range of reception time, optionally of some types only.
+   * The events are offered like any other (attempts from 1, acks, dead
+   * letters), with Event.replay set, in log order and at the app's pace.
+   * Ids not in the log (never received, or past the retention window) are
+   * reported in the response. A time range is replayed in pages: continue
+   * with next_page_token until it is empty.
+   */
+  replayEvents: handleUnaryCall<ReplayEventsRequest, ReplayEventsResponse>;
+  /**
+   * GetEvent returns an event of the log and where it stands on each
+   * subscription.
+   */
+  getEvent: handleUnaryCall<GetEventRequest, GetEventResponse>;
+  /**
+   * ListRecentWebhooks lists the webhooks this sidecar process answered
+   * most recently, newest first, with their outcome: what the console shows.
+   * It never holds a signature or a secret.
+   */
+  listRecentWebhooks: handleUnaryCall<ListRecentWebhooksRequest, ListRecentWebhooksResponse>;
+  /**
+   * ListSentEvents lists the events sent to ChronosHub that the sidecar
+   * still has a record of, most recently updated first.
+   */
+  listSentEvents: handleUnaryCall<ListSentEventsRequest, ListSentEventsResponse>;
 }
 
 export interface EventServiceClient extends Client {
@@ -3715,6 +5140,88 @@ export interface EventServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ReplayEvents offers events of the log again to one subscription, by
+   * event ids or by a range of reception time, optionally of some types only.
+   * The events are offered like any other (attempts from 1, acks, dead
+   * letters), with Event.replay set, in log order and at the app's pace.
+   * Ids not in the log (never received, or past the retention window) are
+   * reported in the response. A time range is replayed in pages: continue
+   * with next_page_token until it is empty.
+   */
+  replayEvents(
+    request: ReplayEventsRequest,
+    callback: (error: ServiceError | null, response: ReplayEventsResponse) => void,
+  ): ClientUnaryCall;
+  replayEvents(
+    request: ReplayEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReplayEventsResponse) => void,
+  ): ClientUnaryCall;
+  replayEvents(
+    request: ReplayEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReplayEventsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetEvent returns an event of the log and where it stands on each
+   * subscription.
+   */
+  getEvent(
+    request: GetEventRequest,
+    callback: (error: ServiceError | null, response: GetEventResponse) => void,
+  ): ClientUnaryCall;
+  getEvent(
+    request: GetEventRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetEventResponse) => void,
+  ): ClientUnaryCall;
+  getEvent(
+    request: GetEventRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetEventResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListRecentWebhooks lists the webhooks this sidecar process answered
+   * most recently, newest first, with their outcome: what the console shows.
+   * It never holds a signature or a secret.
+   */
+  listRecentWebhooks(
+    request: ListRecentWebhooksRequest,
+    callback: (error: ServiceError | null, response: ListRecentWebhooksResponse) => void,
+  ): ClientUnaryCall;
+  listRecentWebhooks(
+    request: ListRecentWebhooksRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListRecentWebhooksResponse) => void,
+  ): ClientUnaryCall;
+  listRecentWebhooks(
+    request: ListRecentWebhooksRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListRecentWebhooksResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListSentEvents lists the events sent to ChronosHub that the sidecar
+   * still has a record of, most recently updated first.
+   */
+  listSentEvents(
+    request: ListSentEventsRequest,
+    callback: (error: ServiceError | null, response: ListSentEventsResponse) => void,
+  ): ClientUnaryCall;
+  listSentEvents(
+    request: ListSentEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSentEventsResponse) => void,
+  ): ClientUnaryCall;
+  listSentEvents(
+    request: ListSentEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSentEventsResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -6,6 +6,12 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
+DELIVERY_STATE_ACKED: DeliveryState
+DELIVERY_STATE_DEAD_LETTERED: DeliveryState
+DELIVERY_STATE_DELIVERED: DeliveryState
+DELIVERY_STATE_NOT_SUBSCRIBED: DeliveryState
+DELIVERY_STATE_PENDING: DeliveryState
+DELIVERY_STATE_UNSPECIFIED: DeliveryState
 DESCRIPTOR: _descriptor.FileDescriptor
 SENT_EVENT_STATE_ACCEPTED: SentEventState
 SENT_EVENT_STATE_FAILED: SentEventState
@@ -59,11 +65,12 @@ class DeleteSubscriptionResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ["attempt", "id", "payload", "received_at", "sequence", "signed_at", "traceparent", "tracestate", "type"]
+    __slots__ = ["attempt", "id", "payload", "received_at", "replay", "sequence", "signed_at", "traceparent", "tracestate", "type"]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
@@ -73,12 +80,43 @@ class Event(_message.Message):
     id: str
     payload: bytes
     received_at: _timestamp_pb2.Timestamp
+    replay: bool
     sequence: int
     signed_at: _timestamp_pb2.Timestamp
     traceparent: str
     tracestate: str
     type: str
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[bytes] = ..., signed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., sequence: _Optional[int] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[bytes] = ..., signed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., sequence: _Optional[int] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ..., replay: bool = ...) -> None: ...
+
+class EventDelivery(_message.Message):
+    __slots__ = ["attempts", "dead_at", "dead_letter_reason", "state", "subscription"]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_AT_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTER_REASON_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    attempts: int
+    dead_at: _timestamp_pb2.Timestamp
+    dead_letter_reason: str
+    state: DeliveryState
+    subscription: str
+    def __init__(self, subscription: _Optional[str] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., attempts: _Optional[int] = ..., dead_letter_reason: _Optional[str] = ..., dead_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetEventRequest(_message.Message):
+    __slots__ = ["event_id", "sequence"]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    sequence: int
+    def __init__(self, event_id: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class GetEventResponse(_message.Message):
+    __slots__ = ["deliveries", "event"]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[EventDelivery]
+    event: Event
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., deliveries: _Optional[_Iterable[_Union[EventDelivery, _Mapping]]] = ...) -> None: ...
 
 class GetSentEventRequest(_message.Message):
     __slots__ = ["idempotency_key"]
@@ -122,6 +160,28 @@ class ListDeadLettersResponse(_message.Message):
     next_page_token: str
     def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class ListRecentWebhooksRequest(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
+class ListRecentWebhooksResponse(_message.Message):
+    __slots__ = ["webhooks"]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
+    webhooks: _containers.RepeatedCompositeFieldContainer[RecentWebhook]
+    def __init__(self, webhooks: _Optional[_Iterable[_Union[RecentWebhook, _Mapping]]] = ...) -> None: ...
+
+class ListSentEventsRequest(_message.Message):
+    __slots__ = ["page_size"]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    def __init__(self, page_size: _Optional[int] = ...) -> None: ...
+
+class ListSentEventsResponse(_message.Message):
+    __slots__ = ["sent_events"]
+    SENT_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    sent_events: _containers.RepeatedCompositeFieldContainer[SentEvent]
+    def __init__(self, sent_events: _Optional[_Iterable[_Union[SentEvent, _Mapping]]] = ...) -> None: ...
+
 class ListSubscriptionsRequest(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...
@@ -146,6 +206,22 @@ class PushState(_message.Message):
     url: str
     def __init__(self, url: _Optional[str] = ..., paused: bool = ..., in_flight: _Optional[int] = ..., last_status: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
 
+class RecentWebhook(_message.Message):
+    __slots__ = ["event_id", "event_type", "http_status", "outcome", "reason", "received_at"]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    event_type: str
+    http_status: int
+    outcome: str
+    reason: str
+    received_at: _timestamp_pb2.Timestamp
+    def __init__(self, received_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ..., http_status: _Optional[int] = ...) -> None: ...
+
 class ReplayDeadLettersRequest(_message.Message):
     __slots__ = ["all", "event_ids", "subscription"]
     ALL_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +239,38 @@ class ReplayDeadLettersResponse(_message.Message):
     event_ids: _containers.RepeatedScalarFieldContainer[str]
     unknown_event_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, event_ids: _Optional[_Iterable[str]] = ..., unknown_event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReplayEventsRequest(_message.Message):
+    __slots__ = ["end_time", "event_ids", "event_types", "page_size", "page_token", "start_time", "subscription"]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    end_time: _timestamp_pb2.Timestamp
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    page_size: int
+    page_token: str
+    start_time: _timestamp_pb2.Timestamp
+    subscription: str
+    def __init__(self, subscription: _Optional[str] = ..., event_ids: _Optional[_Iterable[str]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., event_types: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ReplayEventsResponse(_message.Message):
+    __slots__ = ["event_ids", "next_page_token", "oldest_retained_time", "start_expired", "unknown_event_ids"]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_RETAINED_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    next_page_token: str
+    oldest_retained_time: _timestamp_pb2.Timestamp
+    start_expired: bool
+    unknown_event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_ids: _Optional[_Iterable[str]] = ..., unknown_event_ids: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ..., start_expired: bool = ..., oldest_retained_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SendEventRequest(_message.Message):
     __slots__ = ["idempotency_key", "payload", "type"]
@@ -269,4 +377,7 @@ class StartPosition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class SentEventState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class DeliveryState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

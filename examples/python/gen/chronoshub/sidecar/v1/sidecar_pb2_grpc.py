@@ -70,6 +70,26 @@ class EventServiceStub(object):
                 request_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionRequest.SerializeToString,
                 response_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionResponse.FromString,
                 )
+        self.ReplayEvents = channel.unary_unary(
+                '/chronoshub.sidecar.v1.EventService/ReplayEvents',
+                request_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayEventsRequest.SerializeToString,
+                response_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayEventsResponse.FromString,
+                )
+        self.GetEvent = channel.unary_unary(
+                '/chronoshub.sidecar.v1.EventService/GetEvent',
+                request_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetEventRequest.SerializeToString,
+                response_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetEventResponse.FromString,
+                )
+        self.ListRecentWebhooks = channel.unary_unary(
+                '/chronoshub.sidecar.v1.EventService/ListRecentWebhooks',
+                request_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListRecentWebhooksRequest.SerializeToString,
+                response_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListRecentWebhooksResponse.FromString,
+                )
+        self.ListSentEvents = channel.unary_unary(
+                '/chronoshub.sidecar.v1.EventService/ListSentEvents',
+                request_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSentEventsRequest.SerializeToString,
+                response_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSentEventsResponse.FromString,
+                )
 
 
 class EventServiceServicer(object):
@@ -192,6 +212,44 @@ class EventServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplayEvents(self, request, context):
+        """ReplayEvents offers events of the log again to one subscription, by
+        event ids or by a range of reception time, optionally of some types only.
+        The events are offered like any other (attempts from 1, acks, dead
+        letters), with Event.replay set, in log order and at the app's pace.
+        Ids not in the log (never received, or past the retention window) are
+        reported in the response. A time range is replayed in pages: continue
+        with next_page_token until it is empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvent(self, request, context):
+        """GetEvent returns an event of the log and where it stands on each
+        subscription.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecentWebhooks(self, request, context):
+        """ListRecentWebhooks lists the webhooks this sidecar process answered
+        most recently, newest first, with their outcome: what the console shows.
+        It never holds a signature or a secret.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSentEvents(self, request, context):
+        """ListSentEvents lists the events sent to ChronosHub that the sidecar
+        still has a record of, most recently updated first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -244,6 +302,26 @@ def add_EventServiceServicer_to_server(servicer, server):
                     servicer.DeleteSubscription,
                     request_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionRequest.FromString,
                     response_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionResponse.SerializeToString,
+            ),
+            'ReplayEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayEvents,
+                    request_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayEventsRequest.FromString,
+                    response_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayEventsResponse.SerializeToString,
+            ),
+            'GetEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvent,
+                    request_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetEventRequest.FromString,
+                    response_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetEventResponse.SerializeToString,
+            ),
+            'ListRecentWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecentWebhooks,
+                    request_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListRecentWebhooksRequest.FromString,
+                    response_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListRecentWebhooksResponse.SerializeToString,
+            ),
+            'ListSentEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSentEvents,
+                    request_deserializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSentEventsRequest.FromString,
+                    response_serializer=chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSentEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -428,5 +506,73 @@ class EventService(object):
         return grpc.experimental.unary_unary(request, target, '/chronoshub.sidecar.v1.EventService/DeleteSubscription',
             chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionRequest.SerializeToString,
             chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.DeleteSubscriptionResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ReplayEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/chronoshub.sidecar.v1.EventService/ReplayEvents',
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayEventsRequest.SerializeToString,
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ReplayEventsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/chronoshub.sidecar.v1.EventService/GetEvent',
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetEventRequest.SerializeToString,
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.GetEventResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListRecentWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/chronoshub.sidecar.v1.EventService/ListRecentWebhooks',
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListRecentWebhooksRequest.SerializeToString,
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListRecentWebhooksResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListSentEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/chronoshub.sidecar.v1.EventService/ListSentEvents',
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSentEventsRequest.SerializeToString,
+            chronoshub_dot_sidecar_dot_v1_dot_sidecar__pb2.ListSentEventsResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
