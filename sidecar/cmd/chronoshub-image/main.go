@@ -93,6 +93,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("CA bundle: %w (install Debian's ca-certificates package, or pass -ca-bundle)", err)
 	}
+	if !bytes.Contains(bundle, []byte("-----BEGIN CERTIFICATE-----")) {
+		return fmt.Errorf("CA bundle %s holds no PEM certificate", *caBundle)
+	}
 	pkg, err := debianPackage(ctx, *caPackage)
 	if err != nil {
 		return err
@@ -102,6 +105,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return fmt.Errorf("extra CA: %w", err)
+		}
+		if !bytes.Contains(b, []byte("-----BEGIN CERTIFICATE-----")) {
+			return fmt.Errorf("extra CA %s holds no PEM certificate", f)
 		}
 		extras = append(extras, b)
 	}

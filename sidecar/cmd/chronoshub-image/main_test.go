@@ -4,13 +4,16 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -29,7 +32,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -110,7 +112,8 @@ func testMain(m *testing.M) int {
 	return code
 }
 
-// image reads the image from a build's OCI layout, checking it.
+// image reads the image from a build's OCI layout, checking its manifest
+// and config; forEachEntry checks the layers' content.
 func image(t *testing.T, b built) v1.Image {
 	t.Helper()
 	ii, err := layout.ImageIndexFromPath(filepath.Join(b.dir, "oci"))
@@ -128,7 +131,7 @@ func image(t *testing.T, b built) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := validate.Image(img); err != nil {
+	if err := validate.Image(img, validate.Fast); err != nil {
 		t.Fatalf("the image in the OCI layout is invalid: %v", err)
 	}
 	return img
@@ -229,7 +232,7 @@ func TestImageConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := validate.Image(timg); err != nil {
+	if err := validate.Image(timg, validate.Fast); err != nil {
 		t.Fatalf("tarball image: %v", err)
 	}
 	cn, _ := img.ConfigName()
@@ -367,6 +370,8 @@ func fileInImage(t *testing.T, img v1.Image, name string) []byte {
 	return found
 }
 
+// forEachEntry calls fn for every entry of img's layers, checking each
+// layer's digest and diff ID on the way.
 func forEachEntry(t *testing.T, img v1.Image, fn func(*tar.Header, io.Reader)) {
 	t.Helper()
 	layers, err := img.Layers()
@@ -374,11 +379,16 @@ func forEachEntry(t *testing.T, img v1.Image, fn func(*tar.Header, io.Reader)) {
 		t.Fatal(err)
 	}
 	for _, l := range layers {
-		rc, err := l.Uncompressed()
+		rc, err := l.Compressed()
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
+		compressed, uncompressed := sha256.New(), sha256.New()
+		zr, err := gzip.NewReader(io.TeeReader(rc, compressed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(io.TeeReader(zr, uncompressed))
 		for {
 			h, err := tr.Next()
 			if errors.Is(err, io.EOF) {
@@ -389,7 +399,22 @@ func forEachEntry(t *testing.T, img v1.Image, fn func(*tar.Header, io.Reader)) {
 			}
 			fn(h, tr)
 		}
+		// The rest: tar padding and the gzip trailer.
+		if _, err := io.Copy(io.Discard, io.TeeReader(zr, uncompressed)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(compressed, rc); err != nil {
+			t.Fatal(err)
+		}
 		rc.Close()
+		digest, _ := l.Digest()
+		diffID, _ := l.DiffID()
+		if got := "sha256:" + hex.EncodeToString(compressed.Sum(nil)); got != digest.String() {
+			t.Errorf("layer %s has digest %s", digest, got)
+		}
+		if got := "sha256:" + hex.EncodeToString(uncompressed.Sum(nil)); got != diffID.String() {
+			t.Errorf("layer %s has diff ID %s, config says %s", digest, got, diffID)
+		}
 	}
 }
 
@@ -487,14 +512,19 @@ func TestImageRuns(t *testing.T) {
 	}
 
 	// A ChronosHub stand-in on 127.0.0.1 with the test CA's certificate.
-	var posts atomic.Int32
+	var received sync.Map // manuscriptId → true
 	handshakeErrs := make(chan string, 16)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/inbound/manuscript.submitted" || r.Header.Get("X-Api-Key") != "image-test-key" {
 			http.Error(w, "unexpected request", http.StatusBadRequest)
 			return
 		}
-		posts.Add(1)
+		var payload struct{ ManuscriptID string }
+		if err := json.NewDecoder(r.Body).Decode(&payload); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		received.Store(payload.ManuscriptID, true)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, `{"eventId":"5f0c9a43-8f7e-4f38-9d57-4a8f0c9e2b11","status":"Accepted"}`)
@@ -507,11 +537,12 @@ func TestImageRuns(t *testing.T) {
 	withCA := image(t, build(t, "extra-ca", nil, "-extra-ca", caFile))
 	without := image(t, build(t, "default", nil))
 
+	withCARoot, withoutRoot := unpack(t, withCA), unpack(t, without)
+
 	t.Run("version", func(t *testing.T) {
 		t.Parallel()
-		root := unpack(t, without)
 		var out bytes.Buffer
-		cmd := chrootCommand(t, without, root, []string{"--version"}, nil)
+		cmd := chrootCommand(t, without, withoutRoot, []string{"--version"}, nil)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("--version in the image: %v\n%s", err, out.String())
@@ -523,17 +554,17 @@ func TestImageRuns(t *testing.T) {
 
 	t.Run("serve trusts a CA in the bundle", func(t *testing.T) {
 		t.Parallel()
-		status, body := sendThroughImage(t, withCA, srv.URL)
-		if status != http.StatusOK || !strings.Contains(body, "5f0c9a43-8f7e-4f38-9d57-4a8f0c9e2b11") {
+		status, body := sendThroughImage(t, withCA, withCARoot, srv.URL, "IMG-TRUSTED")
+		if _, ok := received.Load("IMG-TRUSTED"); !ok || status != http.StatusOK || !strings.Contains(body, "5f0c9a43-8f7e-4f38-9d57-4a8f0c9e2b11") {
 			t.Fatalf("SendEvent through the image with the CA = %d %s, want 200 with the stand-in's event id", status, body)
 		}
 	})
 
 	t.Run("serve refuses a CA not in the bundle", func(t *testing.T) {
-		// Not parallel with the subtest above, so that the handshake
-		// error below is this sidecar's.
-		before := posts.Load()
-		status, body := sendThroughImage(t, without, srv.URL)
+		// The sidecar above completes its handshakes: the stand-in's
+		// handshake errors are this one's.
+		t.Parallel()
+		status, body := sendThroughImage(t, without, withoutRoot, srv.URL, "IMG-REFUSED")
 		if status == http.StatusOK {
 			t.Fatalf("SendEvent through the image without the CA = %d %s, want an error", status, body)
 		}
@@ -545,7 +576,7 @@ func TestImageRuns(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Error("the stand-in saw no failed TLS handshake")
 		}
-		if posts.Load() != before {
+		if _, ok := received.Load("IMG-REFUSED"); ok {
 			t.Error("the stand-in received a request from the image without the CA")
 		}
 	})
@@ -591,10 +622,10 @@ func chrootCommand(t *testing.T, img v1.Image, root string, args, env []string) 
 }
 
 // sendThroughImage runs `serve` from img against the ChronosHub at baseURL
-// and sends one event through its REST API; it returns the answer.
-func sendThroughImage(t *testing.T, img v1.Image, baseURL string) (int, string) {
+// and sends one event through its REST API; it returns the answer. root
+// is img unpacked.
+func sendThroughImage(t *testing.T, img v1.Image, root, baseURL, manuscriptID string) (int, string) {
 	t.Helper()
-	root := unpack(t, img)
 	cmd := chrootCommand(t, img, root, []string{"serve"}, []string{
 		"CHRONOSHUB_BASE_URL=" + baseURL,
 		"CHRONOSHUB_API_KEY=image-test-key",
@@ -660,7 +691,7 @@ func sendThroughImage(t *testing.T, img v1.Image, baseURL string) (int, string) 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/events:send",
-		strings.NewReader(`{"type":"manuscript.submitted","payload":{"manuscriptId":"IMG-1"}}`))
+		strings.NewReader(`{"type":"manuscript.submitted","payload":{"manuscriptId":"`+manuscriptID+`"}}`))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -669,4 +700,42 @@ func sendThroughImage(t *testing.T, img v1.Image, baseURL string) (int, string) 
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
+}
+
+// TestBadInput checks that wrong flags and inputs are refused with a
+// clear error before anything is built or written.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		error string
+	}{
+		{"argument", []string{"extra"}, nil, `unexpected arguments ["extra"]`},
+		{"unknown flag", []string{"-nope"}, nil, "flag provided but not defined"},
+		{"epoch", nil, map[string]string{"SOURCE_DATE_EPOCH": "yesterday"}, `SOURCE_DATE_EPOCH "yesterday" is not a positive number`},
+		{"no bundle", []string{"-ca-bundle", filepath.Join(dir, "missing.crt")}, nil, "CA bundle: open"},
+		{"bundle not PEM", []string{"-ca-bundle", notPEM}, nil, "holds no PEM certificate"},
+		{"extra CA not PEM", []string{"-extra-ca", notPEM}, nil, "extra CA " + notPEM + " holds no PEM certificate"},
+		{"no package", []string{"-ca-package", "no-such-package-here"}, nil, "dpkg-query no-such-package-here"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stderr bytes.Buffer
+			err := run(t.Context(), append([]string{"-out", out}, tc.args...), func(k string) string { return tc.env[k] }, io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error()+stderr.String(), tc.error) {
+				t.Errorf("run(%q) = %v, want an error with %q", tc.args, err, tc.error)
+			}
+		})
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused build created %s", out)
+	}
 }

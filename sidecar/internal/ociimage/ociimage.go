@@ -246,10 +246,11 @@ func rootFS(in Input) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// gzipBytes compresses b with a header that holds no name and no time.
+// gzipBytes compresses b with a header that holds no name and no time, at
+// the default level (level 9 takes about 4 times longer for 1% less).
 func gzipBytes(b []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -111,7 +113,15 @@ func WriteLayout(dir string, img v1.Image, refName string, artifacts ...Artifact
 			return fmt.Errorf("OCI layout %s: %w", dir, err)
 		}
 	}
-	return nil
+	// Blobs are written 0600 through a temporary file: make the layout
+	// readable as a checkout is (a registry client may run as another
+	// user).
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		return os.Chmod(p, 0o644)
+	})
 }
 
 // WriteTarball writes img as the tarball `docker load` and `podman load`
