@@ -49,7 +49,7 @@ const usage = `Usage: chronoshub-image [flags]
 
 Builds chronoshub-sidecar's container image from the git repository in the
 current directory, with no Docker daemon: the static binary
-(CGO_ENABLED=0, -trimpath), the CA bundle, /etc/passwd and /etc/group with
+(CGO_ENABLED=0, -trimpath, -buildvcs=true), the CA bundle, /etc/passwd and /etc/group with
 the user nonroot (65532), entrypoint /usr/local/bin/chronoshub-sidecar,
 command "serve", OCI labels source, revision, version and created. Every
 time in the image is the commit's time, or SOURCE_DATE_EPOCH when set.
@@ -118,7 +118,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer os.RemoveAll(tmp)
 	binPath := filepath.Join(tmp, "chronoshub-sidecar")
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", binPath, "./sidecar/cmd/chronoshub-sidecar")
+	// -buildvcs=true whatever GOFLAGS says, so that the binary's version
+	// (--version, the SBOM) is the commit's wherever the image is built.
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=true", "-ldflags=-s -w", "-o", binPath, "./sidecar/cmd/chronoshub-sidecar")
 	build.Dir = repo.root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	build.Stdout, build.Stderr = stderr, stderr

@@ -47,7 +47,6 @@ const (
 	LabelVersion  = "org.opencontainers.image.version"
 	LabelCreated  = "org.opencontainers.image.created"
 	LabelTitle    = "org.opencontainers.image.title"
-	LabelLicenses = "org.opencontainers.image.licenses"
 )
 
 // Input is what an image is built from. Every field but ExtraCAs is
