@@ -240,6 +240,17 @@ func TestImageConfig(t *testing.T) {
 	if cn != tn {
 		t.Errorf("tarball config %s, layout config %s", tn, cn)
 	}
+	// docker load reads manifest.json: one image, tagged with the version.
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) {
+		return os.Open(filepath.Join(b.dir, "chronoshub-sidecar.tar"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTag := "chronoshub-sidecar:" + strings.ReplaceAll(labels[ociimage.LabelVersion], "+", "-")
+	if len(m) != 1 || !slices.Equal(m[0].RepoTags, []string{wantTag}) || len(m[0].Layers) != 1 {
+		t.Errorf("tarball manifest.json = %+v, want one image tagged %s with one layer", m, wantTag)
+	}
 }
 
 func gitOut(t *testing.T, args ...string) string {
