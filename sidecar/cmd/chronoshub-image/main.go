@@ -48,11 +48,16 @@ func main() {
 const usage = `Usage: chronoshub-image [flags]
 
 Builds chronoshub-sidecar's container image from the git repository in the
-current directory, with no Docker daemon: the static binary
-(CGO_ENABLED=0, -trimpath, -buildvcs=true), the CA bundle, /etc/passwd and /etc/group with
-the user nonroot (65532), entrypoint /usr/local/bin/chronoshub-sidecar,
-command "serve", OCI labels source, revision, version and created. Every
-time in the image is the commit's time, or SOURCE_DATE_EPOCH when set.
+current directory, with no Docker daemon and no base image: the static
+binary (CGO_ENABLED=0, -trimpath, -buildvcs=true), the CA bundle,
+/etc/passwd and /etc/group with the user nonroot (65532), entrypoint
+/usr/local/bin/chronoshub-sidecar, command "serve", OCI labels source,
+revision, version and created. Every time in the image is the commit's
+time, or SOURCE_DATE_EPOCH when set: the same commit gives the same digest.
+
+It writes, in -out: oci/ (an OCI image layout: the image, and its SBOM as
+a referrer), chronoshub-sidecar.tar (for docker load and podman load),
+sbom.cdx.json (CycloneDX) and digest.
 
 Flags:
 `
