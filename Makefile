@@ -4,7 +4,7 @@ GO          ?= go
 TOOLS       := $(GO) tool -modfile=tools/go.mod
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all generate generate-examples lint check-generated breaking test examples-test fuzz build run bench
+.PHONY: all generate generate-examples lint check-generated breaking test examples-test fuzz build run bench image debian-packages
 
 all: build
 
@@ -38,7 +38,7 @@ breaking:
 	else echo "breaking: origin/main has no proto yet, skipped"; fi
 
 ## test: everything CI checks
-test: lint check-generated breaking
+test: lint check-generated breaking debian-packages image
 	$(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 	$(MAKE) examples-test
@@ -70,6 +70,29 @@ fuzz:
 		echo "fuzz $$name $$pkg ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
+
+# Debian packages the tests need besides Go, Node and gcc: ca-certificates
+# (the image's CA bundle, its version in the SBOM) and prometheus (promtool:
+# go test checks and unit-tests the alerting rules in
+# examples/kubernetes/alerts and checks /metrics with it). Installed when
+# missing, as root or with sudo -n.
+DEBIAN_PACKAGES := ca-certificates prometheus
+
+## debian-packages: install what DEBIAN_PACKAGES lists and is missing
+debian-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
+		echo "apt-get install" $$missing; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+## image: the container image in bin/image/ with no Docker daemon: an OCI
+## layout (with its SBOM as a referrer), a docker-load tarball, the CycloneDX
+## SBOM and the digest (docs/image.md); needs Debian's ca-certificates
+image:
+	$(GO) run ./sidecar/cmd/chronoshub-image -out bin/image
 
 ## build: the binary, bin/chronoshub-sidecar (static, stripped)
 build:

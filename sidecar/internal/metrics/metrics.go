@@ -109,6 +109,12 @@ func New(reg *prometheus.Registry) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	// The 503 series exist from the start, at 0, so that an alert on their
+	// increase sees the first refusal (a counter's first sample is not an
+	// increase).
+	for _, reason := range []string{"store_error", "store_full", "busy", "draining"} {
+		m.webhooks.WithLabelValues("unavailable", reason)
+	}
 	return m
 }
 

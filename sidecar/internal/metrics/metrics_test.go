@@ -78,7 +78,7 @@ chronoshub_sidecar_dead_letters_total{subscription="app"} 1
 		}
 	}
 	for name, want := range map[string]int{
-		"chronoshub_sidecar_webhooks_total":               3,
+		"chronoshub_sidecar_webhooks_total":               3 + 4, // and the 503 reasons at 0
 		"chronoshub_sidecar_store_write_duration_seconds": 2,
 		"chronoshub_sidecar_event_ack_latency_seconds":    1,
 		"chronoshub_sidecar_sent_events_total":            1,

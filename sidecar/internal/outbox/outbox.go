@@ -562,6 +562,19 @@ func (o *Outbox) Pending(ctx context.Context) (int, error) {
 	return int(info.State.Msgs), nil
 }
 
+// Oldest returns when the oldest event still queued for forwarding was
+// queued, zero when the queue is empty.
+func (o *Outbox) Oldest(ctx context.Context) (time.Time, error) {
+	info, err := o.stream.Info(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("outbox: stream info: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return time.Time{}, nil
+	}
+	return info.State.FirstTime, nil
+}
+
 func (o *Outbox) outcome(s State) {
 	if o.onOutcome != nil {
 		o.onOutcome(s)

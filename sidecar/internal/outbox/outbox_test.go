@@ -339,6 +339,10 @@ func testEnqueueDelivered(t *testing.T, b backend) {
 	st := b.open(t)
 	oc := make(outcomes, 10)
 	o := openOutbox(t, st, hub.client(t, 1), Options{OnOutcome: oc.hook})
+	if oldest, err := o.Oldest(t.Context()); err != nil || !oldest.IsZero() {
+		t.Errorf("Oldest of an empty queue = %v, %v; want zero", oldest, err)
+	}
+	before := time.Now()
 
 	var keys []string
 	for i := range 3 {
@@ -358,6 +362,10 @@ func testEnqueueDelivered(t *testing.T, b backend) {
 	if n, err := o.Pending(t.Context()); err != nil || n != 3 {
 		t.Errorf("Pending = %d, %v; want 3", n, err)
 	}
+	// JetStream stamps with the server's clock: this machine's.
+	if oldest, err := o.Oldest(t.Context()); err != nil || oldest.Before(before.Add(-time.Second)) || oldest.After(time.Now().Add(time.Second)) {
+		t.Errorf("Oldest of 3 queued = %v, %v; want the first Enqueue's time, after %v", oldest, err, before)
+	}
 	run(t, o)
 	oc.wait(t, 3)
 
@@ -370,6 +378,9 @@ func testEnqueueDelivered(t *testing.T, b backend) {
 		}
 	}
 	waitEmpty(t, o)
+	if oldest, err := o.Oldest(t.Context()); err != nil || !oldest.IsZero() {
+		t.Errorf("Oldest once all are forwarded = %v, %v; want zero", oldest, err)
+	}
 	// Send on a delivered async key returns its outcome without posting.
 	if rec, err := o.Send(t.Context(), "t", []byte(`{"n":0}`), "k0"); err != nil || rec.State != Accepted {
 		t.Errorf("Send(k0) = %+v, %v; want Accepted", rec, err)

@@ -134,6 +134,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Sidecar, e
 	}
 	s.met = metrics.New(s.reg)
 	s.sup = newSupervisor(s.logger, time.Now)
+	s.sup.observe = metrics.NewTasks(s.reg)
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -383,6 +384,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		Recent:               recent,
 	})
 	metrics.RegisterStats(s.reg, s.subscriptionStats, s.out.Pending, s.logger)
+	metrics.RegisterHealth(s.reg, s.Ready, s.out.Oldest, s.logger)
 	s.svc = grpcapi.New(s.log, s.out, check, grpcapi.Options{
 		SendTimeout: cfg.SendTimeout,
 		Logger:      s.logger.With("component", "grpcapi"),

@@ -38,6 +38,15 @@ type supervisor struct {
 	wg      sync.WaitGroup
 	// retryFirst is the first restart delay (tests shorten it).
 	retryFirst time.Duration
+	// observe, when set, is told when a task starts running (up) and when
+	// it fails (down), for the metrics.
+	observe taskObserver
+}
+
+// taskObserver is told the state of the background tasks.
+type taskObserver interface {
+	Up(task string, up bool)
+	Failed(task string)
 }
 
 func newSupervisor(logger *slog.Logger, now func() time.Time) *supervisor {
@@ -60,6 +69,9 @@ func (s *supervisor) Go(ctx context.Context, name string, task func(context.Cont
 		wait := s.retryFirst
 		for {
 			started := s.now()
+			if s.observe != nil {
+				s.observe.Up(name, true)
+			}
 			err := task(ctx)
 			if ctx.Err() != nil {
 				return
@@ -72,6 +84,9 @@ func (s *supervisor) Go(ctx context.Context, name string, task func(context.Cont
 			}
 			failures++
 			s.setFailing(name, err)
+			if s.observe != nil {
+				s.observe.Failed(name)
+			}
 			if failures >= taskMaxFailures {
 				s.logger.Error("background task failed too often; stopping the sidecar", "task", name, "failures", failures, "err", err)
 				select {

@@ -8,6 +8,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/metrics"
 )
 
 // waitUntil polls cond until it holds, failing after 10 s.
@@ -87,4 +92,33 @@ func TestSupervisorReportsWhileDown(t *testing.T) {
 	waitUntil(t, "failure reported", func() bool { return s.check() != nil })
 	cancel()
 	s.Wait()
+}
+
+// TestSupervisorMetrics checks that the task metrics follow a task that
+// fails and waits to be restarted.
+func TestSupervisorMetrics(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	s := newSupervisor(slog.New(slog.DiscardHandler), time.Now)
+	s.observe = metrics.NewTasks(reg)
+	s.retryFirst = time.Hour // stays down between attempts
+	ctx, cancel := context.WithCancel(t.Context())
+	defer func() { cancel(); s.Wait() }()
+	s.Go(ctx, "watcher", func(context.Context) error { return errors.New("boom") })
+	s.Go(ctx, "forwarder", func(ctx context.Context) error { <-ctx.Done(); return nil })
+	want := `
+# HELP chronoshub_sidecar_background_task_up 1 while a background task (async forwarder, credential watcher, …) runs, 0 while it waits to be restarted after a failure.
+# TYPE chronoshub_sidecar_background_task_up gauge
+chronoshub_sidecar_background_task_up{task="forwarder"} 1
+chronoshub_sidecar_background_task_up{task="watcher"} 0
+# HELP chronoshub_sidecar_background_task_failures_total Failures of a background task (each is followed by a restart, or after too many by the sidecar's exit).
+# TYPE chronoshub_sidecar_background_task_failures_total counter
+chronoshub_sidecar_background_task_failures_total{task="forwarder"} 0
+chronoshub_sidecar_background_task_failures_total{task="watcher"} 1
+`
+	var err error
+	waitUntil(t, "task metrics", func() bool {
+		err = testutil.GatherAndCompare(reg, strings.NewReader(want))
+		return err == nil
+	})
 }
