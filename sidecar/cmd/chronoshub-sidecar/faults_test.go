@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+)
+
+// This file is the fault harness's common part: the seed every random
+// choice of a schedule comes from, the load (ChronosHub's webhooks and the
+// app's async SendEvents) and the ledger the checker reads at the end of
+// every run. The faults are in powerloss_test.go (a FUSE file system that
+// drops what was not fsynced), netfault_test.go (Toxiproxy in front of every
+// NATS client and route port) and pause_test.go (SIGSTOP).
+//
+// CHRONOSHUB_FAULT_SEED replays a seed (printed by every run and by every
+// failure); CHRONOSHUB_FAULT_ROUNDS sets the number of faults of each kind
+// (the default is a short schedule for make test).
+
+// faultSchedule is a run's source of random choices.
+type faultSchedule struct {
+	seed   uint64
+	rounds int
+	mu     sync.Mutex
+	rng    *rand.Rand
+}
+
+// newSchedule reads CHRONOSHUB_FAULT_SEED (or picks a seed) and
+// CHRONOSHUB_FAULT_ROUNDS (or takes defRounds), logs the seed and prints it
+// again if the test fails.
+func newSchedule(t *testing.T, defRounds int) *faultSchedule {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("CHRONOSHUB_FAULT_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CHRONOSHUB_FAULT_SEED: %v", err)
+		}
+		seed = s
+	}
+	rounds := defRounds
+	if v := os.Getenv("CHRONOSHUB_FAULT_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("CHRONOSHUB_FAULT_ROUNDS: want a positive number, got %q", v)
+		}
+		rounds = n
+	}
+	t.Logf("fault schedule: seed %d, %d rounds (CHRONOSHUB_FAULT_SEED=%d reruns it)", seed, rounds, seed)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("FAILED with seed %d: rerun with CHRONOSHUB_FAULT_SEED=%d CHRONOSHUB_FAULT_ROUNDS=%d go test -run '^%s$' ./sidecar/cmd/chronoshub-sidecar", seed, seed, rounds, t.Name())
+		}
+	})
+	return &faultSchedule{seed: seed, rounds: rounds, rng: rand.New(rand.NewPCG(seed, 0x5eed))}
+}
+
+// intN is rand.IntN from the schedule.
+func (s *faultSchedule) intN(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rng.IntN(n)
+}
+
+// between returns a duration in [lo, hi) from the schedule.
+func (s *faultSchedule) between(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(s.intN(int(hi-lo)))
+}
+
+// unboundedHub is hub with an emulator that remembers every inbound event
+// (its listing is the checker's evidence; the default keeps the last 1,000).
+func unboundedHub(t *testing.T) (*emulator.Emulator, string) {
+	t.Helper()
+	emu, err := emulator.New(emulator.Options{APIKey: testAPIKey, WebhookSecret: []byte("unused"), MaxHistory: math.MaxInt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	srv := httptest.NewServer(emu.Handler())
+	t.Cleanup(srv.Close)
+	return emu, srv.URL
+}
+
+// ledger is what the harness did and saw: the checker's input.
+type ledger struct {
+	mu        sync.Mutex
+	accepted  map[string]bool // webhooks answered 2xx, by event id
+	received  map[string]int  // deliveries to an app, by event id
+	positions map[string]map[uint64]bool
+	corrupted []string
+	queued    map[string]bool // async SendEvents the sidecar took, by key
+	answers   map[int]int     // webhook answers by status (0: no answer)
+}
+
+func newLedger() *ledger {
+	return &ledger{accepted: map[string]bool{}, received: map[string]int{}, positions: map[string]map[uint64]bool{}, queued: map[string]bool{}, answers: map[int]int{}}
+}
+
+func (l *ledger) nAccepted() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.accepted)
+}
+
+// deliver records an event an app received.
+func (l *ledger) deliver(e *sidecarv1.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.received[e.GetId()]++
+	if l.positions[e.GetId()] == nil {
+		l.positions[e.GetId()] = map[uint64]bool{}
+	}
+	l.positions[e.GetId()][e.GetSequence()] = true
+	if string(e.GetPayload()) != crashPayload(e.GetId()) {
+		l.corrupted = append(l.corrupted, e.GetId())
+	}
+}
+
+// chronosHub sends webhooks as ChronosHub does, from workers goroutines:
+// each event is retried with the same id until a 2xx, to the URL url
+// returns at the time ("" while no sidecar takes them). It returns when
+// stop is closed.
+func chronosHub(client *http.Client, url func() string, l *ledger, workers int, stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				id := uuid.NewString()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(5 * time.Millisecond):
+					}
+					u := url()
+					if u == "" {
+						continue
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					st, _, err := signedPost(ctx, client, u, id, crashPayload(id))
+					cancel()
+					if err != nil {
+						st = 0
+					}
+					l.mu.Lock()
+					l.answers[st]++
+					if st/100 == 2 {
+						l.accepted[id] = true
+					}
+					l.mu.Unlock()
+					if st/100 == 2 {
+						break
+					}
+				}
+			}
+		}()
+	}
+	return &wg
+}
+
+// appSends queues an async SendEvent every 20ms through the sidecar at
+// addr() until stop is closed, recording each one the sidecar took.
+func appSends(addr func() string, l *ledger, stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			a := addr()
+			if a == "" {
+				continue
+			}
+			key := "async-" + strconv.FormatInt(n.Add(1), 10)
+			if sendAsync(a, key) {
+				l.mu.Lock()
+				l.queued[key] = true
+				l.mu.Unlock()
+			}
+		}
+	}()
+	return &wg
+}
+
+// verdict is what the checker found.
+type verdict struct {
+	accepted, delivered, lost int      // webhooks
+	lostIDs                   []string // the first few
+	stored2                   int      // events stored at more than one log position
+	redelivered               int      // deliveries beyond the first
+	queued, reached, unsent   int      // async SendEvents; unsent: no record left in the sidecar
+	unsentKeys                []string
+	deadLetters               int
+}
+
+func (v verdict) String() string {
+	return fmt.Sprintf("%d webhooks answered 2xx: %d delivered and acked, %d lost; %d stored twice, %d redelivered; %d async events queued: %d reached ChronosHub, %d lost; %d dead letters",
+		v.accepted, v.delivered, v.lost, v.stored2, v.redelivered, v.queued, v.reached, v.unsent, v.deadLetters)
+}
+
+// check is the checker, run at the end of every fault run against the
+// sidecar at grpcAddr once the faults are over and the load stopped. A
+// fresh subscription (sub) reads the whole event log and acks every event:
+// the log is read until the subscription has nothing pending and nothing
+// unacked, so that an event missing at the end is proven missing by the
+// log's state, not by a timeout. It then checks that every async event the
+// sidecar took reached ChronosHub, waiting for those still queued and
+// counting as lost those the sidecar no longer knows.
+//
+// strict fails the test on any loss; otherwise losses are counted and
+// returned. Corruption and dead letters with other than maxAttempts offers
+// always fail it.
+func check(t *testing.T, l *ledger, emu *emulator.Emulator, grpcAddr, sub string, strict bool) verdict {
+	t.Helper()
+	client, _ := grpcClient(t, grpcAddr)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	streamCtx, stopStream := context.WithCancel(ctx)
+	defer stopStream()
+	s, err := client.StreamEvents(streamCtx, &sidecarv1.StreamEventsRequest{Subscription: sub, MaxInFlight: 256})
+	if err != nil {
+		t.Fatalf("checker: StreamEvents(%s): %v", sub, err)
+	}
+	streamErr := make(chan error, 1)
+	go func() {
+		for {
+			r, err := s.Recv()
+			if err != nil {
+				streamErr <- err
+				return
+			}
+			l.deliver(r.GetEvent())
+			if _, err := client.AckEvents(streamCtx, &sidecarv1.AckEventsRequest{Subscription: sub, EventIds: []string{r.GetEvent().GetId()}}); err != nil {
+				streamErr <- fmt.Errorf("ack: %w", err)
+				return
+			}
+		}
+	}()
+	for {
+		g, err := client.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: sub})
+		if err == nil && g.GetSubscription().GetPendingCount() == 0 && g.GetSubscription().GetUnackedCount() == 0 && g.GetSubscription().GetOpenStreams() > 0 {
+			break
+		}
+		select {
+		case err := <-streamErr:
+			t.Fatalf("checker: stream of %s ended: %v", sub, err)
+		case <-ctx.Done():
+			t.Fatalf("checker: subscription %s still has events after 3 minutes: %v, %v", sub, g, err)
+		case <-time.After(50 * time.Millisecond): // a poll interval
+		}
+	}
+	stopStream()
+
+	l.mu.Lock()
+	var v verdict
+	v.accepted = len(l.accepted)
+	for id := range l.accepted {
+		if l.received[id] == 0 {
+			v.lostIDs = append(v.lostIDs, id)
+		} else {
+			v.delivered++
+		}
+	}
+	v.lost = len(v.lostIDs)
+	for id, n := range l.received {
+		if len(l.positions[id]) > 1 {
+			v.stored2++
+		}
+		v.redelivered += n - 1
+	}
+	corrupted := l.corrupted
+	queued := make([]string, 0, len(l.queued))
+	for k := range l.queued {
+		queued = append(queued, k)
+	}
+	l.mu.Unlock()
+	if len(corrupted) > 0 {
+		t.Fatalf("checker: %d corrupted events, e.g. %v", len(corrupted), first(corrupted))
+	}
+	v.queued = len(queued)
+
+	// Async: each queued key reaches ChronosHub, or is still queued (wait),
+	// or is unknown to the sidecar (lost).
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		in := map[string]bool{}
+		for _, e := range emu.Inbound() {
+			var p struct{ Key string }
+			json.Unmarshal(e.Payload, &p)
+			in[p.Key] = true
+		}
+		var waiting []string
+		v.reached, v.unsent, v.unsentKeys = 0, 0, nil
+		for _, k := range queued {
+			if in[k] {
+				v.reached++
+				continue
+			}
+			r, err := client.GetSentEvent(ctx, &sidecarv1.GetSentEventRequest{IdempotencyKey: k})
+			switch {
+			case status.Code(err) == codes.NotFound:
+				v.unsent++
+				v.unsentKeys = append(v.unsentKeys, k)
+			case err != nil:
+				t.Fatalf("checker: GetSentEvent(%s): %v", k, err)
+			case r.GetSentEvent().GetState() == sidecarv1.SentEventState_SENT_EVENT_STATE_FAILED:
+				t.Fatalf("checker: async event %s failed: %v", k, r.GetSentEvent())
+			default:
+				waiting = append(waiting, k)
+			}
+		}
+		if len(waiting) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checker: %d of %d queued events still not at ChronosHub after 2 minutes, e.g. %v", len(waiting), len(queued), first(waiting))
+		}
+		time.Sleep(100 * time.Millisecond) // a poll interval
+	}
+
+	// Dead letters: none expected (the checker acks everything), and any
+	// there must have been offered exactly CHRONOSHUB_MAX_ATTEMPTS times.
+	dl, err := client.ListDeadLetters(ctx, &sidecarv1.ListDeadLettersRequest{Subscription: sub, PageSize: 1000})
+	if err != nil {
+		t.Fatalf("checker: ListDeadLetters(%s): %v", sub, err)
+	}
+	v.deadLetters = len(dl.GetDeadLetters())
+	for _, d := range dl.GetDeadLetters() {
+		if a := d.GetEvent().GetAttempt(); a != 5 {
+			t.Errorf("checker: dead letter %s records %d attempts, want 5", d.GetEvent().GetId(), a)
+		}
+	}
+	if strict && (v.lost > 0 || v.unsent > 0) {
+		t.Fatalf("checker: %v (lost webhooks e.g. %v; lost async keys e.g. %v)", v, first(v.lostIDs), first(v.unsentKeys))
+	}
+	return v
+}
