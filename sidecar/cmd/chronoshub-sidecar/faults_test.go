@@ -21,6 +21,7 @@ import (
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/sidecar"
 )
 
 // This file is the fault harness's common part: the seed every random
@@ -214,31 +215,47 @@ type verdict struct {
 	redelivered               int      // deliveries beyond the first
 	queued, reached, unsent   int      // async SendEvents; unsent: no record left in the sidecar
 	unsentKeys                []string
+	stuck                     int // async SendEvents the sidecar still says are queued (not strict)
+	stuckKeys                 []string
 	deadLetters               int
 }
 
 func (v verdict) String() string {
-	return fmt.Sprintf("%d webhooks answered 2xx: %d delivered and acked, %d lost; %d stored twice, %d redelivered; %d async events queued: %d reached ChronosHub, %d lost; %d dead letters",
-		v.accepted, v.delivered, v.lost, v.stored2, v.redelivered, v.queued, v.reached, v.unsent, v.deadLetters)
+	return fmt.Sprintf("%d webhooks answered 2xx: %d delivered and acked, %d lost; %d stored twice, %d redelivered; %d async events queued: %d reached ChronosHub, %d lost, %d stuck as queued; %d dead letters",
+		v.accepted, v.delivered, v.lost, v.stored2, v.redelivered, v.queued, v.reached, v.unsent, v.stuck, v.deadLetters)
 }
 
 // check is the checker, run at the end of every fault run against the
-// sidecar at grpcAddr once the faults are over and the load stopped. A
-// fresh subscription (sub) reads the whole event log and acks every event:
-// the log is read until the subscription has nothing pending and nothing
-// unacked, so that an event missing at the end is proven missing by the
-// log's state, not by a timeout. It then checks that every async event the
-// sidecar took reached ChronosHub, waiting for those still queued and
-// counting as lost those the sidecar no longer knows.
+// sidecar at a once the faults are over and the load stopped. It posts one
+// last webhook, the marker, and then reads the whole event log through a
+// fresh subscription (sub), acking every event, until the marker was
+// delivered and the subscription has nothing pending and nothing unacked:
+// an event missing at the end is proven missing by the log's state, not by
+// a timeout. It then checks that every async event the sidecar took reached
+// ChronosHub, waiting for those still queued and counting as lost those the
+// sidecar no longer knows.
 //
 // strict fails the test on any loss; otherwise losses are counted and
-// returned. Corruption and dead letters with other than maxAttempts offers
-// always fail it.
-func check(t *testing.T, l *ledger, emu *emulator.Emulator, grpcAddr, sub string, strict bool) verdict {
+// returned. Corruption and dead letters with other than 5 offers (the
+// default CHRONOSHUB_MAX_ATTEMPTS) always fail it.
+func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc *http.Client, sub string, strict bool) verdict {
 	t.Helper()
-	client, _ := grpcClient(t, grpcAddr)
+	client, _ := grpcClient(t, a.GRPC)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
+	marker := uuid.NewString()
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+		st, _, err := signedPost(pctx, hc, "https://"+a.Webhook+"/webhook", marker, crashPayload(marker))
+		pcancel()
+		if err == nil && st/100 == 2 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("checker: the marker webhook was not accepted: %d, %v", st, err)
+		}
+		time.Sleep(100 * time.Millisecond) // ChronosHub's retry
+	}
 	streamCtx, stopStream := context.WithCancel(ctx)
 	defer stopStream()
 	s, err := client.StreamEvents(streamCtx, &sidecarv1.StreamEventsRequest{Subscription: sub, MaxInFlight: 256})
@@ -246,6 +263,7 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, grpcAddr, sub string
 		t.Fatalf("checker: StreamEvents(%s): %v", sub, err)
 	}
 	streamErr := make(chan error, 1)
+	var markerSeen atomic.Bool
 	go func() {
 		for {
 			r, err := s.Recv()
@@ -253,7 +271,11 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, grpcAddr, sub string
 				streamErr <- err
 				return
 			}
-			l.deliver(r.GetEvent())
+			if r.GetEvent().GetId() == marker {
+				markerSeen.Store(true)
+			} else {
+				l.deliver(r.GetEvent())
+			}
 			if _, err := client.AckEvents(streamCtx, &sidecarv1.AckEventsRequest{Subscription: sub, EventIds: []string{r.GetEvent().GetId()}}); err != nil {
 				streamErr <- fmt.Errorf("ack: %w", err)
 				return
@@ -262,14 +284,14 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, grpcAddr, sub string
 	}()
 	for {
 		g, err := client.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: sub})
-		if err == nil && g.GetSubscription().GetPendingCount() == 0 && g.GetSubscription().GetUnackedCount() == 0 && g.GetSubscription().GetOpenStreams() > 0 {
+		if err == nil && markerSeen.Load() && g.GetSubscription().GetPendingCount() == 0 && g.GetSubscription().GetUnackedCount() == 0 {
 			break
 		}
 		select {
 		case err := <-streamErr:
 			t.Fatalf("checker: stream of %s ended: %v", sub, err)
 		case <-ctx.Done():
-			t.Fatalf("checker: subscription %s still has events after 3 minutes: %v, %v", sub, g, err)
+			t.Fatalf("checker: subscription %s not read to its end (marker delivered: %v) after 3 minutes: %v, %v", sub, markerSeen.Load(), g, err)
 		case <-time.After(50 * time.Millisecond): // a poll interval
 		}
 	}
@@ -305,7 +327,14 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, grpcAddr, sub string
 
 	// Async: each queued key reaches ChronosHub, or is still queued (wait),
 	// or is unknown to the sidecar (lost).
-	deadline := time.Now().Add(2 * time.Minute)
+	// Without strict, a record the sidecar keeps as queued while the cut
+	// took its queue entry is never sent: it is counted as stuck after a
+	// shorter wait.
+	asyncLimit := 2 * time.Minute
+	if !strict {
+		asyncLimit = 30 * time.Second
+	}
+	deadline := time.Now().Add(asyncLimit)
 	for {
 		in := map[string]bool{}
 		for _, e := range emu.Inbound() {
@@ -337,7 +366,11 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, grpcAddr, sub string
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("checker: %d of %d queued events still not at ChronosHub after 2 minutes, e.g. %v", len(waiting), len(queued), first(waiting))
+			if strict {
+				t.Fatalf("checker: %d of %d queued events still not at ChronosHub after %v, e.g. %v", len(waiting), len(queued), asyncLimit, first(waiting))
+			}
+			v.stuck, v.stuckKeys = len(waiting), waiting
+			break
 		}
 		time.Sleep(100 * time.Millisecond) // a poll interval
 	}

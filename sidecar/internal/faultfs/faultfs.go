@@ -64,6 +64,8 @@ type Stats struct {
 	// (filled only by Cut).
 	Files int
 	Bytes int64
+	// Undone is Bytes by file, relative to the backing directory.
+	Undone map[string]int64
 }
 
 // fileState is what a file held at its last fsync, as far as it differs
@@ -123,15 +125,22 @@ func (f *FS) Stats() Stats {
 	return f.stats
 }
 
+// Freeze makes every later write, fsync or directory operation fail with
+// EIO: the first step of a cut, for cutting several file systems at one
+// instant before killing their processes.
+func (f *FS) Freeze() {
+	f.mu.Lock()
+	f.frozen = true
+	f.mu.Unlock()
+}
+
 // Cut simulates a power cut: it freezes the file system, calls kill (which
 // must stop every process using it and wait for them to exit; it may be
 // nil), unmounts it and puts every file of the backing directory back to
 // what it held at its last fsync. It returns the counts of the mount,
 // with what the cut undid.
 func (f *FS) Cut(kill func()) (Stats, error) {
-	f.mu.Lock()
-	f.frozen = true
-	f.mu.Unlock()
+	f.Freeze()
 	if kill != nil {
 		kill()
 	}
@@ -152,6 +161,11 @@ func (f *FS) Cut(kill func()) (Stats, error) {
 		}
 		f.stats.Files++
 		f.stats.Bytes += s.dirty
+		if f.stats.Undone == nil {
+			f.stats.Undone = map[string]int64{}
+		}
+		rel, _ := filepath.Rel(f.backing, p)
+		f.stats.Undone[rel] = s.dirty
 		if err := revert(p, s); err != nil {
 			errs = append(errs, err)
 		}
