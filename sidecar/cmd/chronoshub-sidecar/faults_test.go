@@ -118,12 +118,13 @@ type ledger struct {
 	received  map[string]int  // deliveries to an app, by event id
 	positions map[string]map[uint64]bool
 	corrupted []string
-	queued    map[string]bool // async SendEvents the sidecar took, by key
-	answers   map[int]int     // webhook answers by status (0: no answer)
+	queued    map[string]bool        // async SendEvents the sidecar took, by key
+	answers   map[int]int            // webhook answers by status (0: no answer)
+	okAt      map[string][]time.Time // when each URL answered 2xx
 }
 
 func newLedger() *ledger {
-	return &ledger{accepted: map[string]bool{}, received: map[string]int{}, positions: map[string]map[uint64]bool{}, queued: map[string]bool{}, answers: map[int]int{}}
+	return &ledger{accepted: map[string]bool{}, received: map[string]int{}, positions: map[string]map[uint64]bool{}, queued: map[string]bool{}, answers: map[int]int{}, okAt: map[string][]time.Time{}}
 }
 
 func (l *ledger) nAccepted() int {
@@ -144,6 +145,22 @@ func (l *ledger) deliver(e *sidecarv1.Event) {
 	if string(e.GetPayload()) != crashPayload(e.GetId()) {
 		l.corrupted = append(l.corrupted, e.GetId())
 	}
+}
+
+// longestGap returns the longest time within [from, to] that url answered
+// no webhook with a 2xx.
+func (l *ledger) longestGap(url string, from, to time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	last, gap := from, time.Duration(0)
+	for _, at := range l.okAt[url] {
+		if at.Before(from) || at.After(to) {
+			continue
+		}
+		gap = max(gap, at.Sub(last))
+		last = at
+	}
+	return max(gap, to.Sub(last))
 }
 
 // chronosHub sends webhooks as ChronosHub does, from workers goroutines:
@@ -178,6 +195,7 @@ func chronosHub(client *http.Client, url func() string, l *ledger, workers int, 
 					l.answers[st]++
 					if st/100 == 2 {
 						l.accepted[id] = true
+						l.okAt[u] = append(l.okAt[u], time.Now())
 					}
 					l.mu.Unlock()
 					if st/100 == 2 {
