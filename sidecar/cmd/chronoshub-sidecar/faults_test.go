@@ -268,8 +268,15 @@ func (v verdict) String() string {
 // strict fails the test on any loss; otherwise losses are counted and
 // returned. Corruption and dead letters with other than 5 offers (the
 // default CHRONOSHUB_MAX_ATTEMPTS) always fail it.
-func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc *http.Client, sub string, strict bool) verdict {
+func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc *http.Client, sub string, strict bool, diag func()) verdict {
 	t.Helper()
+	fatalf := func(format string, args ...any) {
+		t.Helper()
+		if diag != nil {
+			diag()
+		}
+		t.Fatalf(format, args...)
+	}
 	client, _ := grpcClient(t, a.GRPC)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -282,50 +289,58 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc 
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("checker: the marker webhook was not accepted: %d, %v", st, err)
+			fatalf("checker: the marker webhook was not accepted: %d, %v", st, err)
 		}
 		time.Sleep(100 * time.Millisecond) // ChronosHub's retry
 	}
+	// The reading app reconnects whenever its stream breaks, as apps do (a
+	// store in an election answers some calls with an error).
 	streamCtx, stopStream := context.WithCancel(ctx)
 	defer stopStream()
-	s, err := client.StreamEvents(streamCtx, &sidecarv1.StreamEventsRequest{Subscription: sub, MaxInFlight: 256})
-	if err != nil {
-		t.Fatalf("checker: StreamEvents(%s): %v", sub, err)
-	}
-	streamErr := make(chan error, 1)
 	var markerSeen atomic.Bool
+	var reconnects atomic.Int64
 	go func() {
-		for {
-			r, err := s.Recv()
-			if err != nil {
-				streamErr <- err
-				return
+		for streamCtx.Err() == nil {
+			s, err := client.StreamEvents(streamCtx, &sidecarv1.StreamEventsRequest{Subscription: sub, MaxInFlight: 256})
+			for err == nil {
+				var r *sidecarv1.StreamEventsResponse
+				if r, err = s.Recv(); err != nil {
+					break
+				}
+				if r.GetEvent().GetId() == marker {
+					markerSeen.Store(true)
+				} else {
+					l.deliver(r.GetEvent())
+				}
+				_, err = client.AckEvents(streamCtx, &sidecarv1.AckEventsRequest{Subscription: sub, EventIds: []string{r.GetEvent().GetId()}})
 			}
-			if r.GetEvent().GetId() == marker {
-				markerSeen.Store(true)
-			} else {
-				l.deliver(r.GetEvent())
-			}
-			if _, err := client.AckEvents(streamCtx, &sidecarv1.AckEventsRequest{Subscription: sub, EventIds: []string{r.GetEvent().GetId()}}); err != nil {
-				streamErr <- fmt.Errorf("ack: %w", err)
-				return
+			if streamCtx.Err() == nil {
+				reconnects.Add(1)
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 	}()
+	var (
+		g   *sidecarv1.GetSubscriptionResponse
+		err error
+	)
 	for {
-		g, err := client.GetSubscription(ctx, &sidecarv1.GetSubscriptionRequest{Subscription: sub})
+		gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
+		g, err = client.GetSubscription(gctx, &sidecarv1.GetSubscriptionRequest{Subscription: sub})
+		gcancel()
 		if err == nil && markerSeen.Load() && g.GetSubscription().GetPendingCount() == 0 && g.GetSubscription().GetUnackedCount() == 0 {
 			break
 		}
 		select {
-		case err := <-streamErr:
-			t.Fatalf("checker: stream of %s ended: %v", sub, err)
 		case <-ctx.Done():
-			t.Fatalf("checker: subscription %s not read to its end (marker delivered: %v) after 3 minutes: %v, %v", sub, markerSeen.Load(), g, err)
+			fatalf("checker: subscription %s not read to its end (marker delivered: %v, %d reconnects) after 3 minutes: %v, %v", sub, markerSeen.Load(), reconnects.Load(), g, err)
 		case <-time.After(50 * time.Millisecond): // a poll interval
 		}
 	}
 	stopStream()
+	if n := reconnects.Load(); n > 0 {
+		t.Logf("checker: the reading app reconnected %d times", n)
+	}
 
 	l.mu.Lock()
 	var v verdict
@@ -351,7 +366,7 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc 
 	}
 	l.mu.Unlock()
 	if len(corrupted) > 0 {
-		t.Fatalf("checker: %d corrupted events, e.g. %v", len(corrupted), first(corrupted))
+		fatalf("checker: %d corrupted events, e.g. %v", len(corrupted), first(corrupted))
 	}
 	v.queued = len(queued)
 
@@ -385,9 +400,9 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc 
 				v.unsent++
 				v.unsentKeys = append(v.unsentKeys, k)
 			case err != nil:
-				t.Fatalf("checker: GetSentEvent(%s): %v", k, err)
+				fatalf("checker: GetSentEvent(%s): %v", k, err)
 			case r.GetSentEvent().GetState() == sidecarv1.SentEventState_SENT_EVENT_STATE_FAILED:
-				t.Fatalf("checker: async event %s failed: %v", k, r.GetSentEvent())
+				fatalf("checker: async event %s failed: %v", k, r.GetSentEvent())
 			default:
 				waiting = append(waiting, k)
 			}
@@ -397,7 +412,7 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc 
 		}
 		if time.Now().After(deadline) {
 			if strict {
-				t.Fatalf("checker: %d of %d queued events still not at ChronosHub after %v, e.g. %v", len(waiting), len(queued), asyncLimit, first(waiting))
+				fatalf("checker: %d of %d queued events still not at ChronosHub after %v, e.g. %v", len(waiting), len(queued), asyncLimit, first(waiting))
 			}
 			v.stuck, v.stuckKeys = len(waiting), waiting
 			break
@@ -409,7 +424,7 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc 
 	// there must have been offered exactly CHRONOSHUB_MAX_ATTEMPTS times.
 	dl, err := client.ListDeadLetters(ctx, &sidecarv1.ListDeadLettersRequest{Subscription: sub, PageSize: 1000})
 	if err != nil {
-		t.Fatalf("checker: ListDeadLetters(%s): %v", sub, err)
+		fatalf("checker: ListDeadLetters(%s): %v", sub, err)
 	}
 	v.deadLetters = len(dl.GetDeadLetters())
 	for _, d := range dl.GetDeadLetters() {
@@ -418,7 +433,7 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc 
 		}
 	}
 	if strict && (v.lost > 0 || v.unsent > 0) {
-		t.Fatalf("checker: %v (lost webhooks e.g. %v; lost async keys e.g. %v)", v, first(v.lostIDs), first(v.unsentKeys))
+		fatalf("checker: %v (lost webhooks e.g. %v; lost async keys e.g. %v)", v, first(v.lostIDs), first(v.unsentKeys))
 	}
 	return v
 }

@@ -211,6 +211,8 @@ type faultFleet struct {
 	apps   sync.WaitGroup
 	churnM sync.Mutex
 	churn  map[string]int // offers the flapping apps received, by id
+
+	dumpOnce sync.Once
 }
 
 func startFaultFleet(t *testing.T) *faultFleet {
@@ -269,6 +271,10 @@ func startFaultFleet(t *testing.T) *faultFleet {
 // dump asks every sidecar for its goroutines (SIGQUIT) and keeps its
 // output in a file, for the failure message.
 func (f *faultFleet) dump() {
+	f.dumpOnce.Do(f.dumpAll)
+}
+
+func (f *faultFleet) dumpAll() {
 	for i, s := range f.slots {
 		p := s.p
 		if p == nil || p.cmd.ProcessState != nil {
@@ -333,7 +339,7 @@ func (f *faultFleet) finish() verdict {
 		wg.Wait()
 	}
 	f.apps.Wait()
-	v := check(t, f.l, f.emu, f.slots[0].get(), f.hc, "fault-check", true)
+	v := check(t, f.l, f.emu, f.slots[0].get(), f.hc, "fault-check", true, f.dump)
 	client, _ := grpcClient(t, f.slots[0].get().GRPC)
 	dl, err := client.ListDeadLetters(t.Context(), &sidecarv1.ListDeadLettersRequest{Subscription: "churn", PageSize: 1000})
 	if err != nil {
@@ -354,7 +360,7 @@ func (f *faultFleet) finish() verdict {
 			short++
 		}
 	}
-	t.Logf("flapping apps: %d dead letters, each recording 5 attempts; %d of them offered to an app fewer than 5 times", len(dl.GetDeadLetters()), short)
+	t.Logf("flapping apps: %d dead letters; %d of them offered to an app fewer than 5 times", len(dl.GetDeadLetters()), short)
 	return v
 }
 

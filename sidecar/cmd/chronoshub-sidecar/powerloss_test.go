@@ -154,7 +154,7 @@ func powerLoss(t *testing.T, syncSetting string, strict bool) {
 	senders.Wait()
 	apps.Wait()
 
-	v := check(t, l, emu, lastAddrs, client, "powerloss-check", strict)
+	v := check(t, l, emu, lastAddrs, client, "powerloss-check", strict, nil)
 	t.Logf("CHRONOSHUB_SYNC=%s, %d power cuts (file system: %d writes, %d fsyncs; the cuts undid %d bytes in %d files; the sidecar reported %d events dropped at start): %v",
 		syncSetting, cuts, writes, fsyncs, undoneBytes, undoneFiles, reported, v)
 	if v.stuck > 0 {
@@ -235,7 +235,7 @@ func TestClusterPowerLoss(t *testing.T) {
 	close(stop)
 	senders.Wait()
 	apps.Wait()
-	v := check(t, l, emu, a, client, "powerloss-check", true)
+	v := check(t, l, emu, a, client, "powerloss-check", true, nil)
 	t.Logf("cluster with sync_interval: always, %d coordinated power cuts of all three nodes (the cuts undid %d bytes): %v", sched.rounds, undone, v)
 }
 
