@@ -422,12 +422,12 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc 
 
 	// Dead letters: none expected (the checker acks everything), and any
 	// there must have been offered exactly CHRONOSHUB_MAX_ATTEMPTS times.
-	dl, err := client.ListDeadLetters(ctx, &sidecarv1.ListDeadLettersRequest{Subscription: sub, PageSize: 1000})
+	dls, err := allDeadLetters(ctx, client, sub)
 	if err != nil {
-		fatalf("checker: ListDeadLetters(%s): %v", sub, err)
+		fatalf("checker: %v", err)
 	}
-	v.deadLetters = len(dl.GetDeadLetters())
-	for _, d := range dl.GetDeadLetters() {
+	v.deadLetters = len(dls)
+	for _, d := range dls {
 		if a := d.GetEvent().GetAttempt(); a != 5 {
 			t.Errorf("checker: dead letter %s records %d attempts, want 5", d.GetEvent().GetId(), a)
 		}
@@ -436,4 +436,21 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc 
 		fatalf("checker: %v (lost webhooks e.g. %v; lost async keys e.g. %v)", v, first(v.lostIDs), first(v.unsentKeys))
 	}
 	return v
+}
+
+// allDeadLetters lists every dead letter of sub, page by page (nothing the
+// checker reads may come from a bounded listing).
+func allDeadLetters(ctx context.Context, client sidecarv1.EventServiceClient, sub string) ([]*sidecarv1.DeadLetter, error) {
+	var all []*sidecarv1.DeadLetter
+	token := ""
+	for {
+		r, err := client.ListDeadLetters(ctx, &sidecarv1.ListDeadLettersRequest{Subscription: sub, PageSize: 1000, PageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("ListDeadLetters(%s): %w", sub, err)
+		}
+		all = append(all, r.GetDeadLetters()...)
+		if token = r.GetNextPageToken(); token == "" {
+			return all, nil
+		}
+	}
 }

@@ -341,14 +341,14 @@ func (f *faultFleet) finish() verdict {
 	f.apps.Wait()
 	v := check(t, f.l, f.emu, f.slots[0].get(), f.hc, "fault-check", true, f.dump)
 	client, _ := grpcClient(t, f.slots[0].get().GRPC)
-	dl, err := client.ListDeadLetters(t.Context(), &sidecarv1.ListDeadLettersRequest{Subscription: "churn", PageSize: 1000})
+	dls, err := allDeadLetters(t.Context(), client, "churn")
 	if err != nil {
-		t.Fatalf("ListDeadLetters(churn): %v", err)
+		t.Fatal(err)
 	}
 	f.churnM.Lock()
 	defer f.churnM.Unlock()
 	short := 0
-	for _, d := range dl.GetDeadLetters() {
+	for _, d := range dls {
 		id := d.GetEvent().GetId()
 		if a := d.GetEvent().GetAttempt(); a != 5 {
 			knownDefect(t, "dead letter %s records %d attempts, want CHRONOSHUB_MAX_ATTEMPTS (5) (offered to the flapping apps %d times)", id, a, f.churn[id])
@@ -360,7 +360,7 @@ func (f *faultFleet) finish() verdict {
 			short++
 		}
 	}
-	t.Logf("flapping apps: %d dead letters; %d of them offered to an app fewer than 5 times", len(dl.GetDeadLetters()), short)
+	t.Logf("flapping apps: %d dead letters; %d of them offered to an app fewer than 5 times", len(dls), short)
 	return v
 }
 

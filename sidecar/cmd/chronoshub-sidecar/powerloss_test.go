@@ -59,7 +59,7 @@ func remountFault(t *testing.T, cur *atomic.Pointer[faultfs.FS], backing, mnt st
 // may be lost. With the default interval (1s) the loss is measured and
 // logged, not failed: it is what that setting trades for throughput.
 //
-// CHRONOSHUB_FAULT_ROUNDS sets the number of cuts (default 2);
+// CHRONOSHUB_FAULT_ROUNDS sets the number of cuts (default 1);
 // CHRONOSHUB_FAULT_SEED replays a schedule.
 func TestPowerLoss(t *testing.T) {
 	t.Parallel()
@@ -81,7 +81,7 @@ func TestPowerLoss(t *testing.T) {
 }
 
 func powerLoss(t *testing.T, syncSetting string, strict bool) {
-	sched := newSchedule(t, 2)
+	sched := newSchedule(t, 1)
 	emu, baseURL := unboundedHub(t)
 	env, client := serveEnv(t, baseURL)
 	fs, backing, mnt := faultDir(t, "data")
@@ -174,14 +174,14 @@ func powerLoss(t *testing.T, syncSetting string, strict bool) {
 // The cluster then restarts on what was synced. No webhook answered 2xx may
 // be lost.
 //
-// CHRONOSHUB_FAULT_ROUNDS sets the number of cuts (default 2);
+// CHRONOSHUB_FAULT_ROUNDS sets the number of cuts (default 1);
 // CHRONOSHUB_FAULT_SEED replays a schedule.
 func TestClusterPowerLoss(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and runs the binary on a NATS cluster on FUSE")
 	}
-	sched := newSchedule(t, 2)
+	sched := newSchedule(t, 1)
 	type store struct {
 		fs           *atomic.Pointer[faultfs.FS]
 		backing, mnt string
