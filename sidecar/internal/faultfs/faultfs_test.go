@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -322,5 +323,30 @@ func fsync(t *testing.T, f *os.File) {
 	t.Helper()
 	if err := f.Sync(); err != nil {
 		t.Fatalf("fsync: %v", err)
+	}
+}
+
+// TestMountRefusesBadDirs checks that a missing backing directory or mount
+// point is an error that says which, and mounts nothing.
+func TestMountRefusesBadDirs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	for _, tt := range []struct {
+		name, backing, mnt, want string
+	}{
+		{"missing backing directory", missing, dir, "backing directory"},
+		{"missing mount point", dir, missing, "mount " + missing},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Mount(tt.backing, tt.mnt)
+			if err == nil {
+				f.Unmount()
+				t.Fatalf("Mount(%q, %q) = nil error", tt.backing, tt.mnt)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Mount(%q, %q) = %v, want an error about %q", tt.backing, tt.mnt, err, tt.want)
+			}
+		})
 	}
 }
