@@ -1,6 +1,8 @@
 // Package natstest runs a real NATS JetStream cluster for tests: n
 // nats-server processes on loopback, clustered with routes, each with its own
-// store, which a test can kill (SIGKILL) and restart.
+// store, which a test can kill (SIGKILL) and restart, pause (SIGSTOP) and
+// resume, put on a store directory of its choice (a fault file system) and
+// route through proxies of its own (fault proxies).
 //
 // The nats-server binary is built from the module this repository requires
 // (github.com/nats-io/nats-server/v2 in go.mod), so the cluster runs the same
