@@ -105,7 +105,6 @@ func Mount(backing, mountpoint string) (*FS, error) {
 			DirectMountStrict: true,
 			FsName:            "faultfs",
 			Name:              "faultfs",
-			AllowOther:        true,
 		},
 	})
 	if err != nil {
