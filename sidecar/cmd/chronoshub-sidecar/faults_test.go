@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -121,10 +122,11 @@ type ledger struct {
 	queued    map[string]bool        // async SendEvents the sidecar took, by key
 	answers   map[int]int            // webhook answers by status (0: no answer)
 	okAt      map[string][]time.Time // when each URL answered 2xx
+	failAt    map[string][]time.Time // when each URL answered otherwise, or not at all
 }
 
 func newLedger() *ledger {
-	return &ledger{accepted: map[string]bool{}, received: map[string]int{}, positions: map[string]map[uint64]bool{}, queued: map[string]bool{}, answers: map[int]int{}, okAt: map[string][]time.Time{}}
+	return &ledger{accepted: map[string]bool{}, received: map[string]int{}, positions: map[string]map[uint64]bool{}, queued: map[string]bool{}, answers: map[int]int{}, okAt: map[string][]time.Time{}, failAt: map[string][]time.Time{}}
 }
 
 func (l *ledger) nAccepted() int {
@@ -163,6 +165,40 @@ func (l *ledger) longestGap(url string, from, to time.Time) time.Duration {
 	return max(gap, to.Sub(last))
 }
 
+// outages returns the stretches within [from, to] of at least min in which
+// url answered webhooks, but none with a 2xx: from the first failed attempt
+// to the next 2xx (or to).
+func (l *ledger) outages(url string, from, to time.Time, min time.Duration) [][2]time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out [][2]time.Time
+	cursor := from
+	for _, fail := range l.failAt[url] { // in time order: appended under l.mu
+		if fail.Before(cursor) || fail.After(to) {
+			continue
+		}
+		end := to
+		for _, ok := range l.okAt[url] {
+			if ok.After(fail) {
+				end = min2(ok, to)
+				break
+			}
+		}
+		if end.Sub(fail) >= min {
+			out = append(out, [2]time.Time{fail, end})
+		}
+		cursor = end
+	}
+	return out
+}
+
+func min2(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // chronosHub sends webhooks as ChronosHub does, from workers goroutines:
 // each event is retried with the same id until a 2xx, to the URL url
 // returns at the time ("" while no sidecar takes them). It returns when
@@ -196,6 +232,8 @@ func chronosHub(client *http.Client, url func() string, l *ledger, workers int, 
 					if st/100 == 2 {
 						l.accepted[id] = true
 						l.okAt[u] = append(l.okAt[u], time.Now())
+					} else {
+						l.failAt[u] = append(l.failAt[u], time.Now())
 					}
 					l.mu.Unlock()
 					if st/100 == 2 {
@@ -452,5 +490,43 @@ func allDeadLetters(ctx context.Context, client sidecarv1.EventServiceClient, su
 		if token = r.GetNextPageToken(); token == "" {
 			return all, nil
 		}
+	}
+}
+
+// TestLedgerOutages checks how the readiness check finds a sidecar's
+// stretches without a 2xx.
+func TestLedgerOutages(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	const u = "u"
+	tests := []struct {
+		name     string
+		ok, fail []float64
+		want     [][2]float64
+	}{
+		{"none", []float64{1, 2, 3}, nil, nil},
+		{"short", []float64{1, 3}, []float64{2}, nil},
+		{"long, ended by a 2xx", []float64{1, 9}, []float64{2, 4, 6}, [][2]float64{{2, 9}}},
+		{"long, to the end", []float64{1}, []float64{2, 4}, [][2]float64{{2, 10}}},
+		{"two", []float64{1, 6, 7}, []float64{2, 3, 6.5, 7.5}, [][2]float64{{2, 6}, {7.5, 10}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLedger()
+			for _, s := range tt.ok {
+				l.okAt[u] = append(l.okAt[u], at(s))
+			}
+			for _, s := range tt.fail {
+				l.failAt[u] = append(l.failAt[u], at(s))
+			}
+			var got [][2]float64
+			for _, o := range l.outages(u, at(0), at(10), 2*time.Second) {
+				got = append(got, [2]float64{o[0].Sub(t0).Seconds(), o[1].Sub(t0).Seconds()})
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("outages = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -64,6 +64,7 @@ func TestPausedProcesses(t *testing.T) {
 		}
 		resume()
 		end := time.Now()
+		f.checkReadiness(start, end)
 		back := f.healthy(90 * time.Second)
 		f.settle(20, time.Minute)
 		var gaps []string
