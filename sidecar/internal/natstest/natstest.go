@@ -1,6 +1,8 @@
 // Package natstest runs a real NATS JetStream cluster for tests: n
 // nats-server processes on loopback, clustered with routes, each with its own
-// store, which a test can kill (SIGKILL) and restart.
+// store, which a test can kill (SIGKILL) and restart, pause (SIGSTOP) and
+// resume, put on a store directory of its choice (a fault file system) and
+// route through proxies of its own (fault proxies).
 //
 // The nats-server binary is built from the module this repository requires
 // (github.com/nats-io/nats-server/v2 in go.mod), so the cluster runs the same
@@ -23,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,6 +55,18 @@ type Options struct {
 	// ReadyTimeout bounds the wait for the cluster (and for a restarted
 	// node) to be ready. Zero means 60s.
 	ReadyTimeout time.Duration
+	// SyncAlways makes every server fsync every write before acknowledging
+	// it (jetstream.sync_interval: always); false leaves NATS's default.
+	SyncAlways bool
+	// StoreDir, when set, returns node i's JetStream store directory (a
+	// fault file system, say); nil keeps it beside the node's config.
+	StoreDir func(i int) string
+	// RouteVia, when set, returns the address node from dials to reach
+	// node to, whose route listener is routeAddr: a fault proxy in front of
+	// it, say. It also stops the servers advertising their addresses to
+	// clients and to each other, so that every connection takes the
+	// addresses given. nil means direct routes.
+	RouteVia func(from, to int, routeAddr string) string
 }
 
 // Cluster is a running cluster. Its methods are safe for concurrent use.
@@ -162,7 +177,14 @@ func (c *Cluster) start(dir string, attempt int) error {
 func (c *Cluster) config(n *node) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n", n.name, n.client, n.monitor)
-	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n  max_memory_store: 64MB\n  max_file_store: 1GB\n", n.dir)
+	storeDir := n.dir
+	if c.opts.StoreDir != nil {
+		storeDir = c.opts.StoreDir(c.index(n))
+	}
+	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n  max_memory_store: 64MB\n  max_file_store: 1GB\n", storeDir)
+	if c.opts.SyncAlways {
+		b.WriteString("  sync_interval: always\n")
+	}
 	if c.opts.Domain != "" {
 		fmt.Fprintf(&b, "  domain: %q\n", c.opts.Domain)
 	}
@@ -186,14 +208,32 @@ func (c *Cluster) config(n *node) []byte {
 		// has no route, and JetStream refuses to start clustered without.
 		return b.Bytes()
 	}
-	fmt.Fprintf(&b, "cluster {\n  name: chronoshub-test\n  listen: 127.0.0.1:%d\n  routes: [\n", n.route)
-	for _, o := range c.nodes {
-		if o != n {
-			fmt.Fprintf(&b, "    nats-route://127.0.0.1:%d\n", o.route)
+	fmt.Fprintf(&b, "cluster {\n  name: chronoshub-test\n  listen: 127.0.0.1:%d\n", n.route)
+	if c.opts.RouteVia != nil {
+		b.WriteString("  no_advertise: true\n")
+	}
+	b.WriteString("  routes: [\n")
+	for j, o := range c.nodes {
+		if o == n {
+			continue
 		}
+		addr := fmt.Sprintf("127.0.0.1:%d", o.route)
+		if c.opts.RouteVia != nil {
+			addr = c.opts.RouteVia(c.index(n), j, addr)
+		}
+		fmt.Fprintf(&b, "    nats-route://%s\n", addr)
 	}
 	b.WriteString("  ]\n}\n")
 	return b.Bytes()
+}
+
+func (c *Cluster) index(n *node) int {
+	for i, o := range c.nodes {
+		if o == n {
+			return i
+		}
+	}
+	return -1
 }
 
 // launch starts n's process, logging to n.dir/server.log.
@@ -429,6 +469,63 @@ func (c *Cluster) Restart(i int) {
 		c.t.Fatalf("natstest: restart: %v", err)
 	}
 }
+
+// RestartNodes starts the nodes is again, after Kill, and waits until every
+// one of them is ready: a cluster restarted after all its nodes were killed
+// (a power cut) elects its leaders only with a quorum back.
+func (c *Cluster) RestartNodes(is ...int) {
+	c.t.Helper()
+	for _, i := range is {
+		n := c.nodes[i]
+		n.mu.Lock()
+		done := n.done
+		n.mu.Unlock()
+		select {
+		case <-done:
+		default:
+			c.t.Fatalf("natstest: RestartNodes(%d): the node is running; Kill it first", i)
+		}
+		if err := c.launch(n); err != nil {
+			c.t.Fatalf("natstest: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.ReadyTimeout)
+	defer cancel()
+	for _, i := range is {
+		if err := c.waitReady(ctx, i); err != nil {
+			c.t.Fatalf("natstest: restart: %v", err)
+		}
+	}
+}
+
+// Pause stops node i with SIGSTOP (a frozen VM, a long GC pause); Resume
+// continues it.
+func (c *Cluster) Pause(i int) { c.signal(i, syscall.SIGSTOP) }
+
+// Resume continues node i after Pause.
+func (c *Cluster) Resume(i int) { c.signal(i, syscall.SIGCONT) }
+
+func (c *Cluster) signal(i int, sig syscall.Signal) {
+	c.t.Helper()
+	n := c.nodes[i]
+	n.mu.Lock()
+	cmd := n.cmd
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		c.t.Fatalf("natstest: %v to node %d: %v", sig, i, err)
+	}
+}
+
+// ClientAddr returns node i's client listener, host:port.
+func (c *Cluster) ClientAddr(i int) string {
+	return fmt.Sprintf("127.0.0.1:%d", c.nodes[i].client)
+}
+
+// Name returns node i's server name.
+func (c *Cluster) Name(i int) string { return c.nodes[i].name }
 
 // stop kills every node.
 func (c *Cluster) stop() {
