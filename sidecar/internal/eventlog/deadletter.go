@@ -24,8 +24,9 @@ type DeadLetter struct {
 
 // deadLetter copies e to the subscription's dead-letter set, with the
 // number of times it was offered. The copy is de-duplicated by subscription
-// and stream sequence, so a retry after a crash does not store it twice.
-func (l *Log) deadLetter(ctx context.Context, sub string, e Event, seq uint64, reason string, offers int) error {
+// and stream sequence, so a retry after a crash does not store it twice;
+// duplicate reports such a retry.
+func (l *Log) deadLetter(ctx context.Context, sub string, e Event, seq uint64, reason string, offers int) (duplicate bool, err error) {
 	msg := nats.NewMsg(deadPrefix + sub + "." + e.Type)
 	msg.Data = e.Payload
 	msg.Header.Set(jetstream.MsgIDHeader, "dead:"+sub+":"+strconv.FormatUint(seq, 10))
@@ -34,8 +35,11 @@ func (l *Log) deadLetter(ctx context.Context, sub string, e Event, seq uint64, r
 	msg.Header.Set(hdrAttempts, strconv.Itoa(offers))
 	msg.Header.Set(hdrReason, reason)
 	msg.Header.Set(hdrDeadAt, l.opts.Now().UTC().Format(time.RFC3339Nano))
-	_, err := l.js.PublishMsg(ctx, msg)
-	return err
+	ack, err := l.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return false, err
+	}
+	return ack.Duplicate, nil
 }
 
 func setEventHeaders(h nats.Header, e Event) {

@@ -222,6 +222,7 @@ type Log struct {
 	events   jetstream.Stream
 	dead     jetstream.Stream
 	unoffers jetstream.KeyValue // fetches returned without an offer, by subscription and sequence
+	records  jetstream.KeyValue // subscription records (filters), by name; see filter.go
 	opts     Options
 
 	mu     sync.Mutex
@@ -381,9 +382,24 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", UnofferedBucket, err)
 	}
+	recCfg := jetstream.KeyValueConfig{
+		Bucket:      SubscriptionsBucket,
+		Description: "Per subscription, its event-type filter, changed with a revision check.",
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+	}
+	var records jetstream.KeyValue
+	if opts.CheckExisting {
+		records, err = natsconn.EnsureKeyValue(ctx, js, recCfg, settings)
+	} else {
+		records, err = js.CreateOrUpdateKeyValue(ctx, recCfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", SubscriptionsBucket, err)
+	}
 	q, qcancel := context.WithCancel(context.Background())
 	return &Log{
-		nc: nc, js: js, events: events, dead: dead, unoffers: unoffers, opts: opts,
+		nc: nc, js: js, events: events, dead: dead, unoffers: unoffers, records: records, opts: opts,
 		subs:    map[string]*subState{},
 		quiesce: q, quiesceCancel: qcancel,
 	}, nil

@@ -39,6 +39,9 @@ type streamHandle struct {
 	wake  chan struct{} // signalled when one of its deliveries settles
 	// n is the number of deliveries this stream holds; guarded by Log.mu.
 	n int
+	// checks counts waitCapacity's looks at the stream's deliveries, for
+	// tests; guarded by Log.mu.
+	checks int
 }
 
 func (h *streamHandle) signal() {
@@ -322,59 +325,25 @@ func (l *Log) checkTypes(types []string) ([]string, error) {
 }
 
 // attach makes sure the subscription's consumer exists with a filter that
-// fits the stream's and registers a stream on it.
+// fits the stream's and registers a stream on it. The store calls happen
+// without l.mu: on a cluster each is a network round trip, and filter changes
+// are serialised by the subscription record's revision (filter.go), which
+// holds across replicas.
 func (l *Log) attach(ctx context.Context, name string, types []string, req StreamRequest) (*streamHandle, jetstream.Consumer, error) {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return nil, nil, ErrClosed
+	}
+	cons, err := l.joinFilter(ctx, name, types, req)
+	if err != nil {
+		return nil, nil, err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return nil, nil, ErrClosed
-	}
-	// Consumer calls happen under l.mu so that filter changes and creation
-	// are serialised; they are local and fast.
-	cons, err := l.events.Consumer(ctx, name)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		if err := l.checkSubscriptionCount(ctx); err != nil {
-			return nil, nil, err
-		}
-		subjects, _ := filterSubjects(name, types)
-		cfg := l.consumerConfig(name, subjects)
-		switch req.Start {
-		case StartNow:
-			cfg.DeliverPolicy = jetstream.DeliverNewPolicy
-		case StartTime:
-			t := req.StartTime
-			cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-			cfg.OptStartTime = &t
-		}
-		cons, err = l.events.CreateConsumer(ctx, cfg)
-		if err != nil {
-			return nil, nil, consumerError(name, err)
-		}
-	case err != nil:
-		return nil, nil, fmt.Errorf("subscription %s: %w", name, err)
-	default:
-		cfg := cons.CachedInfo().Config
-		current := typesOf(cfg)
-		update := cfg.InactiveThreshold != l.opts.SubscriptionIdleExpiry
-		switch {
-		case len(types) == 0 || slices.Equal(types, current):
-		case covers(types, current):
-			subjects, _ := filterSubjects(name, types)
-			cfg.FilterSubject = ""
-			cfg.FilterSubjects = subjects
-			current = types
-			update = true
-			l.opts.Logger.Info("subscription filter widened", "subscription", name, "event_types", types)
-		default:
-			return nil, nil, filterMismatch(name, current, types)
-		}
-		if update {
-			cfg.InactiveThreshold = l.opts.SubscriptionIdleExpiry
-			if cons, err = l.events.UpdateConsumer(ctx, cfg); err != nil {
-				return nil, nil, consumerError(name, err)
-			}
-		}
 	}
 	s := l.subs[name]
 	if s == nil {
@@ -516,6 +485,7 @@ func (l *Log) detach(h *streamHandle) {
 func (l *Log) waitCapacity(ctx context.Context, h *streamHandle, max int, stop <-chan struct{}) error {
 	for {
 		l.mu.Lock()
+		h.checks++
 		now := time.Now()
 		var next time.Time
 		for id, d := range h.sub.inflight {
@@ -536,18 +506,36 @@ func (l *Log) waitCapacity(ctx context.Context, h *streamHandle, max int, stop <
 		if n < max {
 			return nil
 		}
-		timer := time.NewTimer(time.Until(next))
+		// With no deadline ahead, every delivery the stream holds is being
+		// settled (Settle removed it from inflight and gives back its
+		// capacity when JetStream confirms, then signals): wait for that,
+		// not for a timer that has already fired.
+		var (
+			timer  *time.Timer
+			expire <-chan time.Time
+		)
+		if !next.IsZero() {
+			timer = time.NewTimer(time.Until(next))
+			expire = timer.C
+		}
+		var (
+			err     error
+			stopped bool
+		)
 		select {
 		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
+			err = ctx.Err()
 		case <-stop:
-			timer.Stop()
-			return nil
+			stopped = true
 		case <-h.wake:
-		case <-timer.C:
+		case <-expire:
 		}
-		timer.Stop()
+		if timer != nil {
+			timer.Stop()
+		}
+		if err != nil || stopped {
+			return err
+		}
 	}
 }
 
@@ -639,7 +627,7 @@ func (l *Log) checkRedelivery(streamCtx context.Context, h *streamHandle, m jets
 	}
 	// Dead-letter it, and only then stop its redelivery (a crash in
 	// between redelivers it here and the dead-letter id de-duplicates it).
-	if err := l.deadLetter(ctx, h.sub.name, *e, seq, reason, e.Attempt-1); err != nil {
+	if _, err := l.deadLetter(ctx, h.sub.name, *e, seq, reason, e.Attempt-1); err != nil {
 		l.returnUnoffered(h.sub.name, m)
 		return 0, false, fmt.Errorf("dead-letter event %s: %w", e.ID, err)
 	}
