@@ -58,7 +58,8 @@ FUZZ_TARGETS := \
 	FuzzParseHeader:./sidecar/internal/signature \
 	FuzzEventType:./sidecar/internal/eventtype \
 	FuzzParseListenAddr:./sidecar/internal/config \
-	FuzzSplitValues:./sidecar/internal/credentials
+	FuzzSplitValues:./sidecar/internal/credentials \
+	FuzzRedact:./sidecar/internal/natsconn
 
 ## fuzz: run every fuzz target for FUZZTIME (10s)
 fuzz:

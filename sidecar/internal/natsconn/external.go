@@ -75,7 +75,7 @@ func ConnectExternal(ctx context.Context, opts ExternalOptions) (*nats.Conn, jet
 		nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("nats disconnected", "url", Redact(nc.ConnectedUrl()), "err", err)
+				log.Warn("nats disconnected", "url", Redact(nc.ConnectedUrl()), "err", RedactError(opts.URL, err))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -93,7 +93,7 @@ func ConnectExternal(ctx context.Context, opts ExternalOptions) (*nats.Conn, jet
 	}
 	nc, err := nats.Connect(opts.URL, nopts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats %s: %w", Redact(opts.URL), err)
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", Redact(opts.URL), RedactError(opts.URL, err))
 	}
 	js, err := checkExternal(ctx, nc, opts.Domain, timeout)
 	if err != nil {
