@@ -175,3 +175,39 @@ func TestExpiredSubscriptionLeavesNoDeadLetters(t *testing.T) {
 		t.Fatalf("ListDeadLetters of the new subscription = %v", d)
 	}
 }
+
+// TestReplayNarrowedDeadLetter: a dead letter narrowed out of its
+// subscription is not replayed while the filter excludes its type (named,
+// the call is refused and nothing changes; with all, it stays a dead
+// letter), and after widening it replays and is delivered.
+func TestReplayNarrowedDeadLetter(t *testing.T) {
+	t.Parallel()
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	ctx := context.Background()
+	_, stop := stream(t, l, eventlog.StreamRequest{Subscription: "r", Types: []string{"drop", "keep"}})
+	waitSubscription(t, l, "r")
+	stop()
+	appendAll(t, l, event("d", "drop", `{"n":1}`))
+	if _, moved, err := l.UpdateSubscription(ctx, "r", []string{"keep"}); err != nil || moved != 1 {
+		t.Fatalf("UpdateSubscription = %d, %v; want 1 moved", moved, err)
+	}
+	if _, _, err := l.ReplayDeadLetters(ctx, "r", []string{"d"}, false); !errors.Is(err, eventlog.ErrFilterMismatch) {
+		t.Fatalf("ReplayDeadLetters(d) = %v, want ErrFilterMismatch", err)
+	}
+	if replayed, _, err := l.ReplayDeadLetters(ctx, "r", nil, true); err != nil || len(replayed) != 0 {
+		t.Fatalf("ReplayDeadLetters(all) = %v, %v; want nothing replayed", replayed, err)
+	}
+	if d := deadLetters(t, l, "r"); len(d) != 1 || d[0].Event.ID != "d" {
+		t.Fatalf("dead letters after refused replays = %v, want d kept", d)
+	}
+	if _, _, err := l.UpdateSubscription(ctx, "r", []string{"drop", "keep"}); err != nil {
+		t.Fatal(err)
+	}
+	if replayed, _, err := l.ReplayDeadLetters(ctx, "r", nil, true); err != nil || !slices.Equal(replayed, []string{"d"}) {
+		t.Fatalf("ReplayDeadLetters(all) after widening = %v, %v; want [d]", replayed, err)
+	}
+	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "r"})
+	if e := next(t, ch); e.ID != "d" || string(e.Payload) != `{"n":1}` {
+		t.Fatalf("after widening and replay got %s %s, want d", e.ID, e.Payload)
+	}
+}
