@@ -550,18 +550,26 @@ func (l *Log) Depth(ctx context.Context) (map[string]uint64, error) {
 	return out, nil
 }
 
-// probeKey is the key Probe writes in the unoffered bucket; it has no dot,
-// so no subscription's record can have it.
-const probeKey = "_probe"
+// probeSubject is the events stream subject Probe writes to. It is in the
+// stream (under replayPrefix) but no subscription's filter matches it:
+// their replay subjects have the subscription's name and at least one
+// event-type token after the prefix, this one a single token.
+const probeSubject = replayPrefix + "_probe"
 
-// Probe checks that the store takes a write: it writes a small record
-// through JetStream's replicated write path (on a cluster, it needs a
-// quorum, as an append does), without adding anything to the event log.
-// The sidecar uses it to notice that the store works again when no append
-// has been tried since it failed.
+// Probe checks that the events stream takes a write: it appends a small
+// message through the stream's replicated write path (on a cluster, it
+// needs the events stream's quorum, exactly as an append does) on a subject
+// that no subscription receives, then removes it. The sidecar uses it to
+// notice that the store works again when no append has been tried since it
+// failed.
 func (l *Log) Probe(ctx context.Context) error {
-	if _, err := l.unoffers.Put(ctx, probeKey, []byte(l.opts.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+	msg := nats.NewMsg(probeSubject)
+	msg.Data = []byte(l.opts.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(EventsStream)); err != nil {
 		return fmt.Errorf("event log write probe: %w", err)
+	}
+	if err := l.events.Purge(ctx, jetstream.WithPurgeSubject(probeSubject)); err != nil {
+		l.opts.Logger.Warn("remove event log write probe", "err", err)
 	}
 	return nil
 }
