@@ -36,6 +36,7 @@ var behaviours = []struct {
 	{"MaxBytes", testMaxBytes},
 	{"SharedAcrossReplicas", testSharedAcrossReplicas},
 	{"FilterRulesAcrossReplicas", testFilterRulesAcrossReplicas},
+	{"SharedSubscriptionSpreadsWork", testSharedSubscriptionSpreadsWork},
 }
 
 // TestBehaviours runs the behavioural tests on an embedded store (each test

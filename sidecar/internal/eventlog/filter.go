@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,6 +49,8 @@ type subRecord struct {
 	// Narrowings are filter changes whose excluded pending events are not
 	// all known to be dead letters yet.
 	Narrowings []narrowing `json:"narrowings,omitempty"`
+	// written is when the store wrote this revision (not stored in it).
+	written time.Time
 }
 
 // narrowing is the intent of one narrowing, kept until its excluded events
@@ -88,6 +91,7 @@ func (l *Log) readRecord(ctx context.Context, name string) (subRecord, uint64, e
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
 	}
+	r.written = e.Created()
 	return r, e.Revision(), nil
 }
 
@@ -127,6 +131,18 @@ func (l *Log) joinFilter(ctx context.Context, name string, asked []string, req S
 		cons, err := l.events.Consumer(ctx, name)
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			if rev != 0 && l.creating(rec) {
+				// Another replica won the record and is creating the
+				// consumer: wait for it rather than create it a second
+				// time (a second, identical create of a replicated
+				// consumer can drop the first stream's pull request).
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(20 * time.Millisecond):
+				}
+				continue
+			}
 			cons, err = l.create(ctx, name, asked, req, rev)
 			if errors.Is(err, errConflict) {
 				continue
@@ -173,9 +189,21 @@ func (l *Log) joinFilter(ctx context.Context, name string, asked []string, req S
 			// Another replica narrowed it after this one read it.
 			return nil, filterMismatch(name, types, asked)
 		}
-		return cons, nil
+		return l.waitLeader(ctx, name, cons)
 	}
 	return nil, fmt.Errorf("subscription %s: %w after %d attempts", name, errConflict, filterRounds)
+}
+
+// creating reports whether a record whose consumer does not exist was
+// written too recently for the consumer to have expired since: it is being
+// created. A consumer expires no sooner than SubscriptionIdleExpiry after
+// its last activity, and its record is written while it exists.
+func (l *Log) creating(rec subRecord) bool {
+	grace := 10 * time.Second
+	if e := l.opts.SubscriptionIdleExpiry; e > 0 {
+		grace = min(grace, e)
+	}
+	return time.Since(rec.written) < grace
 }
 
 // create creates the subscription with the filter asked for, replacing a
@@ -355,4 +383,26 @@ func (l *Log) repairStale(ctx context.Context, name string, cons jetstream.Consu
 		l.opts.Logger.Warn("a concurrent filter change may have skipped events: offered them again", "subscription", name, "events", n)
 	}
 	return nil
+}
+
+// waitLeader returns once the consumer has a leader. A replicated consumer
+// just created (or one whose leader is being elected) drops pull requests
+// until it has one, silently: the stream would wait for missed heartbeats
+// (seconds) before asking again, while other replicas' streams took every
+// event.
+func (l *Log) waitLeader(ctx context.Context, name string, cons jetstream.Consumer) (jetstream.Consumer, error) {
+	for {
+		info := cons.CachedInfo()
+		if info.Cluster == nil || info.Cluster.Leader != "" {
+			return cons, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if _, err := cons.Info(ctx); err != nil {
+			return nil, fmt.Errorf("subscription %s: %w", name, err)
+		}
+	}
 }

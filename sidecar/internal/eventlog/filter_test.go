@@ -166,10 +166,10 @@ func TestExpiredSubscriptionLeavesNoDeadLetters(t *testing.T) {
 		_, err := l.GetSubscription(context.Background(), "idle")
 		return errors.Is(err, eventlog.ErrNotFound)
 	})
-	_, _ = stream(t, l, eventlog.StreamRequest{Subscription: "idle", Start: eventlog.StartNow})
+	_, stop = stream(t, l, eventlog.StreamRequest{Subscription: "idle", Start: eventlog.StartNow})
 	waitSubscription(t, l, "idle")
 	if s := getSub(t, l, "idle"); s.DeadLetters != 0 {
-		t.Fatalf("new subscription has %d dead letters of the expired one", s.DeadLetters)
+		t.Fatalf("new subscription has %d dead letters of the expired one (%+v; its stream ended with %v)", s.DeadLetters, deadLetters(t, l, "idle"), stop())
 	}
 	if d := deadLetters(t, l, "idle"); len(d) != 0 {
 		t.Fatalf("ListDeadLetters of the new subscription = %v", d)

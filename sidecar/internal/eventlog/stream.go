@@ -178,6 +178,12 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 			jetstream.PullMaxMessages(n),
 			jetstream.StopAfter(n),
 			jetstream.PullExpiry(l.opts.PollInterval),
+			// JetStream drops a pull request silently when the server it
+			// reaches does not know of the consumer's leader yet (a
+			// consumer just created on a cluster): missed heartbeats are
+			// how the stream notices, so they come often, lest another
+			// replica's stream take every event meanwhile.
+			jetstream.PullHeartbeat(pullHeartbeat),
 		)
 		if err != nil {
 			return fmt.Errorf("fetch from subscription %s: %w", name, err)
@@ -187,6 +193,10 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 		}
 	}
 }
+
+// pullHeartbeat is how often JetStream tells an idle stream that its pull
+// request is alive; two missed ones end the round and a new request is sent.
+const pullHeartbeat = 500 * time.Millisecond
 
 func (l *Log) quiescing() bool { return l.quiesce.Err() != nil }
 
