@@ -313,10 +313,10 @@ func settings(c *Config, r *raw) []setting {
 			usage: "How long an asynchronous SendEvent is retried before it is marked failed.",
 			value: durationValue{p: &c.AsyncFailAfter}},
 		{group: chronoshub, env: "CHRONOSHUB_ASYNC_CONCURRENCY", def: "8",
-			usage: "How many asynchronous SendEvents are sent to ChronosHub at once; above 1 they may reach ChronosHub out of order, 1 sends them in the order queued.",
+			usage: "How many asynchronous SendEvents this replica sends to ChronosHub at once; above 1 they may reach ChronosHub out of order, 1 sends them in the order queued (within this replica: replicas sharing a cluster each forward from the one queue).",
 			value: intValue[int]{p: &c.AsyncConcurrency, min: 1, max: maxAsyncConcurrency}},
 		{group: chronoshub, env: "CHRONOSHUB_ASYNC_ORDER_BY_TYPE", def: "false",
-			usage: "Send asynchronous SendEvents of one event type one at a time, in the order queued, whatever CHRONOSHUB_ASYNC_CONCURRENCY (a retried event still goes out behind later ones).",
+			usage: "Send asynchronous SendEvents of one event type one at a time, in the order queued, whatever CHRONOSHUB_ASYNC_CONCURRENCY (a retried event still goes out behind later ones; within this replica, not across replicas sharing a cluster).",
 			value: boolValue{p: &c.AsyncOrderByType}},
 
 		{group: webhook, env: "CHRONOSHUB_WEBHOOK_SECRET", secret: true, note: "this or CHRONOSHUB_WEBHOOK_SECRET_FILE is required",
