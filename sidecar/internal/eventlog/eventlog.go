@@ -228,6 +228,10 @@ type Log struct {
 	mu     sync.Mutex
 	subs   map[string]*subState
 	closed bool
+	// oldest caches, per subscription, the time of its oldest unacknowledged
+	// event (see describe); lookups counts the store reads made for it.
+	oldest  map[string]oldestUnacked
+	lookups int
 
 	// quiesce is cancelled by Quiesce: open streams stop taking new events.
 	quiesce       context.Context
@@ -401,6 +405,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	return &Log{
 		nc: nc, js: js, events: events, dead: dead, unoffers: unoffers, records: records, opts: opts,
 		subs:    map[string]*subState{},
+		oldest:  map[string]oldestUnacked{},
 		quiesce: q, quiesceCancel: qcancel,
 	}, nil
 }

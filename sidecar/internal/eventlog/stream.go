@@ -486,6 +486,11 @@ func (l *Log) detach(h *streamHandle) {
 	// and opens another gets the returned events first.
 	l.mu.Lock()
 	h.sub.streams--
+	if h.sub.streams == 0 && len(h.sub.inflight) == 0 && l.subs[h.sub.name] == h.sub {
+		// Nothing of it is held here any more: a subscription that is
+		// deleted or expires leaves no state behind.
+		delete(l.subs, h.sub.name)
+	}
 	l.mu.Unlock()
 }
 

@@ -99,6 +99,14 @@ func (l *Log) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
 	slices.SortFunc(out, func(a, b Subscription) int { return strings.Compare(a.Name, b.Name) })
+	// Forget what is cached of subscriptions deleted or expired.
+	l.mu.Lock()
+	for name := range l.oldest {
+		if _, ok := slices.BinarySearchFunc(out, name, func(s Subscription, n string) int { return strings.Compare(s.Name, n) }); !ok {
+			delete(l.oldest, name)
+		}
+	}
+	l.mu.Unlock()
 	return out, nil
 }
 
@@ -131,6 +139,22 @@ func (l *Log) describe(ctx context.Context, info *jetstream.ConsumerInfo, dead m
 	if info.Config.FilterSubject != "" {
 		subjects = []string{info.Config.FilterSubject}
 	}
+	// It stays the same while the ack floor and the filter do: a scrape
+	// reads the store only for subscriptions whose floor moved, instead of
+	// once per filter of every subscription. The cache is renewed after
+	// oldestTTL, as retention may remove that event.
+	key := strings.Join(subjects, " ")
+	now := time.Now()
+	l.mu.Lock()
+	c, ok := l.oldest[s.Name]
+	l.mu.Unlock()
+	if ok && c.floor == s.AckFloor && c.subjects == key && now.Sub(c.read) < oldestTTL {
+		s.OldestUnacked = c.t
+		return s, nil
+	}
+	l.mu.Lock()
+	l.lookups++
+	l.mu.Unlock()
 	for _, subj := range subjects {
 		raw, err := l.events.GetMsg(ctx, s.AckFloor+1, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -143,8 +167,21 @@ func (l *Log) describe(ctx context.Context, info *jetstream.ConsumerInfo, dead m
 			s.OldestUnacked = raw.Time
 		}
 	}
+	l.mu.Lock()
+	l.oldest[s.Name] = oldestUnacked{floor: s.AckFloor, subjects: key, t: s.OldestUnacked, read: now}
+	l.mu.Unlock()
 	return s, nil
 }
+
+// oldestUnacked is a cached OldestUnacked of a subscription.
+type oldestUnacked struct {
+	floor    uint64
+	subjects string
+	t, read  time.Time
+}
+
+// oldestTTL bounds how long a cached OldestUnacked is used.
+const oldestTTL = time.Minute
 
 // deadLetterCounts returns the number of dead letters per subscription.
 func (l *Log) deadLetterCounts(ctx context.Context) (map[string]uint64, error) {
