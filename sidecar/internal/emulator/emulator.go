@@ -190,7 +190,7 @@ func New(opts Options) (*Emulator, error) {
 		e.maxBodyBytes = DefaultMaxBodyBytes
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.handler = e.routes()
+	e.handler = refuseCrossSite(e.routes())
 	return e, nil
 }
 
