@@ -366,7 +366,7 @@ func settings(c *Config, r *raw) []setting {
 			usage: "The app-facing REST listener (grpc-gateway): a loopback host:port or unix:///absolute/path.",
 			value: stringValue{p: &c.HTTPAddr, arg: "address", check: checkListenAddr}},
 		{group: app, env: "CHRONOSHUB_ALLOW_REMOTE_API", def: "false",
-			usage: "Let the app-facing listeners use addresses beyond loopback. Requires CHRONOSHUB_API_TOKEN or CHRONOSHUB_API_TOKEN_FILE.",
+			usage: "Let the app-facing listeners use addresses beyond loopback. Requires CHRONOSHUB_API_TOKEN or CHRONOSHUB_API_TOKEN_FILE. The listeners do not speak TLS: the token and the events cross the network in clear text unless a service mesh with mutual TLS (or a TLS proxy in the pod) encrypts them.",
 			value: boolValue{p: &c.AllowRemoteAPI}},
 		{group: app, env: "CHRONOSHUB_API_TOKEN", secret: true, note: "required with CHRONOSHUB_ALLOW_REMOTE_API",
 			usage: "The bearer token apps must present to the app-facing API.",
