@@ -69,7 +69,9 @@ type Options struct {
 
 	// MaxHistory bounds what the emulator remembers: the most recent
 	// MaxHistory inbound events, and deliveries (finished ones are forgotten
-	// oldest first; pending ones are kept). Zero means DefaultMaxHistory.
+	// oldest first; pending ones are kept). Zero means DefaultMaxHistory;
+	// a negative value keeps everything (for tests that account for every
+	// event of a long run).
 	MaxHistory int
 
 	// MaxBodyBytes limits inbound payloads and the emulator's own API requests; larger
@@ -156,7 +158,7 @@ func New(opts Options) (*Emulator, error) {
 		inactive:     opts.InactiveAccount,
 		faults:       opts.Faults,
 		deliveries:   make(map[string]*delivery),
-		maxHistory:   cmp.Or(max(opts.MaxHistory, 0), DefaultMaxHistory),
+		maxHistory:   cmp.Or(opts.MaxHistory, DefaultMaxHistory),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
