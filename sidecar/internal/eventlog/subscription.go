@@ -272,6 +272,13 @@ func (l *Log) setFilter(ctx context.Context, name string, types []string) error 
 			return err
 		}
 		l.opts.Logger.Info("subscription filter changed", "subscription", name, "event_types", types, "previous", old)
+		if n := len(rec.Narrowings); n > 0 && rec.Narrowings[n-1].To == 0 {
+			// Bound the move by the log's end now that the consumer has
+			// the new filter: later events were never the subscription's.
+			// If this is not recorded (the record changed meanwhile), the
+			// move goes to the log's end when it runs.
+			l.boundNarrowing(ctx, name, rec.Narrowings[n-1])
+		}
 		return nil
 	}
 	return fmt.Errorf("subscription %s: %w after %d attempts", name, errConflict, filterRounds)
@@ -307,6 +314,24 @@ func (l *Log) finishNarrowings(ctx context.Context, name string) (int, error) {
 		}
 	}
 	return moved, nil
+}
+
+// boundNarrowing records the log's last position as the end of narrowing n.
+func (l *Log) boundNarrowing(ctx context.Context, name string, n narrowing) {
+	info, err := l.events.Info(ctx)
+	if err != nil {
+		return
+	}
+	rec, rev, err := l.readRecord(ctx, name)
+	if err != nil || rev == 0 {
+		return
+	}
+	i := slices.IndexFunc(rec.Narrowings, n.equal)
+	if i < 0 || rec.Narrowings[i].To != 0 {
+		return
+	}
+	rec.Narrowings[i].To = info.State.LastSeq
+	_, _ = l.writeRecord(ctx, name, rec, rev)
 }
 
 // clearNarrowing removes a finished narrowing from the record.
