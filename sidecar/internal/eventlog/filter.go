@@ -189,6 +189,9 @@ func (l *Log) joinFilter(ctx context.Context, name string, asked []string, req S
 			// Another replica narrowed it after this one read it.
 			return nil, filterMismatch(name, types, asked)
 		}
+		if err := l.purgeOlderDeadLetters(ctx, name, cons.CachedInfo().Created); err != nil {
+			return nil, err
+		}
 		return l.waitLeader(ctx, name, cons)
 	}
 	return nil, fmt.Errorf("subscription %s: %w after %d attempts", name, errConflict, filterRounds)
@@ -268,6 +271,38 @@ func (l *Log) purgeLeftovers(ctx context.Context, name string, upTo uint64) erro
 		if err := l.unoffers.Purge(ctx, k); err != nil {
 			return fmt.Errorf("remove attempt records of an earlier subscription %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// purgeOlderDeadLetters removes the subscription's dead letters stored
+// before created, the creation of its consumer: those of an earlier
+// subscription of the same name that expired, which create removes too
+// unless another replica created the new one. It costs one read when there
+// are none.
+func (l *Log) purgeOlderDeadLetters(ctx context.Context, name string, created time.Time) error {
+	subject := deadPrefix + name + ".>"
+	var keep uint64 // the first dead letter to keep
+	for seq := uint64(1); ; {
+		raw, err := l.dead.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("subscription %s: %w", name, err)
+		}
+		if !raw.Time.Before(created) {
+			keep = raw.Sequence
+			break
+		}
+		seq = raw.Sequence + 1
+		keep = seq
+	}
+	if keep <= 1 {
+		return nil
+	}
+	if err := l.dead.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(keep)); err != nil {
+		return fmt.Errorf("remove dead letters of an earlier subscription %s: %w", name, err)
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ func testSharedSubscriptionSpreadsWork(t *testing.T, b backend) {
 		s2, err2 := l2.GetSubscription(t.Context(), "w")
 		return err1 == nil && err2 == nil && s1.OpenStreams == 1 && s2.OpenStreams == 1
 	})
-	const n = 40
+	const n = 80
 	got := [2]int{}
 	seen := map[string]bool{}
 	tick := time.NewTicker(50 * time.Millisecond) // as apps' webhooks arrive, one by one

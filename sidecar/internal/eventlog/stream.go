@@ -196,7 +196,7 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 
 // pullHeartbeat is how often JetStream tells an idle stream that its pull
 // request is alive; two missed ones end the round and a new request is sent.
-const pullHeartbeat = 500 * time.Millisecond
+const pullHeartbeat = time.Second
 
 func (l *Log) quiescing() bool { return l.quiesce.Err() != nil }
 
