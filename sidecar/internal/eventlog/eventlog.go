@@ -448,6 +448,9 @@ func (l *Log) Append(ctx context.Context, e Event) (duplicate bool, err error) {
 	return ack.Duplicate, nil
 }
 
+// storeRecordOverhead is what JetStream's file store adds to a message.
+const storeRecordOverhead = 42
+
 // full reports whether the event log has no room for m under MaxBytes.
 func (l *Log) full(ctx context.Context, m *nats.Msg) bool {
 	if l.opts.MaxBytes <= 0 {
@@ -457,7 +460,11 @@ func (l *Log) full(ctx context.Context, m *nats.Msg) bool {
 	if err != nil {
 		return false
 	}
-	return int64(info.State.Bytes)+int64(len(m.Data))+int64(len(m.Subject)) > l.opts.MaxBytes
+	// The store counts a message as its subject, headers and data plus a
+	// record of up to 42 bytes (length, sequence, time, lengths, hash);
+	// counting only the subject and data took a refusal of a nearly full
+	// log for a store failure.
+	return int64(info.State.Bytes)+int64(m.Size())+storeRecordOverhead > l.opts.MaxBytes
 }
 
 // reclaim removes, from the head of the event log, the events every
@@ -571,6 +578,13 @@ func (l *Log) Probe(ctx context.Context) error {
 	msg := nats.NewMsg(probeSubject)
 	msg.Data = []byte(l.opts.Now().UTC().Format(time.RFC3339Nano))
 	if _, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(EventsStream)); err != nil {
+		if l.full(ctx, msg) {
+			// The stream answered, and is full: appends get ErrFull,
+			// which readiness does not count as a store failure (and a
+			// full log is emptied by appends, which an unready replica
+			// would not get).
+			return nil
+		}
 		return fmt.Errorf("event log write probe: %w", err)
 	}
 	if err := l.events.Purge(ctx, jetstream.WithPurgeSubject(probeSubject)); err != nil {

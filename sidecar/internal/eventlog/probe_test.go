@@ -2,6 +2,9 @@ package eventlog_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
@@ -43,5 +46,28 @@ func TestProbeWritesToTheEventsStream(t *testing.T) {
 	}
 	if s := getSub(t, l, "all"); s.Pending != 0 {
 		t.Fatalf("subscription pending %d after the probe", s.Pending)
+	}
+}
+
+// TestProbeOfAFullLog: a full log (MaxBytes reached, nothing acknowledged)
+// takes no write, yet the store works: the probe succeeds, as appends fail
+// with ErrFull, which is not a store failure.
+func TestProbeOfAFullLog(t *testing.T) {
+	t.Parallel()
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{MaxBytes: 4096})
+	ctx := context.Background()
+	stream(t, l, eventlog.StreamRequest{Subscription: "slow", MaxInFlight: 1})
+	waitSubscription(t, l, "slow")
+	for i := 0; ; i++ {
+		_, err := l.Append(ctx, event(fmt.Sprint("e", i), "manuscript.submitted", strings.Repeat("x", 200)))
+		if errors.Is(err, eventlog.ErrFull) {
+			break
+		}
+		if err != nil || i > 100 {
+			t.Fatalf("Append %d = %v; want ErrFull within 100 events", i, err)
+		}
+	}
+	if err := l.Probe(ctx); err != nil {
+		t.Fatalf("Probe of a full log = %v, want nil", err)
 	}
 }
