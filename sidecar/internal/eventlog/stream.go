@@ -183,7 +183,7 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 			// consumer just created on a cluster): missed heartbeats are
 			// how the stream notices, so they come often, lest another
 			// replica's stream take every event meanwhile.
-			jetstream.PullHeartbeat(pullHeartbeat),
+			jetstream.PullHeartbeat(min(pullHeartbeat, l.opts.PollInterval/2)),
 		)
 		if err != nil {
 			return fmt.Errorf("fetch from subscription %s: %w", name, err)
@@ -195,7 +195,8 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 }
 
 // pullHeartbeat is how often JetStream tells an idle stream that its pull
-// request is alive; two missed ones end the round and a new request is sent.
+// request is alive (at most half the poll interval, as JetStream requires);
+// two missed ones end the round and a new request is sent.
 const pullHeartbeat = time.Second
 
 func (l *Log) quiescing() bool { return l.quiesce.Err() != nil }
