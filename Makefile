@@ -61,7 +61,8 @@ FUZZ_TARGETS := \
 	FuzzParseListenAddr:./sidecar/internal/config \
 	FuzzParseSubscriptions:./sidecar/internal/config \
 	FuzzParseCursor:./sidecar/internal/eventlog \
-	FuzzSplitValues:./sidecar/internal/credentials
+	FuzzSplitValues:./sidecar/internal/credentials \
+	FuzzRedact:./sidecar/internal/natsconn
 
 ## fuzz: run every fuzz target for FUZZTIME (10s)
 fuzz:

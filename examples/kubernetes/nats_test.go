@@ -163,6 +163,11 @@ func checkNATSConfig(t *testing.T, m manifests, nats *appsv1.StatefulSet) {
 	if need := int32(1<<20 + 64<<10); opts.MaxPayload < need {
 		t.Errorf("max_payload = %d, want at least %d for the sidecar's default limits", opts.MaxPayload, need)
 	}
+	// Every write is fsynced before it is acknowledged: NATS's default (every
+	// 2 minutes) loses acknowledged webhooks when all three nodes lose power.
+	if !opts.SyncAlways {
+		t.Error("jetstream.sync_interval is not always: a coordinated power cut loses events answered 2xx")
+	}
 	if opts.TLSConfig == nil || opts.Cluster.TLSConfig == nil {
 		t.Error("client or cluster connections are not TLS")
 	}

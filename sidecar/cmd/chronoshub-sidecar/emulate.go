@@ -77,7 +77,7 @@ func parseEmulate(args []string, stdout io.Writer) (*emulateFlags, error) {
 	fs.DurationVar(&f.retryBase, "retry-base", emulator.DefaultRetryBase, "wait before the first webhook retry; doubles each retry")
 	fs.DurationVar(&f.retryMax, "retry-max", emulator.DefaultRetryMax, "longest wait between webhook retries")
 	fs.StringVar(&f.eventTypes, "event-types", strings.Join(emulator.DefaultEventTypes(), ","), eventTypesUsage)
-	fs.IntVar(&f.maxHistory, "max-history", emulator.DefaultMaxHistory, "how many received inbound events and finished deliveries are kept for listing (the oldest go first)")
+	fs.IntVar(&f.maxHistory, "max-history", emulator.DefaultMaxHistory, "how many received inbound events and finished deliveries are kept for listing (the oldest go first; negative: all)")
 	if err := parseFlags(fs, emulateUsage, args, stdout); err != nil {
 		return nil, err
 	}

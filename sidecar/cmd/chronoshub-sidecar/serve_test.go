@@ -22,10 +22,12 @@ const (
 	testSecret = "whsec_e2e_current_41d2"
 )
 
-// hub starts an emulated ChronosHub for SendEvent.
+// hub starts an emulated ChronosHub for SendEvent. It keeps every inbound
+// event (no MaxHistory bound), so that long runs of the harnesses can check
+// each queued event against it.
 func hub(t *testing.T) (*emulator.Emulator, string) {
 	t.Helper()
-	emu, err := emulator.New(emulator.Options{APIKey: testAPIKey, WebhookSecret: []byte("unused")})
+	emu, err := emulator.New(emulator.Options{APIKey: testAPIKey, WebhookSecret: []byte("unused"), MaxHistory: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

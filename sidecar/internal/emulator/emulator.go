@@ -72,7 +72,9 @@ type Options struct {
 
 	// MaxHistory bounds what the emulator remembers: the most recent
 	// MaxHistory inbound events, and deliveries (finished ones are forgotten
-	// oldest first; pending ones are kept). Zero means DefaultMaxHistory.
+	// oldest first; pending ones are kept). Zero means DefaultMaxHistory;
+	// a negative value keeps everything (for tests that account for every
+	// event of a long run).
 	MaxHistory int
 
 	// MaxBodyBytes limits inbound payloads and the emulator's own API requests; larger
@@ -177,7 +179,7 @@ func New(opts Options) (*Emulator, error) {
 		eventTypes:   slices.Clone(opts.EventTypes),
 		faults:       opts.Faults,
 		deliveries:   make(map[string]*delivery),
-		maxHistory:   cmp.Or(max(opts.MaxHistory, 0), DefaultMaxHistory),
+		maxHistory:   cmp.Or(opts.MaxHistory, DefaultMaxHistory),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -211,7 +213,7 @@ func New(opts Options) (*Emulator, error) {
 		e.maxBodyBytes = DefaultMaxBodyBytes
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.handler = e.routes()
+	e.handler = refuseCrossSite(e.routes())
 	return e, nil
 }
 

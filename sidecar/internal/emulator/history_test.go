@@ -40,3 +40,20 @@ func TestHistoryBounded(t *testing.T) {
 		t.Fatalf("Deliveries() holds %d, want the newest %d", len(ds), max)
 	}
 }
+
+// TestHistoryUnbounded: with a negative MaxHistory the emulator keeps every
+// inbound event, more than DefaultMaxHistory, so a long test run can account
+// for each one.
+func TestHistoryUnbounded(t *testing.T) {
+	t.Parallel()
+	e, srv, _ := startEmulator(t, emulator.Options{MaxHistory: -1, MaxRetries: -1})
+	const n = emulator.DefaultMaxHistory + 5
+	for i := range n {
+		if r := postInbound(t, srv.URL, "manuscript.submitted", fmt.Sprintf(`{"n":%d}`, i)); r.status != http.StatusAccepted {
+			t.Fatalf("inbound %d = %d", i, r.status)
+		}
+	}
+	if got := e.Inbound(); len(got) != n || string(got[0].Payload) != `{"n":0}` {
+		t.Fatalf("Inbound() holds %d events from %s, want all %d from the first", len(got), got[0].Payload, n)
+	}
+}

@@ -128,7 +128,7 @@ func (e *Emulator) handleInbound() http.Handler {
 		ev.Header.Del(headerAPIKey)
 		e.mu.Lock()
 		e.inbound = append(e.inbound, ev)
-		if over := len(e.inbound) - e.maxHistory; over > 0 {
+		if over := len(e.inbound) - e.maxHistory; e.maxHistory > 0 && over > 0 {
 			e.inbound = slices.Delete(e.inbound, 0, over)
 		}
 		e.mu.Unlock()

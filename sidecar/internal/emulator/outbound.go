@@ -410,7 +410,7 @@ func (e *Emulator) handleGetDelivery() http.Handler {
 // holds e.mu.
 func (e *Emulator) forgetDeliveries() {
 	over := len(e.order) - e.maxHistory
-	if over <= 0 {
+	if e.maxHistory < 0 || over <= 0 {
 		return
 	}
 	e.order = slices.DeleteFunc(e.order, func(id string) bool {

@@ -37,6 +37,7 @@ var behaviours = []struct {
 	{"SharedAcrossReplicas", testSharedAcrossReplicas},
 	{"FilterRulesAcrossReplicas", testFilterRulesAcrossReplicas},
 	{"ReplayAcrossReplicas", testReplayAcrossReplicas},
+	{"SharedSubscriptionSpreadsWork", testSharedSubscriptionSpreadsWork},
 }
 
 // TestBehaviours runs the behavioural tests on an embedded store (each test

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,13 +28,14 @@ type DeadLetter struct {
 
 // deadLetter copies e to the subscription's dead-letter set, with the
 // number of times it was offered. The copy is de-duplicated by subscription
-// and stream sequence, so a retry after a crash does not store it twice.
-func (l *Log) deadLetter(ctx context.Context, sub string, e Event, seq uint64, reason string, offers int) error {
+// and stream sequence, so a retry after a crash does not store it twice;
+// duplicate reports such a retry.
+func (l *Log) deadLetter(ctx context.Context, sub string, e Event, seq uint64, reason string, offers int) (duplicate bool, err error) {
 	return l.deadLetterDetail(ctx, sub, e, seq, reason, offers, "")
 }
 
 // deadLetterDetail is deadLetter with a detail; "" records none.
-func (l *Log) deadLetterDetail(ctx context.Context, sub string, e Event, seq uint64, reason string, offers int, detail string) error {
+func (l *Log) deadLetterDetail(ctx context.Context, sub string, e Event, seq uint64, reason string, offers int, detail string) (duplicate bool, err error) {
 	msg := nats.NewMsg(deadPrefix + sub + "." + e.Type)
 	msg.Data = e.Payload
 	msg.Header.Set(jetstream.MsgIDHeader, "dead:"+sub+":"+strconv.FormatUint(seq, 10))
@@ -45,8 +47,11 @@ func (l *Log) deadLetterDetail(ctx context.Context, sub string, e Event, seq uin
 		msg.Header.Set(hdrDetail, detail)
 	}
 	msg.Header.Set(hdrDeadAt, l.opts.Now().UTC().Format(time.RFC3339Nano))
-	_, err := l.js.PublishMsg(ctx, msg)
-	return err
+	ack, err := l.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return false, err
+	}
+	return ack.Duplicate, nil
 }
 
 func setEventHeaders(h nats.Header, e Event) {
@@ -124,6 +129,12 @@ func decodeDead(raw *jetstream.RawStreamMsg) DeadLetter {
 // ids must be empty and every dead letter is replayed. It returns the ids
 // replayed and those not found. It returns ErrNotFound for a subscription
 // that does not exist.
+//
+// A dead letter whose event type the subscription's filter excludes (one
+// narrowed out, with ReasonFilterNarrowed, or any other after a narrowing)
+// could not be delivered: naming one in ids refuses the whole call with
+// ErrFilterMismatch, changing nothing, and all leaves them in the dead-letter
+// set. Once the filter is widened to their type, they replay.
 func (l *Log) ReplayDeadLetters(ctx context.Context, subscription string, ids []string, all bool) (replayed, unknown []string, err error) {
 	name, err := NormalizeSubscription(subscription)
 	if err != nil {
@@ -132,36 +143,55 @@ func (l *Log) ReplayDeadLetters(ctx context.Context, subscription string, ids []
 	if all == (len(ids) > 0) {
 		return nil, nil, fmt.Errorf("%w: name event ids or set all, not both or neither", ErrInvalid)
 	}
-	if _, err := l.consumer(ctx, name); err != nil {
+	cons, err := l.consumer(ctx, name)
+	if err != nil {
 		return nil, nil, err
 	}
+	types := typesOf(cons.CachedInfo().Config)
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
-	found := map[string]bool{}
-	var from uint64
-	for {
-		page, next, err := l.ListDeadLetters(ctx, name, from, 256)
+	if !all {
+		// Refuse before replaying anything.
+		var excluded []string
+		err := l.eachDeadLetter(ctx, name, func(d DeadLetter) error {
+			if want[d.Event.ID] && !matchesAny(types, d.Event.Type) {
+				excluded = append(excluded, d.Event.ID+" ("+d.Event.Type+")")
+			}
+			return nil
+		})
 		if err != nil {
-			return replayed, nil, err
+			return nil, nil, err
 		}
-		for _, d := range page {
-			if !all && !want[d.Event.ID] {
-				continue
-			}
-			if err := l.replay(ctx, name, d); err != nil {
-				return replayed, nil, err
-			}
-			if !found[d.Event.ID] {
-				replayed = append(replayed, d.Event.ID)
-			}
-			found[d.Event.ID] = true
+		if len(excluded) > 0 {
+			return nil, nil, excludedError(name, types, excluded)
 		}
-		if next == 0 {
-			break
+	}
+	found := map[string]bool{}
+	kept := 0
+	err = l.eachDeadLetter(ctx, name, func(d DeadLetter) error {
+		if !all && !want[d.Event.ID] {
+			return nil
 		}
-		from = next
+		if !matchesAny(types, d.Event.Type) {
+			kept++
+			return nil
+		}
+		if err := l.replay(ctx, name, d); err != nil {
+			return err
+		}
+		if !found[d.Event.ID] {
+			replayed = append(replayed, d.Event.ID)
+		}
+		found[d.Event.ID] = true
+		return nil
+	})
+	if err != nil {
+		return replayed, nil, err
+	}
+	if kept > 0 {
+		l.opts.Logger.Info("dead letters kept: the subscription's filter excludes their types", "subscription", name, "dead_letters", kept, "event_types", types)
 	}
 	for _, id := range ids {
 		if !found[id] {
@@ -169,6 +199,33 @@ func (l *Log) ReplayDeadLetters(ctx context.Context, subscription string, ids []
 		}
 	}
 	return replayed, unknown, nil
+}
+
+// eachDeadLetter calls f with every dead letter of the subscription, oldest
+// first, page by page.
+func (l *Log) eachDeadLetter(ctx context.Context, name string, f func(DeadLetter) error) error {
+	var from uint64
+	for {
+		page, next, err := l.ListDeadLetters(ctx, name, from, 256)
+		if err != nil {
+			return err
+		}
+		for _, d := range page {
+			if err := f(d); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		from = next
+	}
+}
+
+func excludedError(name string, types, excluded []string) error {
+	return fmt.Errorf("%w: subscription %s receives %s: dead letters %s would not be delivered; "+
+		"widen the filter (UpdateSubscription) before replaying them",
+		ErrFilterMismatch, name, strings.Join(types, ", "), strings.Join(excluded, ", "))
 }
 
 // replay republishes one dead letter on the subscription's replay subject,
@@ -182,6 +239,15 @@ func (l *Log) replay(ctx context.Context, sub string, d DeadLetter) error {
 	msg.Header.Set(hdrSequence, strconv.FormatUint(d.Event.Sequence, 10))
 	if _, err := l.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("replay event %s: %w", d.Event.ID, err)
+	}
+	// A narrowing since the caller read the filter would leave the replayed
+	// copy undelivered: then the dead letter stays.
+	cons, err := l.consumer(ctx, sub)
+	if err != nil {
+		return err
+	}
+	if types := typesOf(cons.CachedInfo().Config); !matchesAny(types, d.Event.Type) {
+		return excludedError(sub, types, []string{d.Event.ID + " (" + d.Event.Type + ")"})
 	}
 	if err := l.dead.DeleteMsg(ctx, d.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("remove replayed dead letter %s: %w", d.Event.ID, err)

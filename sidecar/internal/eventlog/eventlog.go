@@ -227,6 +227,7 @@ type Log struct {
 	events   jetstream.Stream
 	dead     jetstream.Stream
 	unoffers jetstream.KeyValue // fetches returned without an offer, by subscription and sequence
+	records  jetstream.KeyValue // subscription records (filters), by name; see filter.go
 	opts     Options
 
 	mu     sync.Mutex
@@ -236,6 +237,10 @@ type Log struct {
 	// refuses streams on others.
 	declared map[string]Declaration
 	strict   bool
+	// oldest caches, per subscription, the time of its oldest unacknowledged
+	// event (see describe); lookups counts the store reads made for it.
+	oldest  map[string]oldestUnacked
+	lookups int
 
 	// quiesce is cancelled by Quiesce: open streams stop taking new events.
 	quiesce       context.Context
@@ -390,10 +395,26 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", UnofferedBucket, err)
 	}
+	recCfg := jetstream.KeyValueConfig{
+		Bucket:      SubscriptionsBucket,
+		Description: "Per subscription, its event-type filter, changed with a revision check.",
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+	}
+	var records jetstream.KeyValue
+	if opts.CheckExisting {
+		records, err = natsconn.EnsureKeyValue(ctx, js, recCfg, settings)
+	} else {
+		records, err = js.CreateOrUpdateKeyValue(ctx, recCfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", SubscriptionsBucket, err)
+	}
 	q, qcancel := context.WithCancel(context.Background())
 	return &Log{
-		nc: nc, js: js, events: events, dead: dead, unoffers: unoffers, opts: opts,
+		nc: nc, js: js, events: events, dead: dead, unoffers: unoffers, records: records, opts: opts,
 		subs:    map[string]*subState{},
+		oldest:  map[string]oldestUnacked{},
 		quiesce: q, quiesceCancel: qcancel,
 	}, nil
 }
@@ -436,6 +457,9 @@ func (l *Log) Append(ctx context.Context, e Event) (duplicate bool, err error) {
 	return ack.Duplicate, nil
 }
 
+// storeRecordOverhead is what JetStream's file store adds to a message.
+const storeRecordOverhead = 42
+
 // full reports whether the event log has no room for m under MaxBytes.
 func (l *Log) full(ctx context.Context, m *nats.Msg) bool {
 	if l.opts.MaxBytes <= 0 {
@@ -445,7 +469,11 @@ func (l *Log) full(ctx context.Context, m *nats.Msg) bool {
 	if err != nil {
 		return false
 	}
-	return int64(info.State.Bytes)+int64(len(m.Data))+int64(len(m.Subject)) > l.opts.MaxBytes
+	// The store counts a message as its subject, headers and data plus a
+	// record of up to 42 bytes (length, sequence, time, lengths, hash);
+	// counting only the subject and data took a refusal of a nearly full
+	// log for a store failure.
+	return int64(info.State.Bytes)+int64(m.Size())+storeRecordOverhead > l.opts.MaxBytes
 }
 
 // reclaim removes, from the head of the event log, the events every
@@ -544,18 +572,33 @@ func (l *Log) Depth(ctx context.Context) (map[string]uint64, error) {
 	return out, nil
 }
 
-// probeKey is the key Probe writes in the unoffered bucket; it has no dot,
-// so no subscription's record can have it.
-const probeKey = "_probe"
+// probeSubject is the events stream subject Probe writes to. It is in the
+// stream (under replayPrefix) but no subscription's filter matches it:
+// their replay subjects have the subscription's name and at least one
+// event-type token after the prefix, this one a single token.
+const probeSubject = replayPrefix + "_probe"
 
-// Probe checks that the store takes a write: it writes a small record
-// through JetStream's replicated write path (on a cluster, it needs a
-// quorum, as an append does), without adding anything to the event log.
-// The sidecar uses it to notice that the store works again when no append
-// has been tried since it failed.
+// Probe checks that the events stream takes a write: it appends a small
+// message through the stream's replicated write path (on a cluster, it
+// needs the events stream's quorum, exactly as an append does) on a subject
+// that no subscription receives, then removes it. The sidecar uses it to
+// notice that the store works again when no append has been tried since it
+// failed.
 func (l *Log) Probe(ctx context.Context) error {
-	if _, err := l.unoffers.Put(ctx, probeKey, []byte(l.opts.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+	msg := nats.NewMsg(probeSubject)
+	msg.Data = []byte(l.opts.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(EventsStream)); err != nil {
+		if l.full(ctx, msg) {
+			// The stream answered, and is full: appends get ErrFull,
+			// which readiness does not count as a store failure (and a
+			// full log is emptied by appends, which an unready replica
+			// would not get).
+			return nil
+		}
 		return fmt.Errorf("event log write probe: %w", err)
+	}
+	if err := l.events.Purge(ctx, jetstream.WithPurgeSubject(probeSubject)); err != nil {
+		l.opts.Logger.Warn("remove event log write probe", "err", err)
 	}
 	return nil
 }

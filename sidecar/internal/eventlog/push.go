@@ -7,8 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // What a consumer that settles events itself (push delivery) needs besides
@@ -82,25 +80,20 @@ func (l *Log) Declare(ctx context.Context, decls []Declaration, strict bool) err
 }
 
 func (l *Log) declareOne(ctx context.Context, d Declaration) error {
-	l.mu.Lock()
-	cons, err := l.events.Consumer(ctx, d.Name)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		defer l.mu.Unlock()
-		if err := l.checkSubscriptionCount(ctx); err != nil {
-			return fmt.Errorf("declare subscription %s: %w", d.Name, err)
-		}
-		subjects, _ := filterSubjects(d.Name, d.Types)
-		if _, err := l.events.CreateConsumer(ctx, l.consumerConfig(d.Name, subjects)); err != nil {
-			return fmt.Errorf("declare subscription %s: %w", d.Name, consumerError(d.Name, err))
-		}
+	// Creation, and the filter of an existing subscription, go through the
+	// revision-checked record as a stream's do (see joinFilter): replicas
+	// declaring at the same moment cannot undo each other. A filter the
+	// stream rules do not take (narrower, or none while the subscription
+	// has one) is then set exactly, as UpdateSubscription does.
+	cons, created, err := l.joinFilterRounds(ctx, d.Name, d.Types, StreamRequest{})
+	switch {
+	case errors.Is(err, ErrFilterMismatch):
+	case err != nil:
+		return fmt.Errorf("declare subscription %s: %w", d.Name, err)
+	case created:
 		l.opts.Logger.Info("declared subscription created", "subscription", d.Name, "event_types", d.Types, "push", d.Push)
 		return nil
-	}
-	l.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("declare subscription %s: %w", d.Name, err)
-	}
-	if slices.Equal(typesOf(cons.CachedInfo().Config), d.Types) {
+	case slices.Equal(typesOf(cons.CachedInfo().Config), d.Types):
 		return nil
 	}
 	_, moved, err := l.UpdateSubscription(ctx, d.Name, d.Types)
@@ -217,7 +210,7 @@ func (l *Log) DeadLetterNow(ctx context.Context, sub string, e Event, reason, de
 	defer l.release(d)
 	ctx, cancel := storeContext(ctx)
 	defer cancel()
-	if err := l.deadLetterDetail(ctx, name, e, d.seq, reason, e.Attempt, detail); err != nil {
+	if _, err := l.deadLetterDetail(ctx, name, e, d.seq, reason, e.Attempt, detail); err != nil {
 		// Still delivered: its ack deadline offers it again.
 		return fmt.Errorf("dead-letter event %s: %w", e.ID, err)
 	}

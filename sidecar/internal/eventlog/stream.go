@@ -58,6 +58,9 @@ type streamHandle struct {
 	attached Attachment
 	// n is the number of deliveries this stream holds; guarded by Log.mu.
 	n int
+	// checks counts waitCapacity's looks at the stream's deliveries, for
+	// tests; guarded by Log.mu.
+	checks int
 }
 
 func (h *streamHandle) signal() {
@@ -202,6 +205,12 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 			jetstream.PullMaxMessages(n),
 			jetstream.StopAfter(n),
 			jetstream.PullExpiry(l.opts.PollInterval),
+			// JetStream drops a pull request silently when the server it
+			// reaches does not know of the consumer's leader yet (a
+			// consumer just created on a cluster): missed heartbeats are
+			// how the stream notices, so they come often, lest another
+			// replica's stream take every event meanwhile.
+			jetstream.PullHeartbeat(min(pullHeartbeat, l.opts.PollInterval/2)),
 		)
 		if err != nil {
 			return fmt.Errorf("fetch from subscription %s: %w", name, err)
@@ -211,6 +220,11 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 		}
 	}
 }
+
+// pullHeartbeat is how often JetStream tells an idle stream that its pull
+// request is alive (at most half the poll interval, as JetStream requires);
+// two missed ones end the round and a new request is sent.
+const pullHeartbeat = time.Second
 
 func (l *Log) quiescing() bool { return l.quiesce.Err() != nil }
 
@@ -349,63 +363,25 @@ func (l *Log) checkTypes(types []string) ([]string, error) {
 }
 
 // attach makes sure the subscription's consumer exists with a filter that
-// fits the stream's and registers a stream on it.
+// fits the stream's and registers a stream on it. The store calls happen
+// without l.mu: on a cluster each is a network round trip, and filter changes
+// are serialised by the subscription record's revision (filter.go), which
+// holds across replicas.
 func (l *Log) attach(ctx context.Context, name string, types []string, req StreamRequest) (*streamHandle, jetstream.Consumer, error) {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return nil, nil, ErrClosed
+	}
+	cons, created, err := l.joinFilter(ctx, name, types, req)
+	if err != nil {
+		return nil, nil, err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return nil, nil, ErrClosed
-	}
-	created := Attachment{Subscription: name}
-	// Consumer calls happen under l.mu so that filter changes and creation
-	// are serialised; they are local and fast.
-	cons, err := l.events.Consumer(ctx, name)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		if err := l.checkSubscriptionCount(ctx); err != nil {
-			return nil, nil, err
-		}
-		subjects, _ := filterSubjects(name, types)
-		cfg := l.consumerConfig(name, subjects)
-		switch req.Start {
-		case StartNow:
-			cfg.DeliverPolicy = jetstream.DeliverNewPolicy
-		case StartTime:
-			t := req.StartTime
-			cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-			cfg.OptStartTime = &t
-		}
-		cons, err = l.events.CreateConsumer(ctx, cfg)
-		if err != nil {
-			return nil, nil, consumerError(name, err)
-		}
-		created = Attachment{Subscription: name, Created: true, Pending: cons.CachedInfo().NumPending}
-		l.opts.Logger.Info("subscription created by a stream", "subscription", name, "event_types", types,
-			"start", startName(req), "replay_events", created.Pending)
-	case err != nil:
-		return nil, nil, fmt.Errorf("subscription %s: %w", name, err)
-	default:
-		cfg := cons.CachedInfo().Config
-		current := typesOf(cfg)
-		update := cfg.InactiveThreshold != l.opts.SubscriptionIdleExpiry
-		switch {
-		case len(types) == 0 || slices.Equal(types, current):
-		case covers(types, current):
-			subjects, _ := filterSubjects(name, types)
-			cfg.FilterSubject = ""
-			cfg.FilterSubjects = subjects
-			current = types
-			update = true
-			l.opts.Logger.Info("subscription filter widened", "subscription", name, "event_types", types)
-		default:
-			return nil, nil, filterMismatch(name, current, types)
-		}
-		if update {
-			cfg.InactiveThreshold = l.opts.SubscriptionIdleExpiry
-			if cons, err = l.events.UpdateConsumer(ctx, cfg); err != nil {
-				return nil, nil, consumerError(name, err)
-			}
-		}
 	}
 	s := l.subs[name]
 	if s == nil {
@@ -549,6 +525,11 @@ func (l *Log) detach(h *streamHandle) {
 	// and opens another gets the returned events first.
 	l.mu.Lock()
 	h.sub.streams--
+	if h.sub.streams == 0 && len(h.sub.inflight) == 0 && l.subs[h.sub.name] == h.sub {
+		// Nothing of it is held here any more: a subscription that is
+		// deleted or expires leaves no state behind.
+		delete(l.subs, h.sub.name)
+	}
 	l.mu.Unlock()
 }
 
@@ -558,6 +539,7 @@ func (l *Log) detach(h *streamHandle) {
 func (l *Log) waitCapacity(ctx context.Context, h *streamHandle, max int, stop <-chan struct{}) error {
 	for {
 		l.mu.Lock()
+		h.checks++
 		now := time.Now()
 		var next time.Time
 		for id, d := range h.sub.inflight {
@@ -578,18 +560,36 @@ func (l *Log) waitCapacity(ctx context.Context, h *streamHandle, max int, stop <
 		if n < max {
 			return nil
 		}
-		timer := time.NewTimer(time.Until(next))
+		// With no deadline ahead, every delivery the stream holds is being
+		// settled (Settle removed it from inflight and gives back its
+		// capacity when JetStream confirms, then signals): wait for that,
+		// not for a timer that has already fired.
+		var (
+			timer  *time.Timer
+			expire <-chan time.Time
+		)
+		if !next.IsZero() {
+			timer = time.NewTimer(time.Until(next))
+			expire = timer.C
+		}
+		var (
+			err     error
+			stopped bool
+		)
 		select {
 		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
+			err = ctx.Err()
 		case <-stop:
-			timer.Stop()
-			return nil
+			stopped = true
 		case <-h.wake:
-		case <-timer.C:
+		case <-expire:
 		}
-		timer.Stop()
+		if timer != nil {
+			timer.Stop()
+		}
+		if err != nil || stopped {
+			return err
+		}
 	}
 }
 
@@ -681,7 +681,7 @@ func (l *Log) checkRedelivery(streamCtx context.Context, h *streamHandle, m jets
 	}
 	// Dead-letter it, and only then stop its redelivery (a crash in
 	// between redelivers it here and the dead-letter id de-duplicates it).
-	if err := l.deadLetter(ctx, h.sub.name, *e, seq, reason, e.Attempt-1); err != nil {
+	if _, err := l.deadLetter(ctx, h.sub.name, *e, seq, reason, e.Attempt-1); err != nil {
 		l.returnUnoffered(h.sub.name, m)
 		return 0, false, fmt.Errorf("dead-letter event %s: %w", e.ID, err)
 	}

@@ -99,6 +99,14 @@ func (l *Log) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
 	slices.SortFunc(out, func(a, b Subscription) int { return strings.Compare(a.Name, b.Name) })
+	// Forget what is cached of subscriptions deleted or expired.
+	l.mu.Lock()
+	for name := range l.oldest {
+		if _, ok := slices.BinarySearchFunc(out, name, func(s Subscription, n string) int { return strings.Compare(s.Name, n) }); !ok {
+			delete(l.oldest, name)
+		}
+	}
+	l.mu.Unlock()
 	return out, nil
 }
 
@@ -131,6 +139,22 @@ func (l *Log) describe(ctx context.Context, info *jetstream.ConsumerInfo, dead m
 	if info.Config.FilterSubject != "" {
 		subjects = []string{info.Config.FilterSubject}
 	}
+	// It stays the same while the ack floor and the filter do: a scrape
+	// reads the store only for subscriptions whose floor moved, instead of
+	// once per filter of every subscription. The cache is renewed after
+	// oldestTTL, as retention may remove that event.
+	key := strings.Join(subjects, " ")
+	now := time.Now()
+	l.mu.Lock()
+	c, ok := l.oldest[s.Name]
+	l.mu.Unlock()
+	if ok && c.floor == s.AckFloor && c.subjects == key && now.Sub(c.read) < oldestTTL {
+		s.OldestUnacked = c.t
+		return s, nil
+	}
+	l.mu.Lock()
+	l.lookups++
+	l.mu.Unlock()
 	for _, subj := range subjects {
 		raw, err := l.events.GetMsg(ctx, s.AckFloor+1, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -143,8 +167,21 @@ func (l *Log) describe(ctx context.Context, info *jetstream.ConsumerInfo, dead m
 			s.OldestUnacked = raw.Time
 		}
 	}
+	l.mu.Lock()
+	l.oldest[s.Name] = oldestUnacked{floor: s.AckFloor, subjects: key, t: s.OldestUnacked, read: now}
+	l.mu.Unlock()
 	return s, nil
 }
+
+// oldestUnacked is a cached OldestUnacked of a subscription.
+type oldestUnacked struct {
+	floor    uint64
+	subjects string
+	t, read  time.Time
+}
+
+// oldestTTL bounds how long a cached OldestUnacked is used.
+const oldestTTL = time.Minute
 
 // deadLetterCounts returns the number of dead letters per subscription.
 func (l *Log) deadLetterCounts(ctx context.Context) (map[string]uint64, error) {
@@ -165,6 +202,13 @@ func (l *Log) deadLetterCounts(ctx context.Context) (map[string]uint64, error) {
 // its dead letters with the reason ReasonFilterNarrowed, at once for those
 // not yet delivered and when they come back for those delivered and not
 // settled. It returns the subscription and how many events it moved.
+//
+// The narrowing is recorded before the filter changes, and the record is
+// cleared only when every excluded event is a dead letter: a call that is
+// interrupted (its deadline, a crash) is finished by the next
+// UpdateSubscription on the subscription, for example a retry with the same
+// types. Moving is de-duplicated by log position, so a resumed move does not
+// store a dead letter twice within the duplicate window.
 func (l *Log) UpdateSubscription(ctx context.Context, name string, types []string) (Subscription, int, error) {
 	name, err := NormalizeSubscription(name)
 	if err != nil {
@@ -173,57 +217,150 @@ func (l *Log) UpdateSubscription(ctx context.Context, name string, types []strin
 	if types, err = l.checkTypes(types); err != nil {
 		return Subscription{}, 0, err
 	}
-	l.mu.Lock()
-	cons, err := l.consumer(ctx, name)
-	if err != nil {
-		l.mu.Unlock()
+	if err := l.setFilter(ctx, name, types); err != nil {
 		return Subscription{}, 0, err
 	}
-	cfg := cons.CachedInfo().Config
-	old := typesOf(cfg)
-	if slices.Equal(old, types) {
-		l.mu.Unlock()
-		s, err := l.GetSubscription(ctx, name)
-		return s, 0, err
-	}
-	oldSubjects := cfg.FilterSubjects
-	if cfg.FilterSubject != "" {
-		oldSubjects = []string{cfg.FilterSubject}
-	}
-	cfg.FilterSubject = ""
-	cfg.FilterSubjects, _ = filterSubjects(name, types)
-	cons, err = l.events.UpdateConsumer(ctx, cfg)
+	moved, err := l.finishNarrowings(ctx, name)
 	if err != nil {
-		l.mu.Unlock()
-		return Subscription{}, 0, consumerError(name, err)
-	}
-	if st := l.subs[name]; st != nil {
-		st.types = types
-	}
-	l.mu.Unlock()
-	l.opts.Logger.Info("subscription filter changed", "subscription", name, "event_types", types, "previous", old)
-	moved := 0
-	if !covers(types, old) {
-		if moved, err = l.moveExcluded(ctx, name, cons, oldSubjects, types); err != nil {
-			return Subscription{}, moved, err
-		}
+		return Subscription{}, moved, err
 	}
 	s, err := l.GetSubscription(ctx, name)
 	return s, moved, err
 }
 
-// moveExcluded dead-letters the events the subscription had not yet been
-// handed that its new filter excludes. The consumer no longer delivers
-// them, so nothing else moves them; delivered ones come back to deliverOne.
-func (l *Log) moveExcluded(ctx context.Context, name string, cons jetstream.Consumer, oldSubjects, types []string) (int, error) {
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("subscription %s: %w", name, err)
+// setFilter writes the subscription's new filter, with the intent of a
+// narrowing when it drops types, and applies it to the consumer.
+func (l *Log) setFilter(ctx context.Context, name string, types []string) error {
+	for range filterRounds {
+		cons, err := l.consumer(ctx, name)
+		if err != nil {
+			return err
+		}
+		rec, rev, err := l.readRecord(ctx, name)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			rec.Types = typesOf(cons.CachedInfo().Config)
+		}
+		old := rec.Types
+		if slices.Equal(old, types) && rev != 0 {
+			// Nothing to change; an interrupted change is finished by
+			// applying the record again.
+			_, _, err := l.applyFilter(ctx, name, cons)
+			return err
+		}
+		rec.Types = types
+		if !covers(types, old) {
+			// The events not yet delivered before the change are those
+			// after this position; one delivered between this read and
+			// the change may also be dead-lettered (a duplicate, never a
+			// loss).
+			info, err := cons.Info(ctx)
+			if err != nil {
+				return fmt.Errorf("subscription %s: %w", name, err)
+			}
+			subjects, _ := filterSubjects(name, old)
+			rec.Narrowings = append(rec.Narrowings, narrowing{Subjects: subjects, Types: types, From: info.Delivered.Stream + 1})
+		}
+		if _, err := l.writeRecord(ctx, name, rec, rev); errors.Is(err, errConflict) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if _, _, err := l.applyFilter(ctx, name, cons); err != nil {
+			return err
+		}
+		l.opts.Logger.Info("subscription filter changed", "subscription", name, "event_types", types, "previous", old)
+		if n := len(rec.Narrowings); n > 0 && rec.Narrowings[n-1].To == 0 {
+			// Bound the move by the log's end now that the consumer has
+			// the new filter: later events were never the subscription's.
+			// If this is not recorded (the record changed meanwhile), the
+			// move goes to the log's end when it runs.
+			l.boundNarrowing(ctx, name, rec.Narrowings[n-1])
+		}
+		return nil
 	}
-	from := info.Delivered.Stream + 1
+	return fmt.Errorf("subscription %s: %w after %d attempts", name, errConflict, filterRounds)
+}
+
+// finishNarrowings moves the excluded events of every recorded narrowing of
+// the subscription to its dead letters and then clears the narrowing. It
+// returns how many events it moved (counting those an interrupted earlier
+// call had moved).
+func (l *Log) finishNarrowings(ctx context.Context, name string) (int, error) {
+	rec, _, err := l.readRecord(ctx, name)
+	if err != nil || len(rec.Narrowings) == 0 {
+		return 0, err
+	}
 	moved := 0
-	for _, subj := range oldSubjects {
-		for seq := from; ; {
+	for _, n := range rec.Narrowings {
+		if n.To == 0 {
+			// Bound the move by the log's end once the filter is applied:
+			// later events were never the subscription's.
+			info, err := l.events.Info(ctx)
+			if err != nil {
+				return moved, fmt.Errorf("narrow subscription %s: %w", name, err)
+			}
+			n.To = info.State.LastSeq
+		}
+		m, err := l.moveExcluded(ctx, name, n)
+		moved += m
+		if err != nil {
+			return moved, err
+		}
+		if err := l.clearNarrowing(ctx, name, n); err != nil {
+			return moved, err
+		}
+	}
+	return moved, nil
+}
+
+// boundNarrowing records the log's last position as the end of narrowing n.
+func (l *Log) boundNarrowing(ctx context.Context, name string, n narrowing) {
+	info, err := l.events.Info(ctx)
+	if err != nil {
+		return
+	}
+	rec, rev, err := l.readRecord(ctx, name)
+	if err != nil || rev == 0 {
+		return
+	}
+	i := slices.IndexFunc(rec.Narrowings, n.equal)
+	if i < 0 || rec.Narrowings[i].To != 0 {
+		return
+	}
+	rec.Narrowings[i].To = info.State.LastSeq
+	_, _ = l.writeRecord(ctx, name, rec, rev)
+}
+
+// clearNarrowing removes a finished narrowing from the record.
+func (l *Log) clearNarrowing(ctx context.Context, name string, done narrowing) error {
+	for range filterRounds {
+		rec, rev, err := l.readRecord(ctx, name)
+		if err != nil || rev == 0 {
+			return err
+		}
+		rest := slices.DeleteFunc(slices.Clone(rec.Narrowings), done.equal)
+		if len(rest) == len(rec.Narrowings) {
+			return nil
+		}
+		rec.Narrowings = rest
+		if _, err := l.writeRecord(ctx, name, rec, rev); !errors.Is(err, errConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("subscription %s: %w after %d attempts", name, errConflict, filterRounds)
+}
+
+// moveExcluded dead-letters the events of a narrowing: those of its old
+// subjects from n.From to n.To that its new filter excludes. The consumer
+// no longer delivers them, so nothing else moves them; delivered ones come
+// back to deliverOne.
+func (l *Log) moveExcluded(ctx context.Context, name string, n narrowing) (int, error) {
+	moved := 0
+	for _, subj := range n.Subjects {
+		for seq := n.From; seq <= n.To; {
 			raw, err := l.events.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
 				break
@@ -231,15 +368,21 @@ func (l *Log) moveExcluded(ctx context.Context, name string, cons jetstream.Cons
 			if err != nil {
 				return moved, fmt.Errorf("narrow subscription %s: %w", name, err)
 			}
+			if raw.Sequence > n.To {
+				break
+			}
 			seq = raw.Sequence + 1
 			e := decode(raw.Header, raw.Subject, raw.Data, raw.Sequence)
-			if matchesAny(types, e.Type) {
+			if matchesAny(n.Types, e.Type) {
 				continue
 			}
-			if err := l.deadLetter(ctx, name, e, raw.Sequence, ReasonFilterNarrowed, 0); err != nil {
+			dup, err := l.deadLetter(ctx, name, e, raw.Sequence, ReasonFilterNarrowed, 0)
+			if err != nil {
 				return moved, fmt.Errorf("narrow subscription %s: dead-letter event %s: %w", name, e.ID, err)
 			}
-			l.opts.Observer.DeadLettered(name)
+			if !dup {
+				l.opts.Observer.DeadLettered(name)
+			}
 			moved++
 		}
 	}
@@ -262,14 +405,12 @@ func (l *Log) DeleteSubscription(ctx context.Context, name string) error {
 	if err := l.dead.Purge(ctx, jetstream.WithPurgeSubject(deadPrefix+name+".>")); err != nil {
 		return fmt.Errorf("delete dead letters of %s: %w", name, err)
 	}
-	keys, err := l.unoffers.ListKeysFiltered(ctx, name+".>")
-	if err != nil {
-		return fmt.Errorf("delete attempt records of %s: %w", name, err)
+	if err := l.purgeLeftovers(ctx, name, 0); err != nil {
+		return fmt.Errorf("delete subscription %s: %w", name, err)
 	}
-	for k := range keys.Keys() {
-		_ = l.unoffers.Purge(ctx, k)
+	if err := l.records.Purge(ctx, name); err != nil {
+		return fmt.Errorf("delete subscription %s: %w", name, err)
 	}
-	_ = keys.Stop()
 	l.opts.Logger.Info("subscription deleted", "subscription", name)
 	return nil
 }

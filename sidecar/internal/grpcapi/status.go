@@ -12,6 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/chronoshub"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
@@ -93,11 +96,36 @@ func (s *Service) toStatus(err error) error {
 		return errShuttingDown()
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.DeadlineExceeded), storeUnavailable(err):
+		// The store's own time limits (a cluster electing a leader, a node
+		// that does not answer) end as DeadlineExceeded although the caller
+		// may have set none: UNAVAILABLE tells the app to retry. A caller
+		// whose own deadline passed sees DEADLINE_EXCEEDED from its gRPC
+		// library either way.
+		s.logger.Warn("event store unavailable", "err", err)
+		return status.Error(codes.Unavailable, "the event store is unavailable or did not answer in time; retry")
 	}
 	s.logger.Error("internal error", "err", err)
 	return status.Error(codes.Internal, "internal error; see the sidecar's log")
+}
+
+// storeUnavailable reports whether err says that the NATS JetStream store
+// could not be reached or could not serve the request for now: no
+// responders, a timeout, a lost connection, or a server-side (5xx) answer,
+// from the event log or a key-value bucket alike.
+func storeUnavailable(err error) bool {
+	for _, e := range []error{
+		nats.ErrNoResponders, nats.ErrTimeout, nats.ErrConnectionClosed, nats.ErrConnectionDraining,
+		nats.ErrDisconnected, nats.ErrConnectionReconnecting, nats.ErrNoServers, nats.ErrStaleConnection,
+		jetstream.ErrNoStreamResponse, jetstream.ErrJetStreamNotEnabled, jetstream.ErrJetStreamNotEnabledForAccount,
+		jetstream.ErrServerShutdown,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code >= 500
 }
 
 // chronoshubStatus maps ChronosHub's answer to a status carrying its Problem

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 )
@@ -159,6 +160,51 @@ func (m *Metrics) Acked(subscription string, sinceReceived time.Duration) {
 // DeadLettered implements eventlog.Observer.
 func (m *Metrics) DeadLettered(subscription string) {
 	m.deadLetters.WithLabelValues(subscription).Inc()
+}
+
+// KeepSubscriptions removes the per-subscription series (deliveries,
+// redeliveries, delivery latency, dead letters) of every subscription not in
+// names: one that was deleted or expired from idleness. The sidecar calls it
+// with the subscriptions that exist at each scrape, so that series do not
+// pile up as subscriptions come and go; a subscription created again starts
+// its counters from zero, which Prometheus reads as a counter reset.
+func (m *Metrics) KeepSubscriptions(names []string) {
+	keep := make(map[string]bool, len(names))
+	for _, n := range names {
+		keep[n] = true
+	}
+	for _, c := range []interface {
+		prometheus.Collector
+		DeleteLabelValues(...string) bool
+	}{m.delivered, m.redeliveries, m.deliveryLatency, m.deadLetters} {
+		for _, sub := range subscriptionLabels(c) {
+			if !keep[sub] {
+				c.DeleteLabelValues(sub)
+			}
+		}
+	}
+}
+
+// subscriptionLabels returns the subscription label values c has series for.
+func subscriptionLabels(c prometheus.Collector) []string {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	var out []string
+	for metric := range ch {
+		var d dto.Metric
+		if metric.Write(&d) != nil {
+			continue
+		}
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "subscription" {
+				out = append(out, l.GetValue())
+			}
+		}
+	}
+	return out
 }
 
 // Sent counts an event to ChronosHub that reached a final state, named by

@@ -92,3 +92,42 @@ chronoshub_sidecar_dead_letters_total{subscription="app"} 1
 		}
 	}
 }
+
+// TestKeepSubscriptionsDropsGoneSeries: the per-subscription series of a
+// subscription that no longer exists (deleted, expired) leave the scrape;
+// those of the others stay.
+func TestKeepSubscriptionsDropsGoneSeries(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	for _, sub := range []string{"kept", "gone"} {
+		m.Delivered(sub, 1)
+		m.Delivered(sub, 2)
+		m.Acked(sub, time.Millisecond)
+		m.DeadLettered(sub)
+	}
+	m.KeepSubscriptions([]string{"kept"})
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, f := range families {
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetName() != "subscription" {
+					continue
+				}
+				switch l.GetValue() {
+				case "gone":
+					t.Errorf("%s still has a series for subscription gone", f.GetName())
+				case "kept":
+					kept++
+				}
+			}
+		}
+	}
+	if kept != 4 {
+		t.Errorf("%d series of subscription kept, want 4 (delivered, redeliveries, latency, dead letters)", kept)
+	}
+}

@@ -17,6 +17,12 @@ import (
 // outbox expires its records with per-message TTLs, which came in 2.11.
 const MinServerVersion = "2.11.0"
 
+// How a stale connection to a server that stopped answering is noticed.
+const (
+	pingInterval = 2 * time.Second
+	maxPingsOut  = 2
+)
+
 // ExternalOptions configures ConnectExternal.
 type ExternalOptions struct {
 	// URL is the cluster's server list, comma-separated. Required. It may
@@ -73,9 +79,18 @@ func ConnectExternal(ctx context.Context, opts ExternalOptions) (*nats.Conn, jet
 		nats.Name(name),
 		nats.Timeout(timeout),
 		nats.MaxReconnects(-1),
+		// A frozen server (a paused VM, a long stall) keeps the TCP
+		// connection open: nats.go's default ping (every 2 minutes, 2
+		// unanswered) would hold the sidecar on it for minutes, longer than
+		// ChronosHub's retries may last. Pinging every 2 s and giving up
+		// after 2 unanswered pings moves to another server within about
+		// 4 to 6 s.
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(maxPingsOut),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("nats disconnected", "url", Redact(nc.ConnectedUrl()), "err", err)
+				log.Warn("nats disconnected", "url", Redact(nc.ConnectedUrl()), "err", RedactError(opts.URL, err))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -93,7 +108,7 @@ func ConnectExternal(ctx context.Context, opts ExternalOptions) (*nats.Conn, jet
 	}
 	nc, err := nats.Connect(opts.URL, nopts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats %s: %w", Redact(opts.URL), err)
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", Redact(opts.URL), RedactError(opts.URL, err))
 	}
 	js, err := checkExternal(ctx, nc, opts.Domain, timeout)
 	if err != nil {

@@ -240,6 +240,13 @@ func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 		msg.Ack()
 		return
 	}
+	if now := o.now(); rec.LeaseUntil.After(now) {
+		// Another worker holds the lease and is posting it now (its message came back
+		// because that worker's process stalled past the ack deadline): come back when the
+		// lease ends rather than post it a second time.
+		msg.NakWithDelay(rec.LeaseUntil.Sub(now) + time.Second)
+		return
+	}
 	if o.now().Sub(rec.CreatedAt) >= o.failAfter {
 		rec.Expired, rec.State, rec.UpdatedAt = true, Failed, o.now()
 		if rec.Error == "" {
@@ -248,9 +255,16 @@ func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 		o.settle(wctx, msg, hash, rec, rev, log)
 		return
 	}
-	// Mark the attempt before sending: a second worker holding a redelivery of this message
-	// loses the compare-and-set and does not post.
+	// Mark the attempt before sending, with a lease: a second worker holding a redelivery of
+	// this message loses the compare-and-set if it raced this one, and later sees the lease,
+	// so it does not post while this send runs. The message comes back one ack deadline
+	// after this worker stopped extending it (its process stalled or died); the lease, twice
+	// that, makes the redelivery wait one more ack deadline for a stalled worker to finish,
+	// while a dead one's event is posted again at most 2 ack deadlines (30 s) after its
+	// claim. A post still running after that (ChronosHub slow, and this process stalled)
+	// can be posted twice: at least once, as for any answer lost.
 	rec.UpdatedAt = o.now()
+	rec.LeaseUntil = rec.UpdatedAt.Add(o.lease)
 	if rev, err = o.boundedUpdate(wctx, hash, rec, rev, 0); err != nil {
 		log.Warn("claim queued event", "err", err)
 		msg.NakWithDelay(o.delay(delivered))
@@ -260,6 +274,7 @@ func (o *Outbox) forward(ctx context.Context, msg jetstream.Msg) {
 	sctx, scancel := context.WithTimeout(o.tracer.ContextWithTraceContext(wctx, q.TraceParent, q.TraceState), sendTimeout)
 	res, err := o.sender.SendEvent(sctx, q.Type, q.Payload)
 	scancel()
+	rec.LeaseUntil = time.Time{}
 	o.applyResult(&rec, res, err)
 	if rec.State == Queued && o.now().Sub(rec.CreatedAt) >= o.failAfter {
 		rec.Expired, rec.State = true, Failed

@@ -143,6 +143,9 @@ type Options struct {
 
 	// ackWait overrides the consumer's ack deadline, for tests of redelivery.
 	ackWait time.Duration
+	// lease overrides how long a worker posting a queued event holds it (see
+	// stored.LeaseUntil), for tests; zero means twice the ack deadline.
+	lease time.Duration
 	// suffix is appended to the names of the bucket, the stream, its subjects and the
 	// consumer, so that tests can share one cluster.
 	suffix string
@@ -207,6 +210,7 @@ type Outbox struct {
 	tracer        *tracing.Tracer
 	onOutcome     func(State)
 	ackWait       time.Duration
+	lease         time.Duration
 	concurrency   int
 	orderByType   bool
 
@@ -269,6 +273,7 @@ func Open(ctx context.Context, js jetstream.JetStream, s Sender, opts Options) (
 	}
 	o.log = o.log.With("component", "outbox")
 	o.ackWait = cmp.Or(opts.ackWait, ackWait)
+	o.lease = cmp.Or(opts.lease, 2*o.ackWait)
 	replicas := cmp.Or(opts.Replicas, 1)
 	o.bucket, o.streamName, o.consumer = BucketName+opts.suffix, StreamName+opts.suffix, ConsumerName+opts.suffix
 	o.queuePrefix = strings.TrimSuffix(queueSubjectPrefix, ".") + opts.suffix + "."
@@ -597,6 +602,10 @@ type stored struct {
 	Expired     bool            `json:"expired,omitempty"` // failed by FailAfter
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
+	// LeaseUntil, while in the future, says that a forwarder (of this
+	// replica or another) is posting the queued event: a redelivery of its
+	// message meanwhile waits instead of posting it a second time.
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
 }
 
 func (s stored) record() Record {

@@ -765,9 +765,13 @@ func (s *Sidecar) subscriptionStats(ctx context.Context) ([]metrics.Subscription
 		return nil, err
 	}
 	out := make([]metrics.SubscriptionStat, len(subs))
+	names := make([]string, len(subs))
 	for i, sub := range subs {
 		out[i] = metrics.SubscriptionStat{Name: sub.Name, Pending: sub.Pending, Unacked: sub.Unacked, DeadLetters: sub.DeadLetters, OldestUnacked: sub.OldestUnacked}
+		names[i] = sub.Name
 	}
+	// Series of subscriptions deleted or expired since the last scrape go.
+	s.met.KeepSubscriptions(names)
 	return out, nil
 }
 
