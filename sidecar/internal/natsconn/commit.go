@@ -19,10 +19,11 @@ import (
 // It relies on how the embedded server writes a stream with one replica:
 // each message is written (write(2)) to the stream's last message block,
 // Dir/jetstream/<account>/streams/<stream>/msgs/<n>.blk, before the
-// server acknowledges it, and a full block is followed by a new file with a
-// higher n. So the data written since the last commit is in the blocks
-// numbered from the highest one that commit saw; a block created since is
-// also a new directory entry, made durable by an fsync of the directory.
+// server acknowledges it; a full block is followed by a new file. Block
+// files are only appended to or replaced (a compaction renames a new file
+// over one). So the data written since the last commit is in the block
+// files whose size, time or inode changed since, or that are new; a new one
+// is also a directory entry, made durable by an fsync of the directory.
 // fsync flushes a file's dirty pages whichever descriptor wrote them, so the
 // server's own descriptors need not be reached.
 type committer struct {
@@ -38,8 +39,8 @@ type committer struct {
 	err       error         // the first fsync error; sticky (see Commit)
 
 	// started and last belong to the committing caller. started says the
-	// whole store was synced once; last is, per msgs directory, the blocks
-	// the last round saw.
+	// whole store was synced once; last is, per msgs directory, the block
+	// files the last round saw.
 	started bool
 	last    map[string]blockSet
 }
@@ -93,9 +94,9 @@ func (c *committer) commit(ctx context.Context) error {
 	return err
 }
 
-// syncAll fsyncs, in every stream's msgs directory, the blocks numbered from
-// the highest one the previous round saw, and the directory itself when it
-// gained a block. The first round, and the first round to see a stream,
+// syncAll fsyncs, in every stream's msgs directory, the blocks written
+// since the previous round, and the directory itself when it gained a
+// block. The first round, and the first round to see a stream,
 // fsync every file and directory of it (its configuration, its consumers)
 // up to root's parent, which JetStream wrote without fsync.
 func (c *committer) syncAll() error {
@@ -156,9 +157,9 @@ func (c *committer) syncTree(top string) error {
 		}
 		if d.IsDir() && d.Name() == "msgs" {
 			c.last[path] = blockSet{}
-		} else if n, ok := blockNumber(d.Name()); ok {
+		} else if isBlock(d.Name()) {
 			if info, err := d.Info(); err == nil {
-				c.last[filepath.Dir(path)] = c.last[filepath.Dir(path)].with(d.Name(), n, info)
+				c.last[filepath.Dir(path)] = c.last[filepath.Dir(path)].with(d.Name(), info)
 			}
 		}
 		return c.fsync(path)
@@ -171,25 +172,24 @@ func (c *committer) syncTree(top string) error {
 
 // blockSet is what one round saw of a msgs directory's blocks.
 type blockSet struct {
-	highest uint64
-	files   map[string]fs.FileInfo // by file name
+	files map[string]fs.FileInfo // by file name
 }
 
-func (b blockSet) with(name string, n uint64, info fs.FileInfo) blockSet {
+func (b blockSet) with(name string, info fs.FileInfo) blockSet {
 	if b.files == nil {
 		b.files = map[string]fs.FileInfo{}
 	}
 	b.files[name] = info
-	b.highest = max(b.highest, n)
 	return b
 }
 
 // syncBlocks fsyncs the blocks of one msgs directory that may hold data
-// written since the previous round: the highest-numbered one it saw and
-// those after it (the server appends to its last block only), and any other
-// block whose file is new (by name or inode: a compaction writes a new file
-// and renames it over the old one) or changed size or time (whatever the
-// server did to it). The directory is fsynced when it has a new file.
+// written since the previous round: those whose file is new (by name or
+// inode: a new block, or a compaction that wrote a new file and renamed it
+// over the old one) or changed size or modification time. The server only
+// appends to a block file (messages, tombstones) or replaces it, so a write
+// before this round began shows in one of them. The directory is fsynced
+// when it has a new file.
 func (c *committer) syncBlocks(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -203,8 +203,7 @@ func (c *committer) syncBlocks(dir string) error {
 	var next blockSet
 	newEntry := false
 	for _, e := range entries {
-		n, ok := blockNumber(e.Name())
-		if !ok {
+		if !isBlock(e.Name()) {
 			continue
 		}
 		info, err := e.Info()
@@ -214,11 +213,13 @@ func (c *committer) syncBlocks(dir string) error {
 		if err != nil {
 			return fmt.Errorf("block %s: %w", filepath.Join(dir, e.Name()), err)
 		}
-		next = next.with(e.Name(), n, info)
+		next = next.with(e.Name(), info)
 		old, known := prev.files[e.Name()]
 		isNew := !known || !os.SameFile(old, info)
-		changed := isNew || old.Size() != info.Size() || !old.ModTime().Equal(info.ModTime())
-		if !changed && n < prev.highest {
+		if !isNew && old.Size() == info.Size() && old.ModTime().Equal(info.ModTime()) {
+			// Unwritten since the previous round, which fsynced it (or it
+			// was not written since the one before). An fsync of a clean
+			// file is not free: on ext4 it still flushes the disk's cache.
 			continue
 		}
 		newEntry = newEntry || isNew
@@ -235,14 +236,14 @@ func (c *committer) syncBlocks(dir string) error {
 	return nil
 }
 
-// blockNumber returns n of a message block's file name, "<n>.blk".
-func blockNumber(name string) (uint64, bool) {
+// isBlock reports whether name is a message block's file, "<n>.blk".
+func isBlock(name string) bool {
 	s, ok := strings.CutSuffix(name, ".blk")
 	if !ok {
-		return 0, false
+		return false
 	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	return n, err == nil
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
 }
 
 // fsyncPath fsyncs a file or a directory. One that no longer exists was
