@@ -59,6 +59,7 @@ func (h *harness) benchIngest(ctx context.Context) error {
 			baseRates[mode] = r.Rate
 			h.logf("round %d  %-15s %-14s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", round+1, srvBaseline, mode, r.Rate, ms(r.Lat.P50), ms(r.Lat.P99), r.Errors)
 		}
+		sidecarRates := map[string]float64{}
 		for _, srv := range ingestServers[1:] {
 			dir := h.dataDir("ingest")
 			p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: syncOf[srv]})
@@ -71,6 +72,9 @@ func (h *harness) benchIngest(ctx context.Context) error {
 			for _, mode := range ingestModes {
 				r := h.ingestRun(ctx, url, mode, h.cfg.Warmup, h.cfg.Duration)
 				get(h.res.Ingest, ingestKey(srv, mode)).add(r)
+				if mode == modeKeepAlive {
+					sidecarRates[srv] = r.Rate
+				}
 				if b := baseRates[mode]; b > 0 {
 					h.res.IngestRatio[ingestKey(srv, mode)] = append(h.res.IngestRatio[ingestKey(srv, mode)], r.Rate/b)
 				}
@@ -83,6 +87,9 @@ func (h *harness) benchIngest(ctx context.Context) error {
 			h.res.PeakRSS[syncOf[srv]] = append(h.res.PeakRSS[syncOf[srv]], float64(<-peak))
 			p.stop()
 			os.RemoveAll(dir)
+		}
+		if b := sidecarRates[srvSidecar1s]; b > 0 {
+			h.res.AlwaysIngestRatio = append(h.res.AlwaysIngestRatio, sidecarRates[srvSidecarAlways]/b)
 		}
 	}
 	return nil
@@ -185,8 +192,7 @@ func (h *harness) benchSend(ctx context.Context) error {
 				h.emu.ClearInbound()
 				s := get(h.res.Send, path.name+" "+kind.name)
 				s.add(r)
-				// Sent holds the new connections to ChronosHub per 1,000 calls.
-				s.Sent = append(s.Sent, 1000*float64(conns)/float64(max(r.Ok+r.Errors, 1)))
+				s.NewConns = append(s.NewConns, 1000*float64(conns)/float64(max(r.Ok+r.Errors, 1)))
 				h.logf("round %d  send %-8s %-10s %8.0f req/s  p50 %6.3f ms  p99 %6.3f ms  errors %d", round+1, path.name, kind.name, r.Rate, ms(r.Lat.P50), ms(r.Lat.P99), r.Errors)
 				if r.Errors > 0 {
 					h.logf("  last error: %v", r.LastErr)
