@@ -21,11 +21,11 @@ const (
 	targetIdleRSS      = 64 << 20
 	targetStartupMilli = 1000
 	// Issue 22's targets.
-	targetAlwaysIngest  = 0.5  // keep-alive ingest, SYNC=always ÷ SYNC=1s
-	targetAlwaysP99     = 2    // end-to-end p99 at the lowest rate, SYNC=always ÷ SYNC=1s
-	targetClusterP99    = 2.5  // end-to-end p99, R3 cluster ÷ embedded
-	targetClusterIngest = 0.6  // keep-alive ingest, R3 cluster ÷ embedded
-	targetFanOutP99     = 3    // end-to-end p99, 100 subscriptions ÷ 1
+	targetAlwaysIngest  = 0.5 // keep-alive ingest, SYNC=always ÷ SYNC=1s
+	targetAlwaysP99     = 2   // end-to-end p99 at the lowest rate, SYNC=always ÷ SYNC=1s
+	targetClusterP99    = 2.5 // end-to-end p99, R3 cluster ÷ embedded
+	targetClusterIngest = 0.6 // keep-alive ingest, R3 cluster ÷ embedded
+	targetFanOutP99     = 3   // end-to-end p99, 100 subscriptions ÷ 1
 	targetFanOutSubs    = 100
 	targetDedupeEvents  = 1_000_000 // events in the duplicate window
 	targetDedupeMilli   = 1000      // startup and recovery with them, ms
