@@ -542,12 +542,12 @@ func (r *results) mdSend(p printer) {
 	p("")
 	p("| path | p50 ms (1 caller) | p99 ms (1 caller) | requests/s (1 caller) | requests/s (%d callers) | p99 ms (%d callers) | new connections per 1,000 calls (%d callers) | errors |", r.Cfg.SendCallers, r.Cfg.SendCallers, r.Cfg.SendCallers)
 	p("|---|---|---|---|---|---|---|---|")
-	for _, path := range []string{"direct", sendForwarder, "sidecar"} {
+	for _, path := range []string{"direct", sendForwarder, "sidecar", sendUnix} {
 		l, t := r.Send[path+" latency"], r.Send[path+" throughput"]
 		if l == nil || t == nil {
 			continue
 		}
-		name := map[string]string{"direct": "direct POST", sendForwarder: "minimal forwarder (bare gRPC `SendEvent`)", "sidecar": "`SendEvent` via the sidecar"}[path]
+		name := map[string]string{"direct": "direct POST", sendForwarder: "minimal forwarder (bare gRPC `SendEvent`)", "sidecar": "`SendEvent` via the sidecar", sendUnix: "`SendEvent` via the sidecar's unix socket listener"}[path]
 		p("| %s | %s | %s | %s | %s | %s | %s | %d |", name, fmtFig(l.latency(p50), fmtMs), fmtFig(l.latency(p99), fmtMs), fmtFig(l.rate(), formatRate),
 			fmtFig(t.rate(), formatRate), fmtFig(t.latency(p99), fmtMs), fmtFig(summarizeRuns(t.connsPerK()), fmtConns), l.errors()+t.errors())
 	}
@@ -559,6 +559,12 @@ func (r *results) mdSend(p printer) {
 		p("Added by the sidecar over the minimal forwarder (per run): p50 **%s ms**, p99 **%s ms**; throughput with %d callers **%s** the forwarder's. The forwarder over the direct POST: p50 **%s ms**, p99 **%s ms** added; throughput **%s**.",
 			fmtFig(r.sendAdded(sendForwarder, "sidecar", p50), fmtMs), fmtFig(r.sendAdded(sendForwarder, "sidecar", p99), fmtMs), r.Cfg.SendCallers, fmtFig(r.sendRatio(sendForwarder, "sidecar"), fmtRatio),
 			fmtFig(r.sendAdded("direct", sendForwarder, p50), fmtMs), fmtFig(r.sendAdded("direct", sendForwarder, p99), fmtMs), fmtFig(r.sendRatio("direct", sendForwarder), fmtRatio))
+	}
+	if r.Send[sendUnix+" latency"] != nil {
+		p("")
+		p("The sidecar over its unix socket listener (a second sidecar, `CHRONOSHUB_GRPC_ADDR=unix://…`) against the minimal forwarder on loopback TCP (per run): p50 **%s ms**, p99 **%s ms** added; throughput with %d callers **%s** the forwarder's. Against the same sidecar binary over loopback TCP: p99 **%s ms** added, throughput **%s**.",
+			fmtFig(r.sendAdded(sendForwarder, sendUnix, p50), fmtMs), fmtFig(r.sendAdded(sendForwarder, sendUnix, p99), fmtMs), r.Cfg.SendCallers, fmtFig(r.sendRatio(sendForwarder, sendUnix), fmtRatio),
+			fmtFig(r.sendAdded("sidecar", sendUnix, p99), fmtMs), fmtFig(r.sendRatio("sidecar", sendUnix), fmtRatio))
 	}
 }
 
@@ -588,9 +594,6 @@ func (r *results) mdBacklog(p printer) {
 		inFlight := rate * c.BacklogLatency.Seconds()
 		p("| requests in flight on average (rate × latency) | %.2f |", inFlight)
 		p("| one request at a time at this latency could reach | %s events/s |", formatRate(1/c.BacklogLatency.Seconds()))
-	}
-	if rate > 0 {
-		p("| time to drain all %s at this rate | %s |", formatRate(float64(c.BacklogEvents)), (time.Duration(float64(c.BacklogEvents)/rate) * time.Second).Round(time.Second))
 	}
 }
 

@@ -7,9 +7,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Servers and connection modes of the ingest benchmark.
@@ -119,8 +122,12 @@ func samplePeak(rss func() (int64, error), stop <-chan struct{}) <-chan int64 {
 
 // benchSend compares SendEvent with a direct POST to the emulator: latency
 // with one caller, throughput with SendCallers.
-// sendForwarder names the minimal SendEvent's results.
-const sendForwarder = "forwarder"
+// sendForwarder names the minimal SendEvent's results, sendUnix the
+// sidecar's over its unix socket listener.
+const (
+	sendForwarder = "forwarder"
+	sendUnix      = "sidecar unix"
+)
 
 func (h *harness) benchSend(ctx context.Context) error {
 	dir := h.dataDir("send")
@@ -147,6 +154,22 @@ func (h *harness) benchSend(ctx context.Context) error {
 	}
 	defer fwdConn.Close()
 	fwdc := sidecarv1.NewEventServiceClient(fwdConn)
+	// The same sidecar binary with its gRPC listener on a unix socket, as
+	// a co-located app can use it.
+	unixDir := h.dataDir("send-unix")
+	defer os.RemoveAll(unixDir)
+	sock := filepath.Join(unixDir, "grpc.sock")
+	pu, err := h.startSidecar(ctx, sidecarEnv{DataDir: filepath.Join(unixDir, "data"), Sync: "1s", Extra: []string{"CHRONOSHUB_GRPC_ADDR=unix://" + sock}})
+	if err != nil {
+		return err
+	}
+	defer pu.stop()
+	unixConn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer unixConn.Close()
+	unixc := sidecarv1.NewEventServiceClient(unixConn)
 	direct := directClient(h.cfg.SendCallers)
 	defer direct.CloseIdleConnections()
 	payload := makePayload(0, time.Now())
@@ -177,6 +200,10 @@ func (h *harness) benchSend(ctx context.Context) error {
 		_, err := fwdc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload})
 		return err
 	}
+	viaUnix := func(ctx context.Context, _ int) error {
+		_, err := unixc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload})
+		return err
+	}
 	for round := range h.cfg.Runs {
 		for _, kind := range []struct {
 			name    string
@@ -185,7 +212,7 @@ func (h *harness) benchSend(ctx context.Context) error {
 			for _, path := range []struct {
 				name string
 				op   func(context.Context, int) error
-			}{{"direct", directPost}, {sendForwarder, viaForwarder}, {"sidecar", viaSidecar}} {
+			}{{"direct", directPost}, {sendForwarder, viaForwarder}, {"sidecar", viaSidecar}, {sendUnix, viaUnix}} {
 				conns0 := h.emuConns.Load()
 				r := closedLoop(ctx, kind.callers, h.cfg.Warmup, h.cfg.Duration, path.op)
 				conns := h.emuConns.Load() - conns0
