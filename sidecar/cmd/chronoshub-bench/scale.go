@@ -6,9 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -209,27 +207,7 @@ func (h *harness) heapIn(ctx context.Context, admin string, funcs []string) (flo
 	if err := fetchProfile(ctx, admin, "/debug/pprof/heap?gc=1", file); err != nil {
 		return 0, err
 	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-unit=B", "-nodecount=100000", "-sample_index=inuse_space", h.bin, file).Output()
-	if err != nil {
-		return 0, fmt.Errorf("go tool pprof -top %s: %w", file, err)
-	}
-	return sumFlat(string(out), funcs), nil
-}
-
-// sumFlat sums the flat bytes of funcs in "go tool pprof -top -unit=B"
-// output.
-func sumFlat(out string, funcs []string) float64 {
-	var sum float64
-	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		if len(f) < 6 || !slices.Contains(funcs, strings.Join(f[5:], " ")) {
-			continue
-		}
-		if v, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "B"), 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
+	return sumFlat(file, "inuse_space", funcs)
 }
 
 func heapAfterGC(ctx context.Context, admin string) (float64, error) {
