@@ -51,6 +51,7 @@ const (
 	profSend   = "send"
 	profAllocs = "send-allocs"
 	profStream = "stream"
+	profFanOut = "fan-out"
 )
 
 // modulePrefix is this module's import path prefix.

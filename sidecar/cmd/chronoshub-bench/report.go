@@ -161,7 +161,7 @@ func (r *results) targets() []target {
 		{"Cluster (R3): keep-alive ingest ≥ 0.6× the embedded store's", fmtFig(clusterIngest, fmtRatio),
 			verdict(clusterIngest, func(v float64) bool { return v >= targetClusterIngest }), ""},
 		{fmt.Sprintf("Fan-out: end-to-end p99 with %d subscriptions ≤ 3× with one", targetFanOutSubs), fmtFig(fanOut, fmtRatio),
-			verdict(fanOut, func(v float64) bool { return v <= targetFanOutP99 }), ""},
+			verdict(fanOut, func(v float64) bool { return v <= targetFanOutP99 }), profFanOut},
 		{fmt.Sprintf("Duplicate window: startup and recovery with %s events in it < 1 s", formatRate(targetDedupeEvents)), dedupeName,
 			verdict(dedupe, func(v float64) bool { return v < targetDedupeMilli }), ""},
 		{"SendEvent, one caller: adds ≤ 0.1 ms at p99 over the minimal forwarder", fmtFig(add, fmtMs) + " ms",
@@ -758,6 +758,8 @@ func (r *results) profileTitle(name string) string {
 		return fmt.Sprintf("SendEvent, %d callers (allocations, `-sample_index=alloc_space`)", r.Cfg.SendCallers)
 	case profStream:
 		return "stream drain, one app (CPU)"
+	case profFanOut:
+		return fmt.Sprintf("%d subscriptions at %s webhooks/s (CPU)", targetFanOutSubs, formatRate(float64(r.Cfg.ScaleRate)))
 	}
 	return name
 }
@@ -783,7 +785,7 @@ func (r *results) mdProfiles(p printer) {
 			}
 		}
 	}
-	for _, name := range []string{profIngest, profE2E, profSend, profAllocs, profStream} {
+	for _, name := range []string{profIngest, profE2E, profSend, profAllocs, profStream, profFanOut} {
 		pr := r.profile(name)
 		if pr == nil {
 			continue
@@ -798,7 +800,7 @@ func (r *results) mdProfiles(p printer) {
 		}
 		p("")
 		rateUnit := "requests/s"
-		if name == profStream || name == profE2E {
+		if name == profStream || name == profE2E || name == profFanOut {
 			rateUnit = "events/s"
 		}
 		if pr.Header != "" {

@@ -186,6 +186,19 @@ func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
 		}
 	}
 	h.logf("subscriptions %d: e2e p99 %s ms, RSS %s", k, fmtFig(summarizeRuns(st.P99), fmtMs), fmtFig(summarizeRuns(st.RSS), fmtMiB))
+	if k == targetFanOutSubs && h.cfg.Profile {
+		// Where the fan-out target's time goes: one more run, profiled
+		// (the measured ones are not).
+		d := max(h.cfg.Duration, 2*time.Second).Truncate(time.Second)
+		pr, err := h.profileDuring(ctx, p, profFanOut, false, d, func(ctx context.Context) float64 {
+			_, _, got := h.e2eRun(ctx, client, url, cs, h.cfg.ScaleRate, d)
+			return float64(got) / d.Seconds()
+		})
+		if err != nil {
+			return st, err
+		}
+		h.res.Profiles = append(h.res.Profiles, pr)
+	}
 	return st, nil
 }
 
