@@ -226,6 +226,7 @@ func (s *Sidecar) openStore(ctx context.Context) error {
 			MaxSubscriptions:          cfg.MaxSubscriptions,
 			MaxFiltersPerSubscription: cfg.MaxFilters,
 			SubscriptionIdleExpiry:    cfg.SubscriptionIdleExpiry,
+			Commit:                    s.commit,
 			Logger:                    s.logger.With("component", "eventlog"),
 			Observer:                  s.met,
 		})
