@@ -139,6 +139,9 @@ func New(dir string, opts Options) (*Cluster, error) {
 }
 
 func (c *Cluster) start(dir string, attempt int) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	ports, err := freePorts(3 * c.opts.Nodes)
 	if err != nil {
 		return err
