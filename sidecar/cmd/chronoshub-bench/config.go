@@ -83,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.Save, "save", "", "also write the raw results to this JSON file")
 	fs.StringVar(&c.From, "from", "", "measure nothing: write the report (into -out) from a -save file")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary directory (data dirs, logs, profiles)")
-	only := fs.String("only", "", "comma-separated sections to run ("+strings.Join(sectionNames, ",")+"); empty runs all")
+	only := fs.String("only", "", "comma-separated sections to run ("+strings.Join(sectionNames(), ",")+"); empty runs all")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -133,8 +133,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 	}
 	for s := range c.Only {
-		if !slices.Contains(sectionNames, s) {
-			errs = append(errs, fmt.Errorf("-only: unknown section %q (want some of %s)", s, strings.Join(sectionNames, ",")))
+		if !slices.Contains(sectionNames(), s) {
+			errs = append(errs, fmt.Errorf("-only: unknown section %q (want some of %s)", s, strings.Join(sectionNames(), ",")))
 		}
 	}
 	if c.Runs < 1 {

@@ -20,8 +20,34 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 )
 
-// sectionNames are the harness's sections, in the order they run.
-var sectionNames = []string{"ingest", "e2e", "send", "footprint", "stream", "backlog", "cluster", "scale", "profile"}
+// section is one part of the harness, run in the order of sections. A new
+// scenario is a method of harness (in its own file) and an entry here; its
+// results go into results and its report into markdown.
+type section struct {
+	name string
+	run  func(*harness, context.Context) error
+}
+
+var sections = []section{
+	{"ingest", (*harness).benchIngest},
+	{"e2e", (*harness).benchEndToEnd},
+	{"send", (*harness).benchSend},
+	{"footprint", (*harness).benchFootprint},
+	{"stream", (*harness).benchStream},
+	{"backlog", (*harness).benchBacklog},
+	{"cluster", (*harness).benchCluster},
+	{"scale", (*harness).benchScale},
+	{"profile", (*harness).benchProfile},
+}
+
+// sectionNames are the names of sections, in order.
+func sectionNames() []string {
+	names := make([]string, len(sections))
+	for i, s := range sections {
+		names[i] = s.name
+	}
+	return names
+}
 
 // harness is one benchmark run: the built binary, the certificate, the
 // emulator and the results so far.
@@ -86,28 +112,13 @@ func runHarness(ctx context.Context, cfg *config, stderr io.Writer) error {
 	h.res.Machine = describeMachine(ctx)
 	h.res.Machine.LoadBefore = loadBefore
 
-	steps := map[string]func(context.Context) error{
-		"ingest":    h.benchIngest,
-		"e2e":       h.benchEndToEnd,
-		"send":      h.benchSend,
-		"footprint": h.benchFootprint,
-		"stream":    h.benchStream,
-		"backlog":   h.benchBacklog,
-		"cluster":   h.benchCluster,
-		"scale":     h.benchScale,
-		"profile":   h.benchProfile,
-	}
-	for _, name := range sectionNames {
-		s := struct {
-			name string
-			fn   func(context.Context) error
-		}{name, steps[name]}
+	for _, s := range sections {
 		if len(cfg.Only) > 0 && !cfg.Only[s.name] {
 			continue
 		}
 		t0 := time.Now()
 		h.logf("== %s", s.name)
-		if err := s.fn(ctx); err != nil {
+		if err := s.run(h, ctx); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

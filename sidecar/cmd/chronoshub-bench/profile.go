@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,15 +14,16 @@ import (
 	"time"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	pprofile "github.com/google/pprof/profile"
 )
 
 // A profile of the running binary, fetched from its admin listener
 // (CHRONOSHUB_PPROF=loopback) while a load runs, and read with
-// "go tool pprof".
+// github.com/google/pprof/profile.
 type profile struct {
 	Name   string  // the load, such as "ingest, keep-alive, 32 senders"
 	Kind   string  // "cpu" or "alloc_space"
-	Header string  // pprof's "Duration: …, Total samples = …" line (CPU)
+	Header string  // "Duration: …, Total samples = …", as pprof says it (CPU)
 	Rate   float64 // the load's rate while profiled (requests or events/s)
 	Top    []profileLine
 	// Owners is the profile's total by the innermost sidecar package on
@@ -51,6 +51,7 @@ const (
 	profSend   = "send"
 	profAllocs = "send-allocs"
 	profStream = "stream"
+	profFanOut = "fan-out"
 )
 
 // modulePrefix is this module's import path prefix.
@@ -146,7 +147,7 @@ func (h *harness) profileDuring(ctx context.Context, p *sidecarProc, name string
 	if err := <-fetched; err != nil {
 		return nil, err
 	}
-	pr, err := readProfile(ctx, file, kind)
+	pr, err := readProfile(file, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -154,124 +155,140 @@ func (h *harness) profileDuring(ctx context.Context, p *sidecarProc, name string
 	return pr, nil
 }
 
-// readProfile runs "go tool pprof" on file: -top for the functions and
-// their categories, -traces to find each sample's innermost sidecar package.
-func readProfile(ctx context.Context, file, kind string) (*profile, error) {
-	pr := &profile{Kind: kind}
-	args := []string{"tool", "pprof", "-top", "-nodecount=100000"}
-	if kind != "cpu" {
-		args = append(args, "-sample_index="+kind)
-	}
-	out, err := exec.CommandContext(ctx, "go", append(args, file)...).Output()
+// readProfile reads the profile in file: each function's flat and
+// cumulative share of the kind's values (CPU time, or allocated bytes for
+// "alloc_space"), the flat share of each kind of code, and the share of
+// each sample's innermost sidecar package.
+func readProfile(file, kind string) (*profile, error) {
+	p, err := parsePprof(file)
 	if err != nil {
-		return nil, fmt.Errorf("go tool pprof -top %s: %w", file, err)
+		return nil, err
+	}
+	index := len(p.SampleType) - 1 // CPU: [samples/count, cpu/nanoseconds]
+	if kind != "cpu" {
+		if index, err = sampleIndex(p, kind); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	pr := &profile{Kind: kind}
+	flat, cum := map[string]float64{}, map[string]float64{}
+	owners := map[string]float64{}
+	var total float64
+	for _, s := range p.Sample {
+		v := float64(s.Value[index])
+		if v == 0 {
+			continue
+		}
+		total += v
+		names := stackNames(s)
+		if len(names) == 0 {
+			continue
+		}
+		flat[names[0]] += v
+		seen := map[string]bool{}
+		owner := ""
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				cum[n] += v
+			}
+			if owner == "" {
+				owner = ownerOf(n)
+			}
+		}
+		if owner == "" {
+			// No sidecar frame: name the stack by its outermost frame's
+			// kind (the goroutine's entry: NATS server, net/http, …).
+			owner = "none: " + categoryOf(names[len(names)-1])
+		}
+		owners[owner] += v
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("profile %s: no samples", file)
 	}
 	cats := map[string]float64{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(l, "Duration:") {
-			pr.Header = strings.TrimSpace(l)
-		}
-		f := strings.Fields(l)
-		if len(f) < 6 || !strings.HasSuffix(f[1], "%") || !strings.HasSuffix(f[4], "%") {
-			continue
-		}
-		flat, err1 := strconv.ParseFloat(strings.TrimSuffix(f[1], "%"), 64)
-		cum, err2 := strconv.ParseFloat(strings.TrimSuffix(f[4], "%"), 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		line := profileLine{Flat: flat, Cum: cum, Name: strings.Join(f[5:], " ")}
-		pr.Top = append(pr.Top, line)
-		cats[categoryOf(line.Name)] += flat
+	for name, v := range flat {
+		pct := 100 * v / total
+		pr.Top = append(pr.Top, profileLine{Flat: pct, Cum: 100 * cum[name] / total, Name: name})
+		cats[categoryOf(name)] += pct
 	}
-	if len(pr.Top) == 0 {
-		return nil, fmt.Errorf("go tool pprof %s: no samples", file)
-	}
+	slices.SortFunc(pr.Top, func(a, b profileLine) int {
+		if c := cmp.Compare(b.Flat, a.Flat); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 	pr.Categories = sortedShares(cats)
-
-	args = []string{"tool", "pprof", "-traces"}
-	if kind != "cpu" {
-		args = append(args, "-sample_index="+kind)
-	}
-	out, err = exec.CommandContext(ctx, "go", append(args, file)...).Output()
-	if err != nil {
-		return nil, fmt.Errorf("go tool pprof -traces %s: %w", file, err)
-	}
-	owners, total := ownersOfTraces(string(out))
 	for k, v := range owners {
 		owners[k] = 100 * v / total
 	}
 	pr.Owners = sortedShares(owners)
+	if kind == "cpu" && p.DurationNanos > 0 {
+		pr.Header = fmt.Sprintf("Duration: %s, Total samples = %s (%.2f%%)", time.Duration(p.DurationNanos).Round(time.Millisecond),
+			time.Duration(total).Round(time.Millisecond), 100*total/float64(p.DurationNanos))
+	}
 	return pr, nil
 }
 
-// ownersOfTraces sums the samples of "go tool pprof -traces" output by the
-// innermost sidecar package on each stack.
-func ownersOfTraces(out string) (map[string]float64, float64) {
-	owners := map[string]float64{}
-	var total float64
-	var value float64
-	owner, root, inTrace := "", "", false
-	flush := func() {
-		if inTrace {
-			if owner == "" {
-				// No sidecar frame: name the stack by its outermost frame's
-				// kind (the goroutine's entry: NATS server, net/http, …).
-				owner = "none: " + categoryOf(root)
-			}
-			owners[owner] += value
-			total += value
-		}
-		owner, root, inTrace, value = "", "", false, 0
+// parsePprof reads a profile in pprof's format (as the runtime writes it:
+// symbolized).
+func parsePprof(file string) (*pprofile.Profile, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
 	}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		if strings.HasPrefix(l, "-----------+") {
-			flush()
-			continue
-		}
-		f := strings.Fields(l)
-		if len(f) == 0 {
-			continue
-		}
-		var fn string
-		switch {
-		case inTrace:
-			fn = strings.Join(f, " ")
-		case len(f) >= 2:
-			v, ok := parseQuantity(f[0])
-			if !ok {
-				continue // the header
-			}
-			inTrace, value = true, v
-			fn = strings.Join(f[1:], " ")
-		default:
-			continue
-		}
-		root = fn
-		if owner == "" {
-			owner = ownerOf(fn)
-		}
+	defer f.Close()
+	p, err := pprofile.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("read profile %s: %w", file, err)
 	}
-	flush()
-	return owners, max(total, 1)
+	return p, nil
 }
 
-// parseQuantity reads a pprof value such as "10ms", "1.5s", "512kB", "3MB".
-func parseQuantity(s string) (float64, bool) {
-	units := []struct {
-		suffix string
-		mul    float64
-	}{{"ns", 1e-9}, {"us", 1e-6}, {"µs", 1e-6}, {"ms", 1e-3}, {"s", 1}, {"kB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	for _, u := range units {
-		if v, ok := strings.CutSuffix(s, u.suffix); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return f * u.mul, err == nil
+// sampleIndex returns the index of the values of type kind, such as
+// "inuse_space".
+func sampleIndex(p *pprofile.Profile, kind string) (int, error) {
+	for i, st := range p.SampleType {
+		if st.Type == kind {
+			return i, nil
 		}
 	}
-	return 0, false
+	return 0, fmt.Errorf("no %s values in the profile", kind)
+}
+
+// stackNames returns the function names of a sample's stack, innermost
+// first, inlined calls included.
+func stackNames(s *pprofile.Sample) []string {
+	var names []string
+	for _, loc := range s.Location {
+		// A location's lines run from the innermost inlined call out.
+		for _, l := range loc.Line {
+			if l.Function != nil {
+				names = append(names, l.Function.Name)
+			}
+		}
+	}
+	return names
+}
+
+// sumFlat returns the values of type kind whose innermost function is
+// one of funcs (their flat total), from the profile in file.
+func sumFlat(file, kind string, funcs []string) (float64, error) {
+	p, err := parsePprof(file)
+	if err != nil {
+		return 0, err
+	}
+	index, err := sampleIndex(p, kind)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", file, err)
+	}
+	var sum float64
+	for _, s := range p.Sample {
+		if names := stackNames(s); len(names) > 0 && slices.Contains(funcs, names[0]) {
+			sum += float64(s.Value[index])
+		}
+	}
+	return sum, nil
 }
 
 func sortedShares(m map[string]float64) []share {

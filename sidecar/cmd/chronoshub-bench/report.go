@@ -15,11 +15,20 @@ const (
 	targetIngestRatio  = 0.75 // keep-alive ingest, sidecar ÷ bare HTTPS
 	targetE2ERate      = 1000 // events/s offered for the end-to-end target
 	targetE2ERatio     = 1.5  // end-to-end p99, sidecar ÷ minimal pipeline
-	targetSendAddP99   = 0.5  // ms SendEvent adds at p99, one caller
-	targetSendRatio    = 0.5  // SendEvent throughput ÷ direct POST, SendCallers callers
-	targetStreamRate   = 50000
+	targetSendAddP99   = 0.1  // ms SendEvent adds at p99 over the minimal forwarder, one caller
+	targetSendRatio    = 0.95 // SendEvent throughput ÷ the minimal forwarder's, SendCallers callers
+	targetStreamRatio  = 0.5  // stream drain, sidecar ÷ minimal pipeline
 	targetIdleRSS      = 64 << 20
 	targetStartupMilli = 1000
+	// Issue 22's targets.
+	targetAlwaysIngest  = 0.5 // keep-alive ingest, SYNC=always ÷ SYNC=1s
+	targetAlwaysP99     = 2   // end-to-end p99 at the lowest rate, SYNC=always ÷ SYNC=1s
+	targetClusterP99    = 2.5 // end-to-end p99, R3 cluster ÷ embedded
+	targetClusterIngest = 0.6 // keep-alive ingest, R3 cluster ÷ embedded
+	targetFanOutP99     = 3   // end-to-end p99, 100 subscriptions ÷ 1
+	targetFanOutSubs    = 100
+	targetDedupeEvents  = 1_000_000 // events in the duplicate window
+	targetDedupeMilli   = 1000      // startup and recovery with them, ms
 )
 
 // Chart file names, relative to the report.
@@ -121,32 +130,97 @@ type target struct {
 func (r *results) targets() []target {
 	ingest := summarizeRuns(r.IngestRatio[ingestKey(srvSidecar1s, modeKeepAlive)])
 	e2e := summarizeRuns(r.E2ERatio[e2eRatioKey(targetE2ERate, "p99")])
-	add := r.sendAdded("direct", "sidecar", p99)
-	ratio := r.sendRatio("direct", "sidecar")
-	// What the minimal forwarder (a bare gRPC SendEvent) alone gets, for
-	// the reader to judge the SendEvent targets by.
-	var fwdAdd, fwdRatio string
-	if r.Send[sendForwarder+" latency"] != nil {
-		fwdAdd = fmt.Sprintf("; the minimal forwarder alone adds %s ms", fmtFig(r.sendAdded("direct", sendForwarder, p99), fmtMs))
-		fwdRatio = fmt.Sprintf("; the minimal forwarder alone: %s", fmtFig(r.sendRatio("direct", sendForwarder), fmtRatio))
-	}
-	stream := summarizeRuns(r.StreamRate)
+	add := r.sendAdded(sendForwarder, "sidecar", p99)
+	ratio := r.sendRatio(sendForwarder, "sidecar")
+	always := summarizeRuns(r.AlwaysIngestRatio)
+	alwaysP99 := summarizeRuns(r.AlwaysP99Ratio)
+	stream := summarizeRuns(r.StreamRatio)
+	clusterP99 := summarizeRuns(r.ClusterP99Ratio)
+	clusterIngest := summarizeRuns(r.ClusterIngestRatio)
+	fanOut := summarizeRuns(r.fanOutRatio(targetFanOutSubs))
+	dedupe, dedupeName := r.dedupeStart(targetDedupeEvents)
 	rss := summarizeRuns(r.IdleRSS)
 	st := summarizeRuns(r.Startup)
+	rate := 0
+	if len(r.Cfg.Rates) > 0 {
+		rate = r.Cfg.Rates[0]
+	}
 	return []target{
 		{"Webhook ingest, keep-alive, `SYNC=1s`: ≥ 0.75× the bare HTTPS server's requests/s", fmtFig(ingest, fmtRatio),
 			verdict(ingest, func(v float64) bool { return v >= targetIngestRatio }), profIngest},
+		{"Group commit: keep-alive ingest with `SYNC=always` ≥ 0.5× `SYNC=1s`'s", fmtFig(always, fmtRatio),
+			verdict(always, func(v float64) bool { return v >= targetAlwaysIngest }), profIngest},
+		{fmt.Sprintf("Group commit: end-to-end p99 at %s/s with `SYNC=always` ≤ 2× `SYNC=1s`'s", formatRate(float64(rate))), fmtFig(alwaysP99, fmtRatio),
+			verdict(alwaysP99, func(v float64) bool { return v <= targetAlwaysP99 }), profE2E},
 		{"End to end at 1,000 events/s: p99 ≤ 1.5× the minimal pipeline's", fmtFig(e2e, fmtRatio),
 			verdict(e2e, func(v float64) bool { return v <= targetE2ERatio }), profE2E},
-		{"SendEvent, one caller: adds < 0.5 ms at p99 over a direct POST", fmtFig(add, fmtMs) + " ms" + fwdAdd,
-			verdict(add, func(v float64) bool { return v < targetSendAddP99 }), profSend},
-		{fmt.Sprintf("SendEvent, %d callers: ≥ 0.5× the direct POST's throughput", r.Cfg.SendCallers), fmtFig(ratio, fmtRatio) + fwdRatio,
+		{"Stream drain ≥ 0.5× the minimal pipeline's events/s", fmtFig(stream, fmtRatio),
+			verdict(stream, func(v float64) bool { return v >= targetStreamRatio }), profStream},
+		{fmt.Sprintf("Cluster (R3): end-to-end p99 at %s/s ≤ 2.5× the embedded store's", formatRate(float64(rate))), fmtFig(clusterP99, fmtRatio),
+			verdict(clusterP99, func(v float64) bool { return v <= targetClusterP99 }), ""},
+		{"Cluster (R3): keep-alive ingest ≥ 0.6× the embedded store's", fmtFig(clusterIngest, fmtRatio),
+			verdict(clusterIngest, func(v float64) bool { return v >= targetClusterIngest }), ""},
+		{fmt.Sprintf("Fan-out: end-to-end p99 with %d subscriptions ≤ 3× with one", targetFanOutSubs), fmtFig(fanOut, fmtRatio),
+			verdict(fanOut, func(v float64) bool { return v <= targetFanOutP99 }), profFanOut},
+		{fmt.Sprintf("Duplicate window: startup and recovery with %s events in it < 1 s", formatRate(targetDedupeEvents)), dedupeName,
+			verdict(dedupe, func(v float64) bool { return v < targetDedupeMilli }), ""},
+		{"SendEvent, one caller: adds ≤ 0.1 ms at p99 over the minimal forwarder", fmtFig(add, fmtMs) + " ms",
+			verdict(add, func(v float64) bool { return v <= targetSendAddP99 }), profSend},
+		{fmt.Sprintf("SendEvent, %d callers: ≥ 0.95× the minimal forwarder's throughput", r.Cfg.SendCallers), fmtFig(ratio, fmtRatio),
 			verdict(ratio, func(v float64) bool { return v >= targetSendRatio }), profSend},
-		{"Stream drain ≥ 50,000 events/s", fmtFig(stream, formatRate) + " events/s",
-			verdict(stream, func(v float64) bool { return v >= targetStreamRate }), profStream},
 		{"Idle RSS < 64 MiB", fmtFig(rss, fmtMiB), verdict(rss, func(v float64) bool { return v < targetIdleRSS }), ""},
 		{"Startup (exec → `/readyz` 200) < 1 s", fmtFig(st, fmtMs) + " ms", verdict(st, func(v float64) bool { return v < targetStartupMilli }), ""},
 	}
+}
+
+// fanOutRatio is, run by run, the end-to-end p99 with subs subscriptions
+// over the p99 with one; none when either was not measured.
+func (r *results) fanOutRatio(subs int) []float64 {
+	var one, many *subStep
+	for i := range r.SubSteps {
+		switch r.SubSteps[i].Subs {
+		case 1:
+			one = &r.SubSteps[i]
+		case subs:
+			many = &r.SubSteps[i]
+		}
+	}
+	if one == nil || many == nil {
+		return nil
+	}
+	var v []float64
+	for i := range min(len(one.P99), len(many.P99)) {
+		if one.P99[i] > 0 {
+			v = append(v, many.P99[i]/one.P99[i])
+		}
+	}
+	return v
+}
+
+// dedupeStart is the slower of startup and recovery, run by run, on the
+// largest log of at least events events, and its figure as text ("not
+// measured" without such a log).
+func (r *results) dedupeStart(events int) (figure, string) {
+	var step *logStep
+	for i := range r.LogSteps {
+		if s := &r.LogSteps[i]; s.Events >= events && (step == nil || s.Events > step.Events) {
+			step = s
+		}
+	}
+	if step == nil {
+		return summarizeRuns(nil), "not measured (no log that large in this run)"
+	}
+	var v []float64
+	for i := range min(len(step.Startup), len(step.Recovery)) {
+		v = append(v, max(step.Startup[i], step.Recovery[i]))
+	}
+	fig := summarizeRuns(v)
+	text := fmt.Sprintf("%s ms with %s events (startup %s ms, recovery %s ms)", fmtFig(fig, fmtMs), formatRate(float64(step.Events)),
+		fmtFig(summarizeRuns(step.Startup), fmtMs), fmtFig(summarizeRuns(step.Recovery), fmtMs))
+	if step.HeapDedupe > 0 && step.Events > 0 {
+		text += fmt.Sprintf("; %.0f bytes of heap per id", step.HeapDedupe/float64(step.Events))
+	}
+	return fig, text
 }
 
 // sendAdded is the latency quantile of the SendEvent path over that of the
@@ -383,6 +457,10 @@ func (r *results) mdIngest(p printer) {
 				fmtFig(s.latency(p50), fmtMs), fmtFig(s.latency(p99), fmtMs), fmtFig(s.latency(p999), fmtMs), s.errors())
 		}
 	}
+	if len(r.AlwaysIngestRatio) > 0 {
+		p("")
+		p("`SYNC=always` (fsync before the 2xx, group commit) over `SYNC=1s`, keep-alive, per round: %s.", fmtFig(summarizeRuns(r.AlwaysIngestRatio), fmtRatio))
+	}
 	p("")
 	p("![ingest throughput](%s)", chartIngest)
 	p("")
@@ -425,6 +503,10 @@ func (r *results) mdE2E(p printer) {
 		}
 		p("| %s/s | %s |", formatRate(float64(rate)), strings.Join(cells, " | "))
 	}
+	if len(r.AlwaysP99Ratio) > 0 {
+		p("")
+		p("p99 at %s/s with `SYNC=always` over `SYNC=1s`, per round: %s.", formatRate(float64(c.Rates[0])), fmtFig(summarizeRuns(r.AlwaysP99Ratio), fmtRatio))
+	}
 	if len(r.MaxHeld) > 0 {
 		held := summarizeRuns(r.MaxHeld)
 		p("")
@@ -460,12 +542,12 @@ func (r *results) mdSend(p printer) {
 	p("")
 	p("| path | p50 ms (1 caller) | p99 ms (1 caller) | requests/s (1 caller) | requests/s (%d callers) | p99 ms (%d callers) | new connections per 1,000 calls (%d callers) | errors |", r.Cfg.SendCallers, r.Cfg.SendCallers, r.Cfg.SendCallers)
 	p("|---|---|---|---|---|---|---|---|")
-	for _, path := range []string{"direct", sendForwarder, "sidecar"} {
+	for _, path := range []string{"direct", sendForwarder, "sidecar", sendUnix} {
 		l, t := r.Send[path+" latency"], r.Send[path+" throughput"]
 		if l == nil || t == nil {
 			continue
 		}
-		name := map[string]string{"direct": "direct POST", sendForwarder: "minimal forwarder (bare gRPC `SendEvent`)", "sidecar": "`SendEvent` via the sidecar"}[path]
+		name := map[string]string{"direct": "direct POST", sendForwarder: "minimal forwarder (bare gRPC `SendEvent`)", "sidecar": "`SendEvent` via the sidecar", sendUnix: "`SendEvent` via the sidecar's unix socket listener"}[path]
 		p("| %s | %s | %s | %s | %s | %s | %s | %d |", name, fmtFig(l.latency(p50), fmtMs), fmtFig(l.latency(p99), fmtMs), fmtFig(l.rate(), formatRate),
 			fmtFig(t.rate(), formatRate), fmtFig(t.latency(p99), fmtMs), fmtFig(summarizeRuns(t.connsPerK()), fmtConns), l.errors()+t.errors())
 	}
@@ -477,6 +559,12 @@ func (r *results) mdSend(p printer) {
 		p("Added by the sidecar over the minimal forwarder (per run): p50 **%s ms**, p99 **%s ms**; throughput with %d callers **%s** the forwarder's. The forwarder over the direct POST: p50 **%s ms**, p99 **%s ms** added; throughput **%s**.",
 			fmtFig(r.sendAdded(sendForwarder, "sidecar", p50), fmtMs), fmtFig(r.sendAdded(sendForwarder, "sidecar", p99), fmtMs), r.Cfg.SendCallers, fmtFig(r.sendRatio(sendForwarder, "sidecar"), fmtRatio),
 			fmtFig(r.sendAdded("direct", sendForwarder, p50), fmtMs), fmtFig(r.sendAdded("direct", sendForwarder, p99), fmtMs), fmtFig(r.sendRatio("direct", sendForwarder), fmtRatio))
+	}
+	if r.Send[sendUnix+" latency"] != nil {
+		p("")
+		p("The sidecar over its unix socket listener (a second sidecar, `CHRONOSHUB_GRPC_ADDR=unix://…`) against the minimal forwarder on loopback TCP (per run): p50 **%s ms**, p99 **%s ms** added; throughput with %d callers **%s** the forwarder's. Against the same sidecar binary over loopback TCP: p99 **%s ms** added, throughput **%s**.",
+			fmtFig(r.sendAdded(sendForwarder, sendUnix, p50), fmtMs), fmtFig(r.sendAdded(sendForwarder, sendUnix, p99), fmtMs), r.Cfg.SendCallers, fmtFig(r.sendRatio(sendForwarder, sendUnix), fmtRatio),
+			fmtFig(r.sendAdded("sidecar", sendUnix, p99), fmtMs), fmtFig(r.sendRatio("sidecar", sendUnix), fmtRatio))
 	}
 }
 
@@ -506,9 +594,6 @@ func (r *results) mdBacklog(p printer) {
 		inFlight := rate * c.BacklogLatency.Seconds()
 		p("| requests in flight on average (rate × latency) | %.2f |", inFlight)
 		p("| one request at a time at this latency could reach | %s events/s |", formatRate(1/c.BacklogLatency.Seconds()))
-	}
-	if rate > 0 {
-		p("| time to drain all %s at this rate | %s |", formatRate(float64(c.BacklogEvents)), (time.Duration(float64(c.BacklogEvents)/rate) * time.Second).Round(time.Second))
 	}
 }
 
@@ -673,6 +758,8 @@ func (r *results) profileTitle(name string) string {
 		return fmt.Sprintf("SendEvent, %d callers (allocations, `-sample_index=alloc_space`)", r.Cfg.SendCallers)
 	case profStream:
 		return "stream drain, one app (CPU)"
+	case profFanOut:
+		return fmt.Sprintf("%d subscriptions at %s webhooks/s (CPU)", targetFanOutSubs, formatRate(float64(r.Cfg.ScaleRate)))
 	}
 	return name
 }
@@ -698,7 +785,7 @@ func (r *results) mdProfiles(p printer) {
 			}
 		}
 	}
-	for _, name := range []string{profIngest, profE2E, profSend, profAllocs, profStream} {
+	for _, name := range []string{profIngest, profE2E, profSend, profAllocs, profStream, profFanOut} {
 		pr := r.profile(name)
 		if pr == nil {
 			continue
@@ -713,7 +800,7 @@ func (r *results) mdProfiles(p printer) {
 		}
 		p("")
 		rateUnit := "requests/s"
-		if name == profStream || name == profE2E {
+		if name == profStream || name == profE2E || name == profFanOut {
 			rateUnit = "events/s"
 		}
 		if pr.Header != "" {
@@ -749,10 +836,10 @@ func (r *results) mdProfiles(p printer) {
 func fmtConns(v float64) string { return fmt.Sprintf("%.1f", v) }
 
 // connsPerK returns, per run, the new connections to the emulator per
-// 1,000 calls (kept in Sent by benchSend).
+// 1,000 calls.
 func (s *series) connsPerK() []float64 {
 	if s == nil {
 		return nil
 	}
-	return s.Sent
+	return s.NewConns
 }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	pprofile "github.com/google/pprof/profile"
 )
 
 func TestBend(t *testing.T) {
@@ -68,29 +72,96 @@ func TestOwnerOf(t *testing.T) {
 	}
 }
 
-func TestOwnersOfTraces(t *testing.T) {
-	t.Parallel()
-	// The shape of "go tool pprof -traces": a value, the leaf, then callers.
-	out := `File: chronoshub-sidecar
-Type: cpu
------------+-------------------------------------------------------
-      30ms   runtime.memmove
-             github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog.(*Log).Append
-             github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook.(*Server).ServeHTTP
------------+-------------------------------------------------------
-      10ms   syscall.write
-             net/http.(*conn).serve
------------+-------------------------------------------------------
-     1.5MB   runtime.mallocgc
-             github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox.(*Outbox).Send
------------+-------------------------------------------------------
-`
-	got, total := ownersOfTraces(out)
-	want := map[string]float64{"sidecar/internal/eventlog": 0.03, "none: net/http (textproto, bufio)": 0.01, "sidecar/internal/outbox": 1.5e6}
-	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })); diff != "" {
-		t.Errorf("ownersOfTraces mismatch (-want +got):\n%s", diff)
+// writeProfile writes a profile in pprof's format with one value type and
+// the given stacks (innermost function first) and values.
+func writeProfile(t *testing.T, typ, unit string, durationNanos int64, stacks [][]string, values []int64) string {
+	t.Helper()
+	p := &pprofile.Profile{SampleType: []*pprofile.ValueType{{Type: "samples", Unit: "count"}, {Type: typ, Unit: unit}}, DurationNanos: durationNanos}
+	funcs := map[string]*pprofile.Function{}
+	for i, stack := range stacks {
+		s := &pprofile.Sample{Value: []int64{1, values[i]}}
+		for _, name := range stack {
+			f := funcs[name]
+			if f == nil {
+				f = &pprofile.Function{ID: uint64(len(funcs) + 1), Name: name}
+				funcs[name] = f
+				p.Function = append(p.Function, f)
+			}
+			loc := &pprofile.Location{ID: uint64(len(p.Location) + 1), Line: []pprofile.Line{{Function: f}}}
+			p.Location = append(p.Location, loc)
+			s.Location = append(s.Location, loc)
+		}
+		p.Sample = append(p.Sample, s)
 	}
-	if math.Abs(total-(0.04+1.5e6)) > 1e-6 {
-		t.Errorf("total = %v", total)
+	file := filepath.Join(t.TempDir(), "profile.pprof")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestReadProfile(t *testing.T) {
+	t.Parallel()
+	const ms = int64(time.Millisecond)
+	file := writeProfile(t, "cpu", "nanoseconds", 1000*ms, [][]string{
+		{"runtime.memmove", "github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog.(*Log).Append", "github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook.(*Server).ServeHTTP"},
+		{"syscall.write", "net/http.(*conn).serve"},
+		{"runtime.memmove", "runtime.growslice", "runtime.memmove"}, // recursion counts once in cum
+	}, []int64{60 * ms, 20 * ms, 20 * ms})
+	got, err := readProfile(file, "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	approx := cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })
+	wantOwners := []share{{"sidecar/internal/eventlog", 60}, {"none: net/http (textproto, bufio)", 20}, {"none: scheduler, timers, futex, memmove", 20}}
+	if diff := cmp.Diff(wantOwners, got.Owners, approx); diff != "" {
+		t.Errorf("owners (-want +got):\n%s", diff)
+	}
+	// Functions with flat samples only, largest first.
+	wantTop := []profileLine{{Flat: 80, Cum: 80, Name: "runtime.memmove"}, {Flat: 20, Cum: 20, Name: "syscall.write"}}
+	if diff := cmp.Diff(wantTop, got.Top, approx); diff != "" {
+		t.Errorf("top (-want +got):\n%s", diff)
+	}
+	wantCats := []share{{"scheduler, timers, futex, memmove", 80}, {"system calls (network and file I/O)", 20}}
+	if diff := cmp.Diff(wantCats, got.Categories, approx); diff != "" {
+		t.Errorf("categories (-want +got):\n%s", diff)
+	}
+	if want := "Duration: 1s, Total samples = 100ms (10.00%)"; got.Header != want {
+		t.Errorf("header = %q, want %q", got.Header, want)
+	}
+
+	if _, err := readProfile(file, "alloc_space"); err == nil {
+		t.Error("readProfile of a kind the profile lacks succeeded")
+	}
+	bad := filepath.Join(t.TempDir(), "bad.pprof")
+	if err := os.WriteFile(bad, []byte("not a profile"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readProfile(bad, "cpu"); err == nil {
+		t.Error("readProfile of a file that is not a profile succeeded")
+	}
+}
+
+func TestSumFlat(t *testing.T) {
+	t.Parallel()
+	file := writeProfile(t, "inuse_space", "bytes", 0, [][]string{
+		{"github.com/nats-io/nats-server/v2/server.(*stream).storeMsgIdLocked", "github.com/nats-io/nats-server/v2/server.(*stream).rebuildDedupe"},
+		{"github.com/nats-io/nats-server/v2/server.getMsgId", "github.com/nats-io/nats-server/v2/server.(*stream).rebuildDedupe"},
+		{"github.com/nats-io/nats-server/v2/server.(*stream).rebuildDedupe"},
+		{"github.com/nats-io/nats-server/v2/server/thw.(*HashWheel).Decode", "github.com/nats-io/nats-server/v2/server.(*stream).rebuildDedupe"},
+	}, []int64{5984342, 4718808, 4194432, 528170})
+	got, err := sumFlat(file, "inuse_space", dedupeFuncs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(5984342 + 4718808 + 4194432); got != want {
+		t.Errorf("sumFlat = %v, want %v", got, want)
 	}
 }

@@ -21,16 +21,22 @@ type results struct {
 	// "new connection".
 	Ingest      map[string]*series
 	IngestRatio map[string][]float64 // per-round sidecar/baseline, same key as Ingest
-	PeakRSS     map[string][]float64 // bytes, per sync setting ("1s", "always", "baseline")
+	// AlwaysIngestRatio is, per round, keep-alive ingest with SYNC=always
+	// over SYNC=1s: what fsync before the 2xx costs.
+	AlwaysIngestRatio []float64
+	PeakRSS           map[string][]float64 // bytes, per sync setting ("1s", "always", "baseline")
 
 	// E2E series are keyed e2eKey(setup, rate).
 	E2E      map[string]*series
 	E2EOrder []string
 	// E2ERatio is, per round, the sidecar's end-to-end quantile over the
 	// minimal pipeline's, keyed e2eRatioKey(rate, quantile).
-	E2ERatio  map[string][]float64
-	MaxHeld   []float64 // per run, events/s
-	StepsSeen [][]stepResult
+	E2ERatio map[string][]float64
+	// AlwaysP99Ratio is, per round, the end-to-end p99 at the lowest rate
+	// with SYNC=always over SYNC=1s.
+	AlwaysP99Ratio []float64
+	MaxHeld        []float64 // per run, events/s
+	StepsSeen      [][]stepResult
 
 	// Send series: "direct" and "sidecar" × "latency" (1 caller) and
 	// "throughput" (SendCallers callers).
@@ -70,8 +76,12 @@ type sectionTime struct {
 // series is the runs of one measurement.
 type series struct {
 	Runs []loadResult
-	// Extra per-run values: sent, received, offered rate.
+	// Sent and Received are, per run, the webhooks sent and the receipts
+	// of an end-to-end run.
 	Sent, Received []float64
+	// NewConns is, per run of SendEvent, the new connections to ChronosHub
+	// per 1,000 calls.
+	NewConns []float64
 }
 
 func newResults(cfg *config) *results {

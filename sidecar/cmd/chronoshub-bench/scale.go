@@ -6,9 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -188,6 +186,19 @@ func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
 		}
 	}
 	h.logf("subscriptions %d: e2e p99 %s ms, RSS %s", k, fmtFig(summarizeRuns(st.P99), fmtMs), fmtFig(summarizeRuns(st.RSS), fmtMiB))
+	if k == targetFanOutSubs && h.cfg.Profile {
+		// Where the fan-out target's time goes: one more run, profiled
+		// (the measured ones are not).
+		d := max(h.cfg.Duration, 2*time.Second).Truncate(time.Second)
+		pr, err := h.profileDuring(ctx, p, profFanOut, false, d, func(ctx context.Context) float64 {
+			_, _, got := h.e2eRun(ctx, client, url, cs, h.cfg.ScaleRate, d)
+			return float64(got) / d.Seconds()
+		})
+		if err != nil {
+			return st, err
+		}
+		h.res.Profiles = append(h.res.Profiles, pr)
+	}
 	return st, nil
 }
 
@@ -209,27 +220,7 @@ func (h *harness) heapIn(ctx context.Context, admin string, funcs []string) (flo
 	if err := fetchProfile(ctx, admin, "/debug/pprof/heap?gc=1", file); err != nil {
 		return 0, err
 	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-unit=B", "-nodecount=100000", "-sample_index=inuse_space", h.bin, file).Output()
-	if err != nil {
-		return 0, fmt.Errorf("go tool pprof -top %s: %w", file, err)
-	}
-	return sumFlat(string(out), funcs), nil
-}
-
-// sumFlat sums the flat bytes of funcs in "go tool pprof -top -unit=B"
-// output.
-func sumFlat(out string, funcs []string) float64 {
-	var sum float64
-	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		if len(f) < 6 || !slices.Contains(funcs, strings.Join(f[5:], " ")) {
-			continue
-		}
-		if v, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "B"), 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
+	return sumFlat(file, "inuse_space", funcs)
 }
 
 func heapAfterGC(ctx context.Context, admin string) (float64, error) {

@@ -7,9 +7,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Servers and connection modes of the ingest benchmark.
@@ -59,6 +62,7 @@ func (h *harness) benchIngest(ctx context.Context) error {
 			baseRates[mode] = r.Rate
 			h.logf("round %d  %-15s %-14s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", round+1, srvBaseline, mode, r.Rate, ms(r.Lat.P50), ms(r.Lat.P99), r.Errors)
 		}
+		sidecarRates := map[string]float64{}
 		for _, srv := range ingestServers[1:] {
 			dir := h.dataDir("ingest")
 			p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: syncOf[srv]})
@@ -71,6 +75,9 @@ func (h *harness) benchIngest(ctx context.Context) error {
 			for _, mode := range ingestModes {
 				r := h.ingestRun(ctx, url, mode, h.cfg.Warmup, h.cfg.Duration)
 				get(h.res.Ingest, ingestKey(srv, mode)).add(r)
+				if mode == modeKeepAlive {
+					sidecarRates[srv] = r.Rate
+				}
 				if b := baseRates[mode]; b > 0 {
 					h.res.IngestRatio[ingestKey(srv, mode)] = append(h.res.IngestRatio[ingestKey(srv, mode)], r.Rate/b)
 				}
@@ -83,6 +90,9 @@ func (h *harness) benchIngest(ctx context.Context) error {
 			h.res.PeakRSS[syncOf[srv]] = append(h.res.PeakRSS[syncOf[srv]], float64(<-peak))
 			p.stop()
 			os.RemoveAll(dir)
+		}
+		if b := sidecarRates[srvSidecar1s]; b > 0 {
+			h.res.AlwaysIngestRatio = append(h.res.AlwaysIngestRatio, sidecarRates[srvSidecarAlways]/b)
 		}
 	}
 	return nil
@@ -112,8 +122,12 @@ func samplePeak(rss func() (int64, error), stop <-chan struct{}) <-chan int64 {
 
 // benchSend compares SendEvent with a direct POST to the emulator: latency
 // with one caller, throughput with SendCallers.
-// sendForwarder names the minimal SendEvent's results.
-const sendForwarder = "forwarder"
+// sendForwarder names the minimal SendEvent's results, sendUnix the
+// sidecar's over its unix socket listener.
+const (
+	sendForwarder = "forwarder"
+	sendUnix      = "sidecar unix"
+)
 
 func (h *harness) benchSend(ctx context.Context) error {
 	dir := h.dataDir("send")
@@ -140,6 +154,22 @@ func (h *harness) benchSend(ctx context.Context) error {
 	}
 	defer fwdConn.Close()
 	fwdc := sidecarv1.NewEventServiceClient(fwdConn)
+	// The same sidecar binary with its gRPC listener on a unix socket, as
+	// a co-located app can use it.
+	unixDir := h.dataDir("send-unix")
+	defer os.RemoveAll(unixDir)
+	sock := filepath.Join(unixDir, "grpc.sock")
+	pu, err := h.startSidecar(ctx, sidecarEnv{DataDir: filepath.Join(unixDir, "data"), Sync: "1s", Extra: []string{"CHRONOSHUB_GRPC_ADDR=unix://" + sock}})
+	if err != nil {
+		return err
+	}
+	defer pu.stop()
+	unixConn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer unixConn.Close()
+	unixc := sidecarv1.NewEventServiceClient(unixConn)
 	direct := directClient(h.cfg.SendCallers)
 	defer direct.CloseIdleConnections()
 	payload := makePayload(0, time.Now())
@@ -170,6 +200,10 @@ func (h *harness) benchSend(ctx context.Context) error {
 		_, err := fwdc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload})
 		return err
 	}
+	viaUnix := func(ctx context.Context, _ int) error {
+		_, err := unixc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload})
+		return err
+	}
 	for round := range h.cfg.Runs {
 		for _, kind := range []struct {
 			name    string
@@ -178,15 +212,14 @@ func (h *harness) benchSend(ctx context.Context) error {
 			for _, path := range []struct {
 				name string
 				op   func(context.Context, int) error
-			}{{"direct", directPost}, {sendForwarder, viaForwarder}, {"sidecar", viaSidecar}} {
+			}{{"direct", directPost}, {sendForwarder, viaForwarder}, {"sidecar", viaSidecar}, {sendUnix, viaUnix}} {
 				conns0 := h.emuConns.Load()
 				r := closedLoop(ctx, kind.callers, h.cfg.Warmup, h.cfg.Duration, path.op)
 				conns := h.emuConns.Load() - conns0
 				h.emu.ClearInbound()
 				s := get(h.res.Send, path.name+" "+kind.name)
 				s.add(r)
-				// Sent holds the new connections to ChronosHub per 1,000 calls.
-				s.Sent = append(s.Sent, 1000*float64(conns)/float64(max(r.Ok+r.Errors, 1)))
+				s.NewConns = append(s.NewConns, 1000*float64(conns)/float64(max(r.Ok+r.Errors, 1)))
 				h.logf("round %d  send %-8s %-10s %8.0f req/s  p50 %6.3f ms  p99 %6.3f ms  errors %d", round+1, path.name, kind.name, r.Rate, ms(r.Lat.P50), ms(r.Lat.P99), r.Errors)
 				if r.Errors > 0 {
 					h.logf("  last error: %v", r.LastErr)

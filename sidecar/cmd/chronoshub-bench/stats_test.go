@@ -95,16 +95,3 @@ func TestFormatRate(t *testing.T) {
 		}
 	}
 }
-
-func TestSumFlat(t *testing.T) {
-	out := `Showing nodes accounting for 24805702B, 100% of 24805702B total
-      flat  flat%   sum%        cum   cum%
-  5984342B 23.56% 56.58%   5984342B 23.56%  github.com/nats-io/nats-server/v2/server.(*stream).storeMsgIdLocked
-  4718808B 18.58% 75.16%   4718808B 18.58%  github.com/nats-io/nats-server/v2/server.getMsgId
-  4194432B 16.51% 91.67%  23286190B 91.67%  github.com/nats-io/nats-server/v2/server.(*stream).rebuildDedupe
-   528170B  2.13% 93.80%    528170B  2.13%  github.com/nats-io/nats-server/v2/server/thw.(*HashWheel).Decode
-`
-	if got, want := sumFlat(out, dedupeFuncs), float64(5984342+4718808+4194432); got != want {
-		t.Errorf("sumFlat = %v, want %v", got, want)
-	}
-}

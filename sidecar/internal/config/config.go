@@ -149,9 +149,10 @@ type Config struct {
 	// sidecar creates: 1 with the embedded store, 3 by default with
 	// NATSURL.
 	NATSReplicas int
-	// SyncAlways makes the embedded store fsync every event before it is
-	// acknowledged; otherwise it fsyncs every SyncInterval. Either way every
-	// event reaches the operating system before the webhook answers 2xx.
+	// SyncAlways (the default) makes every event fsynced before the webhook
+	// answers 2xx (group commit); otherwise the embedded store fsyncs every
+	// SyncInterval. Either way every event reaches the operating system
+	// before the webhook answers 2xx.
 	// With NATSURL both are zero: the cluster's replication and its own
 	// sync setting decide durability.
 	SyncAlways bool
@@ -418,8 +419,8 @@ func settings(c *Config, r *raw) []setting {
 		{group: store, env: "CHRONOSHUB_NATS_REPLICAS", note: "3 with CHRONOSHUB_NATS_URL, else 1",
 			usage: "How many NATS servers hold each stream and bucket the sidecar creates (1 to 5). Existing ones are never changed: a sidecar whose setting differs from them refuses to start. The embedded store has one.",
 			value: intValue[int]{p: &c.NATSReplicas, min: 1, max: 5}},
-		{group: store, env: "CHRONOSHUB_SYNC", def: "1s",
-			usage: "When the embedded store fsyncs: always (every event, before the webhook answers) or an interval. In every mode an event is written to the operating system before the webhook answers 2xx, so a killed process loses nothing; the interval bounds what a power loss can take. Refused with CHRONOSHUB_NATS_URL, where the cluster's replication and its own sync setting decide.",
+		{group: store, env: "CHRONOSHUB_SYNC", def: "always",
+			usage: "When the embedded store fsyncs: always (every event is fsynced before the webhook answers 2xx, concurrent webhooks sharing one fsync) or an interval. In every mode an event is written to the operating system before the webhook answers 2xx, so a killed process loses nothing; with an interval, a power loss or kernel crash can take what was answered within it. Refused with CHRONOSHUB_NATS_URL, where the cluster's replication and its own sync setting decide.",
 			value: syncValue{always: &c.SyncAlways, interval: &c.SyncInterval}},
 		{group: store, env: "CHRONOSHUB_RETENTION", def: "168h",
 			usage: "How long events are kept for delivery and replay.",

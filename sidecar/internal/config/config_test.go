@@ -90,7 +90,7 @@ func TestParseDefaults(t *testing.T) {
 		HTTPAddr:                   "127.0.0.1:50052",
 		DataDir:                    "./chronoshub-data",
 		NATSReplicas:               1,
-		SyncInterval:               time.Second,
+		SyncAlways:                 true,
 		Retention:                  168 * time.Hour,
 		DuplicateWindow:            24 * time.Hour,
 		AckWait:                    30 * time.Second,
@@ -719,8 +719,9 @@ func TestParseNATS(t *testing.T) {
 		want    nats
 		wantErr []string
 	}{
-		{name: "embedded", want: nats{Replicas: 1, SyncInterval: time.Second, DataDir: "./chronoshub-data"}},
-		{name: "embedded, one replica", args: []string{"--nats-replicas=1"}, want: nats{Replicas: 1, SyncInterval: time.Second, DataDir: "./chronoshub-data"}},
+		{name: "embedded", want: nats{Replicas: 1, SyncAlways: true, DataDir: "./chronoshub-data"}},
+		{name: "embedded, one replica", args: []string{"--nats-replicas=1"}, want: nats{Replicas: 1, SyncAlways: true, DataDir: "./chronoshub-data"}},
+		{name: "embedded, interval", env: []string{"CHRONOSHUB_SYNC", "1s"}, want: nats{Replicas: 1, SyncInterval: time.Second, DataDir: "./chronoshub-data"}},
 		{name: "cluster defaults", args: []string{"--nats-url", url}, want: nats{URL: url, Replicas: 3}},
 		{name: "cluster, everything", args: []string{"--nats-url", url, "--nats-tls-ca-file", ca, "--nats-tls-cert-file", cert, "--nats-tls-key-file", key, "--nats-domain", "hub", "--nats-replicas", "5"},
 			want: nats{URL: url, CA: ca, Cert: cert, Key: key, Domain: "hub", Replicas: 5}},

@@ -194,6 +194,11 @@ type Options struct {
 	// any stream before JetStream deletes it with its position. Zero means
 	// 30 days; a negative value keeps subscriptions until they are deleted.
 	SubscriptionIdleExpiry time.Duration
+	// Commit, when set, makes durable what the store acknowledged before the
+	// call (the embedded store's group commit). Mark calls it between
+	// reading what the log holds and recording it, so that the mark never
+	// claims events a power loss can still take. Nil means nothing to do.
+	Commit func(context.Context) error
 	// Now is the clock for receipt and dead-letter times. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives warnings, and at Info the subscriptions streams

@@ -49,12 +49,18 @@ func (l *Log) Verify(ctx context.Context, path string) (lost uint64, err error) 
 }
 
 // Mark records in path what the events stream holds now, durably (written
-// to a temporary file, fsynced, renamed). Call it periodically and at
-// shutdown; Verify compares against it at start.
+// to a temporary file, fsynced, renamed), after Options.Commit made those
+// events durable. Call it periodically and at shutdown; Verify compares
+// against it at start.
 func (l *Log) Mark(ctx context.Context, path string) error {
 	info, err := l.events.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("mark event log: %w", err)
+	}
+	if l.opts.Commit != nil {
+		if err := l.opts.Commit(ctx); err != nil {
+			return fmt.Errorf("mark event log: %w", err)
+		}
 	}
 	b, _ := json.Marshal(mark{LastSeq: info.State.LastSeq, Deleted: uint64(info.State.NumDeleted)})
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".mark-*")

@@ -2,6 +2,7 @@ package eventlog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -90,5 +91,44 @@ func TestVerifyReportsDamagedStore(t *testing.T) {
 				t.Fatalf("second Verify = %d, %v; want 0 (a loss is reported once)", again, err)
 			}
 		})
+	}
+}
+
+// TestMarkCommits checks that Mark makes the events it records durable
+// first (Options.Commit, between reading the log and writing the mark), and
+// records nothing when that fails: a mark must never claim events a power
+// loss can still take, or Verify reports a loss that was never answered 2xx.
+func TestMarkCommits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	markFile := filepath.Join(dir, "mark.json")
+	var commits int
+	var fail error
+	var markExisted bool
+	l, _ := openLog(t, dir, eventlog.Options{Commit: func(context.Context) error {
+		commits++
+		_, err := os.Stat(markFile)
+		markExisted = err == nil
+		return fail
+	}})
+	appendAll(t, l, eventlog.Event{ID: "e1", Type: "manuscript.submitted", Payload: []byte(`{}`), SignedAt: time.Now()})
+	if err := l.Mark(context.Background(), markFile); err != nil {
+		t.Fatal(err)
+	}
+	if commits != 1 || markExisted {
+		t.Errorf("Mark committed %d times (want 1), the mark existing before: %v (want false)", commits, markExisted)
+	}
+	want, err := os.ReadFile(markFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fail = errors.New("fsync: input/output error")
+	appendAll(t, l, eventlog.Event{ID: "e2", Type: "manuscript.submitted", Payload: []byte(`{}`), SignedAt: time.Now()})
+	if err := l.Mark(context.Background(), markFile); !errors.Is(err, fail) {
+		t.Errorf("Mark with a failing commit = %v, want %v", err, fail)
+	}
+	if got, err := os.ReadFile(markFile); err != nil || string(got) != string(want) {
+		t.Errorf("mark after a failed commit = %s, %v; want it unchanged: %s", got, err, want)
 	}
 }

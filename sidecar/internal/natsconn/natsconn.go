@@ -6,6 +6,7 @@
 package natsconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -23,10 +24,14 @@ import (
 // before JetStream acknowledges it, so a killed process (SIGKILL, OOM) loses
 // nothing; they differ in what survives a power loss or kernel crash.
 type Sync struct {
-	// Always fsyncs every write before it is acknowledged: survives power
-	// loss, at a large cost in throughput.
+	// Always makes Embedded.Commit fsync what was written before it
+	// returns: a write followed by Commit survives power loss. Concurrent
+	// callers share one round of fsyncs (group commit). The server itself
+	// then fsyncs on groupCommitInterval, which covers what nobody commits
+	// (acks, subscription changes).
 	Always bool
-	// Interval is how often written data is fsynced when Always is false.
+	// Interval is how often written data is fsynced when Always is false;
+	// Commit then returns at once.
 	// Zero means 2 minutes (JetStream's default). A power loss can lose up to
 	// Interval of acknowledged events.
 	Interval time.Duration
@@ -50,10 +55,15 @@ type EmbeddedOptions struct {
 // Embedded is an in-process NATS server with JetStream and a client
 // connection to it. It opens no network listener.
 type Embedded struct {
-	srv  *server.Server
-	conn *nats.Conn
-	js   jetstream.JetStream
+	srv    *server.Server
+	conn   *nats.Conn
+	js     jetstream.JetStream
+	commit *committer // nil unless Sync.Always
 }
+
+// groupCommitInterval is the server's own fsync interval with Sync.Always,
+// where Commit makes events durable.
+const groupCommitInterval = time.Minute
 
 // StartEmbedded starts the embedded server on opts.Dir and connects to it
 // in-process. The caller owns the result and must Close it.
@@ -80,13 +90,18 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		JetStream:          true,
 		StoreDir:           dir,
 		MaxPayload:         opts.MaxPayload,
-		SyncAlways:         opts.Sync.Always,
 		SyncInterval:       opts.Sync.Interval,
 		NoSigs:             true,
 		NoLog:              true,
 		JetStreamMaxMemory: 64 << 20,
 		// No system account chatter is needed in-process.
 		NoSystemAccount: true,
+	}
+	var commit *committer
+	if opts.Sync.Always {
+		// Not the server's SyncAlways, which fsyncs once per message.
+		sopts.SyncInterval = groupCommitInterval
+		commit = newCommitter(filepath.Join(dir, "jetstream"))
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
@@ -112,7 +127,21 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("embedded nats: jetstream: %w", err)
 	}
-	return &Embedded{srv: srv, conn: nc, js: js}, nil
+	return &Embedded{srv: srv, conn: nc, js: js, commit: commit}, nil
+}
+
+// Commit waits until everything the store acknowledged before the call is
+// fsynced, when Sync.Always; otherwise it returns nil at once (the server
+// fsyncs on Sync.Interval). Concurrent calls share one round of fsyncs: a
+// call waits for the round under way to end and joins the next, so a round
+// costs the same for one caller as for a hundred. After an fsync error every
+// call returns it: the store must be restarted to know what is on disk. It
+// is safe for concurrent use.
+func (e *Embedded) Commit(ctx context.Context) error {
+	if e.commit == nil {
+		return nil
+	}
+	return e.commit.commit(ctx)
 }
 
 // Conn returns the in-process client connection. It stays valid until Close.

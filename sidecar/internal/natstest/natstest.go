@@ -67,11 +67,17 @@ type Options struct {
 	// clients and to each other, so that every connection takes the
 	// addresses given. nil means direct routes.
 	RouteVia func(from, to int, routeAddr string) string
+	// MaxPayload is the largest message the servers take, in bytes. Zero
+	// means nats-server's default (1 MiB).
+	MaxPayload int64
+	// MaxFileStore is each server's JetStream file storage, in bytes. Zero
+	// means 1 GiB.
+	MaxFileStore int64
 }
 
 // Cluster is a running cluster. Its methods are safe for concurrent use.
 type Cluster struct {
-	t     testing.TB
+	t     testing.TB // the test of Start; nil from New
 	bin   string
 	opts  Options
 	nodes []*node
@@ -105,35 +111,52 @@ func StartCluster(t testing.TB, n int) *Cluster {
 // a retry.
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
+	c, err := New(t.TempDir(), opts)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	c.t = t
+	t.Cleanup(c.Close)
+	return c
+}
+
+// New is Start for a program that is not a test (the benchmark harness):
+// the nodes keep their stores under dir, and the caller must Close the
+// cluster. Restart needs a cluster from Start.
+func New(dir string, opts Options) (*Cluster, error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = time.Minute
 	}
+	if opts.MaxFileStore == 0 {
+		opts.MaxFileStore = 1 << 30
+	}
 	if opts.Accounts > 0 && opts.User != "" {
-		t.Fatal("natstest: Options.Accounts and Options.User cannot be combined")
+		return nil, errors.New("Options.Accounts and Options.User cannot be combined")
 	}
 	bin, err := serverBinary()
 	if err != nil {
-		t.Fatalf("natstest: %v", err)
+		return nil, err
 	}
 	var errs []error
 	for attempt := range 3 {
-		c := &Cluster{t: t, bin: bin, opts: opts}
-		err := c.start(t.TempDir(), attempt)
+		c := &Cluster{bin: bin, opts: opts}
+		err := c.start(filepath.Join(dir, fmt.Sprintf("attempt-%d", attempt+1)), attempt)
 		if err == nil {
-			t.Cleanup(c.stop)
-			return c
+			return c, nil
 		}
-		c.stop()
+		c.Close()
 		errs = append(errs, err)
 	}
-	t.Fatalf("natstest: cluster did not start: %v", errors.Join(errs...))
-	return nil
+	return nil, fmt.Errorf("cluster did not start: %w", errors.Join(errs...))
 }
 
 func (c *Cluster) start(dir string, attempt int) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	ports, err := freePorts(3 * c.opts.Nodes)
 	if err != nil {
 		return err
@@ -181,7 +204,10 @@ func (c *Cluster) config(n *node) []byte {
 	if c.opts.StoreDir != nil {
 		storeDir = c.opts.StoreDir(c.index(n))
 	}
-	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n  max_memory_store: 64MB\n  max_file_store: 1GB\n", storeDir)
+	if c.opts.MaxPayload > 0 {
+		fmt.Fprintf(&b, "max_payload: %d\n", c.opts.MaxPayload)
+	}
+	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n  max_memory_store: 64MB\n  max_file_store: %d\n", storeDir, c.opts.MaxFileStore)
 	if c.opts.SyncAlways {
 		b.WriteString("  sync_interval: always\n")
 	}
@@ -435,7 +461,6 @@ func (c *Cluster) Node(name string) int {
 
 // Kill stops node i with SIGKILL and waits for the process to end.
 func (c *Cluster) Kill(i int) {
-	c.t.Helper()
 	n := c.nodes[i]
 	n.mu.Lock()
 	cmd, done := n.cmd, n.done
@@ -527,8 +552,9 @@ func (c *Cluster) ClientAddr(i int) string {
 // Name returns node i's server name.
 func (c *Cluster) Name(i int) string { return c.nodes[i].name }
 
-// stop kills every node.
-func (c *Cluster) stop() {
+// Close kills every node and waits for them to exit. Start's cluster is
+// closed at the end of its test.
+func (c *Cluster) Close() {
 	for _, n := range c.nodes {
 		n.mu.Lock()
 		cmd, done := n.cmd, n.done

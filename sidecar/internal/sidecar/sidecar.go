@@ -119,6 +119,7 @@ type Sidecar struct {
 	up          atomic.Bool
 	store       storeHealth
 	closeOne    sync.Once
+	commit      func(context.Context) error // embedded store's group commit (CHRONOSHUB_SYNC=always), else nil
 
 	webhookLis, grpcLis, httpLis, adminLis net.Listener
 }
@@ -236,6 +237,9 @@ func (s *Sidecar) openStore(ctx context.Context) error {
 			return err
 		}
 		s.nc, s.js, s.closeNC = emb.Conn(), emb.JetStream(), emb.Close
+		if cfg.SyncAlways {
+			s.commit = emb.Commit
+		}
 	} else {
 		nc, js, err := natsconn.ConnectExternal(ctx, natsconn.ExternalOptions{
 			URL:         cfg.NATSURL,
@@ -269,6 +273,7 @@ func (s *Sidecar) openStore(ctx context.Context) error {
 			MaxSubscriptions:          cfg.MaxSubscriptions,
 			MaxFiltersPerSubscription: cfg.MaxFilters,
 			SubscriptionIdleExpiry:    cfg.SubscriptionIdleExpiry,
+			Commit:                    s.commit,
 			Logger:                    s.logger.With("component", "eventlog"),
 			Observer:                  s.met,
 		})
@@ -372,7 +377,7 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		return err
 	}
 	recent := webhook.NewRecent(0) // the console's list of recent webhooks
-	s.hook = webhook.New(timedStore{s.log, s.met, &s.store}, cfg.WebhookSecrets.Secrets, webhook.Options{
+	s.hook = webhook.New(timedStore{s.log, s.commit, s.met, &s.store}, cfg.WebhookSecrets.Secrets, webhook.Options{
 		Path:                 cfg.WebhookPath,
 		MaxBodyBytes:         cfg.WebhookMaxBodyBytes,
 		MaxInFlightBodyBytes: cfg.WebhookMaxBodyMemory,
@@ -385,7 +390,12 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 	})
 	metrics.RegisterStats(s.reg, s.subscriptionStats, s.out.Pending, s.logger)
 	metrics.RegisterHealth(s.reg, s.Ready, s.out.Oldest, s.logger)
-	s.svc = grpcapi.New(s.log, s.out, check, grpcapi.Options{
+
+	var out grpcapi.Outbox = s.out
+	if s.commit != nil {
+		out = committedOutbox{s.out, s.commit}
+	}
+	s.svc = grpcapi.New(s.log, out, check, grpcapi.Options{
 		SendTimeout: cfg.SendTimeout,
 		Logger:      s.logger.With("component", "grpcapi"),
 		Tracer:      s.tracer,
@@ -775,10 +785,12 @@ func (s *Sidecar) subscriptionStats(ctx context.Context) ([]metrics.Subscription
 	return out, nil
 }
 
-// timedStore appends webhook events to the log, times each append and
-// tells the store's health.
+// timedStore appends webhook events to the log, waits for the store's
+// group commit when there is one, times each append and tells the store's
+// health.
 type timedStore struct {
 	log    *eventlog.Log
+	commit func(context.Context) error // nil: appended is stored
 	met    *metrics.Metrics
 	health *storeHealth
 }
@@ -789,6 +801,11 @@ func (t timedStore) Append(ctx context.Context, e webhook.Event) (bool, error) {
 		ID: e.ID, DedupKey: e.DedupKey, Type: e.Type, Payload: e.Payload, SignedAt: e.SignedAt, ReceivedAt: e.ReceivedAt,
 		TraceParent: e.TraceParent, TraceState: e.TraceState,
 	})
+	if err == nil && t.commit != nil {
+		// A duplicate waits too: the first copy may be a concurrent
+		// webhook's, appended and not yet fsynced.
+		err = t.commit(ctx)
+	}
 	t.met.StoreWrite(time.Since(start), err)
 	if errors.Is(err, eventlog.ErrFull) {
 		// A full log is the app falling behind, not a broken store: a
@@ -797,4 +814,23 @@ func (t timedStore) Append(ctx context.Context, e webhook.Event) (bool, error) {
 	}
 	t.health.record(err, time.Now())
 	return dup, err
+}
+
+// committedOutbox makes an asynchronous SendEvent wait for the store's group
+// commit: the event it queued is fsynced before the app is told it is
+// queued, as CHRONOSHUB_SYNC=always promises.
+type committedOutbox struct {
+	*outbox.Outbox
+	commit func(context.Context) error
+}
+
+func (o committedOutbox) Enqueue(ctx context.Context, eventType string, payload []byte, key string) (outbox.Record, error) {
+	rec, err := o.Outbox.Enqueue(ctx, eventType, payload, key)
+	if err != nil {
+		return rec, err
+	}
+	if err := o.commit(ctx); err != nil {
+		return outbox.Record{}, fmt.Errorf("queue event: %w", err)
+	}
+	return rec, nil
 }
