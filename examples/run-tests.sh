@@ -346,11 +346,16 @@ dead = [d for d in json.load(open(sys.argv[1])).get("deadLetters", []) if d["eve
 sys.exit(0 if len(dead) == 1 and dead[0].get("reason") == "refused" and dead[0].get("detail") == "HTTP 422" else 1)
 PYEOF
 curl -sS -f -m 10 "$EMULATOR/_emulator/inbound" >"$tmp/inbound.json" || fail "GET /_emulator/inbound"
-$PY - "$tmp/inbound.json" "$(sed -n 's/.*"manuscriptId": *"\([^"]*\)".*/\1/p' examples/events/manuscript.submitted.json)" <<'PYEOF' || fail "the PHP receiver's status update did not reach ChronosHub exactly once"
+# The forward subscription also receives the events earlier steps delivered
+# (it starts at the oldest one): follow this event's own status update, by
+# the ChronosHub event id the receiver recorded for it.
+$PY - "$tmp/inbound.json" "$tmp/journal.ndjson" "$submitted" "$(sed -n 's/.*"manuscriptId": *"\([^"]*\)".*/\1/p' examples/events/manuscript.submitted.json)" <<'PYEOF' || { tail -20 "$tmp/php.err" >&2; fail "the PHP receiver's status update did not reach ChronosHub exactly once: $(cat "$tmp/inbound.json")"; }
 import json, sys
-got = [e for e in json.load(open(sys.argv[1])) if e["event_type"] == "manuscript.status.updated"
-       and e["payload"] == {"manuscriptId": sys.argv[2], "status": "received"}]
-sys.exit(0 if len(got) == 1 else 1)
+inbound, journal, event_id, manuscript = sys.argv[1:]
+sent = {json.loads(l)["status_event_id"] for l in open(journal) if l.strip() and json.loads(l)["event_id"] == event_id}
+got = [e for e in json.load(open(inbound)) if e["event_id"] in sent and e["event_type"] == "manuscript.status.updated"
+       and e["payload"] == {"manuscriptId": manuscript, "status": "received"}]
+sys.exit(0 if len(sent) == 1 and len(got) == 1 else 1)
 PYEOF
 code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST "$php_url/chronoshub.php" \
 	-H "webhook-id: forged" -H "webhook-timestamp: $(date +%s)" -H "webhook-signature: v1,$(head -c 32 /dev/urandom | base64 -w0)" \
