@@ -13,10 +13,10 @@ package console
 
 import (
 	"embed"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/crossorigin"
 )
 
 // Path is where the console is served.
@@ -65,11 +65,11 @@ func serve(w http.ResponseWriter, r *http.Request, opts Options) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
-	if opts.LoopbackHostOnly && !loopbackHost(r.Host) {
+	if opts.LoopbackHostOnly && !crossorigin.LoopbackHost(r.Host) {
 		http.Error(w, "the console answers only requests for a loopback host (127.0.0.1, [::1] or localhost)", http.StatusForbidden)
 		return
 	}
-	if why := crossSite(r); why != "" {
+	if why := crossorigin.Refusal(r); why != "" {
 		http.Error(w, "the console refuses requests from other sites: "+why, http.StatusForbidden)
 		return
 	}
@@ -93,34 +93,4 @@ func serve(w http.ResponseWriter, r *http.Request, opts Options) {
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)
 	}
-}
-
-// crossSite says why r came from a page of another origin ("" when it did
-// not): a browser's Sec-Fetch-Site other than same-origin or none (typed
-// by the user), or an Origin that is not the console's.
-func crossSite(r *http.Request) string {
-	if site := r.Header.Values("Sec-Fetch-Site"); len(site) > 0 {
-		if len(site) != 1 || (site[0] != "same-origin" && site[0] != "none") {
-			return "Sec-Fetch-Site " + strings.Join(site, ", ")
-		}
-	}
-	if origin := r.Header.Values("Origin"); len(origin) > 0 {
-		u, err := url.Parse(origin[0])
-		if len(origin) != 1 || err != nil || !strings.EqualFold(u.Host, r.Host) {
-			return "Origin is not the console's"
-		}
-	}
-	return ""
-}
-
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -9,12 +9,11 @@ import (
 	"log/slog"
 	"math"
 	"mime"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/crossorigin"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -174,18 +173,18 @@ type gateway struct {
 // It also refuses what only a web browser would send to a local API, before
 // anything is forwarded: with LoopbackHostOnly, a Host that is not loopback
 // (DNS rebinding); any request another site or origin made (see
-// crossOrigin), whatever its method, because a GET of the stream consumes
+// crossorigin.Refusal), whatever its method, because a GET of the stream consumes
 // events and an <img> or EventSource sends one without a CORS preflight; and
 // a body that is not declared JSON (a form or text/plain POST).
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if g.loopbackHost && !loopbackHost(r.Host) {
+	if g.loopbackHost && !crossorigin.LoopbackHost(r.Host) {
 		g.writeError(w, r, &runtime.HTTPStatusError{
 			HTTPStatus: http.StatusForbidden,
 			Err:        status.Error(codes.PermissionDenied, "the API answers only requests for a loopback host (Host: 127.0.0.1, [::1] or localhost)"),
 		})
 		return
 	}
-	if why := crossOrigin(r); why != "" {
+	if why := crossorigin.Refusal(r); why != "" {
 		g.writeError(w, r, &runtime.HTTPStatusError{
 			HTTPStatus: http.StatusForbidden,
 			Err:        status.Error(codes.PermissionDenied, "cross-origin requests are refused: "+why),
@@ -318,87 +317,4 @@ func (g *gateway) routingError(ctx context.Context, mux *runtime.ServeMux, m run
 func isJSON(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "application/json"
-}
-
-// loopbackHost reports whether a Host header names a loopback address or
-// localhost.
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// crossOrigin says why r was made by a web page of another origin, or returns
-// "" when it was not. Browsers mark every request with Sec-Fetch-Site (since
-// 2020-2023) and send Origin on every request except same-origin and no-cors
-// GET and HEAD; programs such as curl and the gRPC-gateway SDKs send neither.
-// A request is refused when Sec-Fetch-Site is present and neither
-// "same-origin" nor "none" (the user typed the URL), or when Origin is present
-// and is not the origin the request was sent to (its scheme and Host).
-// http.CrossOriginProtection is not enough: it lets every GET, HEAD and
-// OPTIONS through.
-func crossOrigin(r *http.Request) string {
-	if site := r.Header.Values("Sec-Fetch-Site"); len(site) > 0 {
-		if len(site) != 1 || (site[0] != "same-origin" && site[0] != "none") {
-			return fmt.Sprintf("Sec-Fetch-Site %q", quoted(site))
-		}
-	}
-	if origin := r.Header.Values("Origin"); len(origin) > 0 {
-		if len(origin) != 1 || !sameOrigin(origin[0], r) {
-			return fmt.Sprintf("Origin %q is not this API's", quoted(origin))
-		}
-	}
-	return ""
-}
-
-// quoted joins header values for an error message, cut to 100 bytes: they
-// are the client's, and are logged.
-func quoted(values []string) string {
-	s := strings.Join(values, ", ")
-	if len(s) > 100 {
-		s = s[:100] + "..."
-	}
-	return s
-}
-
-// sameOrigin reports whether origin, an Origin header, is the origin of the
-// URL r was sent to: the same scheme, host (case-insensitively) and port,
-// default ports filled in.
-func sameOrigin(origin string, r *http.Request) bool {
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return false // including "null", an opaque origin
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if !strings.EqualFold(u.Scheme, scheme) {
-		return false
-	}
-	oHost, oPort := hostPort(u.Host, scheme)
-	rHost, rPort := hostPort(r.Host, scheme)
-	return oHost != "" && strings.EqualFold(oHost, rHost) && oPort == rPort
-}
-
-// hostPort splits a URL or Host header's host[:port], filling in the
-// scheme's default port.
-func hostPort(hp, scheme string) (host, port string) {
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil {
-		host, port = strings.TrimSuffix(strings.TrimPrefix(hp, "["), "]"), ""
-	}
-	if port == "" {
-		port = "80"
-		if scheme == "https" {
-			port = "443"
-		}
-	}
-	return host, port
 }
