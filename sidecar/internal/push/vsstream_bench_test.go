@@ -36,7 +36,7 @@ const pushVsStreamRate = 1000
 // the p50 and p99 of both and the ratio of the p99s (push over stream;
 // issue 20's target is at most 1.5).
 //
-//	go test -run '^$' -bench PushVsStream -benchtime 5000x ./sidecar/internal/push/
+//	go test -run '^$' -bench 'PushVsStream$' -benchtime 5000x ./sidecar/internal/push/
 func BenchmarkPushVsStream(b *testing.B) {
 	for _, concurrency := range []int{1, 8} {
 		b.Run(fmt.Sprintf("concurrency=%d", concurrency), func(b *testing.B) { benchPushVsStream(b, concurrency) })
@@ -274,4 +274,80 @@ func consumeStream(ctx context.Context, client sidecarv1.EventServiceClient, sub
 		done <- recvErr
 	}()
 	return done
+}
+
+// BenchmarkPushVsStreamDrain compares how fast push delivery and the gRPC
+// stream drain the same backlog in one run: b.N events stored first, then
+// drained by a push subscription (to a loopback app that answers 200 at
+// once, with the push concurrency of the sub-benchmark's name) and, after
+// it, by a gRPC stream subscription (the default in-flight window, a
+// batching acker). Each drain is timed from the consumer's start to the
+// app's receipt of the last event. It reports both rates in events/s and
+// their ratio (push over stream).
+//
+//	go test -run '^$' -bench PushVsStreamDrain -benchtime 5000x ./sidecar/internal/push/
+func BenchmarkPushVsStreamDrain(b *testing.B) {
+	for _, concurrency := range []int{1, 8} {
+		b.Run(fmt.Sprintf("concurrency=%d", concurrency), func(b *testing.B) { benchPushVsStreamDrain(b, concurrency) })
+	}
+}
+
+func benchPushVsStreamDrain(b *testing.B, concurrency int) {
+	l := openLog(b, eventlog.Options{})
+	ctx := context.Background()
+	for i := range b.N {
+		e := eventlog.Event{ID: "e" + strconv.Itoa(i), Type: "manuscript.submitted", Payload: []byte(`{"manuscriptId":"m-123","status":"submitted"}`)}
+		if _, err := l.Append(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pushGot, streamGot := newReceipts(b.N), newReceipts(b.N)
+	url := benchServe(b, func(id string) { pushGot.got(id, time.Now()) })
+	client := startEventService(b, l)
+	b.ResetTimer()
+
+	// Push drains first.
+	pctx, cancel := context.WithCancel(ctx)
+	p, err := push.New(l, push.Target{Subscription: "push", URL: url, Concurrency: concurrency}, push.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	pushDone := make(chan error, 1)
+	go func() { pushDone <- p.Run(pctx) }()
+	select {
+	case <-pushGot.done:
+	case err := <-pushDone:
+		b.Fatalf("push Run = %v after %d of %d events", err, pushGot.count(), b.N)
+	case <-time.After(time.Minute):
+		b.Fatalf("push delivered %d of %d events in a minute", pushGot.count(), b.N)
+	}
+	pushTime := time.Since(start)
+	cancel()
+	if err := <-pushDone; err != nil {
+		b.Fatal(err)
+	}
+
+	// Then the stream.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start = time.Now()
+	streamDone := consumeStream(sctx, client, "stream", streamGot.got)
+	select {
+	case <-streamGot.done:
+	case err := <-streamDone:
+		b.Fatalf("stream = %v after %d of %d events", err, streamGot.count(), b.N)
+	case <-time.After(time.Minute):
+		b.Fatalf("the stream delivered %d of %d events in a minute", streamGot.count(), b.N)
+	}
+	streamTime := time.Since(start)
+	b.StopTimer()
+	cancel()
+	<-streamDone
+
+	pushRate, streamRate := float64(b.N)/pushTime.Seconds(), float64(b.N)/streamTime.Seconds()
+	b.ReportMetric(pushRate, "push-events/s")
+	b.ReportMetric(streamRate, "stream-events/s")
+	b.ReportMetric(pushRate/streamRate, "rate-ratio")
+	b.ReportMetric(0, "ns/op")
 }
