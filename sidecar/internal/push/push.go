@@ -348,6 +348,9 @@ func (p *Pusher) setPaused(paused bool) {
 // event back, the other workers finish what they hold, and the stream ends
 // with errPaused.
 func (p *Pusher) runStream(ctx context.Context) error {
+	if p.t.Concurrency == 1 {
+		return p.runStrict(ctx)
+	}
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	jobs := make(chan eventlog.Event)
@@ -403,6 +406,30 @@ func (p *Pusher) runStream(ctx context.Context) error {
 	<-workersDone
 	if pausing.Load() && ctx.Err() == nil {
 		return errPaused
+	}
+	return err
+}
+
+// runStrict is runStream for concurrency 1: the stream's own goroutine
+// posts each event and settles it before it asks for the next, with no
+// worker to hand the event to. An event's way from the log to the app is
+// then one goroutine switch shorter, and so is the way from its
+// acknowledgement to the next pull; with a single POST in flight a worker
+// has nothing to overlap. When the app is unreachable the event is given
+// back and the stream ends with errPaused.
+func (p *Pusher) runStrict(ctx context.Context) error {
+	err := p.log.PushStream(ctx, eventlog.StreamRequest{
+		Subscription: p.t.Subscription,
+		Types:        p.t.Types,
+		MaxInFlight:  1,
+	}, func(e eventlog.Event) error {
+		if p.deliver(ctx, e) {
+			return errPaused
+		}
+		return nil
+	})
+	if errors.Is(err, errPaused) && ctx.Err() != nil {
+		return nil
 	}
 	return err
 }

@@ -353,10 +353,20 @@ func TestRetry4xx(t *testing.T) {
 // middle: no event ever counts an attempt for it, and every event arrives.
 func TestUnreachableCostsNoAttempts(t *testing.T) {
 	t.Parallel()
+	// Concurrency 1 posts from the stream's goroutine, more through workers.
+	for _, concurrency := range []int{1, 2} {
+		t.Run(fmt.Sprintf("concurrency=%d", concurrency), func(t *testing.T) {
+			t.Parallel()
+			testUnreachableCostsNoAttempts(t, concurrency)
+		})
+	}
+}
+
+func testUnreachableCostsNoAttempts(t *testing.T, concurrency int) {
 	l := openLog(t, eventlog.Options{MaxAttempts: 1})
 	sock := filepath.Join(t.TempDir(), "app.sock")
 	appendEvents(t, l, "a1", "a2", "a3")
-	p := run(t, l, push.Target{Subscription: "app", URL: "http://localhost/hook", Socket: sock, Concurrency: 2}, push.Options{MaxAttempts: 1})
+	p := run(t, l, push.Target{Subscription: "app", URL: "http://localhost/hook", Socket: sock, Concurrency: concurrency}, push.Options{MaxAttempts: 1})
 	waitFor(t, "paused before the app starts", func() bool { return p.State().Paused })
 
 	start := func() *app {
