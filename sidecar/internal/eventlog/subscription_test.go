@@ -18,12 +18,15 @@ import (
 // waitFor polls cond until it holds or 10 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	// 30 s: on the three-node cluster under a loaded -race run, a filter
+	// change that follows a replica's record takes seconds; polling every
+	// 20 ms keeps the store calls of cond from crowding out what it waits for.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return
 		}
 	}
-	t.Fatalf("%s: not within 10s", what)
+	t.Fatalf("%s: not within 30s", what)
 }
 
 func getSub(t *testing.T, l *eventlog.Log, name string) eventlog.Subscription {
