@@ -156,7 +156,17 @@ func testHandOver(t *testing.T, c *natstest.Cluster) {
 			t.Errorf("ChronosHub accepted event %d %d times (%v), want %d", i, len(ids), ids, want)
 			continue
 		}
-		rec, err := b.Get(t.Context(), fmt.Sprint("k", i))
+		// The record is read through another node than the one that wrote
+		// it last (a replica of the bucket may answer a read before it has
+		// applied the newest write): wait for it, with a deadline.
+		var rec Record
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			rec, err = b.Get(t.Context(), fmt.Sprint("k", i))
+			if err == nil && rec.State == Accepted && rec.EventID == ids[len(ids)-1] {
+				break
+			}
+		}
 		if err != nil || rec.State != Accepted || rec.EventID != ids[len(ids)-1] {
 			t.Errorf("Get(k%d) = %+v, %v; want Accepted with %s", i, rec, err, ids[len(ids)-1])
 		}
