@@ -241,6 +241,12 @@ func (l *Log) create(ctx context.Context, name string, asked []string, req Strea
 	if err != nil {
 		return nil, err
 	}
+	// Before the consumer exists, so that nobody sees the new subscription
+	// with its predecessor's dead letters (the record written above makes
+	// this replica the one creating it).
+	if err := l.purgeLeftovers(ctx, name, dead.State.LastSeq); err != nil {
+		return nil, err
+	}
 	subjects, _ := filterSubjects(name, asked)
 	cfg := l.consumerConfig(name, subjects)
 	cfg.Metadata = map[string]string{metaFilterRevision: strconv.FormatUint(rev, 10)}
@@ -258,9 +264,6 @@ func (l *Log) create(ctx context.Context, name string, asked []string, req Strea
 	}
 	if err != nil {
 		return nil, consumerError(name, err)
-	}
-	if err := l.purgeLeftovers(ctx, name, dead.State.LastSeq); err != nil {
-		return nil, err
 	}
 	return cons, nil
 }
