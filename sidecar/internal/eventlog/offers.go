@@ -88,7 +88,7 @@ func (l *Log) offers(ctx context.Context, sub string, seq uint64) ([]int, uint64
 // written. change returns false to leave the record as it is.
 func (l *Log) changeOffers(ctx context.Context, sub string, seq uint64, change func([]int) ([]int, bool)) ([]int, error) {
 	key := offersKey(sub, seq)
-	for range 10 {
+	for range 20 {
 		cur, rev, err := l.offers(ctx, sub, seq)
 		if err != nil {
 			return nil, err
@@ -124,6 +124,35 @@ func (l *Log) markOffer(ctx context.Context, sub string, seq uint64, n int) erro
 		return fmt.Errorf("record offer of event %d on %s: %w", seq, sub, err)
 	}
 	return nil
+}
+
+// offerOnce records delivery number n as an offer unless the event was
+// offered max times already (by other deliveries), and returns the offers
+// made before n. The decision is made on the record as written, with a
+// revision check: a stale read (a lagging replica answering a direct get)
+// cannot let an offer beyond max through.
+func (l *Log) offerOnce(ctx context.Context, sub string, seq uint64, n, max int) (before int, err error) {
+	_, err = l.changeOffers(ctx, sub, seq, func(s []int) ([]int, bool) {
+		others := slices.DeleteFunc(slices.Clone(s), func(d int) bool { return d == n })
+		before = len(others)
+		if before >= max || len(others) < len(s) {
+			return s, false // out of attempts, or already marked
+		}
+		return append(slices.Clone(s), n), true
+	})
+	if err != nil {
+		return 0, fmt.Errorf("record offer of event %d on %s: %w", seq, sub, err)
+	}
+	return before, nil
+}
+
+// offersBefore returns how many deliveries other than n were offered.
+func (l *Log) offersBefore(ctx context.Context, sub string, seq uint64, n int) (int, error) {
+	s, _, err := l.offers(ctx, sub, seq)
+	if err != nil {
+		return 0, err
+	}
+	return len(slices.DeleteFunc(s, func(d int) bool { return d == n })), nil
 }
 
 // unmarkOffer removes delivery number n from the event's offers: it was
@@ -175,21 +204,39 @@ func (l *Log) markHeld(h *streamHandle) {
 }
 
 // markAll marks the offers of deliveries taken out of the registry or
-// flagged marked by the caller.
+// flagged marked by the caller. A mark that fails (the store is out of
+// reach) is tried again for up to markRetry: one written late still counts
+// for the offers after it.
 func (l *Log) markAll(sub string, ds []*delivery) {
 	if len(ds) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), markRetry)
 	defer cancel()
 	for _, d := range ds {
-		if err := l.markOffer(ctx, sub, d.seq, d.delivered); err != nil {
-			// The offer may go uncounted: the event may be offered once
-			// more than MaxAttempts.
-			l.opts.Logger.Warn("record offer", "subscription", sub, "err", err)
+		for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+			tctx, tcancel := context.WithTimeout(ctx, storeTimeout)
+			err := l.markOffer(tctx, sub, d.seq, d.delivered)
+			tcancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				// The offer goes uncounted: the event may be offered
+				// once more than MaxAttempts.
+				l.opts.Logger.Warn("record offer", "subscription", sub, "err", err)
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
 		}
 	}
 }
+
+// markRetry bounds how long markAll keeps trying to record offers.
+const markRetry = 10 * time.Second
 
 // markHeldLoop runs markHeld until ctx is done, often enough that a first
 // delivery is marked well before its ack deadline passes.

@@ -634,18 +634,6 @@ func storeContext(streamCtx context.Context) (context.Context, context.CancelFun
 func (l *Log) checkRedelivery(streamCtx context.Context, h *streamHandle, m jetstream.Msg, e *Event, seq uint64, delivered int, types []string) (gone bool, err error) {
 	ctx, cancel := storeContext(streamCtx)
 	defer cancel()
-	var offers []int
-	if delivered > 1 {
-		if offers, _, err = l.offers(ctx, h.sub.name, seq); err != nil {
-			l.returnUnoffered(m)
-			return false, fmt.Errorf("read attempts of event %s: %w", e.ID, err)
-		}
-		// This delivery may already be marked if an earlier try to offer
-		// it failed after marking; it is not an earlier offer.
-		if i := slices.Index(offers, delivered); i >= 0 {
-			offers = slices.Delete(offers, i, i+1)
-		}
-	}
 	if !matchesAny(types, e.Type) {
 		// Another Log on the same JetStream (another replica of the
 		// sidecar) may have widened the subscription since this one read
@@ -656,30 +644,36 @@ func (l *Log) checkRedelivery(streamCtx context.Context, h *streamHandle, m jets
 			return false, fmt.Errorf("read filter of subscription %s: %w", h.sub.name, err)
 		}
 	}
-	reason := ""
+	reason, offers := "", 0
 	switch {
 	case !matchesAny(types, e.Type):
 		// Pending on the subscription when its filter was narrowed.
 		reason = ReasonFilterNarrowed
-	case len(offers) >= l.opts.MaxAttempts:
-		reason = ReasonMaxAttempts
-	}
-	if reason == "" {
 		if delivered > 1 {
-			// Recorded before the offer, so that a redelivery counts it
-			// whichever replica gets it.
-			if err := l.markOffer(ctx, h.sub.name, seq, delivered); err != nil {
+			if offers, err = l.offersBefore(ctx, h.sub.name, seq, delivered); err != nil {
 				l.returnUnoffered(m)
-				return false, err
+				return false, fmt.Errorf("read attempts of event %s: %w", e.ID, err)
 			}
 		}
-		e.Attempt = len(offers) + 1
+	case delivered > 1:
+		// Recorded before the offer, so that a redelivery counts it
+		// whichever replica gets it.
+		if offers, err = l.offerOnce(ctx, h.sub.name, seq, delivered, l.opts.MaxAttempts); err != nil {
+			l.returnUnoffered(m)
+			return false, fmt.Errorf("read attempts of event %s: %w", e.ID, err)
+		}
+		if offers >= l.opts.MaxAttempts {
+			reason = ReasonMaxAttempts
+		}
+	}
+	if reason == "" {
+		e.Attempt = offers + 1
 		return false, nil
 	}
-	e.Attempt = len(offers)
+	e.Attempt = offers
 	// Dead-letter it, and only then stop its redelivery (a crash in
 	// between redelivers it here and the dead-letter id de-duplicates it).
-	if _, err := l.deadLetter(ctx, h.sub.name, *e, seq, reason, len(offers)); err != nil {
+	if _, err := l.deadLetter(ctx, h.sub.name, *e, seq, reason, offers); err != nil {
 		l.returnUnoffered(m)
 		return false, fmt.Errorf("dead-letter event %s: %w", e.ID, err)
 	}
@@ -690,7 +684,7 @@ func (l *Log) checkRedelivery(streamCtx context.Context, h *streamHandle, m jets
 		l.forgetOffers(ctx, h.sub.name, seq)
 	}
 	l.opts.Observer.DeadLettered(h.sub.name)
-	l.opts.Logger.Warn("event moved to dead letters", "subscription", h.sub.name, "event_id", e.ID, "event_type", e.Type, "reason", reason, "attempts", len(offers))
+	l.opts.Logger.Warn("event moved to dead letters", "subscription", h.sub.name, "event_id", e.ID, "event_type", e.Type, "reason", reason, "attempts", offers)
 	return true, nil
 }
 
