@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natstest"
 )
 
 // reject streams sub, rejecting every offer, until n events were offered
@@ -140,4 +142,85 @@ func TestHeldOffersCount(t *testing.T) {
 		t.Fatalf("redelivery %s attempt %d, want held attempt 2", e.ID, e.Attempt)
 	}
 	settle(t, l, eventlog.Settlement{Subscription: "h", IDs: []string{e.ID}})
+}
+
+// TestRetryWhileFirstAttemptInProcess appends an event again while its
+// first append waits for a quorum (the stream leader's followers paused):
+// ChronosHub retrying a webhook whose first POST is still being stored. The
+// retry waits for the first attempt's outcome instead of failing with
+// "duplicate message id is in process", and the event is stored once.
+func TestRetryWhileFirstAttemptInProcess(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	nc, js := c.Connect(t)
+	openOn(t, nc, eventlog.Options{Replicas: 3, CheckExisting: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, eventlog.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("stream info = %+v, %v", info, err)
+	}
+	leader := c.Node(info.Cluster.Leader)
+	lnc, ljs := c.ConnectNode(t, leader)
+	l := openOn(t, lnc, eventlog.Options{Replicas: 3, CheckExisting: true})
+	for i := range 3 {
+		if i != leader {
+			c.Pause(i)
+			t.Cleanup(func() { c.Resume(i) })
+		}
+	}
+	// The first attempt: published and left waiting for its quorum.
+	e := event("retried", "manuscript.submitted", `{}`)
+	m := nats.NewMsg("chronoshub.events." + e.Type)
+	m.Header.Set(jetstream.MsgIDHeader, e.ID)
+	m.Data = e.Payload
+	firstAck, err := ljs.PublishMsgAsync(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := lnc.Stats().OutMsgs
+	// The retry, on the same connection (so JetStream sees it second).
+	type result struct {
+		dup bool
+		err error
+	}
+	retry := make(chan result, 1)
+	go func() {
+		dup, err := l.Append(ctx, e)
+		retry <- result{dup, err}
+	}()
+	// Until it published twice (it was told the id is in process, and
+	// tried again) or gave up.
+	var r result
+	waitFor(t, "retry waiting for the first attempt", func() bool {
+		select {
+		case r = <-retry:
+			t.Fatalf("retry's Append = %v, %v while the first attempt is in process; want it to wait for its outcome", r.dup, r.err)
+		default:
+		}
+		return lnc.Stats().OutMsgs >= sent+2
+	})
+	for i := range 3 {
+		if i != leader {
+			c.Resume(i)
+		}
+	}
+	r = <-retry
+	if r.err != nil {
+		t.Fatalf("retry's Append = %v, want it to wait for the first attempt", r.err)
+	}
+	select {
+	case <-firstAck.Ok():
+		if !r.dup {
+			t.Errorf("retry's Append stored the event again after the first attempt stored it")
+		}
+	case err := <-firstAck.Err():
+		t.Logf("first attempt failed (%v): the retry stored the event (dup %v)", err, r.dup)
+	case <-ctx.Done():
+		t.Fatal("first attempt unanswered")
+	}
 }

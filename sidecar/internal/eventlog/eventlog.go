@@ -444,12 +444,12 @@ func (l *Log) Append(ctx context.Context, e Event) (duplicate bool, err error) {
 	msg.Data = e.Payload
 	msg.Header.Set(jetstream.MsgIDHeader, cmp.Or(e.DedupKey, e.ID))
 	setEventHeaders(msg.Header, e)
-	ack, err := l.js.PublishMsg(ctx, msg)
+	ack, err := l.publish(ctx, msg)
 	if err != nil && l.full(ctx, msg) {
 		// Make room by removing what every subscription has acknowledged,
 		// then try once more.
 		if l.reclaim(ctx) {
-			ack, err = l.js.PublishMsg(ctx, msg)
+			ack, err = l.publish(ctx, msg)
 		}
 		if err != nil && l.full(ctx, msg) {
 			return false, fmt.Errorf("store event %s: %w", e.ID, ErrFull)
@@ -459,6 +459,31 @@ func (l *Log) Append(ctx context.Context, e Event) (duplicate bool, err error) {
 		return false, fmt.Errorf("store event %s: %w", e.ID, err)
 	}
 	return ack.Duplicate, nil
+}
+
+// jsErrDuplicateInProcess is JetStream's answer to a message whose id is
+// the id of one still being stored ("duplicate message id is in process"):
+// on a cluster, ChronosHub's retry of a webhook whose first attempt is
+// still waiting for its quorum.
+const jsErrDuplicateInProcess jetstream.ErrorCode = 10158
+
+// publish stores msg, waiting out a first attempt of the same id still in
+// process: its outcome decides this one's (a duplicate once it is stored,
+// stored anew if it failed), instead of a failure the caller would take for
+// an unavailable store.
+func (l *Log) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 250*time.Millisecond) {
+		ack, err := l.js.PublishMsg(ctx, msg)
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != jsErrDuplicateInProcess {
+			return ack, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for an earlier attempt of the same event: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }
 
 // storeRecordOverhead is what JetStream's file store adds to a message.
