@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -204,39 +205,44 @@ func (l *Log) markHeld(h *streamHandle) {
 }
 
 // markAll marks the offers of deliveries taken out of the registry or
-// flagged marked by the caller. A mark that fails (the store is out of
-// reach) is tried again for up to markRetry: one written late still counts
-// for the offers after it.
+// flagged marked by the caller, all at once. A mark that fails (the store
+// is out of reach) is tried again for up to markRetry: one written late
+// still counts for the offers after it.
 func (l *Log) markAll(sub string, ds []*delivery) {
 	if len(ds) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), markRetry)
 	defer cancel()
+	var wg sync.WaitGroup
 	for _, d := range ds {
-		for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-			tctx, tcancel := context.WithTimeout(ctx, storeTimeout)
-			err := l.markOffer(tctx, sub, d.seq, d.delivered)
-			tcancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				// The offer goes uncounted: the event may be offered
-				// once more than MaxAttempts.
-				l.opts.Logger.Warn("record offer", "subscription", sub, "err", err)
-				break
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
+		wg.Go(func() { l.markRetrying(ctx, sub, d) })
+	}
+	wg.Wait()
+}
+
+func (l *Log) markRetrying(ctx context.Context, sub string, d *delivery) {
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		tctx, tcancel := context.WithTimeout(ctx, storeTimeout)
+		err := l.markOffer(tctx, sub, d.seq, d.delivered)
+		tcancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			// The offer goes uncounted: the event may be offered once
+			// more than MaxAttempts.
+			l.opts.Logger.Warn("record offer", "subscription", sub, "err", err)
+			return
+		case <-time.After(wait):
 		}
 	}
 }
 
-// markRetry bounds how long markAll keeps trying to record offers.
-const markRetry = 10 * time.Second
+// markRetry bounds how long markAll keeps trying to record offers: longer
+// than the partitions and elections a cluster rides out.
+const markRetry = 30 * time.Second
 
 // markHeldLoop runs markHeld until ctx is done, often enough that a first
 // delivery is marked well before its ack deadline passes.
