@@ -106,11 +106,21 @@ func (l *Log) changeOffers(ctx context.Context, sub string, seq uint64, change f
 		if err == nil {
 			return next, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) { // not another writer's change
+		if !isRevisionConflict(err) {
 			return nil, err
 		}
 	}
 	return nil, fmt.Errorf("record offer of %s: too many concurrent updates", key)
+}
+
+// isRevisionConflict reports whether err says another writer changed the
+// record first. A replicated bucket answers a failed revision check with
+// JetStream's error 10164 rather than 10071, which nats.go does not always
+// map to ErrKeyExists.
+func isRevisionConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // markOffer adds delivery number n to the event's offers.
