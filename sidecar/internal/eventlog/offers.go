@@ -30,13 +30,15 @@ import (
 // deadline. Events acknowledged promptly, the common case, never touch the
 // bucket.
 //
-// Bound: a crash of the process holding a first delivery within markAfter
-// of its offer loses that offer's mark, so the event can be offered once
-// more than MaxAttempts (a pause longer than the ack deadline only delays
-// the mark: the offers after it count it once it is written); a crash
-// between marking a redelivery and handing it to the app counts an offer
-// that was not made, so it can be offered once less. Each such crash
-// shifts one event's count by at most one.
+// Bound: when the process holding a first delivery cannot record its offer
+// before JetStream offers the event again — it is killed within markAfter
+// of the offer, cut off from the store, or paused, for longer than the ack
+// deadline — that offer is not counted, and the event can be offered once
+// more than MaxAttempts (a mark written late, after a partition or a
+// pause, counts for the offers after it). A crash between marking a
+// redelivery and handing it to the app counts an offer that was not made,
+// so it can be offered once less. Each such fault shifts one event's count
+// by at most one.
 
 // OffersBucket is the key-value bucket of offer records. It is part of the
 // on-disk format. (Versions before it kept CHRONOSHUB_UNOFFERED, counts of
