@@ -784,10 +784,8 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 		err := results[i]
 		if err == nil && !s.Reject {
 			l.opts.Observer.Acked(name, l.opts.Now().Sub(it.d.receivedAt))
-			l.mu.Lock()
-			marked := it.d.marked
-			l.mu.Unlock()
-			if marked {
+			// Out of the registry, nothing else changes marked.
+			if it.d.marked {
 				l.forgetOffers(ctx, name, it.d.seq)
 			}
 		}
