@@ -241,6 +241,11 @@ func (l *Log) markRetrying(ctx context.Context, sub string, d *delivery) {
 		if err == nil {
 			return
 		}
+		if l.nc.IsClosed() {
+			// Nothing to wait for: a closed connection stays closed.
+			l.opts.Logger.Warn("record offer", "subscription", sub, "err", err)
+			return
+		}
 		select {
 		case <-ctx.Done():
 			// The offer goes uncounted: the event may be offered once
