@@ -86,18 +86,6 @@ func (s *faultSchedule) between(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(s.intN(int(hi-lo)))
 }
 
-// knownDefect reports what the harness found that is not fixed yet (see
-// docs/reliability.md, "Found by the harness"): logged, and a failure when
-// CHRONOSHUB_FAULT_STRICT=1, so that the fix can switch it on.
-func knownDefect(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CHRONOSHUB_FAULT_STRICT") == "1" {
-		t.Errorf("known defect: "+format, args...)
-		return
-	}
-	t.Logf("KNOWN DEFECT (fails with CHRONOSHUB_FAULT_STRICT=1): "+format, args...)
-}
-
 // unboundedHub is hub with an emulator that remembers every inbound event
 // (its listing is the checker's evidence; the default keeps the last 1,000).
 func unboundedHub(t *testing.T) (*emulator.Emulator, string) {

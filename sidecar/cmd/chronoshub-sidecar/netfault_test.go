@@ -362,34 +362,39 @@ func (f *faultFleet) finish() verdict {
 	}
 	f.churnM.Lock()
 	defer f.churnM.Unlock()
-	short := 0
+	short, over := 0, 0
 	for _, d := range dls {
 		id := d.GetEvent().GetId()
 		if a := d.GetEvent().GetAttempt(); a != 5 {
-			knownDefect(t, "dead letter %s records %d attempts, want CHRONOSHUB_MAX_ATTEMPTS (5) (offered to the flapping apps %d times)", id, a, f.churn[id])
+			t.Errorf("dead letter %s records %d attempts, want CHRONOSHUB_MAX_ATTEMPTS (5) (offered to the flapping apps %d times)", id, a, f.churn[id])
 		}
 		switch n := f.churn[id]; {
-		case n > 5:
-			t.Errorf("dead letter %s was offered to the flapping apps %d times, more than CHRONOSHUB_MAX_ATTEMPTS (5)", id, n)
+		case n > 6:
+			t.Errorf("dead letter %s was offered to the flapping apps %d times, more than CHRONOSHUB_MAX_ATTEMPTS (5) and the one offer a fault may leave unrecorded", id, n)
+		case n == 6:
+			// The bound docs/guarantees.md states: a first offer whose
+			// record could not be written before JetStream offered the
+			// event again (its sidecar cut off from the store, or killed,
+			// within the ack deadline) is not counted.
+			over++
 		case n < 5:
 			short++
 		}
 	}
-	t.Logf("flapping apps: %d dead letters; %d of them offered to an app fewer than 5 times", len(dls), short)
+	t.Logf("flapping apps: %d dead letters; %d of them offered to an app fewer than 5 times, %d of them 6 times (a first offer left unrecorded by a fault)", len(dls), short, over)
 	return v
 }
 
 // checkReadiness checks, for the fault that lasted [from, to], that every
 // sidecar that answered no webhook 2xx for 3 s or more said so on /readyz
-// within that stretch (issue 25's readiness item, fixed elsewhere: a known
-// defect until then).
+// within that stretch (issue 25's readiness item).
 func (f *faultFleet) checkReadiness(from, to time.Time) {
 	f.t.Helper()
 	for i, s := range f.slots {
 		url := "https://" + s.get().Webhook + "/webhook"
 		for _, o := range f.l.outages(url, from, to, 3*time.Second) {
 			if !f.ready[i].falseWithin(o[0], o[1]) {
-				knownDefect(f.t, "sidecar %d answered no webhook with a 2xx for %v while /readyz answered 200 throughout", i, o[1].Sub(o[0]).Round(100*time.Millisecond))
+				f.t.Errorf("sidecar %d answered no webhook with a 2xx for %v while /readyz answered 200 throughout", i, o[1].Sub(o[0]).Round(100*time.Millisecond))
 			}
 		}
 	}

@@ -219,7 +219,10 @@ func testFilterRulesAcrossReplicas(t *testing.T, b backend) {
 
 // testCrashedReplicaHandsOver: a replica whose connection dies (its pod
 // killed) while it holds events: the other replica gets them after the ack
-// wait, with the next attempt.
+// wait, each once. Their attempt is 2 when the dead replica recorded its
+// offer (it held the event past markAfter), else 1: the offer of a first
+// delivery lost with a crash within a second of it is not counted (the
+// bound stated in offers.go).
 func testCrashedReplicaHandsOver(t *testing.T, c *natstest.Cluster, account int) {
 	opts := eventlog.Options{Replicas: 3, CheckExisting: true, AckWait: 2 * time.Second}
 	nc1, _ := c.ConnectAccount(t, account, 0)
@@ -239,8 +242,8 @@ func testCrashedReplicaHandsOver(t *testing.T, c *natstest.Cluster, account int)
 	seen := map[string]bool{}
 	for range n {
 		e := next(t, ch2)
-		if seen[e.ID] || e.Attempt != 2 {
-			t.Fatalf("event %s attempt %d (seen before: %v), want each once with attempt 2", e.ID, e.Attempt, seen[e.ID])
+		if seen[e.ID] || e.Attempt < 1 || e.Attempt > 2 {
+			t.Fatalf("event %s attempt %d (seen before: %v), want each once with attempt 1 or 2", e.ID, e.Attempt, seen[e.ID])
 		}
 		seen[e.ID] = true
 		settle(t, l2, eventlog.Settlement{Subscription: "c", IDs: []string{e.ID}})

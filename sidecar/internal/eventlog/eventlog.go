@@ -13,13 +13,13 @@
 // applied by JetStream at once and written to disk within about 100 ms; a
 // crash inside that window offers the event again after restart.
 //
-// Attempts count offers to the app, not JetStream's deliveries: events a
-// stream fetched but never handed to the app (it ended first) are recorded
-// in a key-value bucket when they are returned, and subtracted from
-// JetStream's delivery count. The record lives in JetStream, so the count is
-// right across restarts and across sidecars sharing one JetStream. (A crash
-// between a fetch and the offer cannot be recorded: such a fetch counts as
-// an offer.)
+// Attempts count offers to the app, not JetStream's deliveries: a
+// delivery that never reached the app (lost with a connection, or given
+// back because its stream ended first) is no attempt. Offers are recorded
+// per subscription and event in a key-value bucket, on redeliveries and on
+// first deliveries that are not acknowledged promptly, so the count is
+// right across restarts and across sidecars sharing one JetStream (see
+// offers.go for the bound a crash puts on it).
 //
 // A subscription's event-type filter is fixed when it is created. A stream
 // asking for the same filter, or for none ("whatever the subscription has"),
@@ -52,7 +52,6 @@ import (
 const (
 	EventsStream      = "CHRONOSHUB_EVENTS"
 	DeadLettersStream = "CHRONOSHUB_DEADLETTERS"
-	UnofferedBucket   = "CHRONOSHUB_UNOFFERED"
 
 	eventsPrefix = "chronoshub.events."
 	replayPrefix = "chronoshub.replay."
@@ -227,13 +226,13 @@ func (nopObserver) DeadLettered(string)         {}
 
 // Log is the durable event log. It is safe for concurrent use.
 type Log struct {
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	events   jetstream.Stream
-	dead     jetstream.Stream
-	unoffers jetstream.KeyValue // fetches returned without an offer, by subscription and sequence
-	records  jetstream.KeyValue // subscription records (filters), by name; see filter.go
-	opts     Options
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	events    jetstream.Stream
+	dead      jetstream.Stream
+	offerRecs jetstream.KeyValue // offers made, by subscription and sequence; see offers.go
+	records   jetstream.KeyValue // subscription records (filters), by name; see filter.go
+	opts      Options
 
 	mu     sync.Mutex
 	subs   map[string]*subState
@@ -268,7 +267,12 @@ type delivery struct {
 	receivedAt time.Time
 	deadline   time.Time
 	seq        uint64 // position in the event log
-	skipped    bool   // it has a record of unoffered fetches
+	// delivered is JetStream's delivery number (NumDelivered); marked is
+	// set once the offer is in the offer record, or being written to it
+	// (guarded by Log.mu).
+	delivered int
+	marked    bool
+	offeredAt time.Time
 }
 
 // Open creates or updates the log's JetStream streams on nc and returns the
@@ -385,20 +389,20 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("create stream %s: %w", DeadLettersStream, err)
 	}
 	kvCfg := jetstream.KeyValueConfig{
-		Bucket:      UnofferedBucket,
-		Description: "Per subscription and event, fetches returned without being offered to the app.",
+		Bucket:      OffersBucket,
+		Description: "Per subscription and event, the deliveries offered to the app.",
 		TTL:         opts.Retention,
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
 	}
-	var unoffers jetstream.KeyValue
+	var offerRecs jetstream.KeyValue
 	if opts.CheckExisting {
-		unoffers, err = natsconn.EnsureKeyValue(ctx, js, kvCfg, settings)
+		offerRecs, err = natsconn.EnsureKeyValue(ctx, js, kvCfg, settings)
 	} else {
-		unoffers, err = js.CreateOrUpdateKeyValue(ctx, kvCfg)
+		offerRecs, err = js.CreateOrUpdateKeyValue(ctx, kvCfg)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create bucket %s: %w", UnofferedBucket, err)
+		return nil, fmt.Errorf("create bucket %s: %w", OffersBucket, err)
 	}
 	recCfg := jetstream.KeyValueConfig{
 		Bucket:      SubscriptionsBucket,
@@ -417,7 +421,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	}
 	q, qcancel := context.WithCancel(context.Background())
 	return &Log{
-		nc: nc, js: js, events: events, dead: dead, unoffers: unoffers, records: records, opts: opts,
+		nc: nc, js: js, events: events, dead: dead, offerRecs: offerRecs, records: records, opts: opts,
 		subs:    map[string]*subState{},
 		oldest:  map[string]oldestUnacked{},
 		quiesce: q, quiesceCancel: qcancel,
@@ -445,12 +449,12 @@ func (l *Log) Append(ctx context.Context, e Event) (duplicate bool, err error) {
 	msg.Data = e.Payload
 	msg.Header.Set(jetstream.MsgIDHeader, cmp.Or(e.DedupKey, e.ID))
 	setEventHeaders(msg.Header, e)
-	ack, err := l.js.PublishMsg(ctx, msg)
+	ack, err := l.publish(ctx, msg)
 	if err != nil && l.full(ctx, msg) {
 		// Make room by removing what every subscription has acknowledged,
 		// then try once more.
 		if l.reclaim(ctx) {
-			ack, err = l.js.PublishMsg(ctx, msg)
+			ack, err = l.publish(ctx, msg)
 		}
 		if err != nil && l.full(ctx, msg) {
 			return false, fmt.Errorf("store event %s: %w", e.ID, ErrFull)
@@ -460,6 +464,31 @@ func (l *Log) Append(ctx context.Context, e Event) (duplicate bool, err error) {
 		return false, fmt.Errorf("store event %s: %w", e.ID, err)
 	}
 	return ack.Duplicate, nil
+}
+
+// jsErrDuplicateInProcess is JetStream's answer to a message whose id is
+// the id of one still being stored ("duplicate message id is in process"):
+// on a cluster, ChronosHub's retry of a webhook whose first attempt is
+// still waiting for its quorum.
+const jsErrDuplicateInProcess jetstream.ErrorCode = 10158
+
+// publish stores msg, waiting out a first attempt of the same id still in
+// process: its outcome decides this one's (a duplicate once it is stored,
+// stored anew if it failed), instead of a failure the caller would take for
+// an unavailable store.
+func (l *Log) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 250*time.Millisecond) {
+		ack, err := l.js.PublishMsg(ctx, msg)
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != jsErrDuplicateInProcess {
+			return ack, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for an earlier attempt of the same event: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }
 
 // storeRecordOverhead is what JetStream's file store adds to a message.

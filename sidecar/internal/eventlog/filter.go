@@ -277,7 +277,7 @@ func (l *Log) purgeLeftovers(ctx context.Context, name string, upTo uint64) erro
 			return fmt.Errorf("remove dead letters of an earlier subscription %s: %w", name, err)
 		}
 	}
-	keys, err := l.unoffers.ListKeysFiltered(ctx, name+".>")
+	keys, err := l.offerRecs.ListKeysFiltered(ctx, name+".>")
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
 		return nil
 	}
@@ -286,7 +286,7 @@ func (l *Log) purgeLeftovers(ctx context.Context, name string, upTo uint64) erro
 	}
 	defer func() { _ = keys.Stop() }()
 	for k := range keys.Keys() {
-		if err := l.unoffers.Purge(ctx, k); err != nil {
+		if err := l.offerRecs.Purge(ctx, k); err != nil {
 			return fmt.Errorf("remove attempt records of an earlier subscription %s: %w", name, err)
 		}
 	}

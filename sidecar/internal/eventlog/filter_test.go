@@ -166,8 +166,15 @@ func TestExpiredSubscriptionLeavesNoDeadLetters(t *testing.T) {
 		_, err := l.GetSubscription(context.Background(), "idle")
 		return errors.Is(err, eventlog.ErrNotFound)
 	})
-	_, stop = stream(t, l, eventlog.StreamRequest{Subscription: "idle", Start: eventlog.StartNow})
-	waitSubscription(t, l, "idle")
+	// Attached, not merely visible: the consumer exists before the
+	// predecessor's dead letters are purged.
+	attached := make(chan struct{})
+	_, stop = stream(t, l, eventlog.StreamRequest{Subscription: "idle", Start: eventlog.StartNow, Attached: func(eventlog.Attachment) { close(attached) }})
+	select {
+	case <-attached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("new stream not attached within 10s")
+	}
 	if s := getSub(t, l, "idle"); s.DeadLetters != 0 {
 		t.Fatalf("new subscription has %d dead letters of the expired one (%+v; its stream ended with %v)", s.DeadLetters, deadLetters(t, l, "idle"), stop())
 	}

@@ -187,7 +187,20 @@ func (l *Log) GiveBack(sub, id string) error {
 	if d == nil {
 		return fmt.Errorf("%w: event %s is not delivered on %s", ErrNotFound, id, name)
 	}
-	l.returnUnoffered(name, d.msg)
+	l.mu.Lock()
+	marked := d.marked
+	l.mu.Unlock()
+	if marked {
+		// A redelivery is recorded as offered before it is handed over,
+		// a first delivery once held for half the ack deadline: withdraw
+		// that.
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		if err := l.unmarkOffer(ctx, name, d.seq, d.delivered); err != nil {
+			l.opts.Logger.Warn("withdraw offer", "subscription", name, "err", err)
+		}
+	}
+	l.returnUnoffered(d.msg)
 	l.release(d)
 	return nil
 }
@@ -219,8 +232,11 @@ func (l *Log) DeadLetterNow(ctx context.Context, sub string, e Event, reason, de
 		// under the same id, which de-duplicates it.
 		return fmt.Errorf("dead-letter event %s: %w", e.ID, err)
 	}
-	if d.skipped {
-		l.forgetUnoffered(ctx, name, d.seq)
+	l.mu.Lock()
+	marked := d.marked
+	l.mu.Unlock()
+	if marked {
+		l.forgetOffers(ctx, name, d.seq)
 	}
 	l.opts.Observer.DeadLettered(name)
 	l.opts.Logger.Warn("event moved to dead letters", "subscription", name, "event_id", e.ID, "event_type", e.Type, "reason", reason, "detail", detail, "attempts", e.Attempt)

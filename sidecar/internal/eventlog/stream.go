@@ -174,6 +174,17 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 		return err
 	}
 	defer l.detach(h)
+	markCtx, stopMarking := context.WithCancel(context.Background())
+	markDone := make(chan struct{})
+	go func() {
+		defer close(markDone)
+		l.markHeldLoop(markCtx, h)
+	}()
+	// Stopped before detach, which marks what the stream still holds.
+	defer func() {
+		stopMarking()
+		<-markDone
+	}()
 	if req.Attached != nil {
 		req.Attached(h.attached)
 	}
@@ -265,7 +276,7 @@ func (l *Log) receive(ctx, pull context.Context, h *streamHandle, it jetstream.M
 		}
 		if pull.Err() != nil {
 			// The stream ended while this event was in the buffer.
-			l.returnUnoffered(h.sub.name, m)
+			l.returnUnoffered(m)
 			continue
 		}
 		if err := l.deliverOne(ctx, h, m, send); err != nil {
@@ -284,7 +295,7 @@ func (l *Log) drain(h *streamHandle, it jetstream.MessagesContext) {
 		if err != nil {
 			return
 		}
-		l.returnUnoffered(h.sub.name, m)
+		l.returnUnoffered(m)
 	}
 }
 
@@ -292,63 +303,12 @@ func (l *Log) drain(h *streamHandle, it jetstream.MessagesContext) {
 // from the app; they do not follow the stream's context, which may be over.
 const storeTimeout = 5 * time.Second
 
-// returnUnoffered gives back an event fetched but never offered, recording
-// the fetch first so that it does not count as an attempt.
-func (l *Log) returnUnoffered(sub string, m jetstream.Msg) {
+// returnUnoffered gives back an event fetched but never offered. Nothing is
+// recorded: only offers are (see offers.go).
+func (l *Log) returnUnoffered(m jetstream.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	meta, err := m.Metadata()
-	if err == nil {
-		if err := l.recordUnoffered(ctx, sub, meta.Sequence.Stream); err != nil {
-			l.opts.Logger.Warn("record unoffered event", "subscription", sub, "err", err)
-		}
-	}
 	_ = l.settleMsg(ctx, m, ackNak)
-}
-
-func unofferedKey(sub string, seq uint64) string { return sub + "." + strconv.FormatUint(seq, 10) }
-
-// recordUnoffered adds one unoffered fetch to the event's record.
-func (l *Log) recordUnoffered(ctx context.Context, sub string, seq uint64) error {
-	key := unofferedKey(sub, seq)
-	for range 10 {
-		e, err := l.unoffers.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			if _, err = l.unoffers.Create(ctx, key, []byte("1")); !errors.Is(err, jetstream.ErrKeyExists) {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		n, _ := strconv.Atoi(string(e.Value()))
-		if _, err = l.unoffers.Update(ctx, key, []byte(strconv.Itoa(n+1)), e.Revision()); err == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("record unoffered event %s: too many concurrent updates", key)
-}
-
-// unoffered returns how many fetches of the event were returned without an
-// offer.
-func (l *Log) unoffered(ctx context.Context, sub string, seq uint64) (int, error) {
-	e, err := l.unoffers.Get(ctx, unofferedKey(sub, seq))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	n, _ := strconv.Atoi(string(e.Value()))
-	return n, nil
-}
-
-// forgetUnoffered drops an event's record once it left the subscription.
-func (l *Log) forgetUnoffered(ctx context.Context, sub string, seq uint64) {
-	if err := l.unoffers.Purge(ctx, unofferedKey(sub, seq)); err != nil {
-		l.opts.Logger.Warn("forget unoffered record", "subscription", sub, "err", err)
-	}
 }
 
 // checkTypes validates event-type patterns against the log's bounds.
@@ -504,15 +464,25 @@ func sorted(s []string) []string {
 // detach returns the stream's unsettled events to the subscription.
 func (l *Log) detach(h *streamHandle) {
 	l.mu.Lock()
-	var naks []jetstream.Msg
+	var (
+		naks   []jetstream.Msg
+		unmark []*delivery
+	)
 	for id, d := range h.sub.inflight {
 		if d.owner == h {
 			naks = append(naks, d.msg)
 			delete(h.sub.inflight, id)
+			if !d.marked {
+				d.marked = true
+				unmark = append(unmark, d)
+			}
 		}
 	}
 	h.n = 0
 	l.mu.Unlock()
+	// They were offered: recorded before they go back, so that their
+	// redelivery counts them.
+	l.markAll(h.sub.name, unmark)
 	// Confirmed naks, so that a graceful shutdown that follows does not
 	// leave them unapplied; if one fails, the ack deadline redelivers.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -541,7 +511,10 @@ func (l *Log) waitCapacity(ctx context.Context, h *streamHandle, max int, stop <
 		l.mu.Lock()
 		h.checks++
 		now := time.Now()
-		var next time.Time
+		var (
+			next     time.Time
+			unmarked []*delivery
+		)
 		for id, d := range h.sub.inflight {
 			if d.owner != h {
 				continue
@@ -549,6 +522,12 @@ func (l *Log) waitCapacity(ctx context.Context, h *streamHandle, max int, stop <
 			if !now.Before(d.deadline) {
 				delete(h.sub.inflight, id)
 				h.n--
+				if !d.marked {
+					// Offered, and held past its deadline (the process was
+					// paused, say): it counts.
+					d.marked = true
+					unmarked = append(unmarked, d)
+				}
 				continue
 			}
 			if next.IsZero() || d.deadline.Before(next) {
@@ -557,6 +536,7 @@ func (l *Log) waitCapacity(ctx context.Context, h *streamHandle, max int, stop <
 		}
 		n := h.n
 		l.mu.Unlock()
+		l.markAll(h.sub.name, unmarked)
 		if n < max {
 			return nil
 		}
@@ -610,20 +590,20 @@ func (l *Log) deliverOne(streamCtx context.Context, h *streamHandle, m jetstream
 	}
 	seq := meta.Sequence.Stream
 	e := decode(m.Headers(), m.Subject(), m.Data(), seq)
-	// Attempts are offers: JetStream's deliveries less the fetches returned
-	// unoffered.
-	e.Attempt = int(meta.NumDelivered)
-	var skipped int
+	delivered := int(meta.NumDelivered)
+	e.Attempt = 1
+	marked := false
 	l.mu.Lock()
 	types := h.sub.types
 	l.mu.Unlock()
-	if e.Attempt > 1 || !matchesAny(types, e.Type) {
+	if delivered > 1 || !matchesAny(types, e.Type) {
 		// The common case, a first delivery the filter matches, needs no
 		// store call here (and no context for one).
-		var gone bool
-		if skipped, gone, err = l.checkRedelivery(streamCtx, h, m, &e, seq, types); err != nil || gone {
+		gone, err := l.checkRedelivery(streamCtx, h, m, &e, seq, delivered, types)
+		if err != nil || gone {
 			return err
 		}
+		marked = delivered > 1
 	}
 	l.mu.Lock()
 	if old, ok := h.sub.inflight[e.ID]; ok {
@@ -631,7 +611,9 @@ func (l *Log) deliverOne(streamCtx context.Context, h *streamHandle, m jetstream
 		old.owner.n--
 		old.owner.signal()
 	}
-	h.sub.inflight[e.ID] = &delivery{msg: m, owner: h, receivedAt: e.ReceivedAt, deadline: time.Now().Add(l.opts.AckWait), seq: seq, skipped: skipped > 0}
+	now := time.Now()
+	h.sub.inflight[e.ID] = &delivery{msg: m, owner: h, receivedAt: e.ReceivedAt, deadline: now.Add(l.opts.AckWait), seq: seq,
+		delivered: delivered, marked: marked, offeredAt: now}
 	h.n++
 	l.mu.Unlock()
 	l.opts.Observer.Delivered(h.sub.name, e.Attempt)
@@ -645,55 +627,65 @@ func storeContext(streamCtx context.Context) (context.Context, context.CancelFun
 }
 
 // checkRedelivery handles an event that is a redelivery or that the
-// stream's filter does not match: it takes the fetches returned unoffered
-// off e.Attempt (returning how many) and dead-letters the event when it ran
-// out of attempts or was narrowed out of the subscription (gone).
-func (l *Log) checkRedelivery(streamCtx context.Context, h *streamHandle, m jetstream.Msg, e *Event, seq uint64, types []string) (skipped int, gone bool, err error) {
+// stream's filter does not match: it dead-letters the event when it ran out
+// of attempts or was narrowed out of the subscription (gone); otherwise it
+// records this delivery as an offer and sets e.Attempt to the offers made
+// with it.
+func (l *Log) checkRedelivery(streamCtx context.Context, h *streamHandle, m jetstream.Msg, e *Event, seq uint64, delivered int, types []string) (gone bool, err error) {
 	ctx, cancel := storeContext(streamCtx)
 	defer cancel()
-	if e.Attempt > 1 {
-		if skipped, err = l.unoffered(ctx, h.sub.name, seq); err != nil {
-			l.returnUnoffered(h.sub.name, m)
-			return 0, false, fmt.Errorf("read attempts of event %s: %w", e.ID, err)
-		}
-		e.Attempt -= skipped
-	}
 	if !matchesAny(types, e.Type) {
 		// Another Log on the same JetStream (another replica of the
 		// sidecar) may have widened the subscription since this one read
 		// its filter: read it again before treating the event as narrowed
 		// out.
 		if types, err = l.refreshTypes(ctx, h.sub); err != nil {
-			l.returnUnoffered(h.sub.name, m)
-			return 0, false, fmt.Errorf("read filter of subscription %s: %w", h.sub.name, err)
+			l.returnUnoffered(m)
+			return false, fmt.Errorf("read filter of subscription %s: %w", h.sub.name, err)
 		}
 	}
-	reason := ""
+	reason, offers := "", 0
 	switch {
 	case !matchesAny(types, e.Type):
 		// Pending on the subscription when its filter was narrowed.
 		reason = ReasonFilterNarrowed
-	case e.Attempt > l.opts.MaxAttempts:
-		reason = ReasonMaxAttempts
+		if delivered > 1 {
+			if offers, err = l.offersBefore(ctx, h.sub.name, seq, delivered); err != nil {
+				l.returnUnoffered(m)
+				return false, fmt.Errorf("read attempts of event %s: %w", e.ID, err)
+			}
+		}
+	case delivered > 1:
+		// Recorded before the offer, so that a redelivery counts it
+		// whichever replica gets it.
+		if offers, err = l.offerOnce(ctx, h.sub.name, seq, delivered, l.opts.MaxAttempts); err != nil {
+			l.returnUnoffered(m)
+			return false, fmt.Errorf("read attempts of event %s: %w", e.ID, err)
+		}
+		if offers >= l.opts.MaxAttempts {
+			reason = ReasonMaxAttempts
+		}
 	}
 	if reason == "" {
-		return skipped, false, nil
+		e.Attempt = offers + 1
+		return false, nil
 	}
+	e.Attempt = offers
 	// Dead-letter it, and only then stop its redelivery (a crash in
 	// between redelivers it here and the dead-letter id de-duplicates it).
-	if _, err := l.deadLetter(ctx, h.sub.name, *e, seq, reason, e.Attempt-1); err != nil {
-		l.returnUnoffered(h.sub.name, m)
-		return 0, false, fmt.Errorf("dead-letter event %s: %w", e.ID, err)
+	if _, err := l.deadLetter(ctx, h.sub.name, *e, seq, reason, offers); err != nil {
+		l.returnUnoffered(m)
+		return false, fmt.Errorf("dead-letter event %s: %w", e.ID, err)
 	}
 	if err := l.settleMsg(ctx, m, ackTerm); err != nil {
-		return 0, false, fmt.Errorf("dead-letter event %s: %w", e.ID, err)
+		return false, fmt.Errorf("dead-letter event %s: %w", e.ID, err)
 	}
-	if skipped > 0 {
-		l.forgetUnoffered(ctx, h.sub.name, seq)
+	if delivered > 1 {
+		l.forgetOffers(ctx, h.sub.name, seq)
 	}
 	l.opts.Observer.DeadLettered(h.sub.name)
-	l.opts.Logger.Warn("event moved to dead letters", "subscription", h.sub.name, "event_id", e.ID, "event_type", e.Type, "reason", reason, "attempts", e.Attempt-1)
-	return 0, true, nil
+	l.opts.Logger.Warn("event moved to dead letters", "subscription", h.sub.name, "event_id", e.ID, "event_type", e.Type, "reason", reason, "attempts", offers)
+	return true, nil
 }
 
 // refreshTypes reads the subscription's filter from JetStream into sub.
@@ -761,7 +753,19 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 		delete(sub.inflight, id)
 		items = append(items, item{id, d})
 	}
+	var unmarked []*delivery
+	if s.Reject {
+		for _, it := range items {
+			if !it.d.marked {
+				it.d.marked = true
+				unmarked = append(unmarked, it.d)
+			}
+		}
+	}
 	l.mu.Unlock()
+	// A rejected first delivery is recorded as offered before JetStream
+	// offers it again.
+	l.markAll(name, unmarked)
 	if len(items) == 0 {
 		// Nothing was held here: tell a mistyped subscription name (which
 		// would otherwise look like ids that are merely no longer held) from
@@ -780,8 +784,9 @@ func (l *Log) Settle(ctx context.Context, s Settlement) (done, unknown []string,
 		err := results[i]
 		if err == nil && !s.Reject {
 			l.opts.Observer.Acked(name, l.opts.Now().Sub(it.d.receivedAt))
-			if it.d.skipped {
-				l.forgetUnoffered(ctx, name, it.d.seq)
+			// Out of the registry, nothing else changes marked.
+			if it.d.marked {
+				l.forgetOffers(ctx, name, it.d.seq)
 			}
 		}
 		l.mu.Lock()

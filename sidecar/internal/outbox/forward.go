@@ -35,6 +35,17 @@ func (o *Outbox) Run(ctx context.Context) error {
 	// Events being sent are finished before Run returns, however it returns.
 	w := newWorkers(o.concurrency)
 	defer w.wg.Wait()
+	// Queued events the store lost (a power cut) are settled as Failed.
+	rctx, stopRepair := context.WithCancel(ctx)
+	repaired := make(chan struct{})
+	go func() {
+		defer close(repaired)
+		o.repairLoop(rctx)
+	}()
+	defer func() {
+		stopRepair()
+		<-repaired
+	}()
 	// Fetching ends on errors a busy machine can cause (a missed heartbeat, a
 	// leadership change): fetch again rather than stop forwarding.
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -565,5 +566,56 @@ func TestStateString(t *testing.T) {
 		if got := s.String(); got != want {
 			t.Errorf("State(%d).String() = %q, want %q", int(s), got, want)
 		}
+	}
+}
+
+// TestLostQueueEntryFails: an asynchronous record whose queue entry is gone
+// (a power cut with an interval sync kept the record and dropped the entry)
+// becomes Failed with a reason once it is older than lostAfter, instead of
+// staying Queued for ever; a younger one, possibly between its record and
+// its queue entry, is left alone.
+func TestLostQueueEntryFails(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, t.TempDir())
+	_, js := connect(t, ns)
+	hub := newChronosHub(t)
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var elapsed atomic.Int64
+	now := func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
+	oc := make(outcomes, 10)
+	o := openOutbox(t, store{js: js}, hub.client(t, 1), Options{Now: now, OnOutcome: oc.hook})
+	for _, key := range []string{"lost", "kept"} {
+		if _, err := o.Enqueue(t.Context(), "t", []byte(`{"k":"`+key+`"}`), key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The cut: the queue entry of "lost" is gone, its record is not.
+	s, err := js.Stream(t.Context(), o.streamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(t.Context(), jetstream.WithPurgeSubject(o.queuePrefix+keyHash("lost"))); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := o.repairLost(t.Context()); err != nil || n != 0 {
+		t.Fatalf("repairLost of a young record = %d, %v; want 0, nil", n, err)
+	}
+	elapsed.Store(int64(lostAfter + time.Second))
+	// Run settles the lost one and sends the other.
+	run(t, o)
+	got := oc.wait(t, 2)
+	slices.Sort(got)
+	if diff := cmp.Diff([]State{Accepted, Failed}, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	rec, err := o.Get(t.Context(), "lost")
+	if err != nil || rec.State != Failed || rec.Error != errLost {
+		t.Errorf("Get(lost) = %+v, %v; want Failed with the reason", rec, err)
+	}
+	if rec, err := o.Get(t.Context(), "kept"); err != nil || rec.State != Accepted {
+		t.Errorf("Get(kept) = %+v, %v; want Accepted", rec, err)
+	}
+	if n, _ := hub.counts(); n != 1 {
+		t.Errorf("ChronosHub got %d requests, want 1", n)
 	}
 }

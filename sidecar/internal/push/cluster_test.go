@@ -105,14 +105,19 @@ func TestClusterOneReplicaAtATime(t *testing.T) {
 	if len(dead) > 0 {
 		t.Errorf("dead letters: %v", dead)
 	}
+	// A hand-over posts an event again. (Its attempt header says 2 only
+	// when the dead replica had recorded its offer: one lost with the
+	// replica within a second of the offer is not counted, the bound
+	// eventlog states.)
+	posts := map[string]int{}
 	handedOver := 0
 	for _, r := range a.got() {
-		if r.attempt == "2" {
+		if posts[r.id]++; posts[r.id] == 2 {
 			handedOver++
 		}
 	}
 	if handedOver == 0 {
-		t.Errorf("no event posted with attempt 2: the dead replica's events were not handed over")
+		t.Errorf("no event posted twice: the dead replica's events were not handed over")
 	}
 	t.Logf("%d events, %d posted again after the first replica died", n, handedOver)
 }
