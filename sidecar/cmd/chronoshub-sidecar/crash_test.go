@@ -221,12 +221,20 @@ func TestCrashLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	dl, err := sidecarv1.NewEventServiceClient(conn).ListDeadLetters(t.Context(), &sidecarv1.ListDeadLettersRequest{Subscription: "churn", PageSize: 1000})
-	if err != nil {
-		t.Fatalf("ListDeadLetters(churn): %v", err)
+	// Every page: a long run dead-letters more than one page holds.
+	var dead []*sidecarv1.DeadLetter
+	for token := ""; ; {
+		dl, err := sidecarv1.NewEventServiceClient(conn).ListDeadLetters(t.Context(), &sidecarv1.ListDeadLettersRequest{Subscription: "churn", PageSize: 1000, PageToken: token})
+		if err != nil {
+			t.Fatalf("ListDeadLetters(churn): %v", err)
+		}
+		dead = append(dead, dl.GetDeadLetters()...)
+		if token = dl.GetNextPageToken(); token == "" {
+			break
+		}
 	}
 	short := 0
-	for _, d := range dl.GetDeadLetters() {
+	for _, d := range dead {
 		id := d.GetEvent().GetId()
 		if a := d.GetEvent().GetAttempt(); a != maxAttempts {
 			t.Errorf("dead letter %s records %d attempts, want %d", id, a, maxAttempts)
@@ -238,7 +246,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		}
 	}
 	inbound := emu.Inbound()
-	t.Logf("flapping app: %d dead letters, each offered %d times (%d short of it by an offer lost to a kill)", len(dl.GetDeadLetters()), maxAttempts, short)
+	t.Logf("flapping app: %d dead letters, each offered %d times (%d short of it by an offer lost to a kill)", len(dead), maxAttempts, short)
 	t.Logf("%d kills: %d webhooks accepted, all delivered (%d duplicate deliveries, at-least-once); %d async events queued, all reached ChronosHub (%d posts in all)",
 		kills, len(accepted), dups, len(queued), len(inbound))
 }
