@@ -167,9 +167,15 @@ func TestKillRestart(t *testing.T) {
 		e := recvEvent(t, s)
 		got[e.GetId()] = e.GetAttempt()
 	}
+	// Attempts count offers (eventlog's offers record): a first offer is
+	// recorded only once it is held past min(ack wait/2, 1 s), so one the
+	// sidecar was killed sooner after may come back as attempt 1 — the
+	// documented bound of one offer more than CHRONOSHUB_MAX_ATTEMPTS, which
+	// eventlog's TestHeldOffersCount covers. What must hold here is that
+	// every unacked event comes back.
 	for _, id := range ids[2:] {
-		if got[id] < 2 {
-			t.Fatalf("after restart got %v, want unacked %s again with attempt ≥ 2", got, id)
+		if got[id] < 1 {
+			t.Fatalf("after restart got %v, want unacked %s again", got, id)
 		}
 	}
 	if _, err := grpcc.AckEvents(ctx, &sidecarv1.AckEventsRequest{Subscription: "app", EventIds: ids[2:]}); err != nil {

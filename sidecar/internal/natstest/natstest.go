@@ -485,13 +485,32 @@ func (c *Cluster) Restart(i int) {
 	default:
 		c.t.Fatalf("natstest: Restart(%d): the node is running; Kill it first", i)
 	}
-	if err := c.launch(n); err != nil {
-		c.t.Fatalf("natstest: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.ReadyTimeout)
 	defer cancel()
-	if err := c.waitReady(ctx, i); err != nil {
+	if err := c.relaunch(ctx, i); err != nil {
 		c.t.Fatalf("natstest: restart: %v", err)
+	}
+}
+
+// relaunch starts node i again and waits until it is ready. A node restarts
+// on its own ports, which another process (a client's ephemeral port, another
+// test's listener) may hold for a moment after the kill freed them: a start
+// that exits because a port is in use is tried again until ctx ends.
+func (c *Cluster) relaunch(ctx context.Context, i int) error {
+	n := c.nodes[i]
+	for {
+		if err := c.launch(n); err != nil {
+			return err
+		}
+		err := c.waitReady(ctx, i)
+		if err == nil || !strings.Contains(err.Error(), "address already in use") || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 
