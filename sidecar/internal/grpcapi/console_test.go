@@ -2,7 +2,6 @@ package grpcapi_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/gateway"
 )
 
 // TestReplayEvents replays acknowledged events over gRPC and REST: they come
@@ -21,12 +19,7 @@ import (
 func TestReplayEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "")
-	gw, err := gateway.New(t.Context(), e.conn, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rest := httptest.NewServer(gw)
-	t.Cleanup(rest.Close)
+	rest := e.rest(t)
 	ctx := t.Context()
 	start := time.Now()
 	e.appendEvent(t, "r1", "manuscript.submitted", `{"n":1}`)
@@ -106,12 +99,7 @@ func TestReplayEvents(t *testing.T) {
 func TestConsoleReads(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "")
-	gw, err := gateway.New(t.Context(), e.conn, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rest := httptest.NewServer(gw)
-	t.Cleanup(rest.Close)
+	rest := e.rest(t)
 	e.appendEvent(t, "g1", "manuscript.submitted", `{"n":1}`)
 	if _, err := e.client.SendEvent(t.Context(), &sidecarv1.SendEventRequest{Type: "manuscript.submitted", Payload: []byte(`{"x":1}`), IdempotencyKey: "k/1"}); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/gateway"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/grpcapi"
 )
 
@@ -46,12 +44,7 @@ func TestStreamSaysItCreatedTheSubscription(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
 	e := newEnvWith(t, envOptions{logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	gw, err := gateway.New(t.Context(), e.conn, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rest := httptest.NewServer(gw)
-	t.Cleanup(rest.Close)
+	rest := e.rest(t)
 	e.appendEvent(t, "e1", "manuscript.submitted", `{}`)
 	e.appendEvent(t, "e2", "manuscript.status.updated", `{}`)
 	e.appendEvent(t, "e3", "manuscript.submitted", `{}`)

@@ -28,6 +28,7 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventcheck"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/eventlog"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/gateway"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/grpcapi"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/outbox"
@@ -43,6 +44,19 @@ type env struct {
 	emu    *emulator.Emulator
 	client sidecarv1.EventServiceClient
 	conn   *grpc.ClientConn
+}
+
+// rest serves a REST gateway over the env's client connection, closed at
+// the end of the test.
+func (e *env) rest(t *testing.T) *httptest.Server {
+	t.Helper()
+	gw, err := gateway.New(t.Context(), e.conn, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := httptest.NewServer(gw)
+	t.Cleanup(rest.Close)
+	return rest
 }
 
 func newEnv(t *testing.T, token string) *env {

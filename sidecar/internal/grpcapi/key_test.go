@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/gateway"
 )
 
 // TestIdempotencyKeys checks the idempotency keys SendEvent and GetSentEvent
@@ -24,12 +23,7 @@ import (
 func TestIdempotencyKeys(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "")
-	gw, err := gateway.New(t.Context(), e.conn, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rest := httptest.NewServer(gw)
-	t.Cleanup(rest.Close)
+	rest := e.rest(t)
 
 	tests := []struct {
 		name  string

@@ -3,14 +3,12 @@ package grpcapi_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/gateway"
 )
 
 // TestUnknownSubscriptionNotFound checks that every RPC naming a
@@ -20,12 +18,7 @@ import (
 func TestUnknownSubscriptionNotFound(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "")
-	gw, err := gateway.New(t.Context(), e.conn, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rest := httptest.NewServer(gw)
-	t.Cleanup(rest.Close)
+	rest := e.rest(t)
 	// A subscription that exists, so that "not found" is about the name.
 	e.appendEvent(t, "e1", "manuscript.submitted", `{}`)
 	ctx, cancel := context.WithCancel(t.Context())
