@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
@@ -216,6 +217,12 @@ func (s *Service) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.S
 	err = s.log.Stream(ctx, sr, send)
 	if err != nil && s.streamsCtx.Err() != nil && stream.Context().Err() == nil {
 		return errShuttingDown()
+	}
+	if cerr := stream.Context().Err(); err != nil && cerr != nil {
+		// The caller's own deadline or cancellation ended the stream: say
+		// so (toStatus reads a bare DeadlineExceeded as the store's time
+		// limit, UNAVAILABLE).
+		return status.FromContextError(cerr).Err()
 	}
 	return s.toStatus(err)
 }
