@@ -1,9 +1,7 @@
 package grpcapi_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -113,21 +111,6 @@ func checkRESTKeyError(t *testing.T, what string, status int, body string, valid
 
 func restCall(t *testing.T, srv *httptest.Server, method, path, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	code, b, _ := restDo(t, srv, method, path, body)
+	return code, string(b)
 }
