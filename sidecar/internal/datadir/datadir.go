@@ -65,11 +65,20 @@ func Acquire(dir string) (*Lock, error) {
 // Release unlocks the directory. The lock file stays: removing it would let
 // a process that opened it before the removal and one that creates a new
 // one both hold "the" lock.
+//
+// It unlocks explicitly before closing: an flock belongs to the open file
+// description, and a child this process forks at that moment (exec.Command
+// anywhere in the program) holds a copy of the descriptor until its exec, so
+// closing alone could leave the directory locked for a while after Release.
 func (l *Lock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	err := l.f.Close() // closing the descriptor releases the flock
+	unlockErr := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	err := l.f.Close()
 	l.f = nil
+	if unlockErr != nil {
+		return fmt.Errorf("data dir: unlock: %w", unlockErr)
+	}
 	return err
 }

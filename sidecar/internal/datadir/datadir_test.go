@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -33,6 +34,33 @@ func TestAcquireExclusive(t *testing.T) {
 	again, err := Acquire(dir)
 	if err != nil {
 		t.Fatalf("Acquire after Release = %v", err)
+	}
+	again.Release()
+}
+
+// TestReleaseWhileDescriptorCopied: a child forked while the lock is held
+// keeps a copy of the lock file's descriptor until its exec; Release must
+// free the directory anyway. The copy is made here with dup(2). Before
+// Release unlocked explicitly, the next Acquire failed with ErrLocked (seen
+// in CI, where TestCrashedHolderDoesNotBlock forks in parallel).
+func TestReleaseWhileDescriptorCopied(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	first, err := Acquire(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := syscall.Dup(int(first.f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(copied)
+	if err := first.Release(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Acquire(dir)
+	if err != nil {
+		t.Fatalf("Acquire after Release, with a copy of the descriptor open elsewhere = %v", err)
 	}
 	again.Release()
 }
