@@ -368,9 +368,9 @@ Opens StreamEvents and prints one JSON line per event as it arrives:
 payload as JSON (payloadBase64 when it is not JSON), and "traceparent" and
 "tracestate" when the event has a trace context. Events are not
 acknowledged unless --ack is given: then each one is acknowledged after it
-is printed. With --max-events N the stream holds at most N events at once
-(--max-in-flight is lowered to N), so that no event is taken, and charged an
-attempt, that will not be printed. When the stream creates the subscription
+is printed. With --max-events N the sidecar delivers at most N events on the
+stream and holds at most N at once (--max-in-flight is lowered to N), so
+that no event is taken, and charged an attempt, that will not be printed. When the stream creates the subscription
 (a name seen for the first time), a note on stderr says so and how many
 stored events it replays. Ctrl-C stops.
 
@@ -394,7 +394,7 @@ func streamFlags(fs *flag.FlagSet) func(context.Context, *clientAPI, []string) e
 		if *maxEvents < 0 {
 			return fmt.Errorf("--max-events %d: want 0 or more", *maxEvents)
 		}
-		req := &sidecarv1.StreamEventsRequest{Subscription: *sub, EventTypes: splitList(*types), MaxInFlight: uint32(streamWindow(*maxEvents, *maxInFlight))}
+		req := &sidecarv1.StreamEventsRequest{Subscription: *sub, EventTypes: splitList(*types), MaxInFlight: uint32(streamWindow(*maxEvents, *maxInFlight)), MaxEvents: uint32(*maxEvents)}
 		switch *start {
 		case "":
 		case "oldest":

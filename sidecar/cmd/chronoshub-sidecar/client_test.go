@@ -409,10 +409,14 @@ func TestClientMaxEventsTakesNoMore(t *testing.T) {
 		t.Fatalf("dead letters after five runs of --max-events 1 --ack: %s, want none", out)
 	}
 	sub := jsonLines(t, mustCLI(t, nil, "subscriptions", "get", addr, "--subscription", "one-by-one"))[0]
-	// The last run may have been handed the sixth event between its ack and
-	// its exit: pending or still unacked, it is one of the three left.
-	if left := toInt(t, sub["pendingCount"]) + toInt(t, sub["unackedCount"]); left != 3 || sub["deadLetterCount"] != "0" || sub["ackedSequence"] != "5" {
-		t.Fatalf("subscription after five events acknowledged: %v, want 3 left, 5 acknowledged and no dead letters", sub)
+	// No run was handed an event it did not print (each stream asked for one
+	// event in all, not only one at a time): the three left were never
+	// delivered. (Asking only for one at a time, acknowledging the printed
+	// event let the sidecar hand over the next one before the client exited;
+	// given back only once the sidecar noticed the client gone, it could
+	// come after the event behind it in the next run.)
+	if toInt(t, sub["pendingCount"]) != 3 || toInt(t, sub["unackedCount"]) != 0 || sub["deadLetterCount"] != "0" || sub["ackedSequence"] != "5" {
+		t.Fatalf("subscription after five events acknowledged: %v, want 3 pending, none unacked, 5 acknowledged and no dead letters", sub)
 	}
 }
 

@@ -454,3 +454,52 @@ func TestPatternsOverlapTable(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamMaxEvents: a stream with MaxEvents delivers that many and takes
+// no more, even when acknowledging them frees its in-flight window, and
+// ends once they are settled. (The client's --max-events relied on the
+// window alone: acknowledging the last event it printed let the sidecar
+// hand it the next one, which the client never printed and which went back
+// to the subscription only once the sidecar noticed the client gone, so the
+// client's next run could get the event after it first.)
+func TestStreamMaxEvents(t *testing.T) {
+	t.Parallel()
+	l, _ := openLog(t, t.TempDir(), eventlog.Options{})
+	for i := range 5 {
+		appendAll(t, l, event(fmt.Sprint("e", i), "manuscript.submitted", `{}`))
+	}
+	ch := make(chan eventlog.Event, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Stream(t.Context(), eventlog.StreamRequest{Subscription: "s", MaxInFlight: 1, MaxEvents: 2}, func(e eventlog.Event) error {
+			ch <- e
+			return nil
+		})
+	}()
+	for i := range 2 {
+		e := next(t, ch)
+		if want := fmt.Sprint("e", i); e.ID != want {
+			t.Fatalf("delivery %d = %s, want %s", i, e.ID, want)
+		}
+		settle(t, l, eventlog.Settlement{Subscription: "s", IDs: []string{e.ID}})
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Stream after its 2 events were settled = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stream did not end within 10s of settling its 2 events")
+	}
+	if len(ch) > 0 {
+		t.Fatalf("a third event was delivered: %v", (<-ch).ID)
+	}
+	if s := getSub(t, l, "s"); s.Pending != 3 || s.Unacked != 0 || s.AckFloor != 2 {
+		t.Fatalf("subscription after the stream = pending %d, unacked %d, ack floor %d; want 3, 0, 2", s.Pending, s.Unacked, s.AckFloor)
+	}
+	// The next stream starts where it stopped.
+	ch2, _ := stream(t, l, eventlog.StreamRequest{Subscription: "s", MaxInFlight: 1})
+	if e := next(t, ch2); e.ID != "e2" || e.Attempt != 1 {
+		t.Fatalf("next stream's first event = %s (attempt %d), want e2 (attempt 1)", e.ID, e.Attempt)
+	}
+}

@@ -30,6 +30,9 @@ type StreamRequest struct {
 	// MaxInFlight bounds the stream's unsettled events; 0 means the log's
 	// default, and it is capped at the log's MaxInFlight.
 	MaxInFlight int
+	// MaxEvents, when positive, is the most events the stream delivers:
+	// after that many it takes no more and returns nil once it holds none.
+	MaxEvents int
 	// Attached, when set, is called once the stream is attached to its
 	// subscription (the request is valid, the filter accepted), before any
 	// event is sent; Stream fails without calling it otherwise.
@@ -58,6 +61,8 @@ type streamHandle struct {
 	attached Attachment
 	// n is the number of deliveries this stream holds; guarded by Log.mu.
 	n int
+	// sent is the number of deliveries this stream made; guarded by Log.mu.
+	sent int
 	// checks counts waitCapacity's looks at the stream's deliveries, for
 	// tests; guarded by Log.mu.
 	checks int
@@ -203,7 +208,16 @@ func (l *Log) Stream(ctx context.Context, req StreamRequest, send func(Event) er
 		}
 		l.mu.Lock()
 		n := max - h.n
+		if req.MaxEvents > 0 {
+			n = min(n, req.MaxEvents-h.sent)
+		}
 		l.mu.Unlock()
+		if n <= 0 {
+			// It delivered all it may: it ends once the app settled them
+			// (or gave up on them: what passes its ack deadline goes back
+			// to the subscription).
+			return l.waitCapacity(ctx, h, 1, nil)
+		}
 		// One iterator per round, stopping after the stream's free
 		// capacity: what JetStream hands this stream never exceeds what it
 		// may offer, so nothing waits in a buffer while its ack deadline
@@ -615,6 +629,7 @@ func (l *Log) deliverOne(streamCtx context.Context, h *streamHandle, m jetstream
 	h.sub.inflight[e.ID] = &delivery{msg: m, owner: h, receivedAt: e.ReceivedAt, deadline: now.Add(l.opts.AckWait), seq: seq,
 		delivered: delivered, marked: marked, offeredAt: now}
 	h.n++
+	h.sent++
 	l.mu.Unlock()
 	l.opts.Observer.Delivered(h.sub.name, e.Attempt)
 	return send(e)

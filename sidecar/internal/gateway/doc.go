@@ -62,6 +62,7 @@
 //	startPosition  or start_position  enum name (START_POSITION_NOW) or number
 //	startTime      or start_time      RFC 3339
 //	maxInFlight    or max_in_flight
+//	maxEvents      or max_events
 //
 // for example
 // /v1/events:stream?subscription=s&eventTypes=manuscript.*&startPosition=START_POSITION_NOW&maxInFlight=10.

@@ -329,6 +329,7 @@ func TestStreamQueryParameters(t *testing.T) {
 		StartPosition: sidecarv1.StartPosition_START_POSITION_TIME,
 		StartTime:     timestamppb.New(time.Date(2025, 1, 2, 3, 4, 5, 600_000_000, time.UTC)),
 		MaxInFlight:   10,
+		MaxEvents:     3,
 	}
 	tests := []struct {
 		name  string
@@ -336,11 +337,11 @@ func TestStreamQueryParameters(t *testing.T) {
 		want  *sidecarv1.StreamEventsRequest // nil: refused with 400
 	}{{
 		name:  "camelCase",
-		query: "subscription=s-1&eventTypes=manuscript.*&eventTypes=review.>&startPosition=START_POSITION_TIME&startTime=2025-01-02T03:04:05.6Z&maxInFlight=10",
+		query: "subscription=s-1&eventTypes=manuscript.*&eventTypes=review.>&startPosition=START_POSITION_TIME&startTime=2025-01-02T03:04:05.6Z&maxInFlight=10&maxEvents=3",
 		want:  full,
 	}, {
 		name:  "snake_case",
-		query: "subscription=s-1&event_types=manuscript.*&event_types=review.>&start_position=START_POSITION_TIME&start_time=2025-01-02T03:04:05.6Z&max_in_flight=10",
+		query: "subscription=s-1&event_types=manuscript.*&event_types=review.>&start_position=START_POSITION_TIME&start_time=2025-01-02T03:04:05.6Z&max_in_flight=10&max_events=3",
 		want:  full,
 	}, {
 		name:  "enum by number",

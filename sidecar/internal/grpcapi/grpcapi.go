@@ -232,6 +232,7 @@ func streamRequest(req *sidecarv1.StreamEventsRequest) (eventlog.StreamRequest, 
 		Subscription: req.GetSubscription(),
 		Types:        req.GetEventTypes(),
 		MaxInFlight:  int(min(req.GetMaxInFlight(), 1<<20)),
+		MaxEvents:    int(min(req.GetMaxEvents(), 1<<30)),
 	}
 	switch req.GetStartPosition() {
 	case sidecarv1.StartPosition_START_POSITION_UNSPECIFIED, sidecarv1.StartPosition_START_POSITION_OLDEST:

@@ -379,7 +379,13 @@ type StreamEventsRequest struct {
 	// The most events this stream holds unacknowledged at once
 	// (back-pressure). Zero means the sidecar's default; values above the
 	// sidecar's limit are lowered to it. 1 gives strict arrival order.
-	MaxInFlight   uint32 `protobuf:"varint,5,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	MaxInFlight uint32 `protobuf:"varint,5,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// The most events this stream delivers; zero means no limit. Once it has
+	// delivered that many it takes no more, and it ends (status OK) when every
+	// event it delivered is settled, so that an app that wants N events is
+	// never handed, and charged an attempt for, an event it will not process.
+	// Events offered again after their ack deadline count as deliveries.
+	MaxEvents     uint32 `protobuf:"varint,6,opt,name=max_events,json=maxEvents,proto3" json:"max_events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -445,6 +451,13 @@ func (x *StreamEventsRequest) GetStartTime() *timestamppb.Timestamp {
 func (x *StreamEventsRequest) GetMaxInFlight() uint32 {
 	if x != nil {
 		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *StreamEventsRequest) GetMaxEvents() uint32 {
+	if x != nil {
+		return x.MaxEvents
 	}
 	return 0
 }
@@ -2555,7 +2568,7 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"tracestate\x18\t \x01(\tR\n" +
 	"tracestate\x12\x16\n" +
 	"\x06replay\x18\n" +
-	" \x01(\bR\x06replay\"\x86\x02\n" +
+	" \x01(\bR\x06replay\"\xa5\x02\n" +
 	"\x13StreamEventsRequest\x12\"\n" +
 	"\fsubscription\x18\x01 \x01(\tR\fsubscription\x12\x1f\n" +
 	"\vevent_types\x18\x02 \x03(\tR\n" +
@@ -2563,7 +2576,9 @@ const file_chronoshub_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x0estart_position\x18\x03 \x01(\x0e2$.chronoshub.sidecar.v1.StartPositionR\rstartPosition\x129\n" +
 	"\n" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12\"\n" +
-	"\rmax_in_flight\x18\x05 \x01(\rR\vmaxInFlight\"J\n" +
+	"\rmax_in_flight\x18\x05 \x01(\rR\vmaxInFlight\x12\x1d\n" +
+	"\n" +
+	"max_events\x18\x06 \x01(\rR\tmaxEvents\"J\n" +
 	"\x14StreamEventsResponse\x122\n" +
 	"\x05event\x18\x01 \x01(\v2\x1c.chronoshub.sidecar.v1.EventR\x05event\"\xaf\x01\n" +
 	"\x10AckEventsRequest\x12\"\n" +

@@ -289,6 +289,14 @@ export interface StreamEventsRequest {
    * sidecar's limit are lowered to it. 1 gives strict arrival order.
    */
   maxInFlight: number;
+  /**
+   * The most events this stream delivers; zero means no limit. Once it has
+   * delivered that many it takes no more, and it ends (status OK) when every
+   * event it delivered is settled, so that an app that wants N events is
+   * never handed, and charged an attempt for, an event it will not process.
+   * Events offered again after their ack deadline count as deliveries.
+   */
+  maxEvents: number;
 }
 
 /** StreamEventsResponse carries one event. */
@@ -971,7 +979,7 @@ export const Event: MessageFns<Event> = {
 };
 
 function createBaseStreamEventsRequest(): StreamEventsRequest {
-  return { subscription: "", eventTypes: [], startPosition: 0, startTime: undefined, maxInFlight: 0 };
+  return { subscription: "", eventTypes: [], startPosition: 0, startTime: undefined, maxInFlight: 0, maxEvents: 0 };
 }
 
 export const StreamEventsRequest: MessageFns<StreamEventsRequest> = {
@@ -990,6 +998,9 @@ export const StreamEventsRequest: MessageFns<StreamEventsRequest> = {
     }
     if (message.maxInFlight !== 0) {
       writer.uint32(40).uint32(message.maxInFlight);
+    }
+    if (message.maxEvents !== 0) {
+      writer.uint32(48).uint32(message.maxEvents);
     }
     return writer;
   },
@@ -1047,6 +1058,14 @@ export const StreamEventsRequest: MessageFns<StreamEventsRequest> = {
             message.maxInFlight = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxEvents = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1082,6 +1101,11 @@ export const StreamEventsRequest: MessageFns<StreamEventsRequest> = {
         : isSet(object.max_in_flight)
         ? globalThis.Number(object.max_in_flight)
         : 0,
+      maxEvents: isSet(object.maxEvents)
+        ? globalThis.Number(object.maxEvents)
+        : isSet(object.max_events)
+        ? globalThis.Number(object.max_events)
+        : 0,
     };
   },
 
@@ -1102,6 +1126,9 @@ export const StreamEventsRequest: MessageFns<StreamEventsRequest> = {
     if (message.maxInFlight !== 0) {
       obj.maxInFlight = Math.round(message.maxInFlight);
     }
+    if (message.maxEvents !== 0) {
+      obj.maxEvents = Math.round(message.maxEvents);
+    }
     return obj;
   },
 
@@ -1115,6 +1142,7 @@ export const StreamEventsRequest: MessageFns<StreamEventsRequest> = {
     message.startPosition = object.startPosition ?? 0;
     message.startTime = object.startTime ?? undefined;
     message.maxInFlight = object.maxInFlight ?? 0;
+    message.maxEvents = object.maxEvents ?? 0;
     return message;
   },
 };

@@ -314,18 +314,20 @@ class SentEvent(_message.Message):
     def __init__(self, idempotency_key: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[_Union[SentEventState, str]] = ..., event_id: _Optional[str] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
-    __slots__ = ["event_types", "max_in_flight", "start_position", "start_time", "subscription"]
+    __slots__ = ["event_types", "max_events", "max_in_flight", "start_position", "start_time", "subscription"]
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     START_POSITION_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     event_types: _containers.RepeatedScalarFieldContainer[str]
+    max_events: int
     max_in_flight: int
     start_position: StartPosition
     start_time: _timestamp_pb2.Timestamp
     subscription: str
-    def __init__(self, subscription: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., start_position: _Optional[_Union[StartPosition, str]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_in_flight: _Optional[int] = ...) -> None: ...
+    def __init__(self, subscription: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., start_position: _Optional[_Union[StartPosition, str]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., max_events: _Optional[int] = ...) -> None: ...
 
 class StreamEventsResponse(_message.Message):
     __slots__ = ["event"]
