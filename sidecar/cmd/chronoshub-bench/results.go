@@ -110,22 +110,23 @@ func get(m map[string]*series, key string) *series {
 }
 
 // rate returns the requests/s figure.
-func (s *series) rate() figure { return s.of(func(r loadResult) float64 { return r.Rate }) }
+func (s *series) rate() figure { return summarizeRuns(s.each(func(r loadResult) float64 { return r.Rate })) }
 
 // latency returns the figure of a latency quantile, in milliseconds.
 func (s *series) latency(q func(quantiles) time.Duration) figure {
-	return s.of(func(r loadResult) float64 { return ms(q(r.Lat)) })
+	return summarizeRuns(s.each(func(r loadResult) float64 { return ms(q(r.Lat)) }))
 }
 
-func (s *series) of(f func(loadResult) float64) figure {
+// each returns f of each run; none for a nil series.
+func (s *series) each(f func(loadResult) float64) []float64 {
 	if s == nil {
-		return summarizeRuns(nil)
+		return nil
 	}
 	v := make([]float64, 0, len(s.Runs))
 	for _, r := range s.Runs {
 		v = append(v, f(r))
 	}
-	return summarizeRuns(v)
+	return v
 }
 
 // errors returns the total number of failed requests over the runs.
