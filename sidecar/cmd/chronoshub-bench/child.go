@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -24,9 +23,10 @@ import (
 )
 
 // childBaseline is the harness's one child mode (the first argument): the
-// baselines, in a process of their own as the sidecar is. The child prints
-// "addr host:port" (and "grpc host:port" with -pipeline or -forward) on stdout once it
-// listens, and stops when its stdin closes (the harness closes it, or dies).
+// baselines, in a process of their own as the sidecar is. The child logs
+// the sidecar's {"msg":"ready",…} line with its addresses (the gRPC one
+// with -pipeline or -forward) on stdout once it listens, and stops on
+// SIGTERM or when its stdin closes (the harness closes it, or dies).
 const childBaseline = "_baseline"
 
 // The baselines are the least a webhook receiver does, and are deliberately
@@ -195,43 +195,36 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	serveGRPC := func(svc sidecarv1.EventServiceServer) (stop func(), err error) {
-		grpcSrv := grpc.NewServer()
-		sidecarv1.RegisterEventServiceServer(grpcSrv, svc)
-		grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		go func() { _ = grpcSrv.Serve(grpcLis) }()
-		fmt.Fprintf(stdout, "grpc %s\n", grpcLis.Addr())
-		return grpcSrv.Stop, nil
-	}
 	tlsCfg, err := serverTLSConfig(*certFile, *keyFile)
 	if err != nil {
 		return err
 	}
 	var sink func([]byte)
-	if *pipeline {
+	var svc sidecarv1.EventServiceServer
+	switch {
+	case *pipeline:
 		n := *maxInFlight
 		if n <= 0 {
-			var err error
 			if n, err = sidecarInFlight(); err != nil {
 				return err
 			}
 		}
 		log := newMemLog(n)
-		sink = log.append
-		stop, err := serveGRPC(log)
+		sink, svc = log.append, log
+	case *forward != "":
+		svc = &forwarder{url: *forward, apiKey: *apiKey, client: directClient(64)}
+	}
+	ready := readyLine{Msg: "ready"}
+	if svc != nil {
+		grpcSrv := grpc.NewServer()
+		sidecarv1.RegisterEventServiceServer(grpcSrv, svc)
+		grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
-		defer stop()
-	} else if *forward != "" {
-		stop, err := serveGRPC(&forwarder{url: *forward, apiKey: *apiKey, client: directClient(64)})
-		if err != nil {
-			return err
-		}
-		defer stop()
+		go func() { _ = grpcSrv.Serve(grpcLis) }()
+		defer grpcSrv.Stop()
+		ready.GRPC = grpcLis.Addr().String()
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -240,7 +233,10 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	srv, lis := webhook.NewHTTPServer(baselineHandler(sink), lis, webhook.ServerOptions{TLSConfig: tlsCfg})
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(lis, "", "") }()
-	fmt.Fprintf(stdout, "addr %s\n", lis.Addr())
+	ready.Webhook = lis.Addr().String()
+	if err := json.NewEncoder(stdout).Encode(ready); err != nil {
+		return err
+	}
 	stdinClosed := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, stdin)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"time"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natstest"
 )
@@ -22,8 +21,6 @@ const (
 func (h *harness) benchCluster(ctx context.Context) error {
 	rate := h.cfg.Rates[0]
 	for round := range h.cfg.Runs {
-		rates := map[string]float64{}
-		p99s := map[string]time.Duration{}
 		for _, setup := range []string{clusterEmbedded, clusterR3} {
 			env := sidecarEnv{DataDir: h.dataDir("cluster"), Sync: "always"} // the default
 			var stopNATS func()
@@ -43,15 +40,10 @@ func (h *harness) benchCluster(ctx context.Context) error {
 				}
 				return err
 			}
-			url := "https://" + p.Webhook + "/webhook"
-			r := h.ingestRun(ctx, url, modeKeepAlive, h.cfg.Warmup, h.cfg.Duration)
+			r := h.ingestRun(ctx, p.url(), modeKeepAlive, h.cfg.Warmup, h.cfg.Duration)
 			get(h.res.Ingest, ingestKey(setup, modeKeepAlive)).add(r)
-			rates[setup] = r.Rate
-			h.logf("round %d  %-28s ingest %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", round+1, setup, r.Rate, ms(r.Lat.P50), ms(r.Lat.P99), r.Errors)
-			err = h.e2eRound(ctx, round, setup, url, p.GRPC, []int{rate}, false)
-			if s := h.res.E2E[e2eKey(setup, rate)]; s != nil && len(s.Runs) > round {
-				p99s[setup] = s.Runs[round].Lat.P99
-			}
+			h.logRun(round, setup+" ingest", r)
+			err = h.e2eRound(ctx, round, setup, p, []int{rate}, false)
 			p.stop()
 			if env.DataDir != "" {
 				os.RemoveAll(env.DataDir)
@@ -63,12 +55,8 @@ func (h *harness) benchCluster(ctx context.Context) error {
 				return err
 			}
 		}
-		if b := rates[clusterEmbedded]; b > 0 {
-			h.res.ClusterIngestRatio = append(h.res.ClusterIngestRatio, rates[clusterR3]/b)
-		}
-		if b := p99s[clusterEmbedded]; b > 0 {
-			h.res.ClusterP99Ratio = append(h.res.ClusterP99Ratio, float64(p99s[clusterR3])/float64(b))
-		}
+		h.res.ClusterIngestRatio = appendRatio(h.res.ClusterIngestRatio, h.res.Ingest, round, rateOf, ingestKey(clusterR3, modeKeepAlive), ingestKey(clusterEmbedded, modeKeepAlive))
+		h.res.ClusterP99Ratio = appendRatio(h.res.ClusterP99Ratio, h.res.E2E, round, latOf(p99), e2eKey(clusterR3, rate), e2eKey(clusterEmbedded, rate))
 	}
 	return nil
 }

@@ -199,28 +199,12 @@ func (h *harness) dataDir(name string) string {
 func (h *harness) ingestN(ctx context.Context, url string, n int) (time.Duration, error) {
 	client := webhookClient(h.pool, true, h.cfg.Senders)
 	defer client.CloseIdleConnections()
-	var left atomic.Int64
-	left.Store(int64(n))
-	var failed atomic.Int64
-	var lastErr atomic.Value
 	t0 := time.Now()
-	done := make(chan struct{})
-	for range h.cfg.Senders {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for left.Add(-1) >= 0 && ctx.Err() == nil {
-				if err := postWebhook(ctx, client, url, makePayload(0, time.Now())); err != nil {
-					failed.Add(1)
-					lastErr.Store(err)
-				}
-			}
-		}()
-	}
-	for range h.cfg.Senders {
-		<-done
-	}
-	if f := failed.Load(); f > 0 {
-		return 0, fmt.Errorf("%d of %d webhooks failed, last: %v", f, n, lastErr.Load())
+	failed, lastErr := forN(ctx, h.cfg.Senders, n, func(ctx context.Context) error {
+		return postWebhook(ctx, client, url, makePayload(0, time.Now()))
+	})
+	if failed > 0 {
+		return 0, fmt.Errorf("%d of %d webhooks failed, last: %v", failed, n, lastErr)
 	}
 	return time.Since(t0), ctx.Err()
 }

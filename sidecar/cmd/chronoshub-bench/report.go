@@ -202,14 +202,12 @@ func (r *results) dedupeStart(events int) (figure, string) {
 // path base ("direct", the minimal forwarder or "sidecar"), run by run (each
 // run measured them back to back), in milliseconds.
 func (r *results) sendAdded(base, path string, q func(quantiles) time.Duration) figure {
-	lat := func(r loadResult) float64 { return ms(q(r.Lat)) }
-	return summarizeRuns(pairwise(r.Send[path+" latency"].each(lat), r.Send[base+" latency"].each(lat), minus))
+	return summarizeRuns(pairwise(r.Send[path+" latency"].each(latOf(q)), r.Send[base+" latency"].each(latOf(q)), minus))
 }
 
 // sendRatio is path's throughput as a multiple of base's, run by run.
 func (r *results) sendRatio(base, path string) figure {
-	rate := func(r loadResult) float64 { return r.Rate }
-	return summarizeRuns(pairwise(r.Send[path+" throughput"].each(rate), r.Send[base+" throughput"].each(rate), ratio))
+	return summarizeRuns(pairwise(r.Send[path+" throughput"].each(rateOf), r.Send[base+" throughput"].each(rateOf), ratio))
 }
 
 var (

@@ -1,9 +1,8 @@
 package main
 
 import (
+	"bytes"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -72,9 +71,9 @@ func TestOwnerOf(t *testing.T) {
 	}
 }
 
-// writeProfile writes a profile in pprof's format with one value type and
+// writeProfile returns a profile in pprof's format with one value type and
 // the given stacks (innermost function first) and values.
-func writeProfile(t *testing.T, typ, unit string, durationNanos int64, stacks [][]string, values []int64) string {
+func writeProfile(t *testing.T, typ, unit string, durationNanos int64, stacks [][]string, values []int64) []byte {
 	t.Helper()
 	p := &pprofile.Profile{SampleType: []*pprofile.ValueType{{Type: "samples", Unit: "count"}, {Type: typ, Unit: unit}}, DurationNanos: durationNanos}
 	funcs := map[string]*pprofile.Function{}
@@ -93,18 +92,11 @@ func writeProfile(t *testing.T, typ, unit string, durationNanos int64, stacks []
 		}
 		p.Sample = append(p.Sample, s)
 	}
-	file := filepath.Join(t.TempDir(), "profile.pprof")
-	f, err := os.Create(file)
-	if err != nil {
+	var b bytes.Buffer
+	if err := p.Write(&b); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Write(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return file
+	return b.Bytes()
 }
 
 func TestReadProfile(t *testing.T) {
@@ -140,11 +132,7 @@ func TestReadProfile(t *testing.T) {
 	if _, err := readProfile(file, "alloc_space"); err == nil {
 		t.Error("readProfile of a kind the profile lacks succeeded")
 	}
-	bad := filepath.Join(t.TempDir(), "bad.pprof")
-	if err := os.WriteFile(bad, []byte("not a profile"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readProfile(bad, "cpu"); err == nil {
+	if _, err := readProfile([]byte("not a profile"), "cpu"); err == nil {
 		t.Error("readProfile of a file that is not a profile succeeded")
 	}
 }

@@ -109,12 +109,20 @@ func get(m map[string]*series, key string) *series {
 	return s
 }
 
+// rateOf is a run's requests/s.
+func rateOf(r loadResult) float64 { return r.Rate }
+
+// latOf is a run's latency quantile q, in milliseconds.
+func latOf(q func(quantiles) time.Duration) func(loadResult) float64 {
+	return func(r loadResult) float64 { return ms(q(r.Lat)) }
+}
+
 // rate returns the requests/s figure.
-func (s *series) rate() figure { return summarizeRuns(s.each(func(r loadResult) float64 { return r.Rate })) }
+func (s *series) rate() figure { return summarizeRuns(s.each(rateOf)) }
 
 // latency returns the figure of a latency quantile, in milliseconds.
 func (s *series) latency(q func(quantiles) time.Duration) figure {
-	return summarizeRuns(s.each(func(r loadResult) float64 { return ms(q(r.Lat)) }))
+	return summarizeRuns(s.each(latOf(q)))
 }
 
 // each returns f of each run; none for a nil series.
