@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,13 +51,11 @@ func (h *harness) benchBacklog(ctx context.Context) error {
 	defer srv.Close()
 	defer open() // before srv.Close (deferred calls run last first)
 
-	dir := h.dataDir("backlog")
-	defer os.RemoveAll(dir)
-	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s", BaseURL: srv.URL, Extra: h.cfg.BacklogEnv})
+	p, err := h.startSidecar(ctx, sidecarEnv{Name: "backlog", Sync: "1s", BaseURL: srv.URL, Extra: h.cfg.BacklogEnv})
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer p.close()
 	events, conn, err := dialEvents(p.GRPC)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
 
@@ -195,10 +197,12 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	tlsCfg, err := serverTLSConfig(*certFile, *keyFile)
+	// The webhook listener's TLS configuration, as the sidecar sets it.
+	cert, err := credentials.NewCertificate(*certFile, *keyFile)
 	if err != nil {
 		return err
 	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.GetCertificate}
 	var sink func([]byte)
 	var svc sidecarv1.EventServiceServer
 	switch {

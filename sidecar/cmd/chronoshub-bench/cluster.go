@@ -22,8 +22,8 @@ func (h *harness) benchCluster(ctx context.Context) error {
 	rate := h.cfg.Rates[0]
 	for round := range h.cfg.Runs {
 		for _, setup := range []string{clusterEmbedded, clusterR3} {
-			env := sidecarEnv{DataDir: h.dataDir("cluster"), Sync: "always"} // the default
-			var stopNATS func()
+			env := sidecarEnv{Name: "cluster", Sync: "always"} // the default
+			stopNATS := func() {}
 			if setup == clusterR3 {
 				dir := h.dataDir("nats")
 				cl, err := natstest.New(dir, natstest.Options{Nodes: 3, MaxPayload: 8 << 20, MaxFileStore: 4 << 30})
@@ -35,22 +35,15 @@ func (h *harness) benchCluster(ctx context.Context) error {
 			}
 			p, err := h.startSidecar(ctx, env)
 			if err != nil {
-				if stopNATS != nil {
-					stopNATS()
-				}
+				stopNATS()
 				return err
 			}
 			r := h.ingestRun(ctx, p.url(), modeKeepAlive, h.cfg.Warmup, h.cfg.Duration)
 			get(h.res.Ingest, ingestKey(setup, modeKeepAlive)).add(r)
 			h.logRun(round, setup+" ingest", r)
 			err = h.e2eRound(ctx, round, setup, p, []int{rate}, false)
-			p.stop()
-			if env.DataDir != "" {
-				os.RemoveAll(env.DataDir)
-			}
-			if stopNATS != nil {
-				stopNATS()
-			}
+			p.close()
+			stopNATS()
 			if err != nil {
 				return err
 			}

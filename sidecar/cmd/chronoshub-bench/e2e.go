@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 )
@@ -86,14 +85,12 @@ func (h *harness) benchEndToEnd(ctx context.Context) error {
 			if setup == e2eAlways {
 				sync, rates = "always", rates[:1] // its target is at the lowest rate
 			}
-			dir := h.dataDir("e2e")
-			p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: sync})
+			p, err := h.startSidecar(ctx, sidecarEnv{Name: "e2e", Sync: sync})
 			if err != nil {
 				return err
 			}
 			err = h.e2eRound(ctx, round, setup, p, rates, setup == e2eSidecar)
-			p.stop()
-			os.RemoveAll(dir)
+			p.close()
 			if err != nil {
 				return err
 			}

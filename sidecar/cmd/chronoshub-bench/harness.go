@@ -232,27 +232,31 @@ func describeMachine(ctx context.Context) machine {
 	if out, err := exec.CommandContext(ctx, "nproc").Output(); err == nil {
 		m.CPUs = strings.TrimSpace(string(out))
 	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
-				var kb int64
-				fmt.Sscan(strings.TrimSpace(v), &kb)
-				m.Memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
-			}
-		}
+	m.CPUModel, _ = procField("/proc/cpuinfo", "model name")
+	if v, err := procField("/proc/meminfo", "MemTotal"); err == nil {
+		var kb int64
+		fmt.Sscan(v, &kb)
+		m.Memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
 	return m
+}
+
+// procField returns the value of the first "key: value" line of a /proc
+// file such as /proc/meminfo, trimmed.
+func procField(file, key string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("no %s in %s", key, file)
 }
 
 // directClient is the keep-alive client of the direct SendEvent baseline:

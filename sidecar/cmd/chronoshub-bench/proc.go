@@ -29,6 +29,7 @@ type proc struct {
 	log    *logWatch
 	stdin  io.Closer
 	exited chan struct{}
+	ownDir string // a data directory to remove on close
 
 	// Webhook and GRPC are the addresses of the ready line (GRPC is the
 	// minimal pipeline's or forwarder's in a child), Admin the sidecar's.
@@ -58,6 +59,9 @@ func (p *proc) url() string { return "https://" + p.Webhook + "/webhook" }
 
 // sidecarEnv is the serve configuration of one sidecar process.
 type sidecarEnv struct {
+	// Name, if set, is that of a new data directory under the temporary
+	// one, removed by close; else DataDir is the data directory.
+	Name    string
 	DataDir string
 	Sync    string // "1s" or "always"
 	// BaseURL is ChronosHub's; empty means the harness's emulator.
@@ -73,6 +77,9 @@ func (h *harness) startSidecar(ctx context.Context, e sidecarEnv) (*proc, error)
 	admin, err := freePort()
 	if err != nil {
 		return nil, err
+	}
+	if e.Name != "" {
+		e.DataDir = h.dataDir(e.Name)
 	}
 	env := map[string]string{
 		"CHRONOSHUB_BASE_URL":       cmp.Or(e.BaseURL, h.emuURL),
@@ -109,6 +116,9 @@ func (h *harness) startSidecar(ctx context.Context, e sidecarEnv) (*proc, error)
 		return nil, err
 	}
 	p.Admin = admin
+	if e.Name != "" {
+		p.ownDir = e.DataDir
+	}
 	err = poll(ctx, 90*time.Second, 2*time.Millisecond, func() (bool, error) {
 		select {
 		case <-p.exited:
@@ -123,6 +133,7 @@ func (h *harness) startSidecar(ctx context.Context, e sidecarEnv) (*proc, error)
 	}
 	if err != nil {
 		p.kill()
+		os.RemoveAll(p.ownDir)
 		return nil, fmt.Errorf("start sidecar: %w:\n%s", err, p.log.tail())
 	}
 	return p, nil
@@ -190,6 +201,13 @@ func (p *proc) stop() {
 	}
 }
 
+// close stops the process and removes the data directory it was started
+// with by name.
+func (p *proc) close() {
+	p.stop()
+	os.RemoveAll(p.ownDir) // "" removes nothing
+}
+
 // kill sends SIGKILL and waits for the process to be gone.
 func (p *proc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
@@ -198,19 +216,13 @@ func (p *proc) kill() {
 
 // rss returns the process's resident set size from /proc/<pid>/status.
 func (p *proc) rss() (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
-	if err != nil {
-		return 0, err
+	v, err := procField("/proc/"+strconv.Itoa(p.cmd.Process.Pid)+"/status", "VmRSS")
+	kb, ok := strings.CutSuffix(v, " kB")
+	if err != nil || !ok {
+		return 0, fmt.Errorf("VmRSS %q: %v", v, err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			if f := strings.Fields(v); len(f) == 2 && f[1] == "kB" { // "12345 kB"
-				kb, err := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10, err
-			}
-		}
-	}
-	return 0, errors.New("no VmRSS in /proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
+	n, err := strconv.ParseInt(strings.TrimSpace(kb), 10, 64)
+	return n << 10, err
 }
 
 // peakRSS runs f while sampling the process's RSS every 50 ms and returns

@@ -268,13 +268,11 @@ func (h *harness) benchProfile(ctx context.Context) error {
 		return nil
 	}
 	d := max(h.cfg.Duration, 2*time.Second).Truncate(time.Second)
-	dir := h.dataDir("profile")
-	defer os.RemoveAll(dir)
-	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	p, err := h.startSidecar(ctx, sidecarEnv{Name: "profile", Sync: "1s"})
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer p.close()
 	a, err := h.openApp(ctx, p, false)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"math"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -170,14 +169,10 @@ type stepResult struct {
 }
 
 func (r stepResult) String() string {
-	var b strings.Builder
-	b.WriteString(formatRate(float64(r.Rate)))
 	if r.Held {
-		b.WriteString(" ✓")
-	} else {
-		b.WriteString(" ✗ (" + r.Why + ")")
+		return formatRate(float64(r.Rate)) + " ✓"
 	}
-	return b.String()
+	return formatRate(float64(r.Rate)) + " ✗ (" + r.Why + ")"
 }
 
 func isNaN(f float64) bool { return math.IsNaN(f) }

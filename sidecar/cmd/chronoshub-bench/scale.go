@@ -132,13 +132,11 @@ func (h *harness) scaleLog(ctx context.Context, n int) (logStep, error) {
 
 func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
 	st := subStep{Subs: k}
-	dir := h.dataDir("scale-subs")
-	defer os.RemoveAll(dir)
-	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	p, err := h.startSidecar(ctx, sidecarEnv{Name: "scale-subs", Sync: "1s"})
 	if err != nil {
 		return st, err
 	}
-	defer p.stop()
+	defer p.close()
 	subs := make([]string, k)
 	for i := range subs {
 		subs[i] = fmt.Sprintf("sub-%d", i)

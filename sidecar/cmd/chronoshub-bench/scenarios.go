@@ -59,9 +59,9 @@ func (h *harness) benchIngest(ctx context.Context) error {
 	for round := range h.cfg.Runs {
 		rates := map[string]float64{}
 		for _, srv := range ingestServers {
-			p, dir := base, h.dataDir("ingest")
+			p := base
 			if srv != srvBaseline {
-				if p, err = h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: syncOf[srv]}); err != nil {
+				if p, err = h.startSidecar(ctx, sidecarEnv{Name: "ingest", Sync: syncOf[srv]}); err != nil {
 					return err
 				}
 			}
@@ -86,8 +86,7 @@ func (h *harness) benchIngest(ctx context.Context) error {
 				continue
 			}
 			h.res.PeakRSS[peakKey] = append(h.res.PeakRSS[peakKey], p.peakRSS(func() { measure(ingestModes...) }))
-			p.stop()
-			os.RemoveAll(dir)
+			p.close()
 		}
 		if b := rates[ingestKey(srvSidecar1s, modeKeepAlive)]; b > 0 {
 			h.res.AlwaysIngestRatio = append(h.res.AlwaysIngestRatio, rates[ingestKey(srvSidecarAlways, modeKeepAlive)]/b)
@@ -108,13 +107,11 @@ const (
 // with a direct POST to the emulator: latency with one caller, throughput
 // with SendCallers.
 func (h *harness) benchSend(ctx context.Context) error {
-	dir := h.dataDir("send")
-	defer os.RemoveAll(dir)
-	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	p, err := h.startSidecar(ctx, sidecarEnv{Name: "send", Sync: "1s"})
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer p.close()
 	fwd, err := h.startChild(ctx, "-forward", h.emuURL, "-api-key", benchAPIKey)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -12,13 +11,11 @@ import (
 // round, drains each on a new subscription with one consumer that acks
 // everything.
 func (h *harness) benchStream(ctx context.Context) error {
-	dir := h.dataDir("stream")
-	defer os.RemoveAll(dir)
-	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	p, err := h.startSidecar(ctx, sidecarEnv{Name: "stream", Sync: "1s"})
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer p.close()
 	base, err := h.startChild(ctx, "-pipeline")
 	if err != nil {
 		return err
