@@ -191,7 +191,6 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	certFile := fs.String("cert", "", "certificate")
 	keyFile := fs.String("key", "", "key")
 	pipeline := fs.Bool("pipeline", false, "also hand each body to an in-memory log streamed over gRPC")
-	maxInFlight := fs.Int("max-in-flight", 0, "the pipeline's unacknowledged events per stream; 0 means the sidecar's default")
 	forward := fs.String("forward", "", "instead of the pipeline, serve the minimal SendEvent over gRPC, posting to this ChronosHub base URL")
 	apiKey := fs.String("api-key", "", "the API key the minimal SendEvent sends")
 	if err := fs.Parse(args); err != nil {
@@ -207,11 +206,10 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	var svc sidecarv1.EventServiceServer
 	switch {
 	case *pipeline:
-		n := *maxInFlight
-		if n <= 0 {
-			if n, err = sidecarInFlight(); err != nil {
-				return err
-			}
+		// The sidecar's default in-flight window, as the bench's app gets.
+		n, err := sidecarInFlight()
+		if err != nil {
+			return err
 		}
 		log := newMemLog(n)
 		sink, svc = log.append, log

@@ -280,8 +280,7 @@ type readyLine struct {
 // logWatch keeps the tail of a process's output and finds its ready line.
 type logWatch struct {
 	mu    sync.Mutex
-	buf   bytes.Buffer
-	part  []byte
+	out   []byte // the output's last 64 KiB or more
 	ready *readyLine
 	wake  chan struct{}
 }
@@ -291,24 +290,18 @@ func newLogWatch() *logWatch { return &logWatch{wake: make(chan struct{})} }
 func (w *logWatch) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if w.buf.Len() > 256<<10 {
-		tail := bytes.Clone(w.buf.Bytes()[w.buf.Len()-64<<10:])
-		w.buf.Reset()
-		w.buf.Write(tail)
-	}
-	w.part = append(w.part, p...)
-	for {
-		i := bytes.IndexByte(w.part, '\n')
-		if i < 0 {
-			break
-		}
+	line := bytes.LastIndexByte(w.out, '\n') + 1 // the start of the line being written
+	w.out = append(w.out, p...)
+	for i := bytes.IndexByte(w.out[line:], '\n'); i >= 0 && w.ready == nil; i = bytes.IndexByte(w.out[line:], '\n') {
 		var l readyLine
-		if w.ready == nil && json.Unmarshal(w.part[:i], &l) == nil && l.Msg == "ready" {
+		if json.Unmarshal(w.out[line:line+i], &l) == nil && l.Msg == "ready" {
 			w.ready = &l
 			close(w.wake)
 		}
-		w.part = w.part[i+1:]
+		line += i + 1
+	}
+	if len(w.out) > 256<<10 {
+		w.out = bytes.Clone(w.out[len(w.out)-64<<10:])
 	}
 	return len(p), nil
 }
@@ -334,6 +327,5 @@ func (p *proc) waitReady(ctx context.Context) error {
 func (w *logWatch) tail() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	b := w.buf.Bytes()
-	return string(b[max(len(b)-4<<10, 0):])
+	return string(w.out[max(len(w.out)-4<<10, 0):])
 }

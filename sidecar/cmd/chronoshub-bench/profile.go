@@ -95,11 +95,8 @@ func ownerOf(fn string) string {
 	if !ok {
 		return ""
 	}
-	// The package path ends at the last "/" before the first ".".
+	// The package path ends at the first "." (this module's paths have none).
 	if i := strings.IndexByte(rest, '.'); i > 0 {
-		if j := strings.LastIndexByte(rest[:i], '/'); j >= 0 {
-			return rest[:j] + "/" + strings.SplitN(rest[j+1:], ".", 2)[0]
-		}
 		return rest[:i]
 	}
 	return rest

@@ -37,8 +37,8 @@ type results struct {
 	MaxHeld        []float64 // per run, events/s
 	StepsSeen      [][]stepResult
 
-	// Send series: "direct" and "sidecar" × "latency" (1 caller) and
-	// "throughput" (SendCallers callers).
+	// Send series: "direct", sendForwarder, "sidecar" and sendUnix ×
+	// "latency" (1 caller) and "throughput" (SendCallers callers).
 	Send map[string]*series
 
 	BinSize, BinSizeStripped int64
