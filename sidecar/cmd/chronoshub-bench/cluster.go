@@ -58,11 +58,8 @@ func (r *results) mdCluster(p printer) {
 	if len(r.ClusterIngestRatio) == 0 && len(r.ClusterP99Ratio) == 0 {
 		return
 	}
-	c := r.Cfg
-	rate := c.Rates[0]
-	p("")
-	p("## 4b. Replication: a three-node NATS cluster")
-	p("")
+	rate := r.Cfg.Rates[0]
+	heading(p, "## 4b. Replication: a three-node NATS cluster")
 	p("The sidecar on its embedded store (the default `SYNC=always`: fsynced before the 2xx) and on a cluster")
 	p("of three `nats-server` processes on this machine (`CHRONOSHUB_NATS_URL` with all three,")
 	p("`CHRONOSHUB_NATS_REPLICAS=3`: every event is stored on a majority of three nodes before the webhook is")
@@ -71,16 +68,13 @@ func (r *results) mdCluster(p printer) {
 	p("and end to end at %s/s as in section 2. The three servers share the machine's CPUs with the rest, so", formatRate(float64(rate)))
 	p("this measures replication's work and round trips, not network latency between hosts.")
 	p("")
-	p("| setup | ingest requests/s | ingest p99 ms | end to end p50 ms | end to end p99 ms |")
-	p("|---|---|---|---|---|")
+	table(p, "setup", "ingest requests/s", "ingest p99 ms", "end to end p50 ms", "end to end p99 ms")
 	for _, setup := range []string{clusterEmbedded, clusterR3} {
-		in, e := r.Ingest[ingestKey(setup, modeKeepAlive)], r.E2E[e2eKey(setup, rate)]
-		if in == nil || e == nil {
-			continue
+		if in, e := r.Ingest[ingestKey(setup, modeKeepAlive)], r.E2E[e2eKey(setup, rate)]; in != nil && e != nil {
+			row(p, setup, fmtFig(in.rate(), formatRate), fmtFig(in.latency(p99), fmtMs), fmtFig(e.latency(p50), fmtMs), fmtFig(e.latency(p99), fmtMs))
 		}
-		p("| %s | %s | %s | %s | %s |", setup, fmtFig(in.rate(), formatRate), fmtFig(in.latency(p99), fmtMs), fmtFig(e.latency(p50), fmtMs), fmtFig(e.latency(p99), fmtMs))
 	}
 	p("")
 	p("The cluster as a multiple of the embedded store, per round: ingest throughput **%s**, end-to-end p99 at %s/s **%s**.",
-		fmtFig(summarizeRuns(r.ClusterIngestRatio), fmtRatio), formatRate(float64(rate)), fmtFig(summarizeRuns(r.ClusterP99Ratio), fmtRatio))
+		fmtRuns(r.ClusterIngestRatio, fmtRatio), formatRate(float64(rate)), fmtRuns(r.ClusterP99Ratio, fmtRatio))
 }
