@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,36 +51,25 @@ func (h *harness) benchBacklog(ctx context.Context) error {
 	defer srv.Close()
 	defer open() // before srv.Close (deferred calls run last first)
 
-	dir := h.dataDir("backlog")
-	defer os.RemoveAll(dir)
-	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s", BaseURL: srv.URL, Extra: h.cfg.BacklogEnv})
+	p, err := h.startSidecar(ctx, sidecarEnv{Name: "backlog", Sync: "1s", BaseURL: srv.URL, Extra: h.cfg.BacklogEnv})
 	if err != nil {
 		return err
 	}
-	defer p.stop()
-	conn, err := dialGRPC(p.GRPC)
+	defer p.close()
+	events, conn, err := dialEvents(p.GRPC)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	grpcc := sidecarv1.NewEventServiceClient(conn)
 	payload := makePayload(0, time.Now())
 	n := h.cfg.BacklogEvents
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
 	t0 := time.Now()
-	for range h.cfg.SendCallers {
-		wg.Go(func() {
-			for next.Add(1) <= int64(n) && ctx.Err() == nil {
-				if _, err := grpcc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload, Async: true}); err != nil {
-					failed.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		return fmt.Errorf("%d of %d async SendEvents failed", f, n)
+	failed, _ := forN(ctx, h.cfg.SendCallers, n, func(ctx context.Context) error {
+		_, err := events.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload, Async: true})
+		return err
+	})
+	if failed > 0 {
+		return fmt.Errorf("%d of %d async SendEvents failed", failed, n)
 	}
 	h.res.BacklogEnqueue = time.Since(t0)
 	h.res.BacklogHeldAtGate = held.Load()
@@ -88,22 +77,13 @@ func (h *harness) benchBacklog(ctx context.Context) error {
 
 	open()
 	t1 := time.Now()
-	deadline := t1.Add(h.cfg.BacklogMax)
-	for {
-		got := int(accepted.Load())
-		if got >= n || time.Now().After(deadline) {
-			el := time.Since(t1)
-			h.res.BacklogAccepted = got
-			h.res.BacklogElapsed = el
-			h.logf("drained %d of %d in %s: %.1f events/s", got, n, el.Round(time.Millisecond), float64(got)/el.Seconds())
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	err = poll(ctx, h.cfg.BacklogMax, 50*time.Millisecond, func() (bool, error) { return accepted.Load() >= int64(n), nil })
+	if err != nil && !errors.Is(err, errNotReceived) {
+		return err
 	}
+	h.res.BacklogAccepted, h.res.BacklogElapsed = int(accepted.Load()), time.Since(t1)
+	h.logf("drained %d of %d in %s: %.1f events/s", h.res.BacklogAccepted, n, h.res.BacklogElapsed.Round(time.Millisecond), float64(h.res.BacklogAccepted)/h.res.BacklogElapsed.Seconds())
+	return nil
 }
 
 // statusWriter remembers the status code written through it.

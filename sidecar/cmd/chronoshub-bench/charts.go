@@ -34,6 +34,21 @@ func svgOf(w, h vg.Length, fill func(dc draw.Canvas)) string {
 	return b.String()
 }
 
+// rangeOf is a figure's min–max as distances from its median.
+func rangeOf(f figure) struct{ Low, High float64 } {
+	return struct{ Low, High float64 }{f.Median - f.Min, f.Max - f.Median}
+}
+
+// addRanges adds min–max whiskers at pts to p.
+func addRanges(p *plot.Plot, pts plotter.XYs, errs plotter.YErrors) {
+	if eb, err := plotter.NewYErrorBars(struct {
+		plotter.XYs
+		plotter.YErrors
+	}{pts, errs}); err == nil {
+		p.Add(eb)
+	}
+}
+
 // labelTicks are ticks at given positions with given labels.
 type labelTicks []plot.Tick
 
@@ -89,18 +104,13 @@ func barChart(title, yLabel string, groups []barGroup) string {
 			}
 			cx := (l + r) / 2
 			whiskers = append(whiskers, plotter.XY{X: cx, Y: b.Fig.Median})
-			errs = append(errs, struct{ Low, High float64 }{b.Fig.Median - b.Fig.Min, b.Fig.Max - b.Fig.Median})
+			errs = append(errs, rangeOf(b.Fig))
 			labels.XYs = append(labels.XYs, plotter.XY{X: cx, Y: b.Fig.Max})
 			labels.Labels = append(labels.Labels, formatRate(b.Fig.Median))
 		}
 	}
 	if len(whiskers) > 0 {
-		if eb, err := plotter.NewYErrorBars(struct {
-			plotter.XYs
-			plotter.YErrors
-		}{whiskers, errs}); err == nil {
-			p.Add(eb)
-		}
+		addRanges(p, whiskers, errs)
 		if lb, err := plotter.NewLabels(labels); err == nil {
 			for i := range lb.TextStyle {
 				lb.TextStyle[i].XAlign = draw.XCenter
@@ -198,19 +208,14 @@ func panelChart(title, xTitle string, xLabels []string, panels []panel) string {
 				continue
 			}
 			pts = append(pts, plotter.XY{X: float64(j), Y: f.Median})
-			errs = append(errs, struct{ Low, High float64 }{f.Median - f.Min, f.Max - f.Median})
+			errs = append(errs, rangeOf(f))
 		}
 		if len(pts) > 0 {
 			if lp, sc, err := plotter.NewLinePoints(pts); err == nil {
 				lp.Color, sc.Color = palette[0], palette[0]
 				p.Add(lp, sc)
 			}
-			if eb, err := plotter.NewYErrorBars(struct {
-				plotter.XYs
-				plotter.YErrors
-			}{pts, errs}); err == nil {
-				p.Add(eb)
-			}
+			addRanges(p, pts, errs)
 		}
 		grid[i/cols][i%cols] = p
 	}

@@ -3,10 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,13 +20,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/credentials"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
 
 // childBaseline is the harness's one child mode (the first argument): the
-// baselines, in a process of their own as the sidecar is. The child prints
-// "addr host:port" (and "grpc host:port" with -pipeline or -forward) on stdout once it
-// listens, and stops when its stdin closes (the harness closes it, or dies).
+// baselines, in a process of their own as the sidecar is. The child logs
+// the sidecar's {"msg":"ready",…} line with its addresses (the gRPC one
+// with -pipeline or -forward) on stdout once it listens, and stops on
+// SIGTERM or when its stdin closes (the harness closes it, or dies).
 const childBaseline = "_baseline"
 
 // The baselines are the least a webhook receiver does, and are deliberately
@@ -189,49 +191,42 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	certFile := fs.String("cert", "", "certificate")
 	keyFile := fs.String("key", "", "key")
 	pipeline := fs.Bool("pipeline", false, "also hand each body to an in-memory log streamed over gRPC")
-	maxInFlight := fs.Int("max-in-flight", 0, "the pipeline's unacknowledged events per stream; 0 means the sidecar's default")
 	forward := fs.String("forward", "", "instead of the pipeline, serve the minimal SendEvent over gRPC, posting to this ChronosHub base URL")
 	apiKey := fs.String("api-key", "", "the API key the minimal SendEvent sends")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	serveGRPC := func(svc sidecarv1.EventServiceServer) (stop func(), err error) {
+	// The webhook listener's TLS configuration, as the sidecar sets it.
+	cert, err := credentials.NewCertificate(*certFile, *keyFile)
+	if err != nil {
+		return err
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.GetCertificate}
+	var sink func([]byte)
+	var svc sidecarv1.EventServiceServer
+	switch {
+	case *pipeline:
+		// The sidecar's default in-flight window, as the bench's app gets.
+		n, err := sidecarInFlight()
+		if err != nil {
+			return err
+		}
+		log := newMemLog(n)
+		sink, svc = log.append, log
+	case *forward != "":
+		svc = &forwarder{url: *forward, apiKey: *apiKey, client: directClient(64)}
+	}
+	ready := readyLine{Msg: "ready"}
+	if svc != nil {
 		grpcSrv := grpc.NewServer()
 		sidecarv1.RegisterEventServiceServer(grpcSrv, svc)
 		grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		go func() { _ = grpcSrv.Serve(grpcLis) }()
-		fmt.Fprintf(stdout, "grpc %s\n", grpcLis.Addr())
-		return grpcSrv.Stop, nil
-	}
-	tlsCfg, err := serverTLSConfig(*certFile, *keyFile)
-	if err != nil {
-		return err
-	}
-	var sink func([]byte)
-	if *pipeline {
-		n := *maxInFlight
-		if n <= 0 {
-			var err error
-			if n, err = sidecarInFlight(); err != nil {
-				return err
-			}
-		}
-		log := newMemLog(n)
-		sink = log.append
-		stop, err := serveGRPC(log)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	} else if *forward != "" {
-		stop, err := serveGRPC(&forwarder{url: *forward, apiKey: *apiKey, client: directClient(64)})
-		if err != nil {
-			return err
-		}
-		defer stop()
+		defer grpcSrv.Stop()
+		ready.GRPC = grpcLis.Addr().String()
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -240,7 +235,10 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	srv, lis := webhook.NewHTTPServer(baselineHandler(sink), lis, webhook.ServerOptions{TLSConfig: tlsCfg})
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(lis, "", "") }()
-	fmt.Fprintf(stdout, "addr %s\n", lis.Addr())
+	ready.Webhook = lis.Addr().String()
+	if err := json.NewEncoder(stdout).Encode(ready); err != nil {
+		return err
+	}
 	stdinClosed := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, stdin)

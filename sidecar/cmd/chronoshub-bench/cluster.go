@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"time"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natstest"
 )
@@ -22,11 +21,9 @@ const (
 func (h *harness) benchCluster(ctx context.Context) error {
 	rate := h.cfg.Rates[0]
 	for round := range h.cfg.Runs {
-		rates := map[string]float64{}
-		p99s := map[string]time.Duration{}
 		for _, setup := range []string{clusterEmbedded, clusterR3} {
-			env := sidecarEnv{DataDir: h.dataDir("cluster"), Sync: "always"} // the default
-			var stopNATS func()
+			env := sidecarEnv{Name: "cluster", Sync: "always"} // the default
+			stopNATS := func() {}
 			if setup == clusterR3 {
 				dir := h.dataDir("nats")
 				cl, err := natstest.New(dir, natstest.Options{Nodes: 3, MaxPayload: 8 << 20, MaxFileStore: 4 << 30})
@@ -38,37 +35,21 @@ func (h *harness) benchCluster(ctx context.Context) error {
 			}
 			p, err := h.startSidecar(ctx, env)
 			if err != nil {
-				if stopNATS != nil {
-					stopNATS()
-				}
+				stopNATS()
 				return err
 			}
-			url := "https://" + p.Webhook + "/webhook"
-			r := h.ingestRun(ctx, url, modeKeepAlive, h.cfg.Warmup, h.cfg.Duration)
+			r := h.ingestRun(ctx, p.url(), modeKeepAlive, h.cfg.Warmup, h.cfg.Duration)
 			get(h.res.Ingest, ingestKey(setup, modeKeepAlive)).add(r)
-			rates[setup] = r.Rate
-			h.logf("round %d  %-28s ingest %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", round+1, setup, r.Rate, ms(r.Lat.P50), ms(r.Lat.P99), r.Errors)
-			err = h.e2eRound(ctx, round, setup, url, p.GRPC, []int{rate}, false)
-			if s := h.res.E2E[e2eKey(setup, rate)]; s != nil && len(s.Runs) > round {
-				p99s[setup] = s.Runs[round].Lat.P99
-			}
-			p.stop()
-			if env.DataDir != "" {
-				os.RemoveAll(env.DataDir)
-			}
-			if stopNATS != nil {
-				stopNATS()
-			}
+			h.logRun(round, setup+" ingest", r)
+			err = h.e2eRound(ctx, round, setup, p, []int{rate}, false)
+			p.close()
+			stopNATS()
 			if err != nil {
 				return err
 			}
 		}
-		if b := rates[clusterEmbedded]; b > 0 {
-			h.res.ClusterIngestRatio = append(h.res.ClusterIngestRatio, rates[clusterR3]/b)
-		}
-		if b := p99s[clusterEmbedded]; b > 0 {
-			h.res.ClusterP99Ratio = append(h.res.ClusterP99Ratio, float64(p99s[clusterR3])/float64(b))
-		}
+		h.res.ClusterIngestRatio = appendRatio(h.res.ClusterIngestRatio, h.res.Ingest, round, rateOf, ingestKey(clusterR3, modeKeepAlive), ingestKey(clusterEmbedded, modeKeepAlive))
+		h.res.ClusterP99Ratio = appendRatio(h.res.ClusterP99Ratio, h.res.E2E, round, latOf(p99), e2eKey(clusterR3, rate), e2eKey(clusterEmbedded, rate))
 	}
 	return nil
 }
@@ -77,11 +58,8 @@ func (r *results) mdCluster(p printer) {
 	if len(r.ClusterIngestRatio) == 0 && len(r.ClusterP99Ratio) == 0 {
 		return
 	}
-	c := r.Cfg
-	rate := c.Rates[0]
-	p("")
-	p("## 4b. Replication: a three-node NATS cluster")
-	p("")
+	rate := r.Cfg.Rates[0]
+	heading(p, "## 4b. Replication: a three-node NATS cluster")
 	p("The sidecar on its embedded store (the default `SYNC=always`: fsynced before the 2xx) and on a cluster")
 	p("of three `nats-server` processes on this machine (`CHRONOSHUB_NATS_URL` with all three,")
 	p("`CHRONOSHUB_NATS_REPLICAS=3`: every event is stored on a majority of three nodes before the webhook is")
@@ -90,16 +68,13 @@ func (r *results) mdCluster(p printer) {
 	p("and end to end at %s/s as in section 2. The three servers share the machine's CPUs with the rest, so", formatRate(float64(rate)))
 	p("this measures replication's work and round trips, not network latency between hosts.")
 	p("")
-	p("| setup | ingest requests/s | ingest p99 ms | end to end p50 ms | end to end p99 ms |")
-	p("|---|---|---|---|---|")
+	table(p, "setup", "ingest requests/s", "ingest p99 ms", "end to end p50 ms", "end to end p99 ms")
 	for _, setup := range []string{clusterEmbedded, clusterR3} {
-		in, e := r.Ingest[ingestKey(setup, modeKeepAlive)], r.E2E[e2eKey(setup, rate)]
-		if in == nil || e == nil {
-			continue
+		if in, e := r.Ingest[ingestKey(setup, modeKeepAlive)], r.E2E[e2eKey(setup, rate)]; in != nil && e != nil {
+			row(p, setup, fmtFig(in.rate(), formatRate), fmtFig(in.latency(p99), fmtMs), fmtFig(e.latency(p50), fmtMs), fmtFig(e.latency(p99), fmtMs))
 		}
-		p("| %s | %s | %s | %s | %s |", setup, fmtFig(in.rate(), formatRate), fmtFig(in.latency(p99), fmtMs), fmtFig(e.latency(p50), fmtMs), fmtFig(e.latency(p99), fmtMs))
 	}
 	p("")
 	p("The cluster as a multiple of the embedded store, per round: ingest throughput **%s**, end-to-end p99 at %s/s **%s**.",
-		fmtFig(summarizeRuns(r.ClusterIngestRatio), fmtRatio), formatRate(float64(rate)), fmtFig(summarizeRuns(r.ClusterP99Ratio), fmtRatio))
+		fmtRuns(r.ClusterIngestRatio, fmtRatio), formatRate(float64(rate)), fmtRuns(r.ClusterP99Ratio, fmtRatio))
 }

@@ -93,21 +93,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if c.Quick {
-		quick := map[string]func(){
-			"runs":           func() { c.Runs = 1 },
-			"duration":       func() { c.Duration = time.Second },
-			"warmup":         func() { c.Warmup = 200 * time.Millisecond },
-			"step-duration":  func() { c.StepDuration = time.Second },
-			"stream-events":  func() { c.StreamEvents = 5000 },
-			"log-sizes":      func() { *logSizes = "0,2000,10000" },
-			"subs":           func() { *subs = "1,10" },
-			"backlog-events": func() { c.BacklogEvents = 2000 },
-			"backlog-max":    func() { c.BacklogMax = 5 * time.Second },
-			"max-step-rate":  func() { c.MaxStepRate = 16000 },
-		}
-		for name, apply := range quick {
+		for name, v := range map[string]string{"runs": "1", "duration": "1s", "warmup": "200ms", "step-duration": "1s", "stream-events": "5000",
+			"log-sizes": "0,2000,10000", "subs": "1,10", "backlog-events": "2000", "backlog-max": "5s", "max-step-rate": "16000"} {
 			if !set[name] {
-				apply()
+				_ = fs.Set(name, v) // valid values
 			}
 		}
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +37,54 @@ type consumer struct {
 	ackCalls atomic.Int64
 }
 
-func dialGRPC(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// dialEvents connects to the EventService at addr (host:port, or a
+// unix:// target).
+func dialEvents(addr string) (sidecarv1.EventServiceClient, *grpc.ClientConn, error) {
+	if !strings.HasPrefix(addr, "unix://") {
+		addr = "passthrough:///" + addr
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, err
+	}
+	return sidecarv1.NewEventServiceClient(conn), conn, nil
+}
+
+// app is what the end-to-end runs drive: consumers on one gRPC connection
+// to the service and a keep-alive client posting webhooks to url.
+type app struct {
+	events sidecarv1.EventServiceClient
+	conn   *grpc.ClientConn
+	client *http.Client
+	url    string
+	cs     []*consumer
+}
+
+// openApp connects to the process p and opens a consumer on each of subs,
+// from the next event with fromNow, else from the oldest.
+func (h *harness) openApp(ctx context.Context, p *proc, fromNow bool, subs ...string) (*app, error) {
+	events, conn, err := dialEvents(p.GRPC)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{events: events, conn: conn, client: webhookClient(h.pool, true, h.cfg.Senders), url: p.url()}
+	for _, sub := range subs {
+		c, err := startConsumer(ctx, events, sub, fromNow)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		a.cs = append(a.cs, c)
+	}
+	return a, nil
+}
+
+func (a *app) close() {
+	for _, c := range a.cs {
+		c.stop()
+	}
+	a.conn.Close()
+	a.client.CloseIdleConnections()
 }
 
 // startConsumer opens the stream and returns once it is open. A new
@@ -130,48 +178,26 @@ func (c *consumer) runLatencies(run int) latencies {
 
 // waitRun waits until n events of run were received, or timeout.
 func (c *consumer) waitRun(ctx context.Context, run, n int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	return poll(ctx, timeout, 5*time.Millisecond, func() (bool, error) {
 		c.mu.Lock()
-		got, err := len(c.lat[run]), c.err
-		c.mu.Unlock()
-		switch {
-		case got >= n:
-			return nil
-		case err != nil && !errors.Is(ctx.Err(), context.Canceled):
-			return err
-		case time.Now().After(deadline):
-			return errNotReceived
+		defer c.mu.Unlock()
+		if len(c.lat[run]) < n && c.err != nil && !errors.Is(ctx.Err(), context.Canceled) {
+			return false, c.err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+		return len(c.lat[run]) >= n, nil
+	})
 }
 
 // waitAcked waits until n events were acknowledged, or timeout, and returns
 // when the last acknowledgement was confirmed.
 func (c *consumer) waitAcked(ctx context.Context, n int64, timeout time.Duration) (time.Time, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		if c.acked.Load() >= n {
-			return time.Now(), nil
-		}
+	err := poll(ctx, timeout, time.Millisecond, func() (bool, error) {
 		c.mu.Lock()
-		err := c.err
-		c.mu.Unlock()
-		if err != nil {
-			return time.Time{}, err
+		defer c.mu.Unlock()
+		if c.acked.Load() >= n {
+			return true, nil
 		}
-		if time.Now().After(deadline) {
-			return time.Time{}, errNotReceived
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
+		return false, c.err
+	})
+	return time.Now(), err
 }

@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"os"
 	"sync"
 	"time"
-
-	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 )
 
 // The end-to-end setups: the minimal pipeline (the baseline) and the
@@ -25,51 +21,37 @@ func e2eKey(setup string, rate int) string {
 }
 
 // e2eRun offers rate webhooks per second for d and returns the end-to-end
-// latencies seen by the consumers (every consumer sees every event), how
-// many were sent, and how many receipts there were.
-func (h *harness) e2eRun(ctx context.Context, client *http.Client, url string, cs []*consumer, rate int, d time.Duration) (loadResult, int, int) {
+// latencies seen by the app's consumers (every consumer sees every event),
+// how many were sent, and how many receipts there were.
+func (h *harness) e2eRun(ctx context.Context, a *app, rate int, d time.Duration) (loadResult, int, int) {
 	run := int(h.nextRun.Add(1))
 	sent, failed, lastErr := openLoop(ctx, rate, h.cfg.Senders, d, func(ctx context.Context, at time.Time) error {
-		return postWebhook(ctx, client, url, makePayload(run, at))
+		return postWebhook(ctx, a.client, a.url, makePayload(run, at))
 	})
 	var lat latencies
-	var waitErr error
-	for _, c := range cs {
-		if err := c.waitRun(ctx, run, sent-failed, 5*time.Second); err != nil && waitErr == nil {
-			waitErr = err
+	for _, c := range a.cs {
+		if err := c.waitRun(ctx, run, sent-failed, 5*time.Second); err != nil && lastErr == nil {
+			lastErr = err
 		}
 		lat = append(lat, c.runLatencies(run)...)
 	}
-	res := loadResult{Lat: summarize(lat), Ok: len(lat), Errors: failed, Elapsed: d, Rate: float64(len(lat)) / d.Seconds(), LastErr: lastErr}
-	if waitErr != nil && res.LastErr == nil {
-		res.LastErr = waitErr
-	}
-	return res, sent, len(lat)
+	return loadResult{Lat: summarize(lat), Ok: len(lat), Errors: failed, Elapsed: d, Rate: float64(len(lat)) / d.Seconds(), LastErr: lastErr}, sent, len(lat)
 }
 
 // warmUp sends webhooks until every consumer has received one (a
 // subscription that starts at the next event exists only once its stream is
 // served), then opens every sender's connection and sends for the warm-up
 // duration; nothing is measured.
-func (h *harness) warmUp(ctx context.Context, client *http.Client, url string, cs []*consumer) error {
+func (h *harness) warmUp(ctx context.Context, a *app) error {
 	run := int(h.nextRun.Add(1))
-	deadline := time.Now().Add(15 * time.Second)
-	for _, c := range cs {
-		for {
-			if err := postWebhook(ctx, client, url, makePayload(run, time.Now())); err != nil {
-				return err
-			}
-			if len(c.runLatencies(run)) > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				return errors.New("warm-up: a consumer received nothing in 15s")
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(20 * time.Millisecond):
-			}
+	for _, c := range a.cs {
+		err := poll(ctx, 15*time.Second, 20*time.Millisecond, func() (bool, error) {
+			return len(c.runLatencies(run)) > 0, postWebhook(ctx, a.client, a.url, makePayload(run, time.Now()))
+		})
+		if errors.Is(err, errNotReceived) {
+			return errors.New("warm-up: a consumer received nothing in 15s")
+		} else if err != nil {
+			return err
 		}
 	}
 	// Every sender's connection is opened before the measured runs (a TLS
@@ -77,10 +59,10 @@ func (h *harness) warmUp(ctx context.Context, client *http.Client, url string, c
 	// sender, all at once. Then the app path is warmed at a low rate.
 	var wg sync.WaitGroup
 	for range h.cfg.Senders {
-		wg.Go(func() { _ = postWebhook(ctx, client, url, makePayload(run, time.Now())) })
+		wg.Go(func() { _ = postWebhook(ctx, a.client, a.url, makePayload(run, time.Now())) })
 	}
 	wg.Wait()
-	h.e2eRun(ctx, client, url, cs, 500, h.cfg.Warmup)
+	h.e2eRun(ctx, a, 500, h.cfg.Warmup)
 	return nil
 }
 
@@ -89,11 +71,11 @@ func (h *harness) warmUp(ctx context.Context, client *http.Client, url string, c
 // searches the sidecar's highest rate held with p99 under the step limit.
 func (h *harness) benchEndToEnd(ctx context.Context) error {
 	for round := range h.cfg.Runs {
-		base, err := h.startChild(childBaseline, "-cert", h.certFile, "-key", h.keyFile, "-pipeline")
+		base, err := h.startChild(ctx, "-pipeline")
 		if err != nil {
 			return err
 		}
-		err = h.e2eRound(ctx, round, e2ePipeline, "https://"+base.Addr+"/webhook", base.GRPC, h.cfg.Rates, false)
+		err = h.e2eRound(ctx, round, e2ePipeline, base, h.cfg.Rates, false)
 		base.stop()
 		if err != nil {
 			return err
@@ -103,47 +85,37 @@ func (h *harness) benchEndToEnd(ctx context.Context) error {
 			if setup == e2eAlways {
 				sync, rates = "always", rates[:1] // its target is at the lowest rate
 			}
-			dir := h.dataDir("e2e")
-			p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: sync})
+			p, err := h.startSidecar(ctx, sidecarEnv{Name: "e2e", Sync: sync})
 			if err != nil {
 				return err
 			}
-			err = h.e2eRound(ctx, round, setup, "https://"+p.Webhook+"/webhook", p.GRPC, rates, setup == e2eSidecar)
-			p.stop()
-			os.RemoveAll(dir)
+			err = h.e2eRound(ctx, round, setup, p, rates, setup == e2eSidecar)
+			p.close()
 			if err != nil {
 				return err
 			}
 		}
-		if p99s := runP99s(h.res.E2E, round, e2eKey(e2eSidecar, h.cfg.Rates[0]), e2eKey(e2eAlways, h.cfg.Rates[0])); p99s[0] > 0 {
-			h.res.AlwaysP99Ratio = append(h.res.AlwaysP99Ratio, float64(p99s[1])/float64(p99s[0]))
-		}
+		rate := h.cfg.Rates[0]
+		h.res.AlwaysP99Ratio = appendRatio(h.res.AlwaysP99Ratio, h.res.E2E, round, latOf(p99), e2eKey(e2eAlways, rate), e2eKey(e2eSidecar, rate))
 		for _, rate := range h.cfg.Rates {
-			b, s := h.res.E2E[e2eKey(e2ePipeline, rate)], h.res.E2E[e2eKey(e2eSidecar, rate)]
-			if b == nil || s == nil || len(b.Runs) <= round || len(s.Runs) <= round {
-				continue
-			}
 			for _, q := range quantileNames {
-				if bq := q.of(b.Runs[round].Lat); bq > 0 {
-					k := e2eRatioKey(rate, q.name)
-					h.res.E2ERatio[k] = append(h.res.E2ERatio[k], float64(q.of(s.Runs[round].Lat))/float64(bq))
-				}
+				k := e2eRatioKey(rate, q.name)
+				h.res.E2ERatio[k] = appendRatio(h.res.E2ERatio[k], h.res.E2E, round, latOf(q.of), e2eKey(e2eSidecar, rate), e2eKey(e2ePipeline, rate))
 			}
 		}
 	}
 	return nil
 }
 
-// runP99s returns the p99 of the given round of each series, zero where a
-// series has no such round.
-func runP99s(m map[string]*series, round int, keys ...string) []time.Duration {
-	out := make([]time.Duration, len(keys))
-	for i, k := range keys {
-		if s := m[k]; s != nil && len(s.Runs) > round {
-			out[i] = s.Runs[round].Lat.P99
-		}
+// appendRatio appends to v the figure f of the given round of series key
+// over that of series base, when both ran that round and base's is
+// positive.
+func appendRatio(v []float64, m map[string]*series, round int, f func(loadResult) float64, key, base string) []float64 {
+	s, b := m[key], m[base]
+	if s == nil || b == nil || len(s.Runs) <= round || len(b.Runs) <= round || f(b.Runs[round]) <= 0 {
+		return v
 	}
-	return out
+	return append(v, f(s.Runs[round])/f(b.Runs[round]))
 }
 
 func e2eRatioKey(rate int, q string) string { return fmt.Sprintf("%d %s", rate, q) }
@@ -154,27 +126,19 @@ var quantileNames = []struct {
 	of   func(quantiles) time.Duration
 }{{"p50", p50}, {"p99", p99}, {"p99.9", p999}}
 
-// e2eRound runs one consumer on the gRPC service at grpcAddr, webhooks to
-// url at each of rates, then (if search) the rate search.
-func (h *harness) e2eRound(ctx context.Context, round int, setup, url, grpcAddr string, rates []int, search bool) error {
-	conn, err := dialGRPC(grpcAddr)
+// e2eRound runs one app on the process p, webhooks at each of rates,
+// then (if search) the rate search.
+func (h *harness) e2eRound(ctx context.Context, round int, setup string, p *proc, rates []int, search bool) error {
+	a, err := h.openApp(ctx, p, false, "bench")
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	c, err := startConsumer(ctx, sidecarv1.NewEventServiceClient(conn), "bench", false)
-	if err != nil {
-		return err
-	}
-	defer c.stop()
-	client := webhookClient(h.pool, true, h.cfg.Senders)
-	defer client.CloseIdleConnections()
-	cs := []*consumer{c}
-	if err := h.warmUp(ctx, client, url, cs); err != nil {
+	defer a.close()
+	if err := h.warmUp(ctx, a); err != nil {
 		return err
 	}
 	for _, rate := range rates {
-		r, sent, got := h.e2eRun(ctx, client, url, cs, rate, h.cfg.Duration)
+		r, sent, got := h.e2eRun(ctx, a, rate, h.cfg.Duration)
 		key := e2eKey(setup, rate)
 		s := get(h.res.E2E, key)
 		if len(s.Runs) == 0 {
@@ -194,7 +158,7 @@ func (h *harness) e2eRound(ctx context.Context, round int, setup, url, grpcAddr 
 	var steps []stepResult
 	held := 0
 	try := func(rate int) bool {
-		r, sent, got := h.e2eRun(ctx, client, url, cs, rate, h.cfg.StepDuration)
+		r, sent, got := h.e2eRun(ctx, a, rate, h.cfg.StepDuration)
 		st := stepResult{Rate: rate, P99: r.Lat.P99, Sent: sent, Received: got, Held: true}
 		offered := int(float64(rate) * h.cfg.StepDuration.Seconds())
 		switch {

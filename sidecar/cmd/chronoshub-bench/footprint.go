@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -12,15 +11,13 @@ import (
 // (startup and recovery against the log's size are in the scale section).
 func (h *harness) benchFootprint(ctx context.Context) error {
 	for round := range h.cfg.Runs {
-		dir := h.dataDir("idle")
-		p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+		p, err := h.startSidecar(ctx, sidecarEnv{Name: "idle", Sync: "1s"})
 		if err != nil {
 			return err
 		}
 		time.Sleep(2 * time.Second)
 		rss, err := p.rss()
-		p.stop()
-		os.RemoveAll(dir)
+		p.close()
 		if err != nil {
 			return err
 		}

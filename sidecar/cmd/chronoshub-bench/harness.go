@@ -199,28 +199,12 @@ func (h *harness) dataDir(name string) string {
 func (h *harness) ingestN(ctx context.Context, url string, n int) (time.Duration, error) {
 	client := webhookClient(h.pool, true, h.cfg.Senders)
 	defer client.CloseIdleConnections()
-	var left atomic.Int64
-	left.Store(int64(n))
-	var failed atomic.Int64
-	var lastErr atomic.Value
 	t0 := time.Now()
-	done := make(chan struct{})
-	for range h.cfg.Senders {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for left.Add(-1) >= 0 && ctx.Err() == nil {
-				if err := postWebhook(ctx, client, url, makePayload(0, time.Now())); err != nil {
-					failed.Add(1)
-					lastErr.Store(err)
-				}
-			}
-		}()
-	}
-	for range h.cfg.Senders {
-		<-done
-	}
-	if f := failed.Load(); f > 0 {
-		return 0, fmt.Errorf("%d of %d webhooks failed, last: %v", f, n, lastErr.Load())
+	failed, lastErr := forN(ctx, h.cfg.Senders, n, func(ctx context.Context) error {
+		return postWebhook(ctx, client, url, makePayload(0, time.Now()))
+	})
+	if failed > 0 {
+		return 0, fmt.Errorf("%d of %d webhooks failed, last: %v", failed, n, lastErr)
 	}
 	return time.Since(t0), ctx.Err()
 }
@@ -248,27 +232,31 @@ func describeMachine(ctx context.Context) machine {
 	if out, err := exec.CommandContext(ctx, "nproc").Output(); err == nil {
 		m.CPUs = strings.TrimSpace(string(out))
 	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
-				var kb int64
-				fmt.Sscan(strings.TrimSpace(v), &kb)
-				m.Memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
-			}
-		}
+	m.CPUModel, _ = procField("/proc/cpuinfo", "model name")
+	if v, err := procField("/proc/meminfo", "MemTotal"); err == nil {
+		var kb int64
+		fmt.Sscan(v, &kb)
+		m.Memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
 	return m
+}
+
+// procField returns the value of the first "key: value" line of a /proc
+// file such as /proc/meminfo, trimmed.
+func procField(file, key string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("no %s in %s", key, file)
 }
 
 // directClient is the keep-alive client of the direct SendEvent baseline:

@@ -10,15 +10,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
 )
 
 // Benchmark credentials and the event type sent.
@@ -77,22 +76,13 @@ func webhookClient(pool *x509.CertPool, keepAlive bool, conns int) *http.Client 
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
 }
 
-// postWebhook sends one signed webhook as ChronosHub does (the headers of
-// emulator.SendWebhook, signed with signature.Sign) and returns an error
-// unless the answer is 200.
+// postWebhook sends one signed webhook as ChronosHub does
+// (emulator.NewWebhookRequest) and returns an error unless the answer is 200.
 func postWebhook(ctx context.Context, c *http.Client, url string, payload []byte) error {
-	id := uuid.NewString()
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	req, err := emulator.NewWebhookRequest(ctx, url, []byte(benchSecret), benchEventType, payload, "", time.Now())
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", signature.UserAgent)
-	req.Header.Set(signature.HeaderEventType, benchEventType)
-	req.Header.Set(signature.HeaderEventID, id)
-	req.Header.Set(signature.HeaderTimestamp, ts)
-	req.Header.Set(signature.HeaderSignature, signature.Sign([]byte(benchSecret), payload, benchEventType, id, ts))
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -103,6 +93,40 @@ func postWebhook(ctx context.Context, c *http.Client, url string, payload []byte
 		return fmt.Errorf("webhook answered %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// tally counts failed calls and keeps the last error; it is safe for
+// concurrent use.
+type tally struct {
+	mu   sync.Mutex
+	n    int
+	last error
+}
+
+func (t *tally) add(err error) {
+	if err != nil {
+		t.mu.Lock()
+		t.n, t.last = t.n+1, err
+		t.mu.Unlock()
+	}
+}
+
+// forN makes n calls of op spread over workers, each worker taking the
+// next call when its last one returns, and returns how many failed and the
+// last error.
+func forN(ctx context.Context, workers, n int, op func(ctx context.Context) error) (failed int, lastErr error) {
+	var next atomic.Int64
+	var errs tally
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) && ctx.Err() == nil {
+				errs.add(op(ctx))
+			}
+		})
+	}
+	wg.Wait()
+	return errs.n, errs.last
 }
 
 // loadResult is the outcome of one load run.
@@ -117,58 +141,29 @@ type loadResult struct {
 
 // closedLoop runs workers that each call op back to back: unmeasured for
 // warmup, then measured for d. Latency is each call's own duration.
-func closedLoop(ctx context.Context, workers int, warmup, d time.Duration, op func(ctx context.Context, w int) error) loadResult {
-	type workerOut struct {
-		lat     latencies
-		errs    int
-		lastErr error
-	}
-	outs := make([]workerOut, workers)
+func closedLoop(ctx context.Context, workers int, warmup, d time.Duration, op func(ctx context.Context) error) loadResult {
+	lats := make([]latencies, workers)
+	var errs tally
 	var wg sync.WaitGroup
-	warmEnd := time.Now().Add(warmup)
-	var measureStart, measureEnd time.Time
-	measureStart = warmEnd
-	measureEnd = warmEnd.Add(d)
+	measureStart := time.Now().Add(warmup)
+	measureEnd := measureStart.Add(d)
 	for w := range workers {
 		wg.Go(func() {
-			o := &outs[w]
-			o.lat = make(latencies, 0, 4096)
-			for {
-				if ctx.Err() != nil {
-					return
-				}
-				t0 := time.Now()
-				if !t0.Before(measureEnd) {
-					return
-				}
-				err := op(ctx, w)
+			lats[w] = make(latencies, 0, 4096)
+			for t0 := time.Now(); ctx.Err() == nil && t0.Before(measureEnd); t0 = time.Now() {
+				err := op(ctx)
 				if t0.Before(measureStart) {
 					continue
 				}
-				if err != nil {
-					o.errs++
-					o.lastErr = err
-					continue
+				if errs.add(err); err == nil {
+					lats[w] = append(lats[w], time.Since(t0))
 				}
-				o.lat = append(o.lat, time.Since(t0))
 			}
 		})
 	}
 	wg.Wait()
-	var all latencies
-	res := loadResult{}
-	for _, o := range outs {
-		all = append(all, o.lat...)
-		res.Errors += o.errs
-		if o.lastErr != nil {
-			res.LastErr = o.lastErr
-		}
-	}
-	res.Elapsed = d
-	res.Ok = len(all)
-	res.Lat = summarize(all)
-	res.Rate = float64(res.Ok) / d.Seconds()
-	return res
+	all := slices.Concat(lats...)
+	return loadResult{Lat: summarize(all), Ok: len(all), Errors: errs.n, Elapsed: d, Rate: float64(len(all)) / d.Seconds(), LastErr: errs.last}
 }
 
 // openLoop offers rate calls per second for d, spread over workers: worker
@@ -182,8 +177,8 @@ func openLoop(ctx context.Context, rate, workers int, d time.Duration, op func(c
 	start := time.Now().Add(20 * time.Millisecond)
 	end := start.Add(d)
 	total := int(float64(rate) * d.Seconds())
-	var nSent, nFailed atomic.Int64
-	var errMu sync.Mutex
+	var nSent atomic.Int64
+	var errs tally
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -202,17 +197,12 @@ func openLoop(ctx context.Context, rate, workers int, d time.Duration, op func(c
 					return
 				}
 				nSent.Add(1)
-				if err := op(ctx, at); err != nil {
-					nFailed.Add(1)
-					errMu.Lock()
-					lastErr = err
-					errMu.Unlock()
-				}
+				errs.add(op(ctx, at))
 			}
 		})
 	}
 	wg.Wait()
-	return int(nSent.Load()), int(nFailed.Load()), lastErr
+	return int(nSent.Load()), errs.n, errs.last
 }
 
 // errNotReceived means an end-to-end run ended with events not received.

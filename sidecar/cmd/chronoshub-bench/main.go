@@ -11,16 +11,16 @@
 // runs of a sidecar and its baseline are interleaved so that the ratios
 // survive a noisy machine.
 //
-// Where a target is missed on ingest, it profiles the ingest path with
-// runtime/pprof in a child process (the binary has no pprof endpoint) and
-// reports what dominates.
+// Under each load with a target it also profiles the running binary
+// through its pprof endpoint on the loopback admin listener
+// (CHRONOSHUB_PPROF=loopback) and reports what dominates.
 //
 // Usage (from the repository root):
 //
 //	go run ./sidecar/cmd/chronoshub-bench [-quick] [-runs 3] [-duration 3s] [-out docs]
 //
-// The same executable also runs the child processes it needs: the bare
-// HTTPS baseline server and the profiled in-process ingest path.
+// The same executable also runs the baselines in a child process (the bare
+// HTTPS server, the minimal pipeline and the minimal forwarder).
 package main
 
 import (

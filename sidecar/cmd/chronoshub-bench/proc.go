@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -20,20 +19,49 @@ import (
 	"time"
 )
 
-// sidecarProc is the chronoshub-sidecar binary running "serve".
-type sidecarProc struct {
-	cmd     *exec.Cmd
-	log     *logWatch
-	dataDir string
-	exited  chan struct{}
+// proc is a process the harness started: the chronoshub-sidecar binary
+// running "serve", or this program in its baseline child mode (child.go).
+// Both log a JSON {"msg":"ready",…} line with their addresses once they
+// listen; a child also stops when its stdin closes (as when the harness
+// dies).
+type proc struct {
+	cmd    *exec.Cmd
+	log    *logWatch
+	stdin  io.Closer
+	exited chan struct{}
+	ownDir string // a data directory to remove on close
 
+	// Webhook and GRPC are the addresses of the ready line (GRPC is the
+	// minimal pipeline's or forwarder's in a child), Admin the sidecar's.
 	Webhook, GRPC, Admin string
-	// Startup is the time from exec to the first 200 from /readyz.
+	// Startup is, for a sidecar, the time from exec to the first 200 from
+	// /readyz.
 	Startup time.Duration
 }
 
+// startProc starts cmd with its output kept by a logWatch.
+func startProc(cmd *exec.Cmd) (*proc, error) {
+	p := &proc{cmd: cmd, log: newLogWatch(), exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	var err error
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	return p, nil
+}
+
+// url is the process's webhook URL.
+func (p *proc) url() string { return "https://" + p.Webhook + "/webhook" }
+
 // sidecarEnv is the serve configuration of one sidecar process.
 type sidecarEnv struct {
+	// Name, if set, is that of a new data directory under the temporary
+	// one, removed by close; else DataDir is the data directory.
+	Name    string
 	DataDir string
 	Sync    string // "1s" or "always"
 	// BaseURL is ChronosHub's; empty means the harness's emulator.
@@ -45,10 +73,13 @@ type sidecarEnv struct {
 // startSidecar execs the binary with env configuration on loopback ports
 // and waits until /readyz answers 200. The admin port is picked first so
 // that readiness can be polled from the moment of exec.
-func (h *harness) startSidecar(ctx context.Context, e sidecarEnv) (*sidecarProc, error) {
+func (h *harness) startSidecar(ctx context.Context, e sidecarEnv) (*proc, error) {
 	admin, err := freePort()
 	if err != nil {
 		return nil, err
+	}
+	if e.Name != "" {
+		e.DataDir = h.dataDir(e.Name)
 	}
 	env := map[string]string{
 		"CHRONOSHUB_BASE_URL":       cmp.Or(e.BaseURL, h.emuURL),
@@ -72,64 +103,80 @@ func (h *harness) startSidecar(ctx context.Context, e sidecarEnv) (*sidecarProc,
 			env[k] = v
 		}
 	}
-	for k, v := range env {
-		if v == "" { // unset, such as the data dir and sync with an external NATS
-			delete(env, k)
-		}
-	}
 	cmd := exec.Command(h.bin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		if v != "" { // unset, such as the data dir and sync with an external NATS
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
 	}
-	p := &sidecarProc{cmd: cmd, log: newLogWatch(), dataDir: e.DataDir, exited: make(chan struct{}), Admin: admin}
-	cmd.Stderr, cmd.Stdout = p.log, p.log
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	p, err := startProc(cmd)
+	if err != nil {
 		return nil, err
 	}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if readyz(ctx, client, admin) {
-			p.Startup = time.Since(start)
-			break
-		}
+	p.Admin = admin
+	if e.Name != "" {
+		p.ownDir = e.DataDir
+	}
+	err = poll(ctx, 90*time.Second, 2*time.Millisecond, func() (bool, error) {
 		select {
 		case <-p.exited:
-			return nil, fmt.Errorf("sidecar exited before ready:\n%s", p.log.tail())
-		case <-ctx.Done():
-			p.kill()
-			return nil, ctx.Err()
-		case <-time.After(2 * time.Millisecond):
+			return false, errors.New("sidecar exited before ready")
+		default:
+			return readyz(ctx, admin), nil
 		}
-		if time.Now().After(deadline) {
-			p.kill()
-			return nil, fmt.Errorf("sidecar not ready after 90s:\n%s", p.log.tail())
-		}
+	})
+	p.Startup = time.Since(start)
+	if err == nil {
+		err = p.waitReady(ctx)
 	}
-	line, err := p.log.waitReady(ctx, 10*time.Second)
 	if err != nil {
 		p.kill()
-		return nil, err
+		os.RemoveAll(p.ownDir)
+		return nil, fmt.Errorf("start sidecar: %w:\n%s", err, p.log.tail())
 	}
-	p.Webhook, p.GRPC = line.Webhook, line.GRPC
 	return p, nil
 }
 
-func readyz(ctx context.Context, c *http.Client, admin string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/readyz", nil)
+// startChild re-executes this program in its baseline child mode with
+// the bench certificate and args, and waits for its ready line.
+func (h *harness) startChild(ctx context.Context, args ...string) (*proc, error) {
+	p, err := startProc(exec.Command(h.self, append([]string{childBaseline, "-cert", h.certFile, "-key", h.keyFile}, args...)...))
 	if err != nil {
-		return false
+		return nil, err
 	}
-	resp, err := c.Do(req)
+	if err := p.waitReady(ctx); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("start baseline: %w:\n%s", err, p.log.tail())
+	}
+	return p, nil
+}
+
+func readyz(ctx context.Context, admin string) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err := adminGet(ctx, admin, "/readyz")
+	return err == nil
+}
+
+// adminGet GETs path from the admin listener at addr and returns the body
+// of a 200.
+func adminGet(ctx context.Context, addr, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s: %.512s", path, resp.Status, b)
+	}
+	return b, err
 }
 
 // freePort returns a loopback address that was free a moment ago.
@@ -142,49 +189,49 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// stop asks the sidecar to shut down (SIGTERM) and waits, killing it after
-// 15 s.
-func (p *sidecarProc) stop() {
+// stop asks the process to shut down (SIGTERM, and stdin closed) and
+// waits, killing it after 20 s.
+func (p *proc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.stdin.Close()
 	select {
 	case <-p.exited:
-	case <-time.After(15 * time.Second):
+	case <-time.After(20 * time.Second):
 		p.kill()
 	}
 }
 
+// close stops the process and removes the data directory it was started
+// with by name.
+func (p *proc) close() {
+	p.stop()
+	os.RemoveAll(p.ownDir) // "" removes nothing
+}
+
 // kill sends SIGKILL and waits for the process to be gone.
-func (p *sidecarProc) kill() {
+func (p *proc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
 }
 
 // rss returns the process's resident set size from /proc/<pid>/status.
-func (p *sidecarProc) rss() (int64, error) { return rssOf(p.cmd.Process.Pid) }
-
-func rssOf(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
+func (p *proc) rss() (int64, error) {
+	v, err := procField("/proc/"+strconv.Itoa(p.cmd.Process.Pid)+"/status", "VmRSS")
+	kb, ok := strings.CutSuffix(v, " kB")
+	if err != nil || !ok {
+		return 0, fmt.Errorf("VmRSS %q: %v", v, err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v) // "12345 kB"
-			if len(f) == 2 && f[1] == "kB" {
-				kb, err := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10, err
-			}
-		}
-	}
-	return 0, errors.New("no VmRSS in /proc/" + strconv.Itoa(pid) + "/status")
+	n, err := strconv.ParseInt(strings.TrimSpace(kb), 10, 64)
+	return n << 10, err
 }
 
-// sampleRSS samples the process's RSS every 50 ms until stop is closed and
-// returns the peak.
-func (p *sidecarProc) sampleRSS(stop <-chan struct{}) <-chan int64 {
-	out := make(chan int64, 1)
-	go func() {
-		var peak int64
+// peakRSS runs f while sampling the process's RSS every 50 ms and returns
+// the peak, in bytes.
+func (p *proc) peakRSS(f func()) float64 {
+	done := make(chan struct{})
+	var peak int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -192,17 +239,38 @@ func (p *sidecarProc) sampleRSS(stop <-chan struct{}) <-chan int64 {
 				peak = max(peak, v)
 			}
 			select {
-			case <-stop:
-				out <- peak
+			case <-done:
 				return
 			case <-t.C:
 			}
 		}
-	}()
-	return out
+	})
+	f()
+	close(done)
+	wg.Wait()
+	return float64(peak)
 }
 
-// readyLine is the sidecar's {"msg":"ready",…} log line.
+// poll calls done every interval until it says true or fails, or until
+// timeout has passed (errNotReceived).
+func poll(ctx context.Context, timeout, interval time.Duration, done func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if ok, err := done(); ok || err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errNotReceived
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// readyLine is the {"msg":"ready",…} log line of a sidecar or child.
 type readyLine struct {
 	Msg     string `json:"msg"`
 	Webhook string `json:"webhook_addr"`
@@ -212,8 +280,7 @@ type readyLine struct {
 // logWatch keeps the tail of a process's output and finds its ready line.
 type logWatch struct {
 	mu    sync.Mutex
-	buf   bytes.Buffer
-	part  []byte
+	out   []byte // the output's last 64 KiB or more
 	ready *readyLine
 	wake  chan struct{}
 }
@@ -223,111 +290,42 @@ func newLogWatch() *logWatch { return &logWatch{wake: make(chan struct{})} }
 func (w *logWatch) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if w.buf.Len() > 256<<10 {
-		tail := bytes.Clone(w.buf.Bytes()[w.buf.Len()-64<<10:])
-		w.buf.Reset()
-		w.buf.Write(tail)
-	}
-	w.part = append(w.part, p...)
-	for {
-		i := bytes.IndexByte(w.part, '\n')
-		if i < 0 {
-			break
-		}
+	line := bytes.LastIndexByte(w.out, '\n') + 1 // the start of the line being written
+	w.out = append(w.out, p...)
+	for i := bytes.IndexByte(w.out[line:], '\n'); i >= 0 && w.ready == nil; i = bytes.IndexByte(w.out[line:], '\n') {
 		var l readyLine
-		if w.ready == nil && json.Unmarshal(w.part[:i], &l) == nil && l.Msg == "ready" {
+		if json.Unmarshal(w.out[line:line+i], &l) == nil && l.Msg == "ready" {
 			w.ready = &l
 			close(w.wake)
 		}
-		w.part = w.part[i+1:]
+		line += i + 1
+	}
+	if len(w.out) > 256<<10 {
+		w.out = bytes.Clone(w.out[len(w.out)-64<<10:])
 	}
 	return len(p), nil
 }
 
-func (w *logWatch) waitReady(ctx context.Context, timeout time.Duration) (readyLine, error) {
+// waitReady waits up to 10 s for the ready line and takes its addresses.
+func (p *proc) waitReady(ctx context.Context) error {
 	select {
-	case <-w.wake:
+	case <-p.log.wake:
+	case <-p.exited:
+		return errors.New("exited before its ready line")
 	case <-ctx.Done():
-		return readyLine{}, ctx.Err()
-	case <-time.After(timeout):
-		return readyLine{}, fmt.Errorf("no ready log line:\n%s", w.tail())
+		return ctx.Err()
+	case <-time.After(10 * time.Second):
+		return errors.New("no ready line in 10s")
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return *w.ready, nil
+	p.log.mu.Lock()
+	defer p.log.mu.Unlock()
+	p.Webhook, p.GRPC = p.log.ready.Webhook, p.log.ready.GRPC
+	return nil
 }
 
 // tail returns the last few KiB of output.
 func (w *logWatch) tail() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	b := w.buf.Bytes()
-	if len(b) > 4<<10 {
-		b = b[len(b)-4<<10:]
-	}
-	return string(b)
+	return string(w.out[max(len(w.out)-4<<10, 0):])
 }
-
-// child is one of the harness's own child processes (see child.go).
-type child struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	Addr   string
-	GRPC   string // the minimal pipeline's or forwarder's gRPC address
-	exited chan error
-}
-
-// startChild re-executes this program in a child mode and waits for its
-// address.
-func (h *harness) startChild(mode string, args ...string) (*child, error) {
-	cmd := exec.Command(h.self, append([]string{mode}, args...)...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &child{cmd: cmd, stdin: stdin, exited: make(chan error, 1)}
-	rd := bufio.NewReader(stdout)
-	for c.Addr == "" {
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			return nil, fmt.Errorf("%s: %w: %s", mode, err, stderr.String())
-		}
-		if v, ok := strings.CutPrefix(line, "grpc "); ok {
-			c.GRPC = strings.TrimSpace(v)
-		}
-		if v, ok := strings.CutPrefix(line, "addr "); ok {
-			c.Addr = strings.TrimSpace(v)
-		}
-	}
-	go func() {
-		_, _ = io.Copy(io.Discard, rd)
-		c.exited <- cmd.Wait()
-	}()
-	return c, nil
-}
-
-// stop closes the child's stdin and waits for it to exit.
-func (c *child) stop() error {
-	c.stdin.Close()
-	select {
-	case err := <-c.exited:
-		return err
-	case <-time.After(20 * time.Second):
-		_ = c.cmd.Process.Kill()
-		return <-c.exited
-	}
-}
-
-func (c *child) rss() (int64, error) { return rssOf(c.cmd.Process.Pid) }

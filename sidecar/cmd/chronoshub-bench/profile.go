@@ -3,9 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,58 +95,45 @@ func ownerOf(fn string) string {
 	if !ok {
 		return ""
 	}
-	// The package path ends at the last "/" before the first ".".
+	// The package path ends at the first "." (this module's paths have none).
 	if i := strings.IndexByte(rest, '.'); i > 0 {
-		if j := strings.LastIndexByte(rest[:i], '/'); j >= 0 {
-			return rest[:j] + "/" + strings.SplitN(rest[j+1:], ".", 2)[0]
-		}
 		return rest[:i]
 	}
 	return rest
 }
 
-// fetchProfile GETs admin's path into file.
-func fetchProfile(ctx context.Context, admin, path, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
+// fetchProfile GETs a profile from the admin listener, and keeps it in
+// the temporary directory (for -keep).
+func (h *harness) fetchProfile(ctx context.Context, admin, path, name string) ([]byte, error) {
+	b, err := adminGet(ctx, admin, path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return b, os.WriteFile(filepath.Join(h.tmp, fmt.Sprintf("%s-%d.pprof", name, h.nextRun.Add(1))), b, 0o644)
 }
 
 // profileDuring fetches a profile of p for d seconds (CPU, or allocations
 // with allocs) while load runs, and reads it.
-func (h *harness) profileDuring(ctx context.Context, p *sidecarProc, name string, allocs bool, d time.Duration, load func(ctx context.Context) float64) (*profile, error) {
-	secs := max(int(d.Seconds()), 1)
-	path, kind := "/debug/pprof/profile?seconds="+strconv.Itoa(secs), "cpu"
+func (h *harness) profileDuring(ctx context.Context, p *proc, name string, allocs bool, d time.Duration, load func(ctx context.Context) float64) (*profile, error) {
+	path, kind := "/debug/pprof/profile", "cpu"
 	if allocs {
-		path, kind = "/debug/pprof/allocs?seconds="+strconv.Itoa(secs), "alloc_space"
+		path, kind = "/debug/pprof/allocs", "alloc_space"
 	}
-	file := filepath.Join(h.tmp, fmt.Sprintf("%s-%d.pprof", name, h.nextRun.Add(1)))
-	fetched := make(chan error, 1)
-	go func() { fetched <- fetchProfile(ctx, p.Admin, path, file) }()
+	type fetched struct {
+		b   []byte
+		err error
+	}
+	done := make(chan fetched, 1)
+	go func() {
+		b, err := h.fetchProfile(ctx, p.Admin, path+"?seconds="+strconv.Itoa(max(int(d.Seconds()), 1)), name)
+		done <- fetched{b, err}
+	}()
 	rate := load(ctx)
-	if err := <-fetched; err != nil {
-		return nil, err
+	f := <-done
+	if f.err != nil {
+		return nil, f.err
 	}
-	pr, err := readProfile(file, kind)
+	pr, err := readProfile(f.b, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -155,33 +141,53 @@ func (h *harness) profileDuring(ctx context.Context, p *sidecarProc, name string
 	return pr, nil
 }
 
-// readProfile reads the profile in file: each function's flat and
-// cumulative share of the kind's values (CPU time, or allocated bytes for
-// "alloc_space"), the flat share of each kind of code, and the share of
-// each sample's innermost sidecar package.
-func readProfile(file, kind string) (*profile, error) {
-	p, err := parsePprof(file)
+// samples parses a profile in pprof's format (as the runtime writes it:
+// symbolized) and returns, per sample, its value of type kind ("cpu" is
+// the last) and its stack's function names, innermost first, inlined calls
+// included.
+func samples(b []byte, kind string) (*pprofile.Profile, []float64, [][]string, error) {
+	p, err := pprofile.ParseData(b)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, fmt.Errorf("read profile: %w", err)
 	}
 	index := len(p.SampleType) - 1 // CPU: [samples/count, cpu/nanoseconds]
 	if kind != "cpu" {
-		if index, err = sampleIndex(p, kind); err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
+		if index = slices.IndexFunc(p.SampleType, func(st *pprofile.ValueType) bool { return st.Type == kind }); index < 0 {
+			return nil, nil, nil, fmt.Errorf("no %s values in the profile", kind)
 		}
+	}
+	values, stacks := make([]float64, len(p.Sample)), make([][]string, len(p.Sample))
+	for i, s := range p.Sample {
+		values[i] = float64(s.Value[index])
+		for _, loc := range s.Location {
+			// A location's lines run from the innermost inlined call out.
+			for _, l := range loc.Line {
+				if l.Function != nil {
+					stacks[i] = append(stacks[i], l.Function.Name)
+				}
+			}
+		}
+	}
+	return p, values, stacks, nil
+}
+
+// readProfile reads a profile: each function's flat and cumulative share
+// of the kind's values (CPU time, or allocated bytes for "alloc_space"),
+// the flat share of each kind of code, and the share of each sample's
+// innermost sidecar package.
+func readProfile(b []byte, kind string) (*profile, error) {
+	p, values, stacks, err := samples(b, kind)
+	if err != nil {
+		return nil, err
 	}
 	pr := &profile{Kind: kind}
 	flat, cum := map[string]float64{}, map[string]float64{}
 	owners := map[string]float64{}
 	var total float64
-	for _, s := range p.Sample {
-		v := float64(s.Value[index])
-		if v == 0 {
-			continue
-		}
+	for i, names := range stacks {
+		v := values[i]
 		total += v
-		names := stackNames(s)
-		if len(names) == 0 {
+		if v == 0 || len(names) == 0 {
 			continue
 		}
 		flat[names[0]] += v
@@ -204,7 +210,7 @@ func readProfile(file, kind string) (*profile, error) {
 		owners[owner] += v
 	}
 	if total == 0 {
-		return nil, fmt.Errorf("profile %s: no samples", file)
+		return nil, errors.New("profile with no samples")
 	}
 	cats := map[string]float64{}
 	for name, v := range flat {
@@ -213,10 +219,7 @@ func readProfile(file, kind string) (*profile, error) {
 		cats[categoryOf(name)] += pct
 	}
 	slices.SortFunc(pr.Top, func(a, b profileLine) int {
-		if c := cmp.Compare(b.Flat, a.Flat); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
+		return cmp.Or(cmp.Compare(b.Flat, a.Flat), strings.Compare(a.Name, b.Name))
 	})
 	pr.Categories = sortedShares(cats)
 	for k, v := range owners {
@@ -230,65 +233,17 @@ func readProfile(file, kind string) (*profile, error) {
 	return pr, nil
 }
 
-// parsePprof reads a profile in pprof's format (as the runtime writes it:
-// symbolized).
-func parsePprof(file string) (*pprofile.Profile, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	p, err := pprofile.Parse(f)
-	if err != nil {
-		return nil, fmt.Errorf("read profile %s: %w", file, err)
-	}
-	return p, nil
-}
-
-// sampleIndex returns the index of the values of type kind, such as
-// "inuse_space".
-func sampleIndex(p *pprofile.Profile, kind string) (int, error) {
-	for i, st := range p.SampleType {
-		if st.Type == kind {
-			return i, nil
-		}
-	}
-	return 0, fmt.Errorf("no %s values in the profile", kind)
-}
-
-// stackNames returns the function names of a sample's stack, innermost
-// first, inlined calls included.
-func stackNames(s *pprofile.Sample) []string {
-	var names []string
-	for _, loc := range s.Location {
-		// A location's lines run from the innermost inlined call out.
-		for _, l := range loc.Line {
-			if l.Function != nil {
-				names = append(names, l.Function.Name)
-			}
-		}
-	}
-	return names
-}
-
 // sumFlat returns the values of type kind whose innermost function is
-// one of funcs (their flat total), from the profile in file.
-func sumFlat(file, kind string, funcs []string) (float64, error) {
-	p, err := parsePprof(file)
-	if err != nil {
-		return 0, err
-	}
-	index, err := sampleIndex(p, kind)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", file, err)
-	}
+// one of funcs (their flat total), from a profile.
+func sumFlat(b []byte, kind string, funcs []string) (float64, error) {
+	_, values, stacks, err := samples(b, kind)
 	var sum float64
-	for _, s := range p.Sample {
-		if names := stackNames(s); len(names) > 0 && slices.Contains(funcs, names[0]) {
-			sum += float64(s.Value[index])
+	for i, names := range stacks {
+		if len(names) > 0 && slices.Contains(funcs, names[0]) {
+			sum += values[i]
 		}
 	}
-	return sum, nil
+	return sum, err
 }
 
 func sortedShares(m map[string]float64) []share {
@@ -296,15 +251,7 @@ func sortedShares(m map[string]float64) []share {
 	for k, v := range m {
 		s = append(s, share{k, v})
 	}
-	slices.SortFunc(s, func(a, b share) int {
-		switch {
-		case a.Pct > b.Pct:
-			return -1
-		case a.Pct < b.Pct:
-			return 1
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
+	slices.SortFunc(s, func(a, b share) int { return cmp.Or(cmp.Compare(b.Pct, a.Pct), strings.Compare(a.Name, b.Name)) })
 	return s
 }
 
@@ -318,21 +265,18 @@ func (h *harness) benchProfile(ctx context.Context) error {
 		return nil
 	}
 	d := max(h.cfg.Duration, 2*time.Second).Truncate(time.Second)
-	dir := h.dataDir("profile")
-	defer os.RemoveAll(dir)
-	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	p, err := h.startSidecar(ctx, sidecarEnv{Name: "profile", Sync: "1s"})
 	if err != nil {
 		return err
 	}
-	defer p.stop()
-	url := "https://" + p.Webhook + "/webhook"
-	conn, err := dialGRPC(p.GRPC)
+	defer p.close()
+	a, err := h.openApp(ctx, p, false)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	grpcc := sidecarv1.NewEventServiceClient(conn)
-	add := func(pr *profile, err error) error {
+	defer a.close()
+	add := func(name string, allocs bool, load func(ctx context.Context) float64) error {
+		pr, err := h.profileDuring(ctx, p, name, allocs, d, load)
 		if err != nil {
 			return err
 		}
@@ -340,57 +284,48 @@ func (h *harness) benchProfile(ctx context.Context) error {
 		h.logf("profiled %s: %.0f/s, %s", pr.Name, pr.Rate, pr.Header)
 		return nil
 	}
-
-	err = add(h.profileDuring(ctx, p, profIngest, false, d, func(ctx context.Context) float64 {
-		return h.ingestRun(ctx, url, modeKeepAlive, 0, d).Rate
-	}))
+	if err := add(profIngest, false, func(ctx context.Context) float64 { return h.ingestRun(ctx, p.url(), modeKeepAlive, 0, d).Rate }); err != nil {
+		return err
+	}
+	c, err := startConsumer(ctx, a.events, "profile", false)
 	if err != nil {
 		return err
 	}
-
-	c, err := startConsumer(ctx, grpcc, "profile", false)
-	if err != nil {
+	a.cs = append(a.cs, c)
+	if err := add(profE2E, false, func(ctx context.Context) float64 { r, _, _ := h.e2eRun(ctx, a, targetE2ERate, d); return r.Rate }); err != nil {
 		return err
 	}
-	client := webhookClient(h.pool, true, h.cfg.Senders)
-	defer client.CloseIdleConnections()
-	err = add(h.profileDuring(ctx, p, profE2E, false, d, func(ctx context.Context) float64 {
-		r, _, _ := h.e2eRun(ctx, client, url, []*consumer{c}, targetE2ERate, d)
-		return r.Rate
-	}))
 	c.stop()
-	if err != nil {
-		return err
-	}
+	a.cs = nil
 
 	payload := makePayload(0, time.Now())
 	send := func(ctx context.Context) float64 {
-		r := closedLoop(ctx, h.cfg.SendCallers, 0, d, func(ctx context.Context, _ int) error {
-			_, err := grpcc.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload})
+		r := closedLoop(ctx, h.cfg.SendCallers, 0, d, func(ctx context.Context) error {
+			_, err := a.events.SendEvent(ctx, &sidecarv1.SendEventRequest{Type: benchEventType, Payload: payload})
 			return err
 		})
 		h.emu.ClearInbound()
 		return r.Rate
 	}
-	if err := add(h.profileDuring(ctx, p, profSend, false, d, send)); err != nil {
+	if err := add(profSend, false, send); err != nil {
 		return err
 	}
-	if err := add(h.profileDuring(ctx, p, profAllocs, true, d, send)); err != nil {
+	if err := add(profAllocs, true, send); err != nil {
 		return err
 	}
 
 	// The stream drain: preload, then drain on new subscriptions for the
 	// profile's duration.
 	n := min(h.cfg.StreamEvents, 20000)
-	if _, err := h.ingestN(ctx, url, n); err != nil {
+	if _, err := h.ingestN(ctx, p.url(), n); err != nil {
 		return err
 	}
-	return add(h.profileDuring(ctx, p, profStream, false, d, func(ctx context.Context) float64 {
+	return add(profStream, false, func(ctx context.Context) float64 {
 		end := time.Now().Add(d)
 		var drained int64
 		t0 := time.Now()
 		for i := 0; time.Now().Before(end); i++ {
-			c, err := startConsumer(ctx, grpcc, fmt.Sprintf("profile-drain-%d", i), false)
+			c, err := startConsumer(ctx, a.events, fmt.Sprintf("profile-drain-%d", i), false)
 			if err != nil {
 				return 0
 			}
@@ -402,5 +337,5 @@ func (h *harness) benchProfile(ctx context.Context) error {
 			}
 		}
 		return float64(drained) / time.Since(t0).Seconds()
-	}))
+	})
 }

@@ -6,29 +6,17 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// Targets of the issue.
+// Targets of the issue that other sections need too; the others are in
+// targets, each beside its text.
 const (
-	targetIngestRatio  = 0.75 // keep-alive ingest, sidecar ÷ bare HTTPS
-	targetE2ERate      = 1000 // events/s offered for the end-to-end target
-	targetE2ERatio     = 1.5  // end-to-end p99, sidecar ÷ minimal pipeline
-	targetSendAddP99   = 0.1  // ms SendEvent adds at p99 over the minimal forwarder, one caller
-	targetSendRatio    = 0.95 // SendEvent throughput ÷ the minimal forwarder's, SendCallers callers
-	targetStreamRatio  = 0.5  // stream drain, sidecar ÷ minimal pipeline
-	targetIdleRSS      = 64 << 20
-	targetStartupMilli = 1000
-	// Issue 22's targets.
-	targetAlwaysIngest  = 0.5 // keep-alive ingest, SYNC=always ÷ SYNC=1s
-	targetAlwaysP99     = 2   // end-to-end p99 at the lowest rate, SYNC=always ÷ SYNC=1s
-	targetClusterP99    = 2.5 // end-to-end p99, R3 cluster ÷ embedded
-	targetClusterIngest = 0.6 // keep-alive ingest, R3 cluster ÷ embedded
-	targetFanOutP99     = 3   // end-to-end p99, 100 subscriptions ÷ 1
-	targetFanOutSubs    = 100
-	targetDedupeEvents  = 1_000_000 // events in the duplicate window
-	targetDedupeMilli   = 1000      // startup and recovery with them, ms
+	targetE2ERate      = 1000      // events/s offered for the end-to-end target
+	targetFanOutSubs   = 100       // subscriptions of the fan-out target
+	targetDedupeEvents = 1_000_000 // events in the duplicate window
 )
 
 // Chart file names, relative to the report.
@@ -49,22 +37,14 @@ func formatRate(v float64) string {
 		return fmt.Sprintf("%.2f", v)
 	}
 	n := int64(math.Round(v))
-	neg := n < 0
-	if neg {
-		n = -n
+	s := strconv.FormatInt(max(n, -n), 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
 	}
-	s := fmt.Sprint(n)
-	var out []byte
-	for i, c := range []byte(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, c)
+	if n < 0 {
+		return "-" + s
 	}
-	if neg {
-		return "-" + string(out)
-	}
-	return string(out)
+	return s
 }
 
 // fmtFig prints "median (min–max)" with format f for each value.
@@ -78,6 +58,9 @@ func fmtFig(fig figure, f func(float64) string) string {
 	return fmt.Sprintf("%s (%s–%s)", f(fig.Median), f(fig.Min), f(fig.Max))
 }
 
+// fmtRuns prints the figure of runs.
+func fmtRuns(runs []float64, f func(float64) string) string { return fmtFig(summarizeRuns(runs), f) }
+
 func fmtMs(v float64) string {
 	switch {
 	case isNaN(v):
@@ -90,8 +73,10 @@ func fmtMs(v float64) string {
 	return fmt.Sprintf("%.1f", v)
 }
 
-func fmtMiB(v float64) string   { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }
-func fmtRatio(v float64) string { return fmt.Sprintf("%.2f×", v) }
+func fmtMiB(v float64) string      { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }
+func fmtMiBShort(v float64) string { return fmt.Sprintf("%.0f", v/(1<<20)) }
+func fmtRatio(v float64) string    { return fmt.Sprintf("%.2f×", v) }
+func fmtOne(v float64) string      { return fmt.Sprintf("%.1f", v) }
 
 // verdict compares a figure's whole range with a threshold: "met" when
 // every run meets it, "missed" when none does, and otherwise the range
@@ -107,6 +92,11 @@ func verdict(fig figure, meets func(float64) bool) string {
 	}
 	return "undecided: the range straddles the target"
 }
+
+// The tests of a target's figure.
+func atLeast(t float64) func(float64) bool { return func(v float64) bool { return v >= t } }
+func atMost(t float64) func(float64) bool  { return func(v float64) bool { return v <= t } }
+func below(t float64) func(float64) bool   { return func(v float64) bool { return v < t } }
 
 // compared says how a ratio's range stands against 1.
 func compared(fig figure, lower, higher string) string {
@@ -127,74 +117,63 @@ type target struct {
 	Name, Figure, Result, Profile string
 }
 
+// newTarget is the row of a target whose figure is fig, printed by f with
+// unit after it, and that meets passes.
+func newTarget(name string, fig figure, f func(float64) string, unit string, meets func(float64) bool, profile string) target {
+	return target{name, fmtFig(fig, f) + unit, verdict(fig, meets), profile}
+}
+
 func (r *results) targets() []target {
-	ingest := summarizeRuns(r.IngestRatio[ingestKey(srvSidecar1s, modeKeepAlive)])
-	e2e := summarizeRuns(r.E2ERatio[e2eRatioKey(targetE2ERate, "p99")])
-	add := r.sendAdded(sendForwarder, "sidecar", p99)
-	ratio := r.sendRatio(sendForwarder, "sidecar")
-	always := summarizeRuns(r.AlwaysIngestRatio)
-	alwaysP99 := summarizeRuns(r.AlwaysP99Ratio)
-	stream := summarizeRuns(r.StreamRatio)
-	clusterP99 := summarizeRuns(r.ClusterP99Ratio)
-	clusterIngest := summarizeRuns(r.ClusterIngestRatio)
-	fanOut := summarizeRuns(r.fanOutRatio(targetFanOutSubs))
-	dedupe, dedupeName := r.dedupeStart(targetDedupeEvents)
-	rss := summarizeRuns(r.IdleRSS)
-	st := summarizeRuns(r.Startup)
-	rate := 0
-	if len(r.Cfg.Rates) > 0 {
-		rate = r.Cfg.Rates[0]
-	}
+	rate := formatRate(float64(r.Cfg.Rates[0]))
+	dedupe, dedupeText := r.dedupeStart(targetDedupeEvents)
 	return []target{
-		{"Webhook ingest, keep-alive, `SYNC=1s`: ≥ 0.75× the bare HTTPS server's requests/s", fmtFig(ingest, fmtRatio),
-			verdict(ingest, func(v float64) bool { return v >= targetIngestRatio }), profIngest},
-		{"Group commit: keep-alive ingest with `SYNC=always` ≥ 0.5× `SYNC=1s`'s", fmtFig(always, fmtRatio),
-			verdict(always, func(v float64) bool { return v >= targetAlwaysIngest }), profIngest},
-		{fmt.Sprintf("Group commit: end-to-end p99 at %s/s with `SYNC=always` ≤ 2× `SYNC=1s`'s", formatRate(float64(rate))), fmtFig(alwaysP99, fmtRatio),
-			verdict(alwaysP99, func(v float64) bool { return v <= targetAlwaysP99 }), profE2E},
-		{"End to end at 1,000 events/s: p99 ≤ 1.5× the minimal pipeline's", fmtFig(e2e, fmtRatio),
-			verdict(e2e, func(v float64) bool { return v <= targetE2ERatio }), profE2E},
-		{"Stream drain ≥ 0.5× the minimal pipeline's events/s", fmtFig(stream, fmtRatio),
-			verdict(stream, func(v float64) bool { return v >= targetStreamRatio }), profStream},
-		{fmt.Sprintf("Cluster (R3): end-to-end p99 at %s/s ≤ 2.5× the embedded store's", formatRate(float64(rate))), fmtFig(clusterP99, fmtRatio),
-			verdict(clusterP99, func(v float64) bool { return v <= targetClusterP99 }), ""},
-		{"Cluster (R3): keep-alive ingest ≥ 0.6× the embedded store's", fmtFig(clusterIngest, fmtRatio),
-			verdict(clusterIngest, func(v float64) bool { return v >= targetClusterIngest }), ""},
-		{fmt.Sprintf("Fan-out: end-to-end p99 with %d subscriptions ≤ 3× with one", targetFanOutSubs), fmtFig(fanOut, fmtRatio),
-			verdict(fanOut, func(v float64) bool { return v <= targetFanOutP99 }), profFanOut},
-		{fmt.Sprintf("Duplicate window: startup and recovery with %s events in it < 1 s", formatRate(targetDedupeEvents)), dedupeName,
-			verdict(dedupe, func(v float64) bool { return v < targetDedupeMilli }), ""},
-		{"SendEvent, one caller: adds ≤ 0.1 ms at p99 over the minimal forwarder", fmtFig(add, fmtMs) + " ms",
-			verdict(add, func(v float64) bool { return v <= targetSendAddP99 }), profSend},
-		{fmt.Sprintf("SendEvent, %d callers: ≥ 0.95× the minimal forwarder's throughput", r.Cfg.SendCallers), fmtFig(ratio, fmtRatio),
-			verdict(ratio, func(v float64) bool { return v >= targetSendRatio }), profSend},
-		{"Idle RSS < 64 MiB", fmtFig(rss, fmtMiB), verdict(rss, func(v float64) bool { return v < targetIdleRSS }), ""},
-		{"Startup (exec → `/readyz` 200) < 1 s", fmtFig(st, fmtMs) + " ms", verdict(st, func(v float64) bool { return v < targetStartupMilli }), ""},
+		newTarget("Webhook ingest, keep-alive, `SYNC=1s`: ≥ 0.75× the bare HTTPS server's requests/s", summarizeRuns(r.IngestRatio[ingestKey(srvSidecar1s, modeKeepAlive)]), fmtRatio, "", atLeast(0.75), profIngest),
+		newTarget("Group commit: keep-alive ingest with `SYNC=always` ≥ 0.5× `SYNC=1s`'s", summarizeRuns(r.AlwaysIngestRatio), fmtRatio, "", atLeast(0.5), profIngest),
+		newTarget("Group commit: end-to-end p99 at "+rate+"/s with `SYNC=always` ≤ 2× `SYNC=1s`'s", summarizeRuns(r.AlwaysP99Ratio), fmtRatio, "", atMost(2), profE2E),
+		newTarget("End to end at 1,000 events/s: p99 ≤ 1.5× the minimal pipeline's", summarizeRuns(r.E2ERatio[e2eRatioKey(targetE2ERate, "p99")]), fmtRatio, "", atMost(1.5), profE2E),
+		newTarget("Stream drain ≥ 0.5× the minimal pipeline's events/s", summarizeRuns(r.StreamRatio), fmtRatio, "", atLeast(0.5), profStream),
+		newTarget("Cluster (R3): end-to-end p99 at "+rate+"/s ≤ 2.5× the embedded store's", summarizeRuns(r.ClusterP99Ratio), fmtRatio, "", atMost(2.5), ""),
+		newTarget("Cluster (R3): keep-alive ingest ≥ 0.6× the embedded store's", summarizeRuns(r.ClusterIngestRatio), fmtRatio, "", atLeast(0.6), ""),
+		newTarget(fmt.Sprintf("Fan-out: end-to-end p99 with %d subscriptions ≤ 3× with one", targetFanOutSubs), summarizeRuns(r.fanOutRatio(targetFanOutSubs)), fmtRatio, "", atMost(3), profFanOut),
+		{fmt.Sprintf("Duplicate window: startup and recovery with %s events in it < 1 s", formatRate(targetDedupeEvents)), dedupeText, verdict(dedupe, below(1000)), ""},
+		newTarget("SendEvent, one caller: adds ≤ 0.1 ms at p99 over the minimal forwarder", r.sendAdded(sendForwarder, "sidecar", p99), fmtMs, " ms", atMost(0.1), profSend),
+		newTarget(fmt.Sprintf("SendEvent, %d callers: ≥ 0.95× the minimal forwarder's throughput", r.Cfg.SendCallers), r.sendRatio(sendForwarder, "sidecar"), fmtRatio, "", atLeast(0.95), profSend),
+		newTarget("Idle RSS < 64 MiB", summarizeRuns(r.IdleRSS), fmtMiB, "", below(64<<20), ""),
+		newTarget("Startup (exec → `/readyz` 200) < 1 s", summarizeRuns(r.Startup), fmtMs, " ms", below(1000), ""),
 	}
 }
+
+// pairwise returns f of each run of a with the same run of b, leaving out
+// the runs where f is NaN.
+func pairwise(a, b []float64, f func(a, b float64) float64) []float64 {
+	var v []float64
+	for i := range min(len(a), len(b)) {
+		if x := f(a[i], b[i]); !isNaN(x) {
+			v = append(v, x)
+		}
+	}
+	return v
+}
+
+// ratio is a/b, or NaN when b is not positive.
+func ratio(a, b float64) float64 {
+	if b > 0 {
+		return a / b
+	}
+	return math.NaN()
+}
+
+func minus(a, b float64) float64 { return a - b }
 
 // fanOutRatio is, run by run, the end-to-end p99 with subs subscriptions
 // over the p99 with one; none when either was not measured.
 func (r *results) fanOutRatio(subs int) []float64 {
-	var one, many *subStep
-	for i := range r.SubSteps {
-		switch r.SubSteps[i].Subs {
-		case 1:
-			one = &r.SubSteps[i]
-		case subs:
-			many = &r.SubSteps[i]
-		}
-	}
-	if one == nil || many == nil {
+	one := slices.IndexFunc(r.SubSteps, func(s subStep) bool { return s.Subs == 1 })
+	many := slices.IndexFunc(r.SubSteps, func(s subStep) bool { return s.Subs == subs })
+	if one < 0 || many < 0 {
 		return nil
 	}
-	var v []float64
-	for i := range min(len(one.P99), len(many.P99)) {
-		if one.P99[i] > 0 {
-			v = append(v, many.P99[i]/one.P99[i])
-		}
-	}
-	return v
+	return pairwise(r.SubSteps[many].P99, r.SubSteps[one].P99, ratio)
 }
 
 // dedupeStart is the slower of startup and recovery, run by run, on the
@@ -210,13 +189,9 @@ func (r *results) dedupeStart(events int) (figure, string) {
 	if step == nil {
 		return summarizeRuns(nil), "not measured (no log that large in this run)"
 	}
-	var v []float64
-	for i := range min(len(step.Startup), len(step.Recovery)) {
-		v = append(v, max(step.Startup[i], step.Recovery[i]))
-	}
-	fig := summarizeRuns(v)
+	fig := summarizeRuns(pairwise(step.Startup, step.Recovery, math.Max))
 	text := fmt.Sprintf("%s ms with %s events (startup %s ms, recovery %s ms)", fmtFig(fig, fmtMs), formatRate(float64(step.Events)),
-		fmtFig(summarizeRuns(step.Startup), fmtMs), fmtFig(summarizeRuns(step.Recovery), fmtMs))
+		fmtRuns(step.Startup, fmtMs), fmtRuns(step.Recovery, fmtMs))
 	if step.HeapDedupe > 0 && step.Events > 0 {
 		text += fmt.Sprintf("; %.0f bytes of heap per id", step.HeapDedupe/float64(step.Events))
 	}
@@ -227,37 +202,54 @@ func (r *results) dedupeStart(events int) (figure, string) {
 // path base ("direct", the minimal forwarder or "sidecar"), run by run (each
 // run measured them back to back), in milliseconds.
 func (r *results) sendAdded(base, path string, q func(quantiles) time.Duration) figure {
-	d, s := r.Send[base+" latency"], r.Send[path+" latency"]
-	if d == nil || s == nil {
-		return summarizeRuns(nil)
-	}
-	var v []float64
-	for i := range min(len(d.Runs), len(s.Runs)) {
-		v = append(v, ms(q(s.Runs[i].Lat))-ms(q(d.Runs[i].Lat)))
-	}
-	return summarizeRuns(v)
+	return summarizeRuns(pairwise(r.Send[path+" latency"].each(latOf(q)), r.Send[base+" latency"].each(latOf(q)), minus))
 }
 
 // sendRatio is path's throughput as a multiple of base's, run by run.
 func (r *results) sendRatio(base, path string) figure {
-	d, s := r.Send[base+" throughput"], r.Send[path+" throughput"]
-	if d == nil || s == nil {
-		return summarizeRuns(nil)
-	}
-	var v []float64
-	for i := range min(len(d.Runs), len(s.Runs)) {
-		if d.Runs[i].Rate > 0 {
-			v = append(v, s.Runs[i].Rate/d.Runs[i].Rate)
-		}
-	}
-	return summarizeRuns(v)
+	return summarizeRuns(pairwise(r.Send[path+" throughput"].each(rateOf), r.Send[base+" throughput"].each(rateOf), ratio))
 }
 
 var (
 	p50  = func(q quantiles) time.Duration { return q.P50 }
 	p99  = func(q quantiles) time.Duration { return q.P99 }
 	p999 = func(q quantiles) time.Duration { return q.P999 }
+	pMax = func(q quantiles) time.Duration { return q.Max }
 )
+
+// stepCurves returns the x labels of steps and, per measure that values
+// gives for a step, the figure of each step.
+func stepCurves[S any](steps []S, x func(S) int, values func(S) [][]float64) (xs []string, curves [][]figure) {
+	for _, s := range steps {
+		xs = append(xs, formatRate(float64(x(s))))
+		for i, v := range values(s) {
+			if i == len(curves) {
+				curves = append(curves, nil)
+			}
+			curves[i] = append(curves[i], summarizeRuns(v))
+		}
+	}
+	return xs, curves
+}
+
+func (r *results) logCurves() ([]string, [][]figure) {
+	return stepCurves(r.LogSteps, func(s logStep) int { return s.Events },
+		func(s logStep) [][]float64 { return [][]float64{s.P99, s.RSS, {s.Heap}, s.Startup, s.Recovery} })
+}
+
+func (r *results) subCurves() ([]string, [][]figure) {
+	return stepCurves(r.SubSteps, func(s subStep) int { return s.Subs },
+		func(s subStep) [][]float64 { return [][]float64{s.P99, s.RSS} })
+}
+
+// panels pairs each curve with its title and format.
+func panels(curves [][]figure, titles []string, formats ...func(float64) string) []panel {
+	var ps []panel
+	for i, c := range curves {
+		ps = append(ps, panel{titles[i], formats[i], c})
+	}
+	return ps
+}
 
 // writeReport writes benchmarks.md and the charts into dir.
 func writeReport(r *results, dir string) error {
@@ -265,66 +257,43 @@ func writeReport(r *results, dir string) error {
 		return err
 	}
 	charts := map[string]string{}
+	latencyCurve := func(curves []curve, label string, s *series) []curve {
+		if run, ok := s.medianRun(); ok {
+			curves = append(curves, curve{Label: label, Sorted: run.Lat.Sorted})
+		}
+		return curves
+	}
 	if len(r.Ingest) > 0 {
 		var groups []barGroup
+		var curves []curve
 		for _, mode := range ingestModes {
 			g := barGroup{Label: mode}
 			for _, srv := range ingestServers {
 				g.Bars = append(g.Bars, bar{Label: ingestLabel(srv), Fig: r.Ingest[ingestKey(srv, mode)].rate()})
+				curves = latencyCurve(curves, srv+", "+mode, r.Ingest[ingestKey(srv, mode)])
 			}
 			groups = append(groups, g)
 		}
 		charts[chartIngest] = barChart(fmt.Sprintf("Webhook ingest, 1 KiB signed events, %d senders (requests/s)", r.Cfg.Senders), "requests/s", groups)
-		var curves []curve
-		for _, mode := range ingestModes {
-			for _, srv := range ingestServers {
-				if run, ok := r.Ingest[ingestKey(srv, mode)].medianRun(); ok {
-					curves = append(curves, curve{Label: srv + ", " + mode, Sorted: run.Lat.Sorted})
-				}
-			}
-		}
 		charts[chartIngestLatency] = latencyChart(fmt.Sprintf("Webhook response latency, %d senders, closed loop", r.Cfg.Senders), curves)
 	}
 	if len(r.E2EOrder) > 0 {
 		var curves []curve
 		for _, key := range r.E2EOrder {
-			if run, ok := r.E2E[key].medianRun(); ok {
-				curves = append(curves, curve{Label: key, Sorted: run.Lat.Sorted})
-			}
+			curves = latencyCurve(curves, key, r.E2E[key])
 		}
 		charts[chartE2ELatency] = latencyChart("End to end: webhook sent → gRPC consumer received (open loop)", curves)
 	}
 	if len(r.LogSteps) > 0 {
-		var x []string
-		var p99s, rss, heap, startup, recovery []figure
-		for _, s := range r.LogSteps {
-			x = append(x, formatRate(float64(s.Events)))
-			p99s = append(p99s, summarizeRuns(s.P99))
-			rss = append(rss, summarizeRuns(s.RSS))
-			heap = append(heap, summarizeRuns([]float64{s.Heap}))
-			startup = append(startup, summarizeRuns(s.Startup))
-			recovery = append(recovery, summarizeRuns(s.Recovery))
-		}
-		charts[chartScaleLog] = panelChart("Cost against the events already in the log", "events in the log", x, []panel{
-			{fmt.Sprintf("end-to-end p99 at %s/s, ms", formatRate(float64(r.Cfg.Rates[0]))), fmtMs, p99s},
-			{"peak RSS under that load, MiB", fmtMiBShort, rss},
-			{"heap after GC, MiB", fmtMiBShort, heap},
-			{"startup after SIGTERM, ms", fmtMs, startup},
-			{"recovery after SIGKILL, ms", fmtMs, recovery},
-		})
+		xs, curves := r.logCurves()
+		charts[chartScaleLog] = panelChart("Cost against the events already in the log", "events in the log", xs, panels(curves,
+			[]string{fmt.Sprintf("end-to-end p99 at %s/s, ms", formatRate(float64(r.Cfg.Rates[0]))), "peak RSS under that load, MiB", "heap after GC, MiB", "startup after SIGTERM, ms", "recovery after SIGKILL, ms"},
+			fmtMs, fmtMiBShort, fmtMiBShort, fmtMs, fmtMs))
 	}
 	if len(r.SubSteps) > 0 {
-		var x []string
-		var p99s, rss []figure
-		for _, s := range r.SubSteps {
-			x = append(x, formatRate(float64(s.Subs)))
-			p99s = append(p99s, summarizeRuns(s.P99))
-			rss = append(rss, summarizeRuns(s.RSS))
-		}
-		charts[chartScaleSubs] = panelChart(fmt.Sprintf("Cost against subscriptions with open streams (%s webhooks/s, each to every subscription)", formatRate(float64(r.Cfg.ScaleRate))), "subscriptions", x, []panel{
-			{"end-to-end p99, ms", fmtMs, p99s},
-			{"peak RSS, MiB", fmtMiBShort, rss},
-		})
+		xs, curves := r.subCurves()
+		charts[chartScaleSubs] = panelChart(fmt.Sprintf("Cost against subscriptions with open streams (%s webhooks/s, each to every subscription)", formatRate(float64(r.Cfg.ScaleRate))), "subscriptions", xs,
+			panels(curves, []string{"end-to-end p99, ms", "peak RSS, MiB"}, fmtMs, fmtMiBShort))
 	}
 	for name, svg := range charts {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(svg), 0o644); err != nil {
@@ -334,8 +303,6 @@ func writeReport(r *results, dir string) error {
 	return os.WriteFile(filepath.Join(dir, "benchmarks.md"), []byte(r.markdown()), 0o644)
 }
 
-func fmtMiBShort(v float64) string { return fmt.Sprintf("%.0f", v/(1<<20)) }
-
 func ingestLabel(srv string) string {
 	if srv == srvBaseline {
 		return "bare Go HTTPS"
@@ -343,7 +310,34 @@ func ingestLabel(srv string) string {
 	return "sidecar, `CHRONOSHUB_SYNC=" + syncOf[srv] + "`"
 }
 
+// printer prints one line of the report.
 type printer func(format string, args ...any)
+
+// table prints a table's header row and its rule.
+func table(p printer, head ...string) {
+	row(p, head...)
+	p("|%s", strings.Repeat("---|", len(head)))
+}
+
+// row prints one table row; an empty cell prints as "| |".
+func row(p printer, cells ...string) {
+	var b strings.Builder
+	b.WriteString("|")
+	for _, c := range cells {
+		if c != "" {
+			b.WriteString(" " + c)
+		}
+		b.WriteString(" |")
+	}
+	p("%s", b.String())
+}
+
+// heading prints a heading with a blank line before and after it.
+func heading(p printer, text string) {
+	p("")
+	p("%s", text)
+	p("")
+}
 
 func (r *results) markdown() string {
 	var b strings.Builder
@@ -358,25 +352,26 @@ func (r *results) markdown() string {
 	p("are the figures to compare across machines. A ratio whose range includes 1, or a target whose range")
 	p("straddles it, is reported as such and not claimed either way. Every verdict below is computed from")
 	p("this run's figures.")
-	p("")
-	p("## Machine and command")
-	p("")
-	p("| | |")
-	p("|---|---|")
-	p("| CPUs (`nproc`) | %s (GOMAXPROCS %d) |", m.CPUs, m.GOMAXPROCS)
-	p("| CPU model | %s |", m.CPUModel)
-	p("| memory | %s |", m.Memory)
-	p("| Go | %s %s |", m.GoVersion, m.OS)
-	p("| kernel | %s |", m.Kernel)
-	p("| load average (1, 5, 15 min) before / after the run | %s / %s |", m.LoadBefore, m.LoadAfter)
-	p("| command | `go run ./sidecar/cmd/chronoshub-bench %s` |", strings.Join(c.Args, " "))
-	p("| settings | %d run(s) of %s (+%s warm-up), %d webhook senders, %d SendEvent callers, end-to-end rates %s/s, rate steps of %s, %s events drained, logs of %s events, %s subscriptions |",
-		c.Runs, c.Duration, c.Warmup, c.Senders, c.SendCallers, joinInts(c.Rates), c.StepDuration, formatRate(float64(c.StreamEvents)), joinInts(c.LogSizes), joinInts(c.Subs))
+	heading(p, "## Machine and command")
 	var secs []string
 	for _, s := range r.SectionTimes {
 		secs = append(secs, fmt.Sprintf("%s %s", s.Name, s.D.Round(time.Second)))
 	}
-	p("| run time | %s (%s) |", r.Elapsed.Round(time.Second), strings.Join(secs, ", "))
+	table(p, "", "")
+	for _, kv := range [][]string{
+		{"CPUs (`nproc`)", fmt.Sprintf("%s (GOMAXPROCS %d)", m.CPUs, m.GOMAXPROCS)},
+		{"CPU model", m.CPUModel},
+		{"memory", m.Memory},
+		{"Go", m.GoVersion + " " + m.OS},
+		{"kernel", m.Kernel},
+		{"load average (1, 5, 15 min) before / after the run", m.LoadBefore + " / " + m.LoadAfter},
+		{"command", "`go run ./sidecar/cmd/chronoshub-bench " + strings.Join(c.Args, " ") + "`"},
+		{"settings", fmt.Sprintf("%d run(s) of %s (+%s warm-up), %d webhook senders, %d SendEvent callers, end-to-end rates %s/s, rate steps of %s, %s events drained, logs of %s events, %s subscriptions",
+			c.Runs, c.Duration, c.Warmup, c.Senders, c.SendCallers, joinInts(c.Rates), c.StepDuration, formatRate(float64(c.StreamEvents)), joinInts(c.LogSizes), joinInts(c.Subs))},
+		{"run time", fmt.Sprintf("%s (%s)", r.Elapsed.Round(time.Second), strings.Join(secs, ", "))},
+	} {
+		row(p, kv...)
+	}
 	p("")
 	p("The load generators, the emulator, the baselines and the sidecar share the machine's CPUs.")
 	if len(r.Failures) > 0 {
@@ -390,26 +385,15 @@ func (r *results) markdown() string {
 		p("")
 		p("Note: %s", n)
 	}
-	p("")
-	p("## Targets")
-	p("")
-	p("| target | measured | result |")
-	p("|---|---|---|")
+	heading(p, "## Targets")
+	table(p, "target", "measured", "result")
 	for _, t := range r.targets() {
-		p("| %s | %s | %s |", t.Name, t.Figure, t.Result)
+		row(p, t.Name, t.Figure, t.Result)
 	}
-	r.mdIngest(p)
-	r.mdE2E(p)
-	r.mdSend(p)
-	r.mdBacklog(p)
-	r.mdCluster(p)
-	r.mdStream(p)
-	r.mdFootprint(p)
-	r.mdScale(p)
-	r.mdProfiles(p)
-	p("")
-	p("## Method")
-	p("")
+	for _, md := range []func(printer){r.mdIngest, r.mdE2E, r.mdSend, r.mdBacklog, r.mdCluster, r.mdStream, r.mdFootprint, r.mdScale, r.mdProfiles} {
+		md(p)
+	}
+	heading(p, "## Method")
 	p("Closed-loop ingest measures capacity (each sender waits for its answer); open-loop end to end")
 	p("measures latency at a rate, from each webhook's scheduled send time (no coordinated omission).")
 	p("Percentiles are nearest-rank over every sample of a run: the p99.9 of a %s run at %s/s rests on %d",
@@ -433,18 +417,14 @@ func (r *results) mdIngest(p printer) {
 	if len(r.Ingest) == 0 {
 		return
 	}
-	c := r.Cfg
-	p("")
-	p("## 1. Webhook ingest")
-	p("")
-	p("%d senders post signed 1 KiB JSON events (a new event id each time) over HTTPS (HTTP/1.1, TLS 1.3,", c.Senders)
+	heading(p, "## 1. Webhook ingest")
+	p("%d senders post signed 1 KiB JSON events (a new event id each time) over HTTPS (HTTP/1.1, TLS 1.3,", r.Cfg.Senders)
 	p("ECDSA P-256), closed loop. The baseline is a bare Go HTTPS server (`http.Server` with Go's defaults,")
 	p("the same certificate) that reads the body and answers 200. The sidecar verifies the signature, checks")
 	p("freshness and JSON, appends to JetStream and answers 200 once stored. *New connection* opens a TLS")
 	p("connection per webhook (full handshake). Latency is the client's, request start to response read.")
 	p("")
-	p("| server | connections | requests/s | ratio to baseline | | p50 ms | p99 ms | p99.9 ms | errors |")
-	p("|---|---|---|---|---|---|---|---|---|")
+	table(p, "server", "connections", "requests/s", "ratio to baseline", "", "p50 ms", "p99 ms", "p99.9 ms", "errors")
 	for _, mode := range ingestModes {
 		for _, srv := range ingestServers {
 			s := r.Ingest[ingestKey(srv, mode)]
@@ -453,13 +433,13 @@ func (r *results) mdIngest(p printer) {
 				fig := summarizeRuns(r.IngestRatio[ingestKey(srv, mode)])
 				ratio, cmpText = fmtFig(fig, fmtRatio), compared(fig, "slower", "faster")
 			}
-			p("| %s | %s | %s | %s | %s | %s | %s | %s | %d |", ingestLabel(srv), mode, fmtFig(s.rate(), formatRate), ratio, cmpText,
-				fmtFig(s.latency(p50), fmtMs), fmtFig(s.latency(p99), fmtMs), fmtFig(s.latency(p999), fmtMs), s.errors())
+			row(p, ingestLabel(srv), mode, fmtFig(s.rate(), formatRate), ratio, cmpText,
+				fmtFig(s.latency(p50), fmtMs), fmtFig(s.latency(p99), fmtMs), fmtFig(s.latency(p999), fmtMs), strconv.Itoa(s.errors()))
 		}
 	}
 	if len(r.AlwaysIngestRatio) > 0 {
 		p("")
-		p("`SYNC=always` (fsync before the 2xx, group commit) over `SYNC=1s`, keep-alive, per round: %s.", fmtFig(summarizeRuns(r.AlwaysIngestRatio), fmtRatio))
+		p("`SYNC=always` (fsync before the 2xx, group commit) over `SYNC=1s`, keep-alive, per round: %s.", fmtRuns(r.AlwaysIngestRatio, fmtRatio))
 	}
 	p("")
 	p("![ingest throughput](%s)", chartIngest)
@@ -472,9 +452,7 @@ func (r *results) mdE2E(p printer) {
 		return
 	}
 	c := r.Cfg
-	p("")
-	p("## 2. End to end: webhook → the app's `Recv`")
-	p("")
+	heading(p, "## 2. End to end: webhook → the app's `Recv`")
 	p("Open loop: %d senders over keep-alive connections offer a fixed rate. One app consumes with", c.Senders)
 	p("`StreamEvents` (the sidecar's default in-flight window, %d) and acknowledges every event with `AckEvents`, batching whatever", c.InFlight)
 	p("ids arrived since its previous call (up to %d). Latency is from the webhook's scheduled send time to", ackBatch)
@@ -483,35 +461,31 @@ func (r *results) mdE2E(p printer) {
 	p("`EventService.StreamEvents`/`AckEvents`, the same window of %d) that sends it to the same app with the", c.InFlight)
 	p("same acks: no signature, no store, no dedupe.")
 	p("")
-	p("| setup and offered rate | sent | received | p50 ms | p99 ms | p99.9 ms | max ms |")
-	p("|---|---|---|---|---|---|---|")
+	table(p, "setup and offered rate", "sent", "received", "p50 ms", "p99 ms", "p99.9 ms", "max ms")
 	for _, key := range r.E2EOrder {
 		s := r.E2E[key]
-		p("| %s | %s | %s | %s | %s | %s | %s |", key, fmtFig(summarizeRuns(s.Sent), formatRate), fmtFig(summarizeRuns(s.Received), formatRate),
-			fmtFig(s.latency(p50), fmtMs), fmtFig(s.latency(p99), fmtMs), fmtFig(s.latency(p999), fmtMs),
-			fmtFig(s.latency(func(q quantiles) time.Duration { return q.Max }), fmtMs))
+		row(p, key, fmtRuns(s.Sent, formatRate), fmtRuns(s.Received, formatRate),
+			fmtFig(s.latency(p50), fmtMs), fmtFig(s.latency(p99), fmtMs), fmtFig(s.latency(p999), fmtMs), fmtFig(s.latency(pMax), fmtMs))
 	}
 	p("")
 	p("The sidecar (`SYNC=1s`) as a multiple of the minimal pipeline, per round:")
 	p("")
-	p("| offered rate | p50 | p99 | p99.9 |")
-	p("|---|---|---|---|")
+	table(p, "offered rate", "p50", "p99", "p99.9")
 	for _, rate := range c.Rates {
-		var cells []string
+		cells := []string{formatRate(float64(rate)) + "/s"}
 		for _, q := range quantileNames {
-			cells = append(cells, fmtFig(summarizeRuns(r.E2ERatio[e2eRatioKey(rate, q.name)]), fmtRatio))
+			cells = append(cells, fmtRuns(r.E2ERatio[e2eRatioKey(rate, q.name)], fmtRatio))
 		}
-		p("| %s/s | %s |", formatRate(float64(rate)), strings.Join(cells, " | "))
+		row(p, cells...)
 	}
 	if len(r.AlwaysP99Ratio) > 0 {
 		p("")
-		p("p99 at %s/s with `SYNC=always` over `SYNC=1s`, per round: %s.", formatRate(float64(c.Rates[0])), fmtFig(summarizeRuns(r.AlwaysP99Ratio), fmtRatio))
+		p("p99 at %s/s with `SYNC=always` over `SYNC=1s`, per round: %s.", formatRate(float64(c.Rates[0])), fmtRuns(r.AlwaysP99Ratio, fmtRatio))
 	}
 	if len(r.MaxHeld) > 0 {
-		held := summarizeRuns(r.MaxHeld)
 		p("")
 		p("**Highest rate held by the sidecar** (`SYNC=1s`; p99 under %s, everything received, senders on", c.StepP99)
-		p("schedule; steps of %s doubling from 1,000/s, then one at 1.5× the last held): **%s events/s**.", c.StepDuration, fmtFig(held, formatRate))
+		p("schedule; steps of %s doubling from 1,000/s, then one at 1.5× the last held): **%s events/s**.", c.StepDuration, fmtRuns(r.MaxHeld, formatRate))
 		p("")
 		for i, steps := range r.StepsSeen {
 			var s []string
@@ -529,41 +503,39 @@ func (r *results) mdSend(p printer) {
 	if len(r.Send) == 0 {
 		return
 	}
-	p("")
-	p("## 3. SendEvent")
-	p("")
+	n := r.Cfg.SendCallers
+	heading(p, "## 3. SendEvent")
 	p("The same 1 KiB payload posted to the emulator's `POST /inbound/%s` directly (Go's default", benchEventType)
 	p("transport with an idle connection per caller, `X-Api-Key`) and through the sidecar (gRPC `SendEvent`")
 	p("on a loopback connection, synchronous; the sidecar then makes the same POST). Latency with one")
-	p("caller; throughput with %d concurrent callers. The **minimal forwarder** is SendEvent's own baseline:", r.Cfg.SendCallers)
+	p("caller; throughput with %d concurrent callers. The **minimal forwarder** is SendEvent's own baseline:", n)
 	p("a bare gRPC service with the same `SendEvent` that makes the same POST and returns ChronosHub's event id,")
 	p("with none of the sidecar's checks, records, retries, metrics or tracing; the gap between it and the")
 	p("direct POST is what any gRPC hop in front of ChronosHub costs on this machine.")
 	p("")
-	p("| path | p50 ms (1 caller) | p99 ms (1 caller) | requests/s (1 caller) | requests/s (%d callers) | p99 ms (%d callers) | new connections per 1,000 calls (%d callers) | errors |", r.Cfg.SendCallers, r.Cfg.SendCallers, r.Cfg.SendCallers)
-	p("|---|---|---|---|---|---|---|---|")
-	for _, path := range []string{"direct", sendForwarder, "sidecar", sendUnix} {
-		l, t := r.Send[path+" latency"], r.Send[path+" throughput"]
-		if l == nil || t == nil {
-			continue
+	table(p, "path", "p50 ms (1 caller)", "p99 ms (1 caller)", "requests/s (1 caller)", fmt.Sprintf("requests/s (%d callers)", n),
+		fmt.Sprintf("p99 ms (%d callers)", n), fmt.Sprintf("new connections per 1,000 calls (%d callers)", n), "errors")
+	for _, path := range []struct{ key, name string }{{"direct", "direct POST"}, {sendForwarder, "minimal forwarder (bare gRPC `SendEvent`)"},
+		{"sidecar", "`SendEvent` via the sidecar"}, {sendUnix, "`SendEvent` via the sidecar's unix socket listener"}} {
+		l, t := r.Send[path.key+" latency"], r.Send[path.key+" throughput"]
+		if l != nil && t != nil {
+			row(p, path.name, fmtFig(l.latency(p50), fmtMs), fmtFig(l.latency(p99), fmtMs), fmtFig(l.rate(), formatRate),
+				fmtFig(t.rate(), formatRate), fmtFig(t.latency(p99), fmtMs), fmtRuns(t.NewConns, fmtOne), strconv.Itoa(l.errors()+t.errors()))
 		}
-		name := map[string]string{"direct": "direct POST", sendForwarder: "minimal forwarder (bare gRPC `SendEvent`)", "sidecar": "`SendEvent` via the sidecar", sendUnix: "`SendEvent` via the sidecar's unix socket listener"}[path]
-		p("| %s | %s | %s | %s | %s | %s | %s | %d |", name, fmtFig(l.latency(p50), fmtMs), fmtFig(l.latency(p99), fmtMs), fmtFig(l.rate(), formatRate),
-			fmtFig(t.rate(), formatRate), fmtFig(t.latency(p99), fmtMs), fmtFig(summarizeRuns(t.connsPerK()), fmtConns), l.errors()+t.errors())
 	}
 	p("")
 	p("Added by the sidecar (per run, sidecar minus direct): p50 **%s ms**, p99 **%s ms**; throughput with %d callers **%s** the direct POST's.",
-		fmtFig(r.sendAdded("direct", "sidecar", p50), fmtMs), fmtFig(r.sendAdded("direct", "sidecar", p99), fmtMs), r.Cfg.SendCallers, fmtFig(r.sendRatio("direct", "sidecar"), fmtRatio))
+		fmtFig(r.sendAdded("direct", "sidecar", p50), fmtMs), fmtFig(r.sendAdded("direct", "sidecar", p99), fmtMs), n, fmtFig(r.sendRatio("direct", "sidecar"), fmtRatio))
 	if r.Send[sendForwarder+" latency"] != nil {
 		p("")
 		p("Added by the sidecar over the minimal forwarder (per run): p50 **%s ms**, p99 **%s ms**; throughput with %d callers **%s** the forwarder's. The forwarder over the direct POST: p50 **%s ms**, p99 **%s ms** added; throughput **%s**.",
-			fmtFig(r.sendAdded(sendForwarder, "sidecar", p50), fmtMs), fmtFig(r.sendAdded(sendForwarder, "sidecar", p99), fmtMs), r.Cfg.SendCallers, fmtFig(r.sendRatio(sendForwarder, "sidecar"), fmtRatio),
+			fmtFig(r.sendAdded(sendForwarder, "sidecar", p50), fmtMs), fmtFig(r.sendAdded(sendForwarder, "sidecar", p99), fmtMs), n, fmtFig(r.sendRatio(sendForwarder, "sidecar"), fmtRatio),
 			fmtFig(r.sendAdded("direct", sendForwarder, p50), fmtMs), fmtFig(r.sendAdded("direct", sendForwarder, p99), fmtMs), fmtFig(r.sendRatio("direct", sendForwarder), fmtRatio))
 	}
 	if r.Send[sendUnix+" latency"] != nil {
 		p("")
 		p("The sidecar over its unix socket listener (a second sidecar, `CHRONOSHUB_GRPC_ADDR=unix://…`) against the minimal forwarder on loopback TCP (per run): p50 **%s ms**, p99 **%s ms** added; throughput with %d callers **%s** the forwarder's. Against the same sidecar binary over loopback TCP: p99 **%s ms** added, throughput **%s**.",
-			fmtFig(r.sendAdded(sendForwarder, sendUnix, p50), fmtMs), fmtFig(r.sendAdded(sendForwarder, sendUnix, p99), fmtMs), r.Cfg.SendCallers, fmtFig(r.sendRatio(sendForwarder, sendUnix), fmtRatio),
+			fmtFig(r.sendAdded(sendForwarder, sendUnix, p50), fmtMs), fmtFig(r.sendAdded(sendForwarder, sendUnix, p99), fmtMs), n, fmtFig(r.sendRatio(sendForwarder, sendUnix), fmtRatio),
 			fmtFig(r.sendAdded("sidecar", sendUnix, p99), fmtMs), fmtFig(r.sendRatio("sidecar", sendUnix), fmtRatio))
 	}
 }
@@ -574,9 +546,7 @@ func (r *results) mdBacklog(p printer) {
 	}
 	c := r.Cfg
 	rate := float64(r.BacklogAccepted) / r.BacklogElapsed.Seconds()
-	p("")
-	p("## 4. Async SendEvent backlog drain")
-	p("")
+	heading(p, "## 4. Async SendEvent backlog drain")
 	p("%s async `SendEvent`s (%d callers) were queued while ChronosHub did not answer (a gate in front of the",
 		formatRate(float64(c.BacklogEvents)), c.SendCallers)
 	p("emulator held every request; the outbox had %d request(s) waiting there), in %s. Then the gate opened",
@@ -586,14 +556,12 @@ func (r *results) mdBacklog(p printer) {
 		p("Extra sidecar settings: `%s`.", strings.Join(c.BacklogEnv, "`, `"))
 	}
 	p("")
-	p("| | |")
-	p("|---|---|")
-	p("| accepted by ChronosHub | %s of %s in %s |", formatRate(float64(r.BacklogAccepted)), formatRate(float64(c.BacklogEvents)), r.BacklogElapsed.Round(time.Millisecond))
-	p("| drain rate | %s events/s |", formatRate(rate))
+	table(p, "", "")
+	row(p, "accepted by ChronosHub", fmt.Sprintf("%s of %s in %s", formatRate(float64(r.BacklogAccepted)), formatRate(float64(c.BacklogEvents)), r.BacklogElapsed.Round(time.Millisecond)))
+	row(p, "drain rate", formatRate(rate)+" events/s")
 	if c.BacklogLatency > 0 {
-		inFlight := rate * c.BacklogLatency.Seconds()
-		p("| requests in flight on average (rate × latency) | %.2f |", inFlight)
-		p("| one request at a time at this latency could reach | %s events/s |", formatRate(1/c.BacklogLatency.Seconds()))
+		row(p, "requests in flight on average (rate × latency)", fmt.Sprintf("%.2f", rate*c.BacklogLatency.Seconds()))
+		row(p, "one request at a time at this latency could reach", formatRate(1/c.BacklogLatency.Seconds())+" events/s")
 	}
 }
 
@@ -601,44 +569,41 @@ func (r *results) mdStream(p printer) {
 	if len(r.StreamRate) == 0 {
 		return
 	}
-	ratio := summarizeRuns(r.StreamRatio)
-	p("")
-	p("## 5. Stream drain")
-	p("")
+	heading(p, "## 5. Stream drain")
 	p("%s events preloaded through the webhook listener, then drained by one gRPC consumer on a new", formatRate(float64(r.Cfg.StreamEvents)))
 	p("subscription per round (from the oldest event), acknowledging everything with batched `AckEvents`;")
 	p("timed from `StreamEvents` to the last acknowledgement confirmed. The baseline is the minimal pipeline")
 	p("of section 2 draining the same number of events from memory to the same consumer.")
 	p("")
-	p("| | events/s | ids per `AckEvents` |")
-	p("|---|---|---|")
-	p("| minimal pipeline | %s | |", fmtFig(summarizeRuns(r.StreamBase), formatRate))
-	p("| sidecar | %s | %s |", fmtFig(summarizeRuns(r.StreamRate), formatRate), fmtFig(summarizeRuns(r.StreamAcks), func(v float64) string { return fmt.Sprintf("%.1f", v) }))
-	p("| ratio, per round | %s | |", fmtFig(ratio, fmtRatio))
+	table(p, "", "events/s", "ids per `AckEvents`")
+	row(p, "minimal pipeline", fmtRuns(r.StreamBase, formatRate), "")
+	row(p, "sidecar", fmtRuns(r.StreamRate, formatRate), fmtRuns(r.StreamAcks, fmtOne))
+	row(p, "ratio, per round", fmtRuns(r.StreamRatio, fmtRatio), "")
 }
 
 func (r *results) mdFootprint(p printer) {
 	if len(r.Startup) == 0 && r.BinSize == 0 {
 		return
 	}
-	p("")
-	p("## 6. Footprint")
-	p("")
-	p("| | |")
-	p("|---|---|")
-	p("| binary size (`go build`) | %s |", fmtMiB(float64(r.BinSize)))
+	heading(p, "## 6. Footprint")
+	table(p, "", "")
+	row(p, "binary size (`go build`)", fmtMiB(float64(r.BinSize)))
 	if r.BinSizeStripped > 0 {
-		p("| binary size (`make build`: `-trimpath -ldflags='-s -w'`, CGO off) | %s |", fmtMiB(float64(r.BinSizeStripped)))
+		row(p, "binary size (`make build`: `-trimpath -ldflags='-s -w'`, CGO off)", fmtMiB(float64(r.BinSizeStripped)))
 	}
-	p("| startup, exec → `/readyz` 200 (empty data dir) | %s ms |", fmtFig(summarizeRuns(r.Startup), fmtMs))
-	p("| RSS idle (2 s after ready, empty store) | %s |", fmtFig(summarizeRuns(r.IdleRSS), fmtMiB))
-	p("| RSS peak under ingest (keep-alive, then new connections), `SYNC=1s` | %s |", fmtFig(summarizeRuns(r.PeakRSS["1s"]), fmtMiB))
-	p("| RSS peak under ingest, `SYNC=always` | %s |", fmtFig(summarizeRuns(r.PeakRSS["always"]), fmtMiB))
-	p("| RSS peak of the bare HTTPS baseline under the same load | %s |", fmtFig(summarizeRuns(r.PeakRSS[srvBaseline]), fmtMiB))
+	row(p, "startup, exec → `/readyz` 200 (empty data dir)", fmtRuns(r.Startup, fmtMs)+" ms")
+	row(p, "RSS idle (2 s after ready, empty store)", fmtRuns(r.IdleRSS, fmtMiB))
+	row(p, "RSS peak under ingest (keep-alive, then new connections), `SYNC=1s`", fmtRuns(r.PeakRSS["1s"], fmtMiB))
+	row(p, "RSS peak under ingest, `SYNC=always`", fmtRuns(r.PeakRSS["always"], fmtMiB))
+	row(p, "RSS peak of the bare HTTPS baseline under the same load", fmtRuns(r.PeakRSS[srvBaseline], fmtMiB))
 }
 
 // bendText says where a curve bends, from its medians.
-func bendText(xs []string, values []float64) string {
+func bendText(xs []string, curve []figure) string {
+	var values []float64
+	for _, f := range curve {
+		values = append(values, f.Median)
+	}
 	if len(values) < 2 {
 		return "one step: no curve"
 	}
@@ -652,14 +617,19 @@ func bendText(xs []string, values []float64) string {
 	return fmt.Sprintf("bends at %s (%.2f× the step before; the first step above 2×)", xs[i], values[i]/values[i-1])
 }
 
+// bends prints where each curve bends.
+func (p printer) bends(xs []string, curves [][]figure) {
+	for i, name := range []string{"end-to-end p99", "peak RSS", "heap after GC", "startup", "recovery"}[:len(curves)] {
+		p("- %s: %s.", name, bendText(xs, curves[i]))
+	}
+}
+
 func (r *results) mdScale(p printer) {
 	if len(r.LogSteps) == 0 && len(r.SubSteps) == 0 {
 		return
 	}
 	c := r.Cfg
-	p("")
-	p("## 7. How cost grows with the work")
-	p("")
+	heading(p, "## 7. How cost grows with the work")
 	p("Each step is a new sidecar (`SYNC=1s`). A curve *bends* at the first step whose median is more than")
 	p("twice the previous step's; that is computed from the figures below.")
 	if len(r.LogSteps) > 0 {
@@ -680,27 +650,13 @@ func (r *results) mdScale(p printer) {
 			p("minutes more: `go run ./sidecar/cmd/chronoshub-bench -only scale -log-sizes 0,100000,1000000`.")
 			p("")
 		}
-		p("| events in the log | data dir after the step | heap after GC | heap, restarted | of which the duplicate window | end-to-end p99 ms | peak RSS | startup ms | recovery ms |")
-		p("|---|---|---|---|---|---|---|---|---|")
-		var xs []string
-		var p99s, rss, heap, startup, recovery []float64
+		table(p, "events in the log", "data dir after the step", "heap after GC", "heap, restarted", "of which the duplicate window", "end-to-end p99 ms", "peak RSS", "startup ms", "recovery ms")
 		for _, s := range r.LogSteps {
-			xs = append(xs, formatRate(float64(s.Events)))
-			p99s = append(p99s, summarizeRuns(s.P99).Median)
-			rss = append(rss, summarizeRuns(s.RSS).Median)
-			heap = append(heap, s.Heap)
-			startup = append(startup, summarizeRuns(s.Startup).Median)
-			recovery = append(recovery, summarizeRuns(s.Recovery).Median)
-			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", formatRate(float64(s.Events)), fmtMiB(float64(s.DataBytes)), fmtMiB(s.Heap), fmtMiB(s.HeapIDs), fmtMiB(s.HeapDedupe),
-				fmtFig(summarizeRuns(s.P99), fmtMs), fmtFig(summarizeRuns(s.RSS), fmtMiB), fmtFig(summarizeRuns(s.Startup), fmtMs), fmtFig(summarizeRuns(s.Recovery), fmtMs))
+			row(p, formatRate(float64(s.Events)), fmtMiB(float64(s.DataBytes)), fmtMiB(s.Heap), fmtMiB(s.HeapIDs), fmtMiB(s.HeapDedupe),
+				fmtRuns(s.P99, fmtMs), fmtRuns(s.RSS, fmtMiB), fmtRuns(s.Startup, fmtMs), fmtRuns(s.Recovery, fmtMs))
 		}
 		p("")
-		for _, cv := range []struct {
-			name string
-			v    []float64
-		}{{"end-to-end p99", p99s}, {"peak RSS", rss}, {"heap after GC", heap}, {"startup", startup}, {"recovery", recovery}} {
-			p("- %s: %s.", cv.name, bendText(xs, cv.v))
-		}
+		p.bends(r.logCurves())
 		first, last := r.LogSteps[0], r.LogSteps[len(r.LogSteps)-1]
 		if n := last.Events - first.Events; n > 0 {
 			p("- heap per event in the log, from %s to %s events: %.0f bytes.", formatRate(float64(first.Events)), formatRate(float64(last.Events)), (last.Heap-first.Heap)/float64(n))
@@ -718,59 +674,34 @@ func (r *results) mdScale(p printer) {
 		p("connection, each acking as in section 2) and receives every event; %s webhooks/s are offered, so the", formatRate(float64(c.ScaleRate)))
 		p("sidecar delivers subscriptions × that rate. Latency is over every receipt of every subscription.")
 		p("")
-		p("| subscriptions | receipts/s | end-to-end p99 ms | peak RSS |")
-		p("|---|---|---|---|")
-		var xs []string
-		var p99s, rss []float64
+		table(p, "subscriptions", "receipts/s", "end-to-end p99 ms", "peak RSS")
 		for _, s := range r.SubSteps {
-			xs = append(xs, formatRate(float64(s.Subs)))
-			p99s = append(p99s, summarizeRuns(s.P99).Median)
-			rss = append(rss, summarizeRuns(s.RSS).Median)
-			p("| %s | %s | %s | %s |", formatRate(float64(s.Subs)), fmtFig(summarizeRuns(s.Received), formatRate), fmtFig(summarizeRuns(s.P99), fmtMs), fmtFig(summarizeRuns(s.RSS), fmtMiB))
+			row(p, formatRate(float64(s.Subs)), fmtRuns(s.Received, formatRate), fmtRuns(s.P99, fmtMs), fmtRuns(s.RSS, fmtMiB))
 		}
 		p("")
-		p("- end-to-end p99: %s.", bendText(xs, p99s))
-		p("- peak RSS: %s.", bendText(xs, rss))
+		p.bends(r.subCurves())
 		p("")
 		p("![scale with subscriptions](%s)", chartScaleSubs)
 	}
 }
 
-func (r *results) profile(name string) *profile {
-	for _, pr := range r.Profiles {
-		if pr.Name == name {
-			return pr
-		}
-	}
-	return nil
-}
-
-// profileTitles describe each profile's load.
+// profileTitle describes a profile's load.
 func (r *results) profileTitle(name string) string {
-	switch name {
-	case profIngest:
-		return fmt.Sprintf("webhook ingest, keep-alive, %d senders (CPU)", r.Cfg.Senders)
-	case profE2E:
-		return fmt.Sprintf("end to end at %s/s, one app (CPU)", formatRate(targetE2ERate))
-	case profSend:
-		return fmt.Sprintf("SendEvent, %d callers (CPU)", r.Cfg.SendCallers)
-	case profAllocs:
-		return fmt.Sprintf("SendEvent, %d callers (allocations, `-sample_index=alloc_space`)", r.Cfg.SendCallers)
-	case profStream:
-		return "stream drain, one app (CPU)"
-	case profFanOut:
-		return fmt.Sprintf("%d subscriptions at %s webhooks/s (CPU)", targetFanOutSubs, formatRate(float64(r.Cfg.ScaleRate)))
-	}
-	return name
+	return map[string]string{
+		profIngest: fmt.Sprintf("webhook ingest, keep-alive, %d senders (CPU)", r.Cfg.Senders),
+		profE2E:    fmt.Sprintf("end to end at %s/s, one app (CPU)", formatRate(targetE2ERate)),
+		profSend:   fmt.Sprintf("SendEvent, %d callers (CPU)", r.Cfg.SendCallers),
+		profAllocs: fmt.Sprintf("SendEvent, %d callers (allocations, `-sample_index=alloc_space`)", r.Cfg.SendCallers),
+		profStream: "stream drain, one app (CPU)",
+		profFanOut: fmt.Sprintf("%d subscriptions at %s webhooks/s (CPU)", targetFanOutSubs, formatRate(float64(r.Cfg.ScaleRate))),
+	}[name]
 }
 
 func (r *results) mdProfiles(p printer) {
 	if len(r.Profiles) == 0 {
 		return
 	}
-	p("")
-	p("## 8. Where the cost goes (profiles of the binary)")
-	p("")
+	heading(p, "## 8. Where the cost goes (profiles of the binary)")
 	p("*Owner* is the innermost package of this module on each sample's stack: the sidecar package whose")
 	p("call led to the cost. A stack with no sidecar frame is \"none\", named by the kind of its outermost")
 	p("frame (the goroutine's entry): the embedded NATS server's own goroutines (which do the event log's")
@@ -780,25 +711,20 @@ func (r *results) mdProfiles(p printer) {
 	for _, t := range r.targets() {
 		if t.Profile != "" && !strings.Contains(t.Result, "met") {
 			missed[t.Profile] = true
-			if t.Profile == profSend {
-				missed[profAllocs] = true
-			}
+			missed[profAllocs] = missed[profAllocs] || t.Profile == profSend
 		}
 	}
 	for _, name := range []string{profIngest, profE2E, profSend, profAllocs, profStream, profFanOut} {
-		pr := r.profile(name)
-		if pr == nil {
+		i := slices.IndexFunc(r.Profiles, func(pr *profile) bool { return pr.Name == name })
+		if i < 0 {
 			continue
 		}
-		p("")
-		open := ""
+		pr := r.Profiles[i]
 		if missed[name] {
-			p("### %s — target missed or undecided", r.profileTitle(name))
+			heading(p, "### "+r.profileTitle(name)+" — target missed or undecided")
 		} else {
-			p("<details><summary>%s — target met</summary>", r.profileTitle(name))
-			open = "</details>"
+			heading(p, "<details><summary>"+r.profileTitle(name)+" — target met</summary>")
 		}
-		p("")
 		rateUnit := "requests/s"
 		if name == profStream || name == profE2E || name == profFanOut {
 			rateUnit = "events/s"
@@ -809,37 +735,23 @@ func (r *results) mdProfiles(p printer) {
 			p("The load ran at %s %s.", formatRate(pr.Rate), rateUnit)
 		}
 		p("")
-		p("| owner (innermost sidecar package) | share |")
-		p("|---|---|")
-		for _, o := range pr.Owners[:min(len(pr.Owners), 8)] {
-			p("| %s | %.1f %% |", o.Name, o.Pct)
-		}
-		p("")
-		p("| kind of code (flat) | share |")
-		p("|---|---|")
-		for _, cs := range pr.Categories[:min(len(pr.Categories), 8)] {
-			p("| %s | %.1f %% |", cs.Name, cs.Pct)
-		}
-		p("")
-		p("| flat %% | cum %% | function (top 15 by flat) |")
-		p("|---|---|---|")
-		for _, l := range pr.Top[:min(len(pr.Top), 15)] {
-			p("| %.1f | %.1f | `%s` |", l.Flat, l.Cum, l.Name)
-		}
-		if open != "" {
+		for _, shares := range []struct {
+			head string
+			s    []share
+		}{{"owner (innermost sidecar package)", pr.Owners}, {"kind of code (flat)", pr.Categories}} {
+			table(p, shares.head, "share")
+			for _, o := range shares.s[:min(len(shares.s), 8)] {
+				row(p, o.Name, fmt.Sprintf("%.1f %%", o.Pct))
+			}
 			p("")
-			p(open)
+		}
+		table(p, "flat %", "cum %", "function (top 15 by flat)")
+		for _, l := range pr.Top[:min(len(pr.Top), 15)] {
+			row(p, fmt.Sprintf("%.1f", l.Flat), fmt.Sprintf("%.1f", l.Cum), "`"+l.Name+"`")
+		}
+		if !missed[name] {
+			p("")
+			p("</details>")
 		}
 	}
-}
-
-func fmtConns(v float64) string { return fmt.Sprintf("%.1f", v) }
-
-// connsPerK returns, per run, the new connections to the emulator per
-// 1,000 calls.
-func (s *series) connsPerK() []float64 {
-	if s == nil {
-		return nil
-	}
-	return s.NewConns
 }

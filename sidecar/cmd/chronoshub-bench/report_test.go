@@ -1,9 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"math"
-	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,9 +72,9 @@ func TestOwnerOf(t *testing.T) {
 	}
 }
 
-// writeProfile writes a profile in pprof's format with one value type and
+// writeProfile returns a profile in pprof's format with one value type and
 // the given stacks (innermost function first) and values.
-func writeProfile(t *testing.T, typ, unit string, durationNanos int64, stacks [][]string, values []int64) string {
+func writeProfile(t *testing.T, typ, unit string, durationNanos int64, stacks [][]string, values []int64) []byte {
 	t.Helper()
 	p := &pprofile.Profile{SampleType: []*pprofile.ValueType{{Type: "samples", Unit: "count"}, {Type: typ, Unit: unit}}, DurationNanos: durationNanos}
 	funcs := map[string]*pprofile.Function{}
@@ -93,18 +93,11 @@ func writeProfile(t *testing.T, typ, unit string, durationNanos int64, stacks []
 		}
 		p.Sample = append(p.Sample, s)
 	}
-	file := filepath.Join(t.TempDir(), "profile.pprof")
-	f, err := os.Create(file)
-	if err != nil {
+	var b bytes.Buffer
+	if err := p.Write(&b); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Write(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return file
+	return b.Bytes()
 }
 
 func TestReadProfile(t *testing.T) {
@@ -140,11 +133,7 @@ func TestReadProfile(t *testing.T) {
 	if _, err := readProfile(file, "alloc_space"); err == nil {
 		t.Error("readProfile of a kind the profile lacks succeeded")
 	}
-	bad := filepath.Join(t.TempDir(), "bad.pprof")
-	if err := os.WriteFile(bad, []byte("not a profile"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readProfile(bad, "cpu"); err == nil {
+	if _, err := readProfile([]byte("not a profile"), "cpu"); err == nil {
 		t.Error("readProfile of a file that is not a profile succeeded")
 	}
 }
@@ -163,5 +152,44 @@ func TestSumFlat(t *testing.T) {
 	}
 	if want := float64(5984342 + 4718808 + 4194432); got != want {
 		t.Errorf("sumFlat = %v, want %v", got, want)
+	}
+}
+
+// TestMarkdown checks rows of the report's tables and its verdicts, from
+// results whose figures are known.
+func TestMarkdown(t *testing.T) {
+	t.Parallel()
+	runs := func(rates ...float64) *series {
+		s := &series{}
+		for _, r := range rates {
+			s.add(loadResult{Rate: r, Lat: quantiles{P50: time.Millisecond, P99: 4 * time.Millisecond, P999: 9 * time.Millisecond}})
+		}
+		return s
+	}
+	r := newResults(&config{Runs: 3, Duration: time.Second, Rates: []int{1000}, LogSizes: []int{0, 1_000_000}, Subs: []int{1, 100}, SendCallers: 8, ScaleRate: 100})
+	r.Ingest[ingestKey(srvBaseline, modeKeepAlive)] = runs(10000, 12000, 11000)
+	r.Ingest[ingestKey(srvSidecar1s, modeKeepAlive)] = runs(8000, 9600, 8250)
+	r.IngestRatio[ingestKey(srvSidecar1s, modeKeepAlive)] = []float64{0.8, 0.8, 0.75}
+	r.StreamBase, r.StreamRate, r.StreamRatio, r.StreamAcks = []float64{1000, 2000, 3000}, []float64{500, 700, 600}, []float64{0.5, 0.35, 0.2}, []float64{10, 10, 10}
+	r.SubSteps = []subStep{{Subs: 1, P99: []float64{2, 4, 3}}, {Subs: 100, P99: []float64{5, 20, 6}}}
+	r.LogSteps = []logStep{{Events: 1_000_000, Startup: []float64{800, 900, 700}, Recovery: []float64{950, 1200, 600}}}
+	md := r.markdown()
+	for _, want := range []string{
+		"| Webhook ingest, keep-alive, `SYNC=1s`: ≥ 0.75× the bare HTTPS server's requests/s | 0.80× (0.75×–0.80×) | **met** |",
+		"| Stream drain ≥ 0.5× the minimal pipeline's events/s | 0.35× (0.20×–0.50×) | undecided: the range straddles the target |",
+		// Per round: 5/2, 20/4, 6/3.
+		"| Fan-out: end-to-end p99 with 100 subscriptions ≤ 3× with one | 2.50× (2.00×–5.00×) | undecided: the range straddles the target |",
+		// Per round, the slower of startup and recovery: 950, 1,200, 700.
+		"| Duplicate window: startup and recovery with 1,000,000 events in it < 1 s | 950.0 (700.0–1200.0) ms with 1,000,000 events (startup 800.0 (700.0–900.0) ms, recovery 950.0 (600.0–1200.0) ms) | undecided: the range straddles the target |",
+		"| Idle RSS < 64 MiB | n/a | not measured |",
+		"| sidecar, `CHRONOSHUB_SYNC=1s` | keep-alive | 8,250 (8,000–9,600) | 0.80× (0.75×–0.80×) | slower | 1.00 | 4.00 | 9.00 | 0 |",
+		"| bare Go HTTPS | keep-alive | 11,000 (10,000–12,000) | 1 | | 1.00 | 4.00 | 9.00 | 0 |",
+		"| sidecar | 600 (500–700) | 10.0 |",
+		"| ratio, per round | 0.35× (0.20×–0.50×) | |",
+		"- end-to-end p99: no step more than doubles the previous one (largest step: 2.00× at 100).",
+	} {
+		if !strings.Contains(md, "\n"+want+"\n") {
+			t.Errorf("markdown has no line %q", want)
+		}
 	}
 }

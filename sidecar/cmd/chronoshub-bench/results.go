@@ -3,7 +3,6 @@ package main
 import (
 	"math"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -38,8 +37,8 @@ type results struct {
 	MaxHeld        []float64 // per run, events/s
 	StepsSeen      [][]stepResult
 
-	// Send series: "direct" and "sidecar" × "latency" (1 caller) and
-	// "throughput" (SendCallers callers).
+	// Send series: "direct", sendForwarder, "sidecar" and sendUnix ×
+	// "latency" (1 caller) and "throughput" (SendCallers callers).
 	Send map[string]*series
 
 	BinSize, BinSizeStripped int64
@@ -109,23 +108,32 @@ func get(m map[string]*series, key string) *series {
 	return s
 }
 
+// rateOf is a run's requests/s.
+func rateOf(r loadResult) float64 { return r.Rate }
+
+// latOf is a run's latency quantile q, in milliseconds.
+func latOf(q func(quantiles) time.Duration) func(loadResult) float64 {
+	return func(r loadResult) float64 { return ms(q(r.Lat)) }
+}
+
 // rate returns the requests/s figure.
-func (s *series) rate() figure { return s.of(func(r loadResult) float64 { return r.Rate }) }
+func (s *series) rate() figure { return summarizeRuns(s.each(rateOf)) }
 
 // latency returns the figure of a latency quantile, in milliseconds.
 func (s *series) latency(q func(quantiles) time.Duration) figure {
-	return s.of(func(r loadResult) float64 { return ms(q(r.Lat)) })
+	return summarizeRuns(s.each(latOf(q)))
 }
 
-func (s *series) of(f func(loadResult) float64) figure {
+// each returns f of each run; none for a nil series.
+func (s *series) each(f func(loadResult) float64) []float64 {
 	if s == nil {
-		return summarizeRuns(nil)
+		return nil
 	}
 	v := make([]float64, 0, len(s.Runs))
 	for _, r := range s.Runs {
 		v = append(v, f(r))
 	}
-	return summarizeRuns(v)
+	return v
 }
 
 // errors returns the total number of failed requests over the runs.
@@ -161,14 +169,10 @@ type stepResult struct {
 }
 
 func (r stepResult) String() string {
-	var b strings.Builder
-	b.WriteString(formatRate(float64(r.Rate)))
 	if r.Held {
-		b.WriteString(" ✓")
-	} else {
-		b.WriteString(" ✗ (" + r.Why + ")")
+		return formatRate(float64(r.Rate)) + " ✓"
 	}
-	return b.String()
+	return formatRate(float64(r.Rate)) + " ✗ (" + r.Why + ")"
 }
 
 func isNaN(f float64) bool { return math.IsNaN(f) }

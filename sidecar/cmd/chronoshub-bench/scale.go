@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-
-	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 )
 
 // logStep is the sidecar measured with a number of events already in its
@@ -58,6 +54,21 @@ func (h *harness) benchScale(ctx context.Context) error {
 	return nil
 }
 
+// measureApp makes Runs end-to-end runs of a at rate, each with p's peak
+// RSS, and appends p99 (ms), peak RSS and receipts/s per run.
+func (h *harness) measureApp(ctx context.Context, p *proc, a *app, rate int, p99s, rss, received *[]float64) {
+	for range h.cfg.Runs {
+		var r loadResult
+		var got int
+		*rss = append(*rss, p.peakRSS(func() { r, _, got = h.e2eRun(ctx, a, rate, h.cfg.Duration) }))
+		*p99s = append(*p99s, ms(r.Lat.P99))
+		*received = append(*received, float64(got)/h.cfg.Duration.Seconds())
+		if r.LastErr != nil {
+			h.logf("  %v", r.LastErr)
+		}
+	}
+}
+
 func (h *harness) scaleLog(ctx context.Context, n int) (logStep, error) {
 	st := logStep{Events: n}
 	dir := h.dataDir("scale-log")
@@ -71,9 +82,8 @@ func (h *harness) scaleLog(ctx context.Context, n int) (logStep, error) {
 		return st, err
 	}
 	defer func() { p.stop() }()
-	url := "https://" + p.Webhook + "/webhook"
 	if n > 0 {
-		took, err := h.ingestN(ctx, url, n)
+		took, err := h.ingestN(ctx, p.url(), n)
 		if err != nil {
 			return st, err
 		}
@@ -82,47 +92,28 @@ func (h *harness) scaleLog(ctx context.Context, n int) (logStep, error) {
 	if st.Heap, err = heapAfterGC(ctx, p.Admin); err != nil {
 		return st, err
 	}
-	conn, err := dialGRPC(p.GRPC)
+	a, err := h.openApp(ctx, p, true, "scale")
 	if err != nil {
 		return st, err
 	}
-	c, err := startConsumer(ctx, sidecarv1.NewEventServiceClient(conn), "scale", true)
-	if err != nil {
-		conn.Close()
-		return st, err
+	if err = h.warmUp(ctx, a); err == nil {
+		h.measureApp(ctx, p, a, h.cfg.Rates[0], &st.P99, &st.RSS, new([]float64))
 	}
-	client := webhookClient(h.pool, true, h.cfg.Senders)
-	err = h.warmUp(ctx, client, url, []*consumer{c})
-	for run := 0; run < h.cfg.Runs && err == nil; run++ {
-		stop := make(chan struct{})
-		peak := p.sampleRSS(stop)
-		r, _, _ := h.e2eRun(ctx, client, url, []*consumer{c}, h.cfg.Rates[0], h.cfg.Duration)
-		close(stop)
-		st.P99 = append(st.P99, ms(r.Lat.P99))
-		st.RSS = append(st.RSS, float64(<-peak))
-		if r.LastErr != nil {
-			h.logf("  %v", r.LastErr)
-		}
-	}
-	c.stop()
-	conn.Close()
-	client.CloseIdleConnections()
+	a.close()
 	if err != nil {
 		return st, err
 	}
-	for range h.cfg.Runs {
-		p.stop()
-		if p, err = h.startSidecar(ctx, env); err != nil {
-			return st, err
+	for _, restart := range []struct {
+		stop func()
+		to   *[]float64
+	}{{func() { p.stop() }, &st.Startup}, {func() { p.kill() }, &st.Recovery}} {
+		for range h.cfg.Runs {
+			restart.stop()
+			if p, err = h.startSidecar(ctx, env); err != nil {
+				return st, err
+			}
+			*restart.to = append(*restart.to, ms(p.Startup))
 		}
-		st.Startup = append(st.Startup, ms(p.Startup))
-	}
-	for range h.cfg.Runs {
-		p.kill()
-		if p, err = h.startSidecar(ctx, env); err != nil {
-			return st, err
-		}
-		st.Recovery = append(st.Recovery, ms(p.Startup))
 	}
 	// The duplicate window's share of the heap: the restarted sidecar
 	// rebuilt the window's ids from the log; its heap profile says what
@@ -135,63 +126,37 @@ func (h *harness) scaleLog(ctx context.Context, n int) (logStep, error) {
 	}
 	st.DataBytes = dirSize(dir)
 	h.logf("log %d: heap %.1f MiB (restarted: %.1f MiB, of which the duplicate window %.1f MiB), e2e p99 %s ms, RSS %s, startup %s ms, recovery %s ms", n, st.Heap/(1<<20), st.HeapIDs/(1<<20), st.HeapDedupe/(1<<20),
-		fmtFig(summarizeRuns(st.P99), fmtMs), fmtFig(summarizeRuns(st.RSS), fmtMiB), fmtFig(summarizeRuns(st.Startup), fmtMs), fmtFig(summarizeRuns(st.Recovery), fmtMs))
+		fmtRuns(st.P99, fmtMs), fmtRuns(st.RSS, fmtMiB), fmtRuns(st.Startup, fmtMs), fmtRuns(st.Recovery, fmtMs))
 	return st, nil
 }
 
 func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
 	st := subStep{Subs: k}
-	dir := h.dataDir("scale-subs")
-	defer os.RemoveAll(dir)
-	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	p, err := h.startSidecar(ctx, sidecarEnv{Name: "scale-subs", Sync: "1s"})
 	if err != nil {
 		return st, err
 	}
-	defer p.stop()
-	conn, err := dialGRPC(p.GRPC)
+	defer p.close()
+	subs := make([]string, k)
+	for i := range subs {
+		subs[i] = fmt.Sprintf("sub-%d", i)
+	}
+	a, err := h.openApp(ctx, p, true, subs...)
 	if err != nil {
 		return st, err
 	}
-	defer conn.Close()
-	grpcc := sidecarv1.NewEventServiceClient(conn)
-	var cs []*consumer
-	defer func() {
-		for _, c := range cs {
-			c.stop()
-		}
-	}()
-	for i := range k {
-		c, err := startConsumer(ctx, grpcc, fmt.Sprintf("sub-%d", i), true)
-		if err != nil {
-			return st, err
-		}
-		cs = append(cs, c)
-	}
-	url := "https://" + p.Webhook + "/webhook"
-	client := webhookClient(h.pool, true, h.cfg.Senders)
-	defer client.CloseIdleConnections()
-	if err := h.warmUp(ctx, client, url, cs); err != nil {
+	defer a.close()
+	if err := h.warmUp(ctx, a); err != nil {
 		return st, err
 	}
-	for range h.cfg.Runs {
-		stop := make(chan struct{})
-		peak := p.sampleRSS(stop)
-		r, _, got := h.e2eRun(ctx, client, url, cs, h.cfg.ScaleRate, h.cfg.Duration)
-		close(stop)
-		st.P99 = append(st.P99, ms(r.Lat.P99))
-		st.RSS = append(st.RSS, float64(<-peak))
-		st.Received = append(st.Received, float64(got)/h.cfg.Duration.Seconds())
-		if r.LastErr != nil {
-			h.logf("  %v", r.LastErr)
-		}
-	}
-	h.logf("subscriptions %d: e2e p99 %s ms, RSS %s", k, fmtFig(summarizeRuns(st.P99), fmtMs), fmtFig(summarizeRuns(st.RSS), fmtMiB))
+	h.measureApp(ctx, p, a, h.cfg.ScaleRate, &st.P99, &st.RSS, &st.Received)
+	h.logf("subscriptions %d: e2e p99 %s ms, RSS %s", k, fmtRuns(st.P99, fmtMs), fmtRuns(st.RSS, fmtMiB))
 	if k == targetFanOutSubs && h.cfg.Profile {
 		// Where the fan-out target's time goes: one more run, profiled
 		// (the measured ones are not).
 		d := max(h.cfg.Duration, 2*time.Second).Truncate(time.Second)
 		pr, err := h.profileDuring(ctx, p, profFanOut, false, d, func(ctx context.Context) float64 {
-			_, _, got := h.e2eRun(ctx, client, url, cs, h.cfg.ScaleRate, d)
+			_, _, got := h.e2eRun(ctx, a, h.cfg.ScaleRate, d)
 			return float64(got) / d.Seconds()
 		})
 		if err != nil {
@@ -202,8 +167,6 @@ func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
 	return st, nil
 }
 
-// heapAfterGC reads HeapAlloc after a GC from the binary's heap profile
-// (/debug/pprof/heap?gc=1&debug=1 prints runtime.MemStats).
 // dedupeFuncs are the functions of the NATS server that allocate its
 // duplicate window in a restarted sidecar: the map and array of entries,
 // the ids' strings, and the entries (allocated by the rebuild itself).
@@ -216,24 +179,17 @@ var dedupeFuncs = []string{
 // heapIn returns the live heap (after a GC) allocated by the functions
 // funcs themselves (their flat share), from the binary's heap profile.
 func (h *harness) heapIn(ctx context.Context, admin string, funcs []string) (float64, error) {
-	file := filepath.Join(h.tmp, "heap.pprof")
-	if err := fetchProfile(ctx, admin, "/debug/pprof/heap?gc=1", file); err != nil {
+	b, err := h.fetchProfile(ctx, admin, "/debug/pprof/heap?gc=1", "heap")
+	if err != nil {
 		return 0, err
 	}
-	return sumFlat(file, "inuse_space", funcs)
+	return sumFlat(b, "inuse_space", funcs)
 }
 
+// heapAfterGC reads HeapAlloc after a GC from the binary's heap profile
+// (/debug/pprof/heap?gc=1&debug=1 prints runtime.MemStats).
 func heapAfterGC(ctx context.Context, admin string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/heap?gc=1&debug=1", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := adminGet(ctx, admin, "/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {
 		return 0, err
 	}
@@ -242,7 +198,7 @@ func heapAfterGC(ctx context.Context, admin string) (float64, error) {
 			return strconv.ParseFloat(strings.TrimSpace(v), 64)
 		}
 	}
-	return 0, fmt.Errorf("no HeapAlloc in the heap profile (%s)", resp.Status)
+	return 0, errors.New("no HeapAlloc in the heap profile")
 }
 
 // bend returns the first step whose value exceeds twice the previous

@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
-
-	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 )
 
 // benchStream preloads StreamEvents events into the sidecar and into the
@@ -14,32 +11,30 @@ import (
 // round, drains each on a new subscription with one consumer that acks
 // everything.
 func (h *harness) benchStream(ctx context.Context) error {
-	dir := h.dataDir("stream")
-	defer os.RemoveAll(dir)
-	p, err := h.startSidecar(ctx, sidecarEnv{DataDir: dir, Sync: "1s"})
+	p, err := h.startSidecar(ctx, sidecarEnv{Name: "stream", Sync: "1s"})
 	if err != nil {
 		return err
 	}
-	defer p.stop()
-	base, err := h.startChild(childBaseline, "-cert", h.certFile, "-key", h.keyFile, "-pipeline")
+	defer p.close()
+	base, err := h.startChild(ctx, "-pipeline")
 	if err != nil {
 		return err
 	}
 	defer base.stop()
 	h.logf("preloading %d events into each", h.cfg.StreamEvents)
-	for _, url := range []string{"https://" + p.Webhook + "/webhook", "https://" + base.Addr + "/webhook"} {
+	for _, url := range []string{p.url(), base.url()} {
 		if _, err := h.ingestN(ctx, url, h.cfg.StreamEvents); err != nil {
 			return err
 		}
 	}
 	drain := func(addr string, round int) (rate, idsPerAck float64, err error) {
-		conn, err := dialGRPC(addr)
+		events, conn, err := dialEvents(addr)
 		if err != nil {
 			return 0, 0, err
 		}
 		defer conn.Close()
 		t0 := time.Now()
-		c, err := startConsumer(ctx, sidecarv1.NewEventServiceClient(conn), fmt.Sprintf("drain-%d", round+1), false)
+		c, err := startConsumer(ctx, events, fmt.Sprintf("drain-%d", round+1), false)
 		if err != nil {
 			return 0, 0, err
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"os"
@@ -27,17 +26,4 @@ func generateCert(dir string) (certFile, keyFile string, pool *x509.CertPool, er
 		return "", "", nil, fmt.Errorf("no certificate in %s", certFile)
 	}
 	return certFile, keyFile, pool, nil
-}
-
-// serverTLSConfig is the webhook listener's TLS configuration, as the
-// sidecar sets it (TLS 1.2 or later, the certificate from a callback).
-func serverTLSConfig(certFile, keyFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
-	}, nil
 }
