@@ -232,6 +232,7 @@ type Log struct {
 	dead      jetstream.Stream
 	offerRecs jetstream.KeyValue // offers made, by subscription and sequence; see offers.go
 	records   jetstream.KeyValue // subscription records (filters), by name; see filter.go
+	apiPrefix string             // JetStream's API subject prefix, "$JS.API." or a domain's
 	opts      Options
 
 	mu     sync.Mutex
@@ -422,9 +423,10 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	q, qcancel := context.WithCancel(context.Background())
 	return &Log{
 		nc: nc, js: js, events: events, dead: dead, offerRecs: offerRecs, records: records, opts: opts,
-		subs:    map[string]*subState{},
-		oldest:  map[string]oldestUnacked{},
-		quiesce: q, quiesceCancel: qcancel,
+		apiPrefix: apiPrefix(opts.Domain),
+		subs:      map[string]*subState{},
+		oldest:    map[string]oldestUnacked{},
+		quiesce:   q, quiesceCancel: qcancel,
 	}, nil
 }
 
@@ -643,4 +645,13 @@ func (l *Log) Ping(ctx context.Context) error {
 		return fmt.Errorf("event log: %w", err)
 	}
 	return nil
+}
+
+// apiPrefix is the subject prefix of JetStream's API in domain ("" for the
+// connection's own).
+func apiPrefix(domain string) string {
+	if domain == "" {
+		return "$JS.API."
+	}
+	return "$JS." + domain + ".API."
 }

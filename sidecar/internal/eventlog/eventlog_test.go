@@ -56,11 +56,22 @@ func appendAll(t *testing.T, l *eventlog.Log, events ...eventlog.Event) {
 // delivers and a function that stops it and returns its error.
 func stream(t *testing.T, l *eventlog.Log, req eventlog.StreamRequest) (<-chan eventlog.Event, func() error) {
 	t.Helper()
+	ch, _, stop := streamWithEnd(t, l, req)
+	return ch, stop
+}
+
+// streamWithEnd is stream that also tells when Stream returns on its own:
+// its error arrives on ended (stop returns it too).
+func streamWithEnd(t *testing.T, l *eventlog.Log, req eventlog.StreamRequest) (_ <-chan eventlog.Event, ended <-chan error, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan eventlog.Event, 100)
-	done := make(chan error, 1)
+	end := make(chan error, 1)
+	finished := make(chan struct{})
+	var result error
 	go func() {
-		done <- l.Stream(ctx, req, func(e eventlog.Event) error {
+		defer close(finished)
+		result = l.Stream(ctx, req, func(e eventlog.Event) error {
 			select {
 			case ch <- e:
 				return nil
@@ -68,18 +79,19 @@ func stream(t *testing.T, l *eventlog.Log, req eventlog.StreamRequest) (<-chan e
 				return ctx.Err()
 			}
 		})
+		end <- result
 	}()
-	var stopped bool
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
+	stop = func() error {
 		cancel()
-		return <-done
+		select {
+		case <-finished:
+			return result
+		case <-time.After(30 * time.Second):
+			return errors.New("Stream did not return within 30s of its context's end")
+		}
 	}
 	t.Cleanup(func() { stop() })
-	return ch, stop
+	return ch, end, stop
 }
 
 func next(t *testing.T, ch <-chan eventlog.Event) eventlog.Event {

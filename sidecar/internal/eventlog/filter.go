@@ -79,21 +79,67 @@ var errConflict = errors.New("subscription record changed concurrently")
 
 // readRecord returns the subscription's record and its revision; revision 0
 // means there is none.
+//
+// It reads through the bucket's stream leader, never with a direct get (the
+// key-value API's Get): on a cluster a direct get may be answered by a
+// replica that has not applied the latest write yet, and a filter read
+// stale made a stream that had just widened the filter see the old one and
+// refuse itself as a mismatch (seen on the three-node test cluster).
 func (l *Log) readRecord(ctx context.Context, name string) (subRecord, uint64, error) {
-	e, err := l.records.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return subRecord{}, 0, nil
+	req, err := json.Marshal(struct {
+		LastBySubject string `json:"last_by_subj"`
+	}{"$KV." + SubscriptionsBucket + "." + name})
+	if err != nil {
+		return subRecord{}, 0, err
 	}
+	m, err := l.nc.RequestWithContext(ctx, l.apiPrefix+"STREAM.MSG.GET.KV_"+SubscriptionsBucket, req)
 	if err != nil {
 		return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
 	}
-	var r subRecord
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
+	var resp struct {
+		Message *struct {
+			Seq     uint64    `json:"seq"`
+			Headers []byte    `json:"hdrs"`
+			Data    []byte    `json:"data"`
+			Time    time.Time `json:"time"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
 		return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
 	}
-	r.written = e.Created()
-	return r, e.Revision(), nil
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jsErrNoMessageFound:
+		return subRecord{}, 0, nil
+	case resp.Error != nil:
+		return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, resp.Error)
+	case resp.Message == nil:
+		return subRecord{}, 0, fmt.Errorf("read subscription %s: empty answer from JetStream", name)
+	}
+	if len(resp.Message.Headers) > 0 {
+		h, err := nats.DecodeHeadersMsg(resp.Message.Headers)
+		if err != nil {
+			return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
+		}
+		if op := h.Get(kvOperation); op == "DEL" || op == "PURGE" {
+			return subRecord{}, 0, nil // deleted: none, as the key-value API's Get says
+		}
+	}
+	var r subRecord
+	if err := json.Unmarshal(resp.Message.Data, &r); err != nil {
+		return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
+	}
+	r.written = resp.Message.Time
+	return r, resp.Message.Seq, nil
 }
+
+// jsErrNoMessageFound is JetStream's answer to a get of a subject with no
+// message.
+const jsErrNoMessageFound jetstream.ErrorCode = 10037
+
+// kvOperation is the header with which JetStream's key-value store marks a
+// deleted or purged key.
+const kvOperation = "KV-Operation"
 
 // writeRecord stores r if the record's revision is still rev (0: there is
 // none), and returns the new revision, or errConflict.
