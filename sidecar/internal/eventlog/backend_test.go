@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -474,10 +475,32 @@ func TestLeaderKilledWhileStreaming(t *testing.T) {
 		ids = append(ids, id)
 	}
 	// Every event answered is delivered (some possibly more than once,
-	// never lost).
+	// never lost). What is missing after 30 s without a delivery is
+	// described: where the log has it, and the subscription's state.
 	for _, id := range ids {
 		for delivered[id] == 0 {
-			receive(len(delivered) + 1)
+			select {
+			case e := <-ch:
+				delivered[e.ID]++
+				sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if _, _, err := l.Settle(sctx, eventlog.Settlement{Subscription: "k", IDs: []string{e.ID}}); err != nil {
+					ackFailures++
+				}
+				scancel()
+			case <-time.After(30 * time.Second):
+				var missing []string
+				for _, id := range ids {
+					if delivered[id] == 0 {
+						missing = append(missing, id)
+					}
+				}
+				sort.Strings(missing)
+				gctx, gcancel := context.WithTimeout(context.Background(), 10*time.Second)
+				e, where, err := l.GetEvent(gctx, id, 0)
+				gcancel()
+				t.Fatalf("no event delivered for 30s; %d of %d answered events never delivered (%v); %s in the log: sequence %d, %+v, %v; subscription %+v",
+					len(missing), len(ids), missing[:min(len(missing), 10)], id, e.Sequence, where, err, getSub(t, l, "k"))
+			}
 		}
 	}
 	again := 0
