@@ -424,6 +424,21 @@ func TestLeaderKilledWhileStreaming(t *testing.T) {
 	delivered := map[string]int{}
 	ackFailures := 0
 	lastAt := time.Now()
+	// take records a delivery and acknowledges it.
+	take := func(e eventlog.Event) {
+		t.Helper()
+		if string(e.Payload) != fmt.Sprintf(`{"n":%s}`, strings.TrimPrefix(e.ID, "e")) {
+			t.Fatalf("event %s payload %s", e.ID, e.Payload)
+		}
+		delivered[e.ID]++
+		// An ack during an election may fail (no subscription leader):
+		// the event is then offered again, as the app would see it.
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, _, err := l.Settle(sctx, eventlog.Settlement{Subscription: "k", IDs: []string{e.ID}}); err != nil {
+			ackFailures++
+		}
+		scancel()
+	}
 	// receive takes events until want are delivered, returning the longest
 	// gap between two deliveries.
 	receive := func(want int) time.Duration {
@@ -432,20 +447,9 @@ func TestLeaderKilledWhileStreaming(t *testing.T) {
 		for len(delivered) < want {
 			select {
 			case e := <-ch:
-				if string(e.Payload) != fmt.Sprintf(`{"n":%s}`, strings.TrimPrefix(e.ID, "e")) {
-					t.Fatalf("event %s payload %s", e.ID, e.Payload)
-				}
 				gap = max(gap, time.Since(lastAt))
 				lastAt = time.Now()
-				delivered[e.ID]++
-				// An ack during an election may fail (no subscription
-				// leader): the event is then offered again, as the app
-				// would see it.
-				sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-				if _, _, err := l.Settle(sctx, eventlog.Settlement{Subscription: "k", IDs: []string{e.ID}}); err != nil {
-					ackFailures++
-				}
-				scancel()
+				take(e)
 			case <-time.After(30 * time.Second):
 				t.Fatalf("no event delivered for 30s (%d delivered)", len(delivered))
 			}
@@ -481,12 +485,7 @@ func TestLeaderKilledWhileStreaming(t *testing.T) {
 		for delivered[id] == 0 {
 			select {
 			case e := <-ch:
-				delivered[e.ID]++
-				sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-				if _, _, err := l.Settle(sctx, eventlog.Settlement{Subscription: "k", IDs: []string{e.ID}}); err != nil {
-					ackFailures++
-				}
-				scancel()
+				take(e)
 			case <-time.After(30 * time.Second):
 				var missing []string
 				for _, id := range ids {

@@ -3,9 +3,7 @@ package sidecar
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,37 +23,7 @@ func TestPprof(t *testing.T) {
 	}{{config.PprofLoopback, true}, {config.PprofOff, false}} {
 		t.Run(tt.pprof, func(t *testing.T) {
 			t.Parallel()
-			env := map[string]string{
-				"CHRONOSHUB_BASE_URL":          "https://chronoshub.invalid",
-				"CHRONOSHUB_API_KEY":           "test-api-key",
-				"CHRONOSHUB_WEBHOOK_SECRET":    "test-webhook-secret",
-				"CHRONOSHUB_WEBHOOK_PLAINTEXT": "true",
-				"CHRONOSHUB_WEBHOOK_ADDR":      "127.0.0.1:0",
-				"CHRONOSHUB_GRPC_ADDR":         "127.0.0.1:0",
-				"CHRONOSHUB_HTTP_ADDR":         "127.0.0.1:0",
-				"CHRONOSHUB_ADMIN_ADDR":        "127.0.0.1:0",
-				"CHRONOSHUB_DATA_DIR":          t.TempDir(),
-				"CHRONOSHUB_SHUTDOWN_GRACE":    "1s",
-				"CHRONOSHUB_PPROF":             tt.pprof,
-			}
-			cfg, err := config.Parse(nil, func(k string) string { return env[k] }, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(t.Context())
-			s, err := Start(ctx, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				cancel()
-				t.Fatal(err)
-			}
-			ran := make(chan error, 1)
-			go func() { ran <- s.Run(ctx) }()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-ran; err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			})
+			s, _ := runSidecar(t, testEnv(t, "CHRONOSHUB_PPROF", tt.pprof), nil)
 			base := "http://" + s.Addrs().Admin
 			get := func(path string) (int, []byte) {
 				t.Helper()

@@ -2,10 +2,8 @@ package sidecar
 
 import (
 	"bytes"
-	"context"
 	"flag"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,7 +18,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
 )
 
 // The alerting rules shipped with the Kubernetes examples.
@@ -119,43 +116,14 @@ func TestPrometheusRule(t *testing.T) {
 func TestAlertMetricsExist(t *testing.T) {
 	t.Parallel()
 	tool := promtool(t)
-	env := map[string]string{
-		"CHRONOSHUB_BASE_URL":          "https://chronoshub.invalid",
-		"CHRONOSHUB_API_KEY":           "test-api-key",
-		"CHRONOSHUB_WEBHOOK_SECRET":    "test-webhook-secret",
-		"CHRONOSHUB_WEBHOOK_PLAINTEXT": "true",
-		"CHRONOSHUB_WEBHOOK_ADDR":      "127.0.0.1:0",
-		"CHRONOSHUB_GRPC_ADDR":         "127.0.0.1:0",
-		"CHRONOSHUB_HTTP_ADDR":         "127.0.0.1:0",
-		"CHRONOSHUB_ADMIN_ADDR":        "127.0.0.1:0",
-		"CHRONOSHUB_DATA_DIR":          t.TempDir(),
-		"CHRONOSHUB_SHUTDOWN_GRACE":    "1s",
-	}
-	cfg, err := config.Parse(nil, func(k string) string { return env[k] }, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	s, err := Start(ctx, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ran := make(chan error, 1)
-	go func() { ran <- s.Run(ctx) }()
+	s, _ := runSidecar(t, testEnv(t), nil)
 	conn, err := grpc.NewClient("passthrough:///"+s.Addrs().GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-ran; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	t.Cleanup(func() { conn.Close() })
 	// A stream creates the subscription; it stays open until the end.
-	if _, err := sidecarv1.NewEventServiceClient(conn).StreamEvents(ctx, &sidecarv1.StreamEventsRequest{Subscription: "alerts"}); err != nil {
+	if _, err := sidecarv1.NewEventServiceClient(conn).StreamEvents(t.Context(), &sidecarv1.StreamEventsRequest{Subscription: "alerts"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -47,46 +46,13 @@ func TestBodyLimitsFitNATSMaxPayload(t *testing.T) {
 	c := natstest.Start(t, natstest.Options{Nodes: 1})
 	const secret = "test-webhook-secret"
 	env := func(extra ...string) func(string) string {
-		m := map[string]string{
-			"CHRONOSHUB_BASE_URL":          "https://chronoshub.invalid",
-			"CHRONOSHUB_API_KEY":           "test-api-key",
-			"CHRONOSHUB_WEBHOOK_SECRET":    secret,
-			"CHRONOSHUB_WEBHOOK_PLAINTEXT": "true",
-			"CHRONOSHUB_WEBHOOK_ADDR":      "127.0.0.1:0",
-			"CHRONOSHUB_GRPC_ADDR":         "127.0.0.1:0",
-			"CHRONOSHUB_HTTP_ADDR":         "127.0.0.1:0",
-			"CHRONOSHUB_ADMIN_ADDR":        "127.0.0.1:0",
-			"CHRONOSHUB_SHUTDOWN_GRACE":    "1s",
-			"CHRONOSHUB_NATS_URL":          c.URLs(),
-			"CHRONOSHUB_NATS_REPLICAS":     "1",
-		}
-		for i := 0; i+1 < len(extra); i += 2 {
-			m[extra[i]] = extra[i+1]
-		}
-		return func(k string) string { return m[k] }
+		return testEnv(t, append([]string{"CHRONOSHUB_NATS_URL", c.URLs(), "CHRONOSHUB_NATS_REPLICAS", "1", "CHRONOSHUB_DATA_DIR", ""}, extra...)...)
 	}
 	const room = 1<<20 - messageOverhead
 
 	t.Run("defaults fitted", func(t *testing.T) {
-		cfg, err := config.Parse(nil, env(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var logs lockedBuffer
-		ctx, cancel := context.WithCancel(t.Context())
-		s, err := Start(ctx, cfg, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-		if err != nil {
-			cancel()
-			t.Fatalf("Start against a server with the default max_payload = %v, want a start with fitted limits", err)
-		}
-		ran := make(chan error, 1)
-		go func() { ran <- s.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-ran; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
+		s, cfg := runSidecar(t, env(), slog.New(slog.NewJSONHandler(&logs, nil)))
 		if cfg.WebhookMaxBodyBytes != 1<<20 || cfg.MaxPayloadBytes != 1<<20 {
 			t.Errorf("Start changed the caller's Config: %d, %d", cfg.WebhookMaxBodyBytes, cfg.MaxPayloadBytes)
 		}
