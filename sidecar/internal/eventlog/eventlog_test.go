@@ -82,6 +82,15 @@ func streamWithEnd(t *testing.T, l *eventlog.Log, req eventlog.StreamRequest) (_
 		end <- result
 	}()
 	stop = func() error {
+		select {
+		case <-finished:
+			if ctx.Err() == nil && result != nil {
+				// Ended on its own: a test waiting for it to deliver
+				// would otherwise only say that nothing came.
+				t.Logf("Stream(%+v) ended on its own: %v", req, result)
+			}
+		default:
+		}
 		cancel()
 		select {
 		case <-finished:

@@ -85,16 +85,38 @@ var errConflict = errors.New("subscription record changed concurrently")
 // replica that has not applied the latest write yet, and a filter read
 // stale made a stream that had just widened the filter see the old one and
 // refuse itself as a mismatch (seen on the three-node test cluster).
+//
+// While the bucket has no leader (an election, or a bucket just created on a
+// cluster) nothing answers: it asks again for up to storeTimeout (or the
+// caller's shorter deadline), then fails, and the stream's caller may retry.
 func (l *Log) readRecord(ctx context.Context, name string) (subRecord, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	req, err := json.Marshal(struct {
 		LastBySubject string `json:"last_by_subj"`
 	}{"$KV." + SubscriptionsBucket + "." + name})
 	if err != nil {
 		return subRecord{}, 0, err
 	}
-	m, err := l.nc.RequestWithContext(ctx, l.apiPrefix+"STREAM.MSG.GET.KV_"+SubscriptionsBucket, req)
-	if err != nil {
-		return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
+	var m *nats.Msg
+	for {
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		m, err = l.nc.RequestWithContext(actx, l.apiPrefix+"STREAM.MSG.GET.KV_"+SubscriptionsBucket, req)
+		acancel()
+		if err == nil && !leaderless(m) {
+			break
+		}
+		if err == nil {
+			err = errors.New("the subscriptions bucket has no leader")
+		}
+		if ctx.Err() != nil || !(errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || m != nil) {
+			return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	var resp struct {
 		Message *struct {
@@ -131,6 +153,18 @@ func (l *Log) readRecord(ctx context.Context, name string) (subRecord, uint64, e
 	}
 	r.written = resp.Message.Time
 	return r, resp.Message.Seq, nil
+}
+
+// leaderless reports whether m is JetStream's 503 answer to an API request:
+// no leader to answer it for the moment.
+func leaderless(m *nats.Msg) bool {
+	if m.Header.Get("Status") == "503" {
+		return true
+	}
+	var resp struct {
+		Error *jetstream.APIError `json:"error"`
+	}
+	return json.Unmarshal(m.Data, &resp) == nil && resp.Error != nil && resp.Error.Code == 503
 }
 
 // jsErrNoMessageFound is JetStream's answer to a get of a subject with no
