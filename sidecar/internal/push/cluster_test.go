@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +45,19 @@ func TestClusterOneReplicaAtATime(t *testing.T) {
 	inFlight := map[string]int{}
 	got := map[string]int{}
 	var overlaps []string
+	// The first replica posts to a listener of its own, so that the app can
+	// hold its posts: the replica dies while one is held, before it could
+	// acknowledge it (with a post that merely took 20 ms, a loaded machine
+	// let it finish first, and nothing was handed over).
+	lis1 := listen(t)
+	var holding atomic.Bool
+	held := make(chan struct{}, 100)
+	release := make(chan struct{})
 	a := &app{answer: func(_ http.ResponseWriter, r *http.Request, _ int) {
+		if r.Host == lis1.Addr().String() && holding.Load() {
+			held <- struct{}{}
+			<-release
+		}
 		id := r.Header.Get(push.HeaderEventID)
 		mu.Lock()
 		if inFlight[id] > 0 {
@@ -60,9 +73,21 @@ func TestClusterOneReplicaAtATime(t *testing.T) {
 	}}
 	lis := listen(t)
 	a.serve(t, lis)
+	srv1 := &http.Server{Handler: a}
+	served1 := make(chan struct{})
+	go func() {
+		defer close(served1)
+		_ = srv1.Serve(lis1)
+	}()
+	t.Cleanup(func() {
+		srv1.Close()
+		<-served1
+	})
 	target := push.Target{Subscription: "p", URL: "http://" + lis.Addr().String(), Concurrency: 4}
+	target1 := target
+	target1.URL = "http://" + lis1.Addr().String()
 	ctx1, kill1 := context.WithCancel(context.Background())
-	p1, err := push.New(l1, target, push.Options{AckWait: opts.AckWait})
+	p1, err := push.New(l1, target1, push.Options{AckWait: opts.AckWait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,18 +104,21 @@ func TestClusterOneReplicaAtATime(t *testing.T) {
 
 	const n = 40
 	for i := range n {
-		e := eventlog.Event{ID: fmt.Sprint("e", i), Type: "manuscript.submitted", Payload: []byte(`{}`)}
-		if _, err := l2.Append(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
+		appendEvents(t, l2, fmt.Sprint("e", i))
 	}
 	waitFor(t, "a few events posted", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) >= 5
 	})
-	waitFor(t, "the first replica posting", func() bool { return p1.State().InFlight > 0 })
+	holding.Store(true)
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first replica posted nothing within 20s")
+	}
 	nc1.Close() // the replica dies: what it holds is settled by nobody
+	close(release)
 	waitFor(t, "every event posted", func() bool {
 		mu.Lock()
 		defer mu.Unlock()

@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -29,6 +30,11 @@ func TestTraceContext(t *testing.T) {
 		if _, err := l.Append(t.Context(), e); err != nil {
 			t.Fatal(err)
 		}
+		// settled waits for the acknowledgement floor to pass what was
+		// appended: without this count it could return before the new
+		// subscription counted its backlog, with nothing posted yet.
+		n, _ := appended.LoadOrStore(l, new(atomic.Uint64))
+		n.(*atomic.Uint64).Add(1)
 		a := &app{}
 		lis := listen(t)
 		a.serve(t, lis)
