@@ -199,6 +199,17 @@ func TestRetryWhileFirstAttemptInProcess(t *testing.T) {
 	waitFor(t, "retry waiting for the first attempt", func() bool {
 		select {
 		case r = <-retry:
+			// Either the retry did not wait, or the first attempt was
+			// stored before the followers stopped (a loaded machine):
+			// then its acknowledgement comes, and there was nothing in
+			// process to wait for.
+			select {
+			case <-firstAck.Ok():
+				if r.err == nil && r.dup {
+					t.Skip("the first attempt was stored before the followers were paused: nothing was in process")
+				}
+			case <-time.After(5 * time.Second):
+			}
 			t.Fatalf("retry's Append = %v, %v while the first attempt is in process; want it to wait for its outcome", r.dup, r.err)
 		default:
 		}
