@@ -399,7 +399,19 @@ func TestLeaderKilledWhileStreaming(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
 	nc, _ := c.Connect(t)
 	l := openOn(t, nc, eventlog.Options{Replicas: 3, CheckExisting: true, AckWait: 5 * time.Second, PollInterval: time.Second})
-	ch, _ := stream(t, l, eventlog.StreamRequest{Subscription: "k"})
+	// A stream that ends on its own during an election (a store call it
+	// needs got no answer) is opened again, as an app does on UNAVAILABLE.
+	ch, ended, _ := streamWithEnd(t, l, eventlog.StreamRequest{Subscription: "k"})
+	reopened := 0
+	reopen := func(err error) {
+		t.Helper()
+		if errors.Is(err, eventlog.ErrNotFound) || errors.Is(err, eventlog.ErrInvalid) {
+			t.Fatalf("Stream = %v", err)
+		}
+		reopened++
+		t.Logf("stream ended with %v; opening it again", err)
+		ch, ended, _ = streamWithEnd(t, l, eventlog.StreamRequest{Subscription: "k"})
+	}
 	waitSubscription(t, l, "k")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -446,6 +458,8 @@ func TestLeaderKilledWhileStreaming(t *testing.T) {
 		var gap time.Duration
 		for len(delivered) < want {
 			select {
+			case err := <-ended:
+				reopen(err)
 			case e := <-ch:
 				gap = max(gap, time.Since(lastAt))
 				lastAt = time.Now()
@@ -484,6 +498,8 @@ func TestLeaderKilledWhileStreaming(t *testing.T) {
 	for _, id := range ids {
 		for delivered[id] == 0 {
 			select {
+			case err := <-ended:
+				reopen(err)
 			case e := <-ch:
 				take(e)
 			case <-time.After(30 * time.Second):
@@ -506,7 +522,7 @@ func TestLeaderKilledWhileStreaming(t *testing.T) {
 	for _, n := range delivered {
 		again += n - 1
 	}
-	t.Logf("%d events answered, %d failed appends (retried by ChronosHub in production), %d failed acks, %d offered again", len(ids), failures.Load(), ackFailures, again)
+	t.Logf("%d events answered, %d failed appends (retried by ChronosHub in production), %d failed acks, %d offered again, stream opened again %d times", len(ids), failures.Load(), ackFailures, again, reopened)
 }
 
 // streamInfo returns the server name leading the event log's stream or the
