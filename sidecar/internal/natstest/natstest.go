@@ -326,7 +326,24 @@ func (c *Cluster) probe(ctx context.Context, i int) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthz: %s", resp.Status)
 	}
-	nc, err := nats.Connect(c.URL(i), append(c.tlsOptions(), nats.Timeout(2*time.Second), nats.NoReconnect())...)
+	// JetStream through this node, for the default account and for every
+	// account of the cluster: a test connecting as an account whose
+	// JetStream was not yet enabled here got "no responders" from its
+	// first API request.
+	for a := 0; a <= c.opts.Accounts; a++ {
+		opts := append(c.tlsOptions(), nats.Timeout(2*time.Second), nats.NoReconnect())
+		if a > 0 {
+			opts = append(opts, nats.UserInfo(accountUser(a), accountUser(a)))
+		}
+		if err := c.probeAccount(pctx, i, opts); err != nil {
+			return fmt.Errorf("account %d: %w", a, err)
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) probeAccount(ctx context.Context, i int, opts []nats.Option) error {
+	nc, err := nats.Connect(c.URL(i), opts...)
 	if err != nil {
 		return err
 	}
@@ -335,7 +352,7 @@ func (c *Cluster) probe(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	_, err = js.AccountInfo(pctx)
+	_, err = js.AccountInfo(ctx)
 	return err
 }
 

@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -33,8 +34,19 @@ func TestClusterOneReplicaAtATime(t *testing.T) {
 			t.Fatalf("Open = %v", err)
 		}
 		t.Cleanup(l.Close)
-		if err := l.Declare(ctx, []eventlog.Declaration{{Name: "p", Push: true}}, false); err != nil {
-			t.Fatalf("Declare = %v", err)
+		// As the sidecar does at start (startRetry), a Declare that fails
+		// while the new cluster settles (seen: "no responders available for
+		// request") is tried again.
+		for {
+			err := l.Declare(ctx, []eventlog.Declaration{{Name: "p", Push: true}}, false)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil || errors.Is(err, eventlog.ErrInvalid) {
+				t.Fatalf("Declare = %v", err)
+			}
+			t.Logf("Declare = %v; trying again", err)
+			time.Sleep(100 * time.Millisecond)
 		}
 		return l, nc
 	}
