@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -94,7 +95,9 @@ func startGateway(t *testing.T, svc sidecarv1.EventServiceServer, opts Options, 
 		// Stop first: it cancels streams a test left open, which ends the
 		// HTTP handlers that ts.Close waits for.
 		gs.Stop()
-		if err := <-served; err != nil {
+		// ErrServerStopped: Stop came before the Serve goroutine ran (a test
+		// that the gateway answered alone, on a loaded machine).
+		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			t.Errorf("gRPC Serve: %v", err)
 		}
 		if err := conn.Close(); err != nil {

@@ -641,7 +641,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	g.Go(serveHTTP(webhookSrv, webhookLis, s.cert != nil))
 	g.Go(serveHTTP(httpSrv, s.httpLis, false))
 	g.Go(serveHTTP(adminSrv, s.adminLis, false))
-	g.Go(func() error { return s.grpcSrv.Serve(s.grpcLis) })
+	g.Go(serveGRPC(s.grpcSrv, s.grpcLis))
 
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
@@ -736,6 +736,18 @@ func serveHTTP(srv *http.Server, lis net.Listener, tlsOn bool) func() error {
 			return nil
 		}
 		return err
+	}
+}
+
+// serveGRPC returns a function that serves srv on lis until it is stopped.
+// A stop that comes before Serve runs (a shutdown right after the start)
+// is no error: Serve then returns grpc.ErrServerStopped at once.
+func serveGRPC(srv *grpc.Server, lis net.Listener) func() error {
+	return func() error {
+		if err := srv.Serve(lis); !errors.Is(err, grpc.ErrServerStopped) {
+			return err
+		}
+		return nil
 	}
 }
 
