@@ -1,13 +1,16 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -232,6 +235,24 @@ func testSendIdempotent(t *testing.T, b backend) {
 	}
 }
 
+// lockedLog is a log destination safe for concurrent writers.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
 func testSendConcurrentSameKey(t *testing.T, b backend) {
 	hub := newChronosHub(t)
 	arrived := make(chan struct{}, 10)
@@ -339,7 +360,11 @@ func testEnqueueDelivered(t *testing.T, b backend) {
 	hub := newChronosHub(t)
 	st := b.open(t)
 	oc := make(outcomes, 10)
-	o := openOutbox(t, st, hub.client(t, 1), Options{OnOutcome: oc.hook})
+	// A post whose outcome the store could not record in time (a cluster
+	// under load) is posted again after its lease, as documented (at least
+	// once): the log says so, and only such a post may be repeated.
+	logs := &lockedLog{}
+	o := openOutbox(t, st, hub.client(t, 1), Options{OnOutcome: oc.hook, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if oldest, err := o.Oldest(t.Context()); err != nil || !oldest.IsZero() {
 		t.Errorf("Oldest of an empty queue = %v, %v; want zero", oldest, err)
 	}
@@ -370,12 +395,14 @@ func testEnqueueDelivered(t *testing.T, b backend) {
 	run(t, o)
 	oc.wait(t, 3)
 
+	waitEmpty(t, o)
 	_, accepted := hub.counts()
+	repeats := strings.Count(logs.String(), "record outcome of queued event; it will be sent again")
 	for i, key := range keys {
 		rec, err := o.Get(t.Context(), key)
 		ids := accepted[fmt.Sprintf(`{"n":%d}`, i)]
-		if err != nil || rec.State != Accepted || len(ids) != 1 || rec.EventID != ids[0] {
-			t.Errorf("Get(%q) = %+v, %v; want Accepted with the one eventId of %v", key, rec, err, ids)
+		if err != nil || rec.State != Accepted || len(ids) < 1 || len(ids) > 1+repeats || !slices.Contains(ids, rec.EventID) {
+			t.Errorf("Get(%q) = %+v, %v; want Accepted with the eventId of %v (%d outcomes not recorded in time); log:\n%s", key, rec, err, ids, repeats, logs)
 		}
 	}
 	waitEmpty(t, o)
@@ -386,10 +413,11 @@ func testEnqueueDelivered(t *testing.T, b backend) {
 	if rec, err := o.Send(t.Context(), "t", []byte(`{"n":0}`), "k0"); err != nil || rec.State != Accepted {
 		t.Errorf("Send(k0) = %+v, %v; want Accepted", rec, err)
 	}
-	if n, _ := hub.counts(); n != 3 {
-		t.Errorf("ChronosHub got %d requests, want 3", n)
+	if n, _ := hub.counts(); n < 3 || n > 3+repeats {
+		t.Errorf("ChronosHub got %d requests, want 3 (and one more for each of the %d outcomes not recorded in time)", n, repeats)
 	}
 }
+
 
 // TestEnqueueSurvivesHardRestart stops the NATS server while an event is being sent, without
 // draining, and checks that a new Outbox on the same store delivers every event: once, except
