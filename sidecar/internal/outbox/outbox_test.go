@@ -418,7 +418,6 @@ func testEnqueueDelivered(t *testing.T, b backend) {
 	}
 }
 
-
 // TestEnqueueSurvivesHardRestart stops the NATS server while an event is being sent, without
 // draining, and checks that a new Outbox on the same store delivers every event: once, except
 // the one whose answer was lost in the crash, which is the documented duplicate.
