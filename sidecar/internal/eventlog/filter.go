@@ -98,26 +98,6 @@ func (l *Log) readRecord(ctx context.Context, name string) (subRecord, uint64, e
 	if err != nil {
 		return subRecord{}, 0, err
 	}
-	var m *nats.Msg
-	for {
-		actx, acancel := context.WithTimeout(ctx, time.Second)
-		m, err = l.nc.RequestWithContext(actx, l.apiPrefix+"STREAM.MSG.GET.KV_"+SubscriptionsBucket, req)
-		acancel()
-		if err == nil && !leaderless(m) {
-			break
-		}
-		if err == nil {
-			err = errors.New("the subscriptions bucket has no leader")
-		}
-		if ctx.Err() != nil || !(errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || m != nil) {
-			return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 	var resp struct {
 		Message *struct {
 			Seq     uint64    `json:"seq"`
@@ -127,8 +107,33 @@ func (l *Log) readRecord(ctx context.Context, name string) (subRecord, uint64, e
 		} `json:"message"`
 		Error *jetstream.APIError `json:"error"`
 	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
+	for {
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		m, err := l.nc.RequestWithContext(actx, l.apiPrefix+"STREAM.MSG.GET.KV_"+SubscriptionsBucket, req)
+		acancel()
+		switch {
+		case err == nil:
+			resp.Message, resp.Error = nil, nil
+			if err := json.Unmarshal(m.Data, &resp); err != nil {
+				return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
+			}
+			if resp.Error == nil || resp.Error.Code != 503 {
+				break
+			}
+			err = errors.New("the subscriptions bucket has no leader")
+			fallthrough
+		case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded):
+			// Nothing answered for the moment: ask again.
+			select {
+			case <-ctx.Done():
+				return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		default:
+			return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
+		}
+		break
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrorCode == jsErrNoMessageFound:
@@ -153,18 +158,6 @@ func (l *Log) readRecord(ctx context.Context, name string) (subRecord, uint64, e
 	}
 	r.written = resp.Message.Time
 	return r, resp.Message.Seq, nil
-}
-
-// leaderless reports whether m is JetStream's 503 answer to an API request:
-// no leader to answer it for the moment.
-func leaderless(m *nats.Msg) bool {
-	if m.Header.Get("Status") == "503" {
-		return true
-	}
-	var resp struct {
-		Error *jetstream.APIError `json:"error"`
-	}
-	return json.Unmarshal(m.Data, &resp) == nil && resp.Error != nil && resp.Error.Code == 503
 }
 
 // jsErrNoMessageFound is JetStream's answer to a get of a subject with no
