@@ -419,6 +419,12 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 		// server sends (events up to the webhook's body limit, pages of
 		// dead letters) is not capped: grpc-go's default.
 		grpc.MaxRecvMsgSize(max(4<<20, int(cfg.MaxPayloadBytes)+messageOverhead)),
+		// Each RPC on a goroutine of a pool keeps the stack it grew:
+		// a new goroutine per call (gRPC's default) grows and copies its
+		// stack on every SendEvent and AckEvents (12 % of the CPU of 8
+		// SendEvent callers). A stream holds its worker while open; with
+		// all busy, gRPC falls back to a goroutine per call.
+		grpc.NumStreamWorkers(grpcWorkers),
 	}, opts...)...)
 	sidecarv1.RegisterEventServiceServer(s.grpcSrv, s.svc)
 	s.health = health.NewServer()
@@ -427,6 +433,12 @@ func (s *Sidecar) buildServices(ctx context.Context) error {
 	reflection.Register(s.grpcSrv)
 	return nil
 }
+
+// grpcWorkers is the app-facing server's pool of goroutines for RPCs
+// (make bench: SendEvent with 8 callers 0.86× the minimal forwarder without
+// it, 0.97× with it; 100 subscriptions' end-to-end p99 25 ms, 18 ms with
+// it; idle RSS 0.4 MiB more).
+const grpcWorkers = 256
 
 // bind binds every listener, reporting every one that fails.
 func (s *Sidecar) bind() error {
