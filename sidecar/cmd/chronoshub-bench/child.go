@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -40,6 +41,9 @@ const childBaseline = "_baseline"
 //     sidecar's own proto (EventService.StreamEvents and AckEvents), streams
 //     it to the app with the same in-flight window and acks (end to end,
 //     stream drain). No signature, no store, no dedupe.
+//   - the same over JetStream (-pipeline -store jetstream, stream drain):
+//     the log is an embedded JetStream stream (jsLog), so that the drain's
+//     ratio can be split into the store's share and the sidecar's.
 //
 // The HTTPS server has the webhook listener's settings (timeouts, header
 // limit, connection cap) from package webhook's NewHTTPServer, so that the
@@ -191,6 +195,7 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	certFile := fs.String("cert", "", "certificate")
 	keyFile := fs.String("key", "", "key")
 	pipeline := fs.Bool("pipeline", false, "also hand each body to an in-memory log streamed over gRPC")
+	store := fs.String("store", "memory", "the pipeline's log: memory, or jetstream (an embedded JetStream stream, acks confirmed)")
 	forward := fs.String("forward", "", "instead of the pipeline, serve the minimal SendEvent over gRPC, posting to this ChronosHub base URL")
 	apiKey := fs.String("api-key", "", "the API key the minimal SendEvent sends")
 	if err := fs.Parse(args); err != nil {
@@ -211,8 +216,20 @@ func runBaselineChild(ctx context.Context, args []string, stdin io.Reader, stdou
 		if err != nil {
 			return err
 		}
-		log := newMemLog(n)
-		sink, svc = log.append, log
+		switch *store {
+		case "memory":
+			log := newMemLog(n)
+			sink, svc = log.append, log
+		case "jetstream":
+			log, err := newJSLog(n)
+			if err != nil {
+				return err
+			}
+			defer log.close()
+			sink, svc = log.append, log
+		default:
+			return fmt.Errorf("-store %q: want memory or jetstream", *store)
+		}
 	case *forward != "":
 		svc = &forwarder{url: *forward, apiKey: *apiKey, client: directClient(64)}
 	}

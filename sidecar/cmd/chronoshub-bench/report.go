@@ -573,12 +573,25 @@ func (r *results) mdStream(p printer) {
 	p("%s events preloaded through the webhook listener, then drained by one gRPC consumer on a new", formatRate(float64(r.Cfg.StreamEvents)))
 	p("subscription per round (from the oldest event), acknowledging everything with batched `AckEvents`;")
 	p("timed from `StreamEvents` to the last acknowledgement confirmed. The baseline is the minimal pipeline")
-	p("of section 2 draining the same number of events from memory to the same consumer.")
+	p("of section 2 draining the same number of events from memory to the same consumer. The minimal")
+	p("pipeline *over JetStream* is the same service with its log in an embedded JetStream stream (the")
+	p("sidecar's embedded server, fsync every second) and a durable pull consumer per subscription whose")
+	p("acks JetStream confirms before `AckEvents` returns: the store's cost without the sidecar's.")
 	p("")
-	table(p, "", "events/s", "ids per `AckEvents`")
-	row(p, "minimal pipeline", fmtRuns(r.StreamBase, formatRate), "")
-	row(p, "sidecar", fmtRuns(r.StreamRate, formatRate), fmtRuns(r.StreamAcks, fmtOne))
-	row(p, "ratio, per round", fmtRuns(r.StreamRatio, fmtRatio), "")
+	table(p, "", "events/s", "ratio to the minimal pipeline, per round", "ratio to it over JetStream, per round", "ids per `AckEvents`")
+	row(p, "minimal pipeline", fmtRuns(r.StreamBase, formatRate), "1", "", "")
+	if len(r.StreamJS) > 0 {
+		row(p, "minimal pipeline over JetStream", fmtRuns(r.StreamJS, formatRate), fmtRuns(r.StreamJSRatio, fmtRatio), "1", "")
+	}
+	row(p, "sidecar", fmtRuns(r.StreamRate, formatRate), fmtRuns(r.StreamRatio, fmtRatio), fmtRuns(r.StreamOverJS, fmtRatio), fmtRuns(r.StreamAcks, fmtOne))
+	if js := summarizeRuns(r.StreamJSRatio); len(r.StreamJSRatio) > 0 {
+		p("")
+		if js.Max < 0.5 {
+			p("The store alone drains at %s the minimal pipeline's rate: no pipeline on this store reaches the 0.5× target in this run.", fmtFig(js, fmtRatio))
+		} else {
+			p("The store alone drains at %s the minimal pipeline's rate; the sidecar at %s the store's.", fmtFig(js, fmtRatio), fmtRuns(r.StreamOverJS, fmtRatio))
+		}
+	}
 }
 
 func (r *results) mdFootprint(p printer) {

@@ -171,6 +171,7 @@ func TestMarkdown(t *testing.T) {
 	r.Ingest[ingestKey(srvSidecar1s, modeKeepAlive)] = runs(8000, 9600, 8250)
 	r.IngestRatio[ingestKey(srvSidecar1s, modeKeepAlive)] = []float64{0.8, 0.8, 0.75}
 	r.StreamBase, r.StreamRate, r.StreamRatio, r.StreamAcks = []float64{1000, 2000, 3000}, []float64{500, 700, 600}, []float64{0.5, 0.35, 0.2}, []float64{10, 10, 10}
+	r.StreamJS, r.StreamJSRatio, r.StreamOverJS = []float64{800, 900, 1200}, []float64{0.8, 0.45, 0.4}, []float64{0.6, 0.78, 0.5}
 	r.SubSteps = []subStep{{Subs: 1, P99: []float64{2, 4, 3}}, {Subs: 100, P99: []float64{5, 20, 6}}}
 	r.LogSteps = []logStep{{Events: 1_000_000, Startup: []float64{800, 900, 700}, Recovery: []float64{950, 1200, 600}}}
 	md := r.markdown()
@@ -184,8 +185,10 @@ func TestMarkdown(t *testing.T) {
 		"| Idle RSS < 64 MiB | n/a | not measured |",
 		"| sidecar, `CHRONOSHUB_SYNC=1s` | keep-alive | 8,250 (8,000–9,600) | 0.80× (0.75×–0.80×) | slower | 1.00 | 4.00 | 9.00 | 0 |",
 		"| bare Go HTTPS | keep-alive | 11,000 (10,000–12,000) | 1 | | 1.00 | 4.00 | 9.00 | 0 |",
-		"| sidecar | 600 (500–700) | 10.0 |",
-		"| ratio, per round | 0.35× (0.20×–0.50×) | |",
+		"| sidecar | 600 (500–700) | 0.35× (0.20×–0.50×) | 0.60× (0.50×–0.78×) | 10.0 |",
+		"| minimal pipeline over JetStream | 900 (800–1,200) | 0.45× (0.40×–0.80×) | 1 | |",
+		// The store's range reaches 0.5×: no claim that the target is out of reach.
+		"The store alone drains at 0.45× (0.40×–0.80×) the minimal pipeline's rate; the sidecar at 0.60× (0.50×–0.78×) the store's.",
 		"- end-to-end p99: no step more than doubles the previous one (largest step: 2.00× at 100).",
 	} {
 		if !strings.Contains(md, "\n"+want+"\n") {

@@ -48,7 +48,12 @@ type results struct {
 	StreamRate  []float64 // events/s
 	StreamBase  []float64 // the minimal pipeline's events/s
 	StreamRatio []float64 // per round
-	StreamAcks  []float64 // ids per AckEvents call
+	// The minimal pipeline over JetStream: its events/s, its ratio to the
+	// in-memory one and the sidecar's ratio to it, per round.
+	StreamJS      []float64
+	StreamJSRatio []float64
+	StreamOverJS  []float64
+	StreamAcks    []float64 // ids per AckEvents call
 
 	BacklogEnqueue    time.Duration
 	BacklogHeldAtGate int64

@@ -21,8 +21,13 @@ func (h *harness) benchStream(ctx context.Context) error {
 		return err
 	}
 	defer base.stop()
+	jsBase, err := h.startChild(ctx, "-pipeline", "-store", "jetstream")
+	if err != nil {
+		return err
+	}
+	defer jsBase.stop()
 	h.logf("preloading %d events into each", h.cfg.StreamEvents)
-	for _, url := range []string{p.url(), base.url()} {
+	for _, url := range []string{p.url(), base.url(), jsBase.url()} {
 		if _, err := h.ingestN(ctx, url, h.cfg.StreamEvents); err != nil {
 			return err
 		}
@@ -50,15 +55,22 @@ func (h *harness) benchStream(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("minimal pipeline: %w", err)
 		}
+		jsRate, _, err := drain(jsBase.GRPC, round)
+		if err != nil {
+			return fmt.Errorf("minimal pipeline over JetStream: %w", err)
+		}
 		rate, ids, err := drain(p.GRPC, round)
 		if err != nil {
 			return err
 		}
 		h.res.StreamBase = append(h.res.StreamBase, baseRate)
+		h.res.StreamJS = append(h.res.StreamJS, jsRate)
+		h.res.StreamJSRatio = append(h.res.StreamJSRatio, jsRate/baseRate)
 		h.res.StreamRate = append(h.res.StreamRate, rate)
 		h.res.StreamRatio = append(h.res.StreamRatio, rate/baseRate)
+		h.res.StreamOverJS = append(h.res.StreamOverJS, rate/jsRate)
 		h.res.StreamAcks = append(h.res.StreamAcks, ids)
-		h.logf("round %d  drained %d events: sidecar %.0f events/s (%.1f ids per AckEvents), minimal pipeline %.0f events/s", round+1, h.cfg.StreamEvents, rate, ids, baseRate)
+		h.logf("round %d  drained %d events: sidecar %.0f events/s (%.1f ids per AckEvents), minimal pipeline %.0f events/s, over JetStream %.0f events/s", round+1, h.cfg.StreamEvents, rate, ids, baseRate, jsRate)
 	}
 	return nil
 }
