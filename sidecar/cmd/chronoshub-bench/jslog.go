@@ -71,13 +71,18 @@ func (l *jsLog) append(payload []byte) {
 	_, _ = l.emb.JetStream().Publish(ctx, jsLogSubject, payload)
 }
 
-// StreamEvents sends the subscription's events from the oldest, holding at
+// StreamEvents sends the subscription's events from the oldest (or the next
+// one, with START_POSITION_NOW), holding at
 // most maxInFlight unacknowledged.
 func (l *jsLog) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) error {
 	ctx := stream.Context()
 	sub := req.GetSubscription()
+	deliver := jetstream.DeliverAllPolicy
+	if req.GetStartPosition() == sidecarv1.StartPosition_START_POSITION_NOW {
+		deliver = jetstream.DeliverNewPolicy
+	}
 	cons, err := l.emb.JetStream().CreateOrUpdateConsumer(ctx, "BENCH", jetstream.ConsumerConfig{
-		Durable: sub, AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1000, AckWait: 30 * time.Second,
+		Durable: sub, AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1000, AckWait: 30 * time.Second, DeliverPolicy: deliver,
 	})
 	if err != nil {
 		return status.Error(codes.Unavailable, err.Error())

@@ -168,12 +168,17 @@ func minus(a, b float64) float64 { return a - b }
 // fanOutRatio is, run by run, the end-to-end p99 with subs subscriptions
 // over the p99 with one; none when either was not measured.
 func (r *results) fanOutRatio(subs int) []float64 {
+	return r.fanOutRatioOf(subs, func(s subStep) []float64 { return s.P99 })
+}
+
+// fanOutRatioOf is fanOutRatio of the p99s that p99 picks from a step.
+func (r *results) fanOutRatioOf(subs int, p99 func(subStep) []float64) []float64 {
 	one := slices.IndexFunc(r.SubSteps, func(s subStep) bool { return s.Subs == 1 })
 	many := slices.IndexFunc(r.SubSteps, func(s subStep) bool { return s.Subs == subs })
 	if one < 0 || many < 0 {
 		return nil
 	}
-	return pairwise(r.SubSteps[many].P99, r.SubSteps[one].P99, ratio)
+	return pairwise(p99(r.SubSteps[many]), p99(r.SubSteps[one]), ratio)
 }
 
 // dedupeStart is the slower of startup and recovery, run by run, on the
@@ -687,12 +692,15 @@ func (r *results) mdScale(p printer) {
 		p("connection, each acking as in section 2) and receives every event; %s webhooks/s are offered, so the", formatRate(float64(c.ScaleRate)))
 		p("sidecar delivers subscriptions × that rate. Latency is over every receipt of every subscription.")
 		p("")
-		table(p, "subscriptions", "receipts/s", "end-to-end p99 ms", "peak RSS")
+		table(p, "subscriptions", "receipts/s", "end-to-end p99 ms", "peak RSS", "minimal pipeline over JetStream: end-to-end p99 ms")
 		for _, s := range r.SubSteps {
-			row(p, formatRate(float64(s.Subs)), fmtRuns(s.Received, formatRate), fmtRuns(s.P99, fmtMs), fmtRuns(s.RSS, fmtMiB))
+			row(p, formatRate(float64(s.Subs)), fmtRuns(s.Received, formatRate), fmtRuns(s.P99, fmtMs), fmtRuns(s.RSS, fmtMiB), fmtRuns(s.JSP99, fmtMs))
 		}
 		p("")
 		p.bends(r.subCurves())
+		if js := summarizeRuns(r.fanOutRatioOf(targetFanOutSubs, func(s subStep) []float64 { return s.JSP99 })); !isNaN(js.Median) {
+			p("- the minimal pipeline over JetStream (section 5: the store's own consumers and acks, nothing of the sidecar's): p99 with %d subscriptions %s its p99 with one, per round.", targetFanOutSubs, fmtFig(js, fmtRatio))
+		}
 		p("")
 		p("![scale with subscriptions](%s)", chartScaleSubs)
 	}

@@ -172,7 +172,7 @@ func TestMarkdown(t *testing.T) {
 	r.IngestRatio[ingestKey(srvSidecar1s, modeKeepAlive)] = []float64{0.8, 0.8, 0.75}
 	r.StreamBase, r.StreamRate, r.StreamRatio, r.StreamAcks = []float64{1000, 2000, 3000}, []float64{500, 700, 600}, []float64{0.5, 0.35, 0.2}, []float64{10, 10, 10}
 	r.StreamJS, r.StreamJSRatio, r.StreamOverJS = []float64{800, 900, 1200}, []float64{0.8, 0.45, 0.4}, []float64{0.6, 0.78, 0.5}
-	r.SubSteps = []subStep{{Subs: 1, P99: []float64{2, 4, 3}}, {Subs: 100, P99: []float64{5, 20, 6}}}
+	r.SubSteps = []subStep{{Subs: 1, P99: []float64{2, 4, 3}, JSP99: []float64{1, 2, 2}}, {Subs: 100, P99: []float64{5, 20, 6}, JSP99: []float64{4, 12, 5}}}
 	r.LogSteps = []logStep{{Events: 1_000_000, Startup: []float64{800, 900, 700}, Recovery: []float64{950, 1200, 600}}}
 	md := r.markdown()
 	for _, want := range []string{
@@ -190,6 +190,8 @@ func TestMarkdown(t *testing.T) {
 		// The store's range reaches 0.5×: no claim that the target is out of reach.
 		"The store alone drains at 0.45× (0.40×–0.80×) the minimal pipeline's rate; the sidecar at 0.60× (0.50×–0.78×) the store's.",
 		"- end-to-end p99: no step more than doubles the previous one (largest step: 2.00× at 100).",
+		// Per round: 4/1, 12/2, 5/2.
+		"- the minimal pipeline over JetStream (section 5: the store's own consumers and acks, nothing of the sidecar's): p99 with 100 subscriptions 4.00× (2.50×–6.00×) its p99 with one, per round.",
 	} {
 		if !strings.Contains(md, "\n"+want+"\n") {
 			t.Errorf("markdown has no line %q", want)

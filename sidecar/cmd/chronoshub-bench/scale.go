@@ -32,6 +32,9 @@ type subStep struct {
 	Subs     int
 	P99, RSS []float64
 	Received []float64 // receipts per second over all streams
+	// JSP99 is the minimal pipeline over JetStream's end-to-end p99 with
+	// as many subscriptions (jsLog).
+	JSP99 []float64
 }
 
 // benchScale measures how cost grows with the log's size and with the
@@ -151,6 +154,9 @@ func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
 	}
 	h.measureApp(ctx, p, a, h.cfg.ScaleRate, &st.P99, &st.RSS, &st.Received)
 	h.logf("subscriptions %d: e2e p99 %s ms, RSS %s", k, fmtRuns(st.P99, fmtMs), fmtRuns(st.RSS, fmtMiB))
+	if err := h.scaleSubsOverJetStream(ctx, &st, subs); err != nil {
+		return st, fmt.Errorf("minimal pipeline over JetStream: %w", err)
+	}
 	if k == targetFanOutSubs && h.cfg.Profile {
 		// Where the fan-out target's time goes: one more run, profiled
 		// (the measured ones are not).
@@ -165,6 +171,29 @@ func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
 		h.res.Profiles = append(h.res.Profiles, pr)
 	}
 	return st, nil
+}
+
+// scaleSubsOverJetStream measures the same load on the minimal pipeline over
+// JetStream, whose subscriptions are JetStream consumers as the sidecar's
+// are: what the curve owes to the store.
+func (h *harness) scaleSubsOverJetStream(ctx context.Context, st *subStep, subs []string) error {
+	base, err := h.startChild(ctx, "-pipeline", "-store", "jetstream")
+	if err != nil {
+		return err
+	}
+	defer base.stop()
+	a, err := h.openApp(ctx, base, true, subs...)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if err := h.warmUp(ctx, a); err != nil {
+		return err
+	}
+	var rss, received []float64
+	h.measureApp(ctx, base, a, h.cfg.ScaleRate, &st.JSP99, &rss, &received)
+	h.logf("subscriptions %d, minimal pipeline over JetStream: e2e p99 %s ms", st.Subs, fmtRuns(st.JSP99, fmtMs))
+	return nil
 }
 
 // dedupeFuncs are the functions of the NATS server that allocate its
