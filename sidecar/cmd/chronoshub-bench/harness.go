@@ -34,6 +34,7 @@ var sections = []section{
 	{"send", (*harness).benchSend},
 	{"footprint", (*harness).benchFootprint},
 	{"stream", (*harness).benchStream},
+	{"push", (*harness).benchPush},
 	{"backlog", (*harness).benchBacklog},
 	{"cluster", (*harness).benchCluster},
 	{"scale", (*harness).benchScale},

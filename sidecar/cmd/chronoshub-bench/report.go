@@ -132,6 +132,7 @@ func (r *results) targets() []target {
 		newTarget("Group commit: end-to-end p99 at "+rate+"/s with `SYNC=always` ≤ 2× `SYNC=1s`'s", summarizeRuns(r.AlwaysP99Ratio), fmtRatio, "", atMost(2), profE2E),
 		newTarget("End to end at 1,000 events/s: p99 ≤ 1.5× the minimal pipeline's", summarizeRuns(r.E2ERatio[e2eRatioKey(targetE2ERate, "p99")]), fmtRatio, "", atMost(1.5), profE2E),
 		newTarget("Stream drain ≥ 0.5× the minimal pipeline's events/s", summarizeRuns(r.StreamRatio), fmtRatio, "", atLeast(0.5), profStream),
+		newTarget("Push delivery (concurrency 1): end-to-end p99 at 1,000 events/s ≤ 1.5× the gRPC stream's on the same sidecar", summarizeRuns(r.PushP99Ratio), fmtRatio, "", atMost(1.5), ""),
 		newTarget("Cluster (R3): end-to-end p99 at "+rate+"/s ≤ 2.5× the embedded store's", summarizeRuns(r.ClusterP99Ratio), fmtRatio, "", atMost(2.5), ""),
 		newTarget("Cluster (R3): keep-alive ingest ≥ 0.6× the embedded store's", summarizeRuns(r.ClusterIngestRatio), fmtRatio, "", atLeast(0.6), ""),
 		newTarget(fmt.Sprintf("Fan-out: end-to-end p99 with %d subscriptions ≤ 3× with one", targetFanOutSubs), summarizeRuns(r.fanOutRatio(targetFanOutSubs)), fmtRatio, "", atMost(3), profFanOut),
@@ -395,7 +396,7 @@ func (r *results) markdown() string {
 	for _, t := range r.targets() {
 		row(p, t.Name, t.Figure, t.Result)
 	}
-	for _, md := range []func(printer){r.mdIngest, r.mdE2E, r.mdSend, r.mdBacklog, r.mdCluster, r.mdStream, r.mdFootprint, r.mdScale, r.mdProfiles} {
+	for _, md := range []func(printer){r.mdIngest, r.mdE2E, r.mdSend, r.mdBacklog, r.mdCluster, r.mdStream, r.mdPush, r.mdFootprint, r.mdScale, r.mdProfiles} {
 		md(p)
 	}
 	heading(p, "## Method")
@@ -598,6 +599,27 @@ func (r *results) mdStream(p printer) {
 		}
 	}
 }
+
+func (r *results) mdPush(p printer) {
+	if len(r.PushP99) == 0 {
+		return
+	}
+	heading(p, "## 5b. Push delivery beside the gRPC stream")
+	p("One sidecar (`SYNC=1s`) with two subscriptions on every event: a declared push subscription")
+	p("(`concurrency` 1, the default: strict order) that POSTs each event to a local HTTP endpoint answering")
+	p("204, and a stream subscription with the app of section 2. Each round offers %s webhooks/s to both at", formatRate(targetE2ERate))
+	p("once (latency from the webhook's scheduled send time to the endpoint's handler or the app's `Recv`),")
+	p("then stores a backlog of %s events while the stream is closed and the endpoint holds the one POST", formatRate(float64(r.pushDrainEvents())))
+	p("sent meanwhile, and times its delivery by push (from the endpoint's release to the last POST")
+	p("answered) and then by the stream (from `StreamEvents` to the last acknowledgement confirmed).")
+	p("")
+	table(p, "", "push", "gRPC stream", "push ÷ stream, per round")
+	row(p, fmt.Sprintf("end-to-end p99 ms at %s/s", formatRate(targetE2ERate)), fmtRuns(r.PushP99, fmtMs), fmtRuns(r.PushStreamP99, fmtMs), fmtRuns(r.PushP99Ratio, fmtRatio))
+	row(p, "backlog drain, events/s", fmtRuns(r.PushDrain, formatRate), fmtRuns(r.PushStreamDrain, formatRate), fmtRuns(r.PushDrainRatio, fmtRatio))
+}
+
+// pushDrainEvents is the backlog each round of the push section drains.
+func (r *results) pushDrainEvents() int { return min(r.Cfg.StreamEvents, 5000) }
 
 func (r *results) mdFootprint(p printer) {
 	if len(r.Startup) == 0 && r.BinSize == 0 {

@@ -172,6 +172,8 @@ func TestMarkdown(t *testing.T) {
 	r.IngestRatio[ingestKey(srvSidecar1s, modeKeepAlive)] = []float64{0.8, 0.8, 0.75}
 	r.StreamBase, r.StreamRate, r.StreamRatio, r.StreamAcks = []float64{1000, 2000, 3000}, []float64{500, 700, 600}, []float64{0.5, 0.35, 0.2}, []float64{10, 10, 10}
 	r.StreamJS, r.StreamJSRatio, r.StreamOverJS = []float64{800, 900, 1200}, []float64{0.8, 0.45, 0.4}, []float64{0.6, 0.78, 0.5}
+	r.PushP99, r.PushStreamP99, r.PushP99Ratio = []float64{3, 4, 5}, []float64{2, 2, 2}, []float64{1.5, 2, 2.5}
+	r.PushDrain, r.PushStreamDrain, r.PushDrainRatio = []float64{5000, 6000, 4000}, []float64{50000, 60000, 40000}, []float64{0.1, 0.1, 0.1}
 	r.SubSteps = []subStep{{Subs: 1, P99: []float64{2, 4, 3}, JSP99: []float64{1, 2, 2}}, {Subs: 100, P99: []float64{5, 20, 6}, JSP99: []float64{4, 12, 5}}}
 	r.LogSteps = []logStep{{Events: 1_000_000, Startup: []float64{800, 900, 700}, Recovery: []float64{950, 1200, 600}}}
 	md := r.markdown()
@@ -183,6 +185,9 @@ func TestMarkdown(t *testing.T) {
 		// Per round, the slower of startup and recovery: 950, 1,200, 700.
 		"| Duplicate window: startup and recovery with 1,000,000 events in it < 1 s | 950.0 (700.0–1200.0) ms with 1,000,000 events (startup 800.0 (700.0–900.0) ms, recovery 950.0 (600.0–1200.0) ms) | undecided: the range straddles the target |",
 		"| Idle RSS < 64 MiB | n/a | not measured |",
+		"| Push delivery (concurrency 1): end-to-end p99 at 1,000 events/s ≤ 1.5× the gRPC stream's on the same sidecar | 2.00× (1.50×–2.50×) | undecided: the range straddles the target |",
+		"| end-to-end p99 ms at 1,000/s | 4.00 (3.00–5.00) | 2.00 | 2.00× (1.50×–2.50×) |",
+		"| backlog drain, events/s | 5,000 (4,000–6,000) | 50,000 (40,000–60,000) | 0.10× |",
 		"| sidecar, `CHRONOSHUB_SYNC=1s` | keep-alive | 8,250 (8,000–9,600) | 0.80× (0.75×–0.80×) | slower | 1.00 | 4.00 | 9.00 | 0 |",
 		"| bare Go HTTPS | keep-alive | 11,000 (10,000–12,000) | 1 | | 1.00 | 4.00 | 9.00 | 0 |",
 		"| sidecar | 600 (500–700) | 0.35× (0.20×–0.50×) | 0.60× (0.50×–0.78×) | 10.0 |",

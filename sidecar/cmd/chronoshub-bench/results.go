@@ -55,6 +55,13 @@ type results struct {
 	StreamOverJS  []float64
 	StreamAcks    []float64 // ids per AckEvents call
 
+	// Push delivery beside the gRPC stream on one sidecar, per round: the
+	// end-to-end p99 (ms) of each at the end-to-end target's rate and push's
+	// over the stream's, and the events/s each drains a backlog at and
+	// push's over the stream's.
+	PushP99, PushStreamP99, PushP99Ratio       []float64
+	PushDrain, PushStreamDrain, PushDrainRatio []float64
+
 	BacklogEnqueue    time.Duration
 	BacklogHeldAtGate int64
 	BacklogAccepted   int
