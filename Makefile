@@ -4,7 +4,7 @@ GO          ?= go
 TOOLS       := $(GO) tool -modfile=tools/go.mod
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all generate generate-examples lint check-generated breaking test examples-test fuzz build run bench image debian-packages
+.PHONY: all generate generate-examples lint check-generated breaking test examples-test fuzz build run bench image debian-packages cross
 
 all: build
 
@@ -38,10 +38,16 @@ breaking:
 	else echo "breaking: origin/main has no proto yet, skipped"; fi
 
 ## test: everything CI checks
-test: lint check-generated breaking debian-packages image
+test: lint check-generated breaking debian-packages image cross
 	$(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 	$(MAKE) examples-test
+
+## cross: the commands build for macOS too (a partner's laptop runs `dev`);
+## the image and the pod are Linux, and Windows is not supported
+cross:
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./sidecar/cmd/...
+	GOOS=darwin GOARCH=amd64 $(GO) build -o /dev/null ./sidecar/cmd/...
 
 ## examples-test: every example (Go, Python, TypeScript, curl, Kubernetes
 ## manifests) end to end against the dev playground; installs what they need

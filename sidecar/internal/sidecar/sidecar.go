@@ -474,7 +474,7 @@ func (s *Sidecar) logMaxBytes() int64 {
 	if err := syscall.Statfs(s.cfg.DataDir, &st); err != nil {
 		return autoLogMaxBytes
 	}
-	return min(autoLogMaxBytes, int64(st.Bavail)*st.Bsize/2)
+	return min(autoLogMaxBytes, int64(st.Bavail)*int64(st.Bsize)/2) // Bsize is uint32 on darwin
 }
 
 // checkWritable makes sure dir exists and takes writes, so that a read-only
