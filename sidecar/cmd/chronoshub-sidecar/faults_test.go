@@ -420,7 +420,11 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc 
 				v.reached++
 				continue
 			}
-			r, err := client.GetSentEvent(ctx, &sidecarv1.GetSentEventRequest{IdempotencyKey: k})
+			var r *sidecarv1.GetSentEventResponse
+			err := whileUnavailable(ctx, func() (err error) {
+				r, err = client.GetSentEvent(ctx, &sidecarv1.GetSentEventRequest{IdempotencyKey: k})
+				return err
+			})
 			switch {
 			case status.Code(err) == codes.NotFound:
 				// On a cluster a read may be answered by a replica of the
@@ -468,13 +472,37 @@ func check(t *testing.T, l *ledger, emu *emulator.Emulator, a sidecar.Addrs, hc 
 	return v
 }
 
+// whileUnavailable calls f until it returns anything but UNAVAILABLE, for up
+// to a minute, as an app retries: after a partition heals, a JetStream
+// server can answer "temporarily unavailable" (503) for several seconds
+// while it catches up with the cluster (ListDeadLetters' consumer lookup
+// failed so in a CI run, after "both sidecars ready").
+func whileUnavailable(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := f()
+		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond): // a poll interval
+		}
+	}
+}
+
 // allDeadLetters lists every dead letter of sub, page by page (nothing the
 // checker reads may come from a bounded listing).
 func allDeadLetters(ctx context.Context, client sidecarv1.EventServiceClient, sub string) ([]*sidecarv1.DeadLetter, error) {
 	var all []*sidecarv1.DeadLetter
 	token := ""
 	for {
-		r, err := client.ListDeadLetters(ctx, &sidecarv1.ListDeadLettersRequest{Subscription: sub, PageSize: 1000, PageToken: token})
+		var r *sidecarv1.ListDeadLettersResponse
+		err := whileUnavailable(ctx, func() (err error) {
+			r, err = client.ListDeadLetters(ctx, &sidecarv1.ListDeadLettersRequest{Subscription: sub, PageSize: 1000, PageToken: token})
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("ListDeadLetters(%s): %w", sub, err)
 		}
