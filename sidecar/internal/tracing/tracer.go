@@ -307,12 +307,13 @@ func (t *Tracer) WrapTransport(rt http.RoundTripper) http.RoundTripper {
 // fromMetadata returns ctx with the trace context of its incoming gRPC
 // metadata, or ctx when there is none.
 func (t *Tracer) fromMetadata(ctx context.Context) context.Context {
-	md, _ := metadata.FromIncomingContext(ctx)
-	parent := md.Get(HeaderTraceParent)
+	// Two keys' values, not a copy of the whole metadata
+	// (FromIncomingContext's), on every call.
+	parent := metadata.ValueFromIncomingContext(ctx, HeaderTraceParent)
 	if len(parent) == 0 {
 		return ctx
 	}
-	state := md.Get(HeaderTraceState)
+	state := metadata.ValueFromIncomingContext(ctx, HeaderTraceState)
 	return t.ContextWithTraceContext(ctx, parent[0], strings.Join(state, ","))
 }
 
