@@ -193,7 +193,51 @@ func (c *Cluster) start(dir string, attempt int) error {
 			return fmt.Errorf("attempt %d: %w", attempt+1, err)
 		}
 	}
+	if err := c.waitPlacement(ctx); err != nil {
+		return fmt.Errorf("attempt %d: %w", attempt+1, err)
+	}
 	return nil
+}
+
+// waitPlacement waits until a stream with a replica on every node can be
+// created: every node being healthy is not enough, because the meta leader
+// marks a peer online only once it heard from it, and until then refuses
+// such a stream ("no suitable peers for placement, peer offline", seen in a
+// loaded CI run right after Start).
+func (c *Cluster) waitPlacement(ctx context.Context) error {
+	var last error
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if last = c.placeProbe(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no stream with %d replicas could be placed: %v", c.opts.Nodes, last)
+		case <-tick.C:
+		}
+	}
+}
+
+func (c *Cluster) placeProbe(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(c.URL(0), append(c.tlsOptions(), nats.Timeout(2*time.Second), nats.NoReconnect())...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := c.jetStream(nc)
+	if err != nil {
+		return err
+	}
+	const name = "NATSTEST_PLACEMENT"
+	if _, err := js.CreateStream(pctx, jetstream.StreamConfig{Name: name, Subjects: []string{"natstest.placement"},
+		Storage: jetstream.MemoryStorage, Replicas: c.opts.Nodes}); err != nil {
+		return err
+	}
+	return js.DeleteStream(pctx, name)
 }
 
 // config is the node's configuration file.
