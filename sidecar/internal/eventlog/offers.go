@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -89,30 +90,53 @@ func (l *Log) offers(ctx context.Context, sub string, seq uint64) ([]int, uint64
 // changeOffers applies change to the event's record with a revision check,
 // retrying when another writer got there first, and returns the record as
 // written. change returns false to leave the record as it is.
+//
+// While the bucket has no leader (an election on a cluster, a node
+// restarting), it asks again until ctx ends, so that a stream does not end
+// for an election. Asking again is safe: a write that was applied but not
+// answered fails the next revision check, and change sees it in the record
+// read again.
 func (l *Log) changeOffers(ctx context.Context, sub string, seq uint64, change func([]int) ([]int, bool)) ([]int, error) {
 	key := offersKey(sub, seq)
-	for range 20 {
+	for conflicts := 0; conflicts < 20; {
 		cur, rev, err := l.offers(ctx, sub, seq)
-		if err != nil {
-			return nil, err
-		}
-		next, ok := change(cur)
-		if !ok {
-			return cur, nil
-		}
-		if rev == 0 {
-			_, err = l.offerRecs.Create(ctx, key, formatOffers(next))
-		} else {
-			_, err = l.offerRecs.Update(ctx, key, formatOffers(next), rev)
-		}
 		if err == nil {
-			return next, nil
+			next, ok := change(cur)
+			if !ok {
+				return cur, nil
+			}
+			if rev == 0 {
+				_, err = l.offerRecs.Create(ctx, key, formatOffers(next))
+			} else {
+				_, err = l.offerRecs.Update(ctx, key, formatOffers(next), rev)
+			}
+			if err == nil {
+				return next, nil
+			}
 		}
-		if !isRevisionConflict(err) {
+		switch {
+		case isRevisionConflict(err):
+			conflicts++
+		case leaderless(err):
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(100 * time.Millisecond):
+			}
+		default:
 			return nil, err
 		}
 	}
 	return nil, fmt.Errorf("record offer of %s: too many concurrent updates", key)
+}
+
+// leaderless reports whether err is JetStream's answer from a stream or
+// bucket without a leader: nothing answered (nats.go already asked twice
+// more), or 503.
+func leaderless(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.As(err, &apiErr) && apiErr.Code == 503
 }
 
 // isRevisionConflict reports whether err says another writer changed the

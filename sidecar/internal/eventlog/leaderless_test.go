@@ -1,0 +1,122 @@
+package eventlog
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
+)
+
+// leaderlessWrites is the offers bucket as a cluster shows it during an
+// election of its leader: once armed, it lets skip more writes through,
+// then answers the next fail writes as JetStream does with no leader.
+type leaderlessWrites struct {
+	jetstream.KeyValue
+	mu         sync.Mutex
+	skip, fail int
+	failed     int
+}
+
+func (k *leaderlessWrites) arm(skip, fail int) {
+	k.mu.Lock()
+	k.skip, k.fail = skip, fail
+	k.mu.Unlock()
+}
+
+func (k *leaderlessWrites) refuse() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	switch {
+	case k.skip > 0:
+		k.skip--
+		return false
+	case k.fail > 0:
+		k.fail--
+		k.failed++
+		return true
+	}
+	return false
+}
+
+func (k *leaderlessWrites) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	if k.refuse() {
+		return 0, jetstream.ErrNoStreamResponse
+	}
+	return k.KeyValue.Create(ctx, key, value, opts...)
+}
+
+func (k *leaderlessWrites) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
+	if k.refuse() {
+		return 0, &jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}
+	}
+	return k.KeyValue.Update(ctx, key, value, last)
+}
+
+// TestRedeliveryDuringOffersElection: a redelivery whose offer cannot be
+// recorded for a moment, because the offers bucket has no leader, is
+// recorded once the bucket answers, and the stream goes on. (The stream
+// ended with "read attempts of event …: nats: no response from stream"
+// before.)
+func TestRedeliveryDuringOffersElection(t *testing.T) {
+	t.Parallel()
+	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := Open(ctx, emb.Conn(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	kv := &leaderlessWrites{KeyValue: l.offerRecs}
+	l.offerRecs = kv
+	if _, err := l.Append(ctx, Event{ID: "e1", Type: "manuscript.submitted", Payload: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan Event, 4)
+	ended := make(chan error, 1)
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		ended <- l.Stream(sctx, StreamRequest{Subscription: "s", MaxInFlight: 1}, func(e Event) error { got <- e; return nil })
+	}()
+	next := func() Event {
+		t.Helper()
+		select {
+		case e := <-got:
+			return e
+		case err := <-ended:
+			t.Fatalf("stream ended: %v", err)
+		case <-ctx.Done():
+			t.Fatal("no delivery within 30s")
+		}
+		return Event{}
+	}
+	if e := next(); e.ID != "e1" || e.Attempt != 1 {
+		t.Fatalf("first delivery %s attempt %d, want e1 attempt 1", e.ID, e.Attempt)
+	}
+	// The rejection's own record goes through; the redelivery's meets a
+	// bucket without a leader three times.
+	kv.arm(1, 3)
+	if _, _, err := l.Settle(ctx, Settlement{Subscription: "s", IDs: []string{"e1"}, Reject: true}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(); e.ID != "e1" || e.Attempt != 2 {
+		t.Fatalf("redelivery %s attempt %d, want e1 attempt 2", e.ID, e.Attempt)
+	}
+	kv.mu.Lock()
+	failed := kv.failed
+	kv.mu.Unlock()
+	if failed != 3 {
+		t.Fatalf("%d writes refused, want 3 (the test did not exercise the election)", failed)
+	}
+	stop()
+	<-ended
+}
