@@ -223,21 +223,14 @@ func (c *Cluster) waitPlacement(ctx context.Context) error {
 func (c *Cluster) placeProbe(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(c.URL(0), append(c.tlsOptions(), nats.Timeout(2*time.Second), nats.NoReconnect())...)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := c.jetStream(nc)
-	if err != nil {
-		return err
-	}
-	const name = "NATSTEST_PLACEMENT"
-	if _, err := js.CreateStream(pctx, jetstream.StreamConfig{Name: name, Subjects: []string{"natstest.placement"},
-		Storage: jetstream.MemoryStorage, Replicas: c.opts.Nodes}); err != nil {
-		return err
-	}
-	return js.DeleteStream(pctx, name)
+	return c.onNode(0, append(c.tlsOptions(), nats.Timeout(2*time.Second), nats.NoReconnect()), func(js jetstream.JetStream) error {
+		const name = "NATSTEST_PLACEMENT"
+		if _, err := js.CreateStream(pctx, jetstream.StreamConfig{Name: name, Subjects: []string{"natstest.placement"},
+			Storage: jetstream.MemoryStorage, Replicas: c.opts.Nodes}); err != nil {
+			return err
+		}
+		return js.DeleteStream(pctx, name)
+	})
 }
 
 // config is the node's configuration file.
@@ -387,6 +380,15 @@ func (c *Cluster) probe(ctx context.Context, i int) error {
 }
 
 func (c *Cluster) probeAccount(ctx context.Context, i int, opts []nats.Option) error {
+	return c.onNode(i, opts, func(js jetstream.JetStream) error {
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
+}
+
+// onNode connects to node i with opts and calls f with JetStream through
+// that connection.
+func (c *Cluster) onNode(i int, opts []nats.Option, f func(jetstream.JetStream) error) error {
 	nc, err := nats.Connect(c.URL(i), opts...)
 	if err != nil {
 		return err
@@ -396,8 +398,7 @@ func (c *Cluster) probeAccount(ctx context.Context, i int, opts []nats.Option) e
 	if err != nil {
 		return err
 	}
-	_, err = js.AccountInfo(ctx)
-	return err
+	return f(js)
 }
 
 func (c *Cluster) jetStream(nc *nats.Conn) (jetstream.JetStream, error) {
