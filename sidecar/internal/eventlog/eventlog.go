@@ -647,6 +647,16 @@ func (l *Log) Ping(ctx context.Context) error {
 	return nil
 }
 
+// leaderless reports whether err is JetStream's answer from a stream or
+// bucket without a leader (an election, a node restarting), which asked
+// again shortly succeeds: nothing answered (nats.go's publish already asked
+// twice more), or 503.
+func leaderless(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.As(err, &apiErr) && apiErr.Code == 503
+}
+
 // apiPrefix is the subject prefix of JetStream's API in domain ("" for the
 // connection's own).
 func apiPrefix(domain string) string {

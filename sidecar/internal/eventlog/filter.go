@@ -117,12 +117,12 @@ func (l *Log) readRecord(ctx context.Context, name string) (subRecord, uint64, e
 			if err := json.Unmarshal(m.Data, &resp); err != nil {
 				return subRecord{}, 0, fmt.Errorf("read subscription %s: %w", name, err)
 			}
-			if resp.Error == nil || resp.Error.Code != 503 {
+			if resp.Error == nil || !leaderless(resp.Error) {
 				break
 			}
 			err = errors.New("the subscriptions bucket has no leader")
 			fallthrough
-		case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded):
+		case leaderless(err), errors.Is(err, context.DeadlineExceeded):
 			// Nothing answered for the moment: ask again.
 			select {
 			case <-ctx.Done():

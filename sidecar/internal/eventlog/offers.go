@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -128,15 +127,6 @@ func (l *Log) changeOffers(ctx context.Context, sub string, seq uint64, change f
 		}
 	}
 	return nil, fmt.Errorf("record offer of %s: too many concurrent updates", key)
-}
-
-// leaderless reports whether err is JetStream's answer from a stream or
-// bucket without a leader: nothing answered (nats.go already asked twice
-// more), or 503.
-func leaderless(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.As(err, &apiErr) && apiErr.Code == 503
 }
 
 // isRevisionConflict reports whether err says another writer changed the
