@@ -76,16 +76,73 @@ func baselineHandler(sink func(payload []byte)) http.Handler {
 // unacknowledged events per stream.
 type memLog struct {
 	sidecarv1.UnimplementedEventServiceServer
-	maxInFlight int
+	win *windows
 
 	mu      sync.Mutex
 	events  []*sidecarv1.Event
 	changed chan struct{} // closed and replaced on every append
-	slots   map[string]chan struct{}
 }
 
 func newMemLog(maxInFlight int) *memLog {
-	return &memLog{maxInFlight: maxInFlight, changed: make(chan struct{}), slots: map[string]chan struct{}{}}
+	return &memLog{win: newWindows(maxInFlight), changed: make(chan struct{})}
+}
+
+// windows are the in-flight windows of a minimal pipeline's open streams,
+// one stream per subscription: a stream takes a slot before each send and
+// an acknowledgement frees one.
+type windows struct {
+	size  int
+	mu    sync.Mutex
+	slots map[string]chan struct{}
+}
+
+func newWindows(size int) *windows { return &windows{size: size, slots: map[string]chan struct{}{}} }
+
+// open registers sub's stream and returns its slots and the function that
+// ends it.
+func (w *windows) open(sub string) (chan struct{}, func(), error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, open := w.slots[sub]; open {
+		return nil, nil, status.Error(codes.FailedPrecondition, "one stream per subscription")
+	}
+	slots := make(chan struct{}, w.size)
+	w.slots[sub] = slots
+	return slots, func() {
+		w.mu.Lock()
+		delete(w.slots, sub)
+		w.mu.Unlock()
+	}, nil
+}
+
+// take waits for a free slot.
+func take(ctx context.Context, slots chan struct{}) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// of returns the slots of sub's open stream.
+func (w *windows) of(sub string) (chan struct{}, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if slots := w.slots[sub]; slots != nil {
+		return slots, nil
+	}
+	return nil, status.Error(codes.NotFound, "no stream on the subscription")
+}
+
+// release frees n slots.
+func release(slots chan struct{}, n int) {
+	for range n {
+		select {
+		case <-slots:
+		default:
+		}
+	}
 }
 
 func (l *memLog) append(payload []byte) {
@@ -100,24 +157,14 @@ func (l *memLog) append(payload []byte) {
 // maxInFlight unacknowledged.
 func (l *memLog) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) error {
 	ctx := stream.Context()
-	slots := make(chan struct{}, l.maxInFlight)
-	l.mu.Lock()
-	if _, open := l.slots[req.GetSubscription()]; open {
-		l.mu.Unlock()
-		return status.Error(codes.FailedPrecondition, "one stream per subscription")
+	slots, end, err := l.win.open(req.GetSubscription())
+	if err != nil {
+		return err
 	}
-	l.slots[req.GetSubscription()] = slots
-	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		delete(l.slots, req.GetSubscription())
-		l.mu.Unlock()
-	}()
+	defer end()
 	for pos := 0; ; pos++ {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := take(ctx, slots); err != nil {
+			return err
 		}
 		var e *sidecarv1.Event
 		for e == nil {
@@ -143,18 +190,11 @@ func (l *memLog) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.Se
 
 // AckEvents frees one in-flight slot per id.
 func (l *memLog) AckEvents(_ context.Context, req *sidecarv1.AckEventsRequest) (*sidecarv1.AckEventsResponse, error) {
-	l.mu.Lock()
-	slots := l.slots[req.GetSubscription()]
-	l.mu.Unlock()
-	if slots == nil {
-		return nil, status.Error(codes.NotFound, "no stream on the subscription")
+	slots, err := l.win.of(req.GetSubscription())
+	if err != nil {
+		return nil, err
 	}
-	for range req.GetEventIds() {
-		select {
-		case <-slots:
-		default:
-		}
-	}
+	release(slots, len(req.GetEventIds()))
 	return &sidecarv1.AckEventsResponse{EventIds: req.GetEventIds()}, nil
 }
 

@@ -29,12 +29,12 @@ import (
 type jsLog struct {
 	sidecarv1.UnimplementedEventServiceServer
 	maxInFlight int
+	win         *windows
 	emb         *natsconn.Embedded
 	dir         string
 
-	mu    sync.Mutex
-	held  map[string]map[string]jetstream.Msg // subscription → event id → message
-	slots map[string]chan struct{}
+	mu   sync.Mutex
+	held map[string]map[string]jetstream.Msg // subscription → event id → message
 }
 
 const jsLogSubject = "events.bench"
@@ -56,7 +56,7 @@ func newJSLog(maxInFlight int) (*jsLog, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &jsLog{maxInFlight: maxInFlight, emb: emb, dir: dir, held: map[string]map[string]jetstream.Msg{}, slots: map[string]chan struct{}{}}, nil
+	return &jsLog{maxInFlight: maxInFlight, win: newWindows(maxInFlight), emb: emb, dir: dir, held: map[string]map[string]jetstream.Msg{}}, nil
 }
 
 func (l *jsLog) close() {
@@ -87,17 +87,16 @@ func (l *jsLog) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.Ser
 	if err != nil {
 		return status.Error(codes.Unavailable, err.Error())
 	}
-	slots := make(chan struct{}, l.maxInFlight)
-	l.mu.Lock()
-	if _, open := l.slots[sub]; open {
-		l.mu.Unlock()
-		return status.Error(codes.FailedPrecondition, "one stream per subscription")
+	slots, end, err := l.win.open(sub)
+	if err != nil {
+		return err
 	}
-	l.slots[sub], l.held[sub] = slots, map[string]jetstream.Msg{}
+	defer end()
+	l.mu.Lock()
+	l.held[sub] = map[string]jetstream.Msg{}
 	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
-		delete(l.slots, sub)
 		delete(l.held, sub)
 		l.mu.Unlock()
 	}()
@@ -107,10 +106,8 @@ func (l *jsLog) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.Ser
 	}
 	defer it.Stop()
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := take(ctx, slots); err != nil {
+			return err
 		}
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -135,9 +132,13 @@ func (l *jsLog) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.Ser
 // JetStream confirmed every one; each frees an in-flight slot.
 func (l *jsLog) AckEvents(ctx context.Context, req *sidecarv1.AckEventsRequest) (*sidecarv1.AckEventsResponse, error) {
 	sub := req.GetSubscription()
+	slots, err := l.win.of(sub)
+	if err != nil {
+		return nil, err
+	}
 	var msgs []jetstream.Msg
 	l.mu.Lock()
-	slots, held := l.slots[sub], l.held[sub]
+	held := l.held[sub]
 	for _, id := range req.GetEventIds() {
 		if m, ok := held[id]; ok {
 			msgs = append(msgs, m)
@@ -145,16 +146,8 @@ func (l *jsLog) AckEvents(ctx context.Context, req *sidecarv1.AckEventsRequest) 
 		}
 	}
 	l.mu.Unlock()
-	if slots == nil {
-		return nil, status.Error(codes.NotFound, "no stream on the subscription")
-	}
-	err := l.ackAll(ctx, msgs)
-	for range msgs {
-		select {
-		case <-slots:
-		default:
-		}
-	}
+	err = l.ackAll(ctx, msgs)
+	release(slots, len(msgs))
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}

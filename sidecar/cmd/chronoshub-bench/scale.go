@@ -135,29 +135,46 @@ func (h *harness) scaleLog(ctx context.Context, n int) (logStep, error) {
 
 func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
 	st := subStep{Subs: k}
-	p, err := h.startSidecar(ctx, sidecarEnv{Name: "scale-subs", Sync: "1s"})
-	if err != nil {
-		return st, err
-	}
-	defer p.close()
 	subs := make([]string, k)
 	for i := range subs {
 		subs[i] = fmt.Sprintf("sub-%d", i)
 	}
-	a, err := h.openApp(ctx, p, true, subs...)
+	if err := h.scaleSubsOnSidecar(ctx, &st, subs); err != nil {
+		return st, err
+	}
+	// The same load on the minimal pipeline over JetStream, whose
+	// subscriptions are JetStream consumers as the sidecar's are: what the
+	// curve owes to the store. (The sidecar is stopped by then.)
+	base, err := h.startChild(ctx, "-pipeline", "-store", "jetstream")
 	if err != nil {
-		return st, err
-	}
-	defer a.close()
-	if err := h.warmUp(ctx, a); err != nil {
-		return st, err
-	}
-	h.measureApp(ctx, p, a, h.cfg.ScaleRate, &st.P99, &st.RSS, &st.Received)
-	h.logf("subscriptions %d: e2e p99 %s ms, RSS %s", k, fmtRuns(st.P99, fmtMs), fmtRuns(st.RSS, fmtMiB))
-	if err := h.scaleSubsOverJetStream(ctx, &st, subs); err != nil {
 		return st, fmt.Errorf("minimal pipeline over JetStream: %w", err)
 	}
-	if k == targetFanOutSubs && h.cfg.Profile {
+	defer base.stop()
+	var rss, received []float64
+	a, err := h.subsLoad(ctx, base, subs, &st.JSP99, &rss, &received)
+	if err != nil {
+		return st, fmt.Errorf("minimal pipeline over JetStream: %w", err)
+	}
+	a.close()
+	h.logf("subscriptions %d, minimal pipeline over JetStream: e2e p99 %s ms", k, fmtRuns(st.JSP99, fmtMs))
+	return st, nil
+}
+
+// scaleSubsOnSidecar measures the subscriptions load on a sidecar of its
+// own, and profiles it at the fan-out target's step.
+func (h *harness) scaleSubsOnSidecar(ctx context.Context, st *subStep, subs []string) error {
+	p, err := h.startSidecar(ctx, sidecarEnv{Name: "scale-subs", Sync: "1s"})
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	a, err := h.subsLoad(ctx, p, subs, &st.P99, &st.RSS, &st.Received)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	h.logf("subscriptions %d: e2e p99 %s ms, RSS %s", st.Subs, fmtRuns(st.P99, fmtMs), fmtRuns(st.RSS, fmtMiB))
+	if st.Subs == targetFanOutSubs && h.cfg.Profile {
 		// Where the fan-out target's time goes: one more run, profiled
 		// (the measured ones are not).
 		d := max(h.cfg.Duration, 2*time.Second).Truncate(time.Second)
@@ -166,34 +183,27 @@ func (h *harness) scaleSubs(ctx context.Context, k int) (subStep, error) {
 			return float64(got) / d.Seconds()
 		})
 		if err != nil {
-			return st, err
+			return err
 		}
 		h.res.Profiles = append(h.res.Profiles, pr)
 	}
-	return st, nil
+	return nil
 }
 
-// scaleSubsOverJetStream measures the same load on the minimal pipeline over
-// JetStream, whose subscriptions are JetStream consumers as the sidecar's
-// are: what the curve owes to the store.
-func (h *harness) scaleSubsOverJetStream(ctx context.Context, st *subStep, subs []string) error {
-	base, err := h.startChild(ctx, "-pipeline", "-store", "jetstream")
+// subsLoad opens an app with a stream on each of subs on p (from the next
+// event), warms it up and measures the subscriptions load into p99s, rss
+// and received. The caller closes the app.
+func (h *harness) subsLoad(ctx context.Context, p *proc, subs []string, p99s, rss, received *[]float64) (*app, error) {
+	a, err := h.openApp(ctx, p, true, subs...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer base.stop()
-	a, err := h.openApp(ctx, base, true, subs...)
-	if err != nil {
-		return err
-	}
-	defer a.close()
 	if err := h.warmUp(ctx, a); err != nil {
-		return err
+		a.close()
+		return nil, err
 	}
-	var rss, received []float64
-	h.measureApp(ctx, base, a, h.cfg.ScaleRate, &st.JSP99, &rss, &received)
-	h.logf("subscriptions %d, minimal pipeline over JetStream: e2e p99 %s ms", st.Subs, fmtRuns(st.JSP99, fmtMs))
-	return nil
+	h.measureApp(ctx, p, a, h.cfg.ScaleRate, p99s, rss, received)
+	return a, nil
 }
 
 // dedupeFuncs are the functions of the NATS server that allocate its
