@@ -350,15 +350,27 @@ func (l *Log) purgeLeftovers(ctx context.Context, name string, upTo uint64) erro
 			return fmt.Errorf("remove dead letters of an earlier subscription %s: %w", name, err)
 		}
 	}
-	keys, err := l.offerRecs.ListKeysFiltered(ctx, name+".>")
+	// The listing ends when JetStream says it listed every key, or when its
+	// context ends; bounded, so that a watcher that never says so cannot
+	// hold the stream that is creating the subscription forever.
+	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	lister, err := l.offerRecs.ListKeysFiltered(lctx, name+".>")
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("remove attempt records of an earlier subscription %s: %w", name, err)
 	}
-	defer func() { _ = keys.Stop() }()
-	for k := range keys.Keys() {
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	_ = lister.Stop()
+	if err := lctx.Err(); err != nil {
+		return fmt.Errorf("remove attempt records of an earlier subscription %s: list them: %w", name, err)
+	}
+	for _, k := range keys {
 		if err := l.offerRecs.Purge(ctx, k); err != nil {
 			return fmt.Errorf("remove attempt records of an earlier subscription %s: %w", name, err)
 		}

@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,4 +120,50 @@ func TestRedeliveryDuringOffersElection(t *testing.T) {
 	}
 	stop()
 	<-ended
+}
+
+// stalledListing is the offers bucket with a key listing that never says it
+// listed every key: it ends only when its context does, as nats.go's lister
+// does when its watcher never gets the end of the initial values.
+type stalledListing struct{ jetstream.KeyValue }
+
+type stalledLister struct{ keys chan string }
+
+func (s stalledLister) Keys() <-chan string { return s.keys }
+func (s stalledLister) Stop() error         { return nil }
+
+func (k stalledListing) ListKeysFiltered(ctx context.Context, _ ...string) (jetstream.KeyLister, error) {
+	keys := make(chan string)
+	go func() {
+		<-ctx.Done()
+		close(keys)
+	}()
+	return stalledLister{keys}, nil
+}
+
+// TestCreateWithStalledListing: a stream creating its subscription, whose
+// listing of an earlier subscription's attempt records never ends, fails
+// within the store timeout instead of waiting as long as the app stays
+// connected (a checker's stream waited 3 minutes, neither delivering nor
+// failing, after 30 power cuts of a three-node cluster). The listing's end
+// by its deadline is an error, not an empty listing.
+func TestCreateWithStalledListing(t *testing.T) {
+	t.Parallel()
+	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*storeTimeout)
+	defer cancel()
+	l, err := Open(ctx, emb.Conn(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.offerRecs = stalledListing{l.offerRecs}
+	err = l.Stream(ctx, StreamRequest{Subscription: "s"}, func(Event) error { return nil })
+	if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), "list them") {
+		t.Fatalf("Stream = %v (test context: %v), want a failed listing of attempt records within %v", err, ctx.Err(), storeTimeout)
+	}
 }
