@@ -1,6 +1,7 @@
 package natsconn
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -54,7 +55,18 @@ func TestConnectExternal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("EnsureKeyValue = %v", err)
 		}
-		if _, err := kv.Create(t.Context(), "k", []byte("v"), jetstream.KeyTTL(time.Minute)); err != nil {
+		// A bucket's subjects reach the node this client uses a moment after
+		// its stream answers on the API, and a write before that has no
+		// responders (seen in CI): wait for the bucket to answer, with a deadline.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err = kv.Create(t.Context(), "k", []byte("v"), jetstream.KeyTTL(time.Minute))
+			if !errors.Is(err, jetstream.ErrNoStreamResponse) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
 			t.Fatalf("Create with a TTL = %v", err)
 		}
 	})
