@@ -523,23 +523,44 @@ func (l *Log) repairStale(ctx context.Context, name string, cons jetstream.Consu
 	return nil
 }
 
+// consumerLeaderWait bounds how long opening a subscription waits for its
+// consumer's leader: about three of JetStream's longest election timeouts
+// (9 s), so that an election ends well within it while a consumer that gets
+// no leader (a group that lost its quorum) ends the stream with UNAVAILABLE
+// rather than holding it open and silent.
+const consumerLeaderWait = 30 * time.Second
+
 // waitLeader returns once the consumer has a leader. A replicated consumer
 // just created (or one whose leader is being elected) drops pull requests
 // until it has one, silently: the stream would wait for missed heartbeats
 // (seconds) before asking again, while other replicas' streams took every
 // event.
 func (l *Log) waitLeader(ctx context.Context, name string, cons jetstream.Consumer) (jetstream.Consumer, error) {
+	return awaitLeader(ctx, name, cons, consumerLeaderWait)
+}
+
+// awaitLeader is waitLeader with its bound: after limit it returns an error
+// that wraps context.DeadlineExceeded (an unavailable store, to apps).
+func awaitLeader(ctx context.Context, name string, cons jetstream.Consumer, limit time.Duration) (jetstream.Consumer, error) {
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	for {
 		info := cons.CachedInfo()
 		if info.Cluster == nil || info.Cluster.Leader != "" {
 			return cons, nil
 		}
+		var err error
 		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		case <-wctx.Done():
 		case <-time.After(20 * time.Millisecond):
+			_, err = cons.Info(wctx)
 		}
-		if _, err := cons.Info(ctx); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case wctx.Err() != nil:
+			return nil, fmt.Errorf("subscription %s: its consumer got no leader within %v: %w", name, limit, context.DeadlineExceeded)
+		case err != nil:
 			return nil, fmt.Errorf("subscription %s: %w", name, err)
 		}
 	}

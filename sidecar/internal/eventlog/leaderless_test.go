@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -165,5 +166,62 @@ func TestCreateWithStalledListing(t *testing.T) {
 	err = l.Stream(ctx, StreamRequest{Subscription: "s"}, func(Event) error { return nil })
 	if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), "list them") {
 		t.Fatalf("Stream = %v (test context: %v), want a failed listing of attempt records within %v", err, ctx.Err(), storeTimeout)
+	}
+}
+
+// leaderlessConsumer is a replicated consumer whose group has no leader and
+// gets one only after leaderAfter Info calls (never when it is negative),
+// as a consumer whose replicas lost their quorum shows itself.
+type leaderlessConsumer struct {
+	jetstream.Consumer
+	mu          sync.Mutex
+	leaderAfter int
+	infos       int
+}
+
+func (c *leaderlessConsumer) CachedInfo() *jetstream.ConsumerInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	info := &jetstream.ConsumerInfo{Name: "app", Cluster: &jetstream.ClusterInfo{Name: "c"}}
+	if c.leaderAfter >= 0 && c.infos >= c.leaderAfter {
+		info.Cluster.Leader = "n1"
+	}
+	return info
+}
+
+func (c *leaderlessConsumer) Info(context.Context) (*jetstream.ConsumerInfo, error) {
+	c.mu.Lock()
+	c.infos++
+	c.mu.Unlock()
+	return c.CachedInfo(), nil
+}
+
+// TestAwaitLeaderBounded: opening a subscription whose consumer never gets a
+// leader ends, after the bound, with an error apps see as UNAVAILABLE, while
+// the caller's own context is still live; one that gets its leader meanwhile
+// is returned. (It waited as long as the app stayed connected, silently.)
+func TestAwaitLeaderBounded(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	start := time.Now()
+	_, err := awaitLeader(ctx, "app", &leaderlessConsumer{leaderAfter: -1}, 200*time.Millisecond)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no leader within 200ms") {
+		t.Fatalf("awaitLeader on a consumer without a leader = %v, want its bound's error", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("awaitLeader returned %v only once the caller's context ended (after %v)", err, time.Since(start))
+	}
+
+	elected := &leaderlessConsumer{leaderAfter: 3}
+	if got, err := awaitLeader(ctx, "app", elected, time.Minute); err != nil || got != elected {
+		t.Fatalf("awaitLeader on a consumer electing a leader = %v, %v; want it back", got, err)
+	}
+
+	gone, stop := context.WithCancel(ctx)
+	stop()
+	if _, err := awaitLeader(gone, "app", &leaderlessConsumer{leaderAfter: -1}, time.Minute); !errors.Is(err, context.Canceled) {
+		t.Fatalf("awaitLeader for a caller that left = %v, want context.Canceled", err)
 	}
 }
