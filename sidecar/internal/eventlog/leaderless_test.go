@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 )
 
 // leaderlessWrites is the offers bucket as a cluster shows it during an
@@ -65,18 +63,9 @@ func (k *leaderlessWrites) Update(ctx context.Context, key string, value []byte,
 // before.)
 func TestRedeliveryDuringOffersElection(t *testing.T) {
 	t.Parallel()
-	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := Open(ctx, emb.Conn(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openEmbedded(t, ctx)
 	kv := &leaderlessWrites{KeyValue: l.offerRecs}
 	l.offerRecs = kv
 	if _, err := l.Append(ctx, Event{ID: "e1", Type: "manuscript.submitted", Payload: []byte(`{}`)}); err != nil {
@@ -150,20 +139,11 @@ func (k stalledListing) ListKeysFiltered(ctx context.Context, _ ...string) (jets
 // by its deadline is an error, not an empty listing.
 func TestCreateWithStalledListing(t *testing.T) {
 	t.Parallel()
-	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*storeTimeout)
 	defer cancel()
-	l, err := Open(ctx, emb.Conn(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openEmbedded(t, ctx)
 	l.offerRecs = stalledListing{l.offerRecs}
-	err = l.Stream(ctx, StreamRequest{Subscription: "s"}, func(Event) error { return nil })
+	err := l.Stream(ctx, StreamRequest{Subscription: "s"}, func(Event) error { return nil })
 	if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), "list them") {
 		t.Fatalf("Stream = %v (test context: %v), want a failed listing of attempt records within %v", err, ctx.Err(), storeTimeout)
 	}

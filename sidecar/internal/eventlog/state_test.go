@@ -9,23 +9,31 @@ import (
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natsconn"
 )
 
+// openEmbedded opens a Log with the default options on an embedded store of
+// its own; both close when the test ends.
+func openEmbedded(t *testing.T, ctx context.Context) *Log {
+	t.Helper()
+	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	l, err := Open(ctx, emb.Conn(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
 // TestNoStateLeftBehind: a subscription's in-memory state goes with its last
 // stream, and repeated scrapes of a subscription whose ack floor does not
 // move read its oldest unacknowledged event once, not once per scrape and
 // filter.
 func TestNoStateLeftBehind(t *testing.T) {
 	t.Parallel()
-	emb, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
 	ctx := context.Background()
-	l, err := Open(ctx, emb.Conn(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openEmbedded(t, ctx)
 	types := []string{"a", "b", "c", "d"}
 	for i, typ := range types {
 		if _, err := l.Append(ctx, Event{ID: fmt.Sprint("e", i), Type: typ, Payload: []byte(`{}`)}); err != nil {

@@ -1,13 +1,11 @@
 package grpcapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -15,25 +13,8 @@ import (
 
 	sidecarv1 "github.com/chronoshub/chronoshub-sidecar/gen/go/chronoshub/sidecar/v1"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/grpcapi"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/logtest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // TestStreamSaysItCreatedTheSubscription checks the signal of an implicitly
 // created subscription: the header metadata (gRPC) and HTTP headers (REST)
@@ -42,7 +23,7 @@ func (b *syncBuffer) String() string {
 // it will replay. Before, a mistyped name silently replayed the whole log.
 func TestStreamSaysItCreatedTheSubscription(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs logtest.Buffer
 	e := newEnvWith(t, envOptions{logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	rest := e.rest(t)
 	e.appendEvent(t, "e1", "manuscript.submitted", `{}`)

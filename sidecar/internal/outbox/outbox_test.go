@@ -1,7 +1,6 @@
 package outbox
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/chronoshub"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/logtest"
 )
 
 const testKey = "sk_test_outbox"
@@ -235,24 +235,6 @@ func testSendIdempotent(t *testing.T, b backend) {
 	}
 }
 
-// lockedLog is a log destination safe for concurrent writers.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func testSendConcurrentSameKey(t *testing.T, b backend) {
 	hub := newChronosHub(t)
 	arrived := make(chan struct{}, 10)
@@ -363,7 +345,7 @@ func testEnqueueDelivered(t *testing.T, b backend) {
 	// A post whose outcome the store could not record in time (a cluster
 	// under load) is posted again after its lease, as documented (at least
 	// once): the log says so, and only such a post may be repeated.
-	logs := &lockedLog{}
+	logs := &logtest.Buffer{}
 	o := openOutbox(t, st, hub.client(t, 1), Options{OnOutcome: oc.hook, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if oldest, err := o.Oldest(t.Context()); err != nil || !oldest.IsZero() {
 		t.Errorf("Oldest of an empty queue = %v, %v; want zero", oldest, err)

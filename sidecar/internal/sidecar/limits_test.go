@@ -1,11 +1,9 @@
 package sidecar
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,26 +11,9 @@ import (
 
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/config"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/emulator"
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/logtest"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/natstest"
 )
-
-// lockedBuffer is a log destination safe for the sidecar's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestBodyLimitsFitNATSMaxPayload starts the sidecar against a real
 // nats-server with its default max_payload (1 MiB). With the body limits
@@ -51,7 +32,7 @@ func TestBodyLimitsFitNATSMaxPayload(t *testing.T) {
 	const room = 1<<20 - messageOverhead
 
 	t.Run("defaults fitted", func(t *testing.T) {
-		var logs lockedBuffer
+		var logs logtest.Buffer
 		s, cfg := runSidecar(t, env(), slog.New(slog.NewJSONHandler(&logs, nil)))
 		if cfg.WebhookMaxBodyBytes != 1<<20 || cfg.MaxPayloadBytes != 1<<20 {
 			t.Errorf("Start changed the caller's Config: %d, %d", cfg.WebhookMaxBodyBytes, cfg.MaxPayloadBytes)

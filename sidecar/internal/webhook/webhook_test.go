@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/logtest"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/signature"
 	"github.com/chronoshub/chronoshub-sidecar/sidecar/internal/webhook"
 )
@@ -85,37 +86,19 @@ func (o *recordingObserver) Webhook(outcome, reason string, d time.Duration) {
 	o.got = append(o.got, observation{outcome, reason})
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // fixture is a handler with its fake store, observer and captured logs.
 type fixture struct {
 	srv     *webhook.Server
 	store   *memStore
 	obs     *recordingObserver
-	logs    *syncBuffer
+	logs    *logtest.Buffer
 	secrets atomic.Pointer[[][]byte]
 }
 
-func newFixture(t testing.TB, opts webhook.Options, logs *syncBuffer) *fixture {
+func newFixture(t testing.TB, opts webhook.Options, logs *logtest.Buffer) *fixture {
 	t.Helper()
 	if logs == nil {
-		logs = new(syncBuffer)
+		logs = new(logtest.Buffer)
 	}
 	f := &fixture{store: new(memStore), obs: new(recordingObserver), logs: logs}
 	f.setSecrets(secret)
@@ -572,7 +555,7 @@ func TestHandlerOverHTTP(t *testing.T) {
 // TestNoSecretsInOutput sends every request of the other tests and checks
 // that no log line or response body contains a secret or a signature.
 func TestNoSecretsInOutput(t *testing.T) {
-	logs := new(syncBuffer)
+	logs := new(logtest.Buffer)
 	var bodies bytes.Buffer
 	var forbidden []string
 	send := func(f *fixture, r *http.Request) {
