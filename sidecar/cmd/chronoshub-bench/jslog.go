@@ -28,10 +28,9 @@ import (
 // metrics.
 type jsLog struct {
 	sidecarv1.UnimplementedEventServiceServer
-	maxInFlight int
-	win         *windows
-	emb         *natsconn.Embedded
-	dir         string
+	win *windows
+	emb *natsconn.Embedded
+	dir string
 
 	mu   sync.Mutex
 	held map[string]map[string]jetstream.Msg // subscription → event id → message
@@ -56,7 +55,7 @@ func newJSLog(maxInFlight int) (*jsLog, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &jsLog{maxInFlight: maxInFlight, win: newWindows(maxInFlight), emb: emb, dir: dir, held: map[string]map[string]jetstream.Msg{}}, nil
+	return &jsLog{win: newWindows(maxInFlight), emb: emb, dir: dir, held: map[string]map[string]jetstream.Msg{}}, nil
 }
 
 func (l *jsLog) close() {
@@ -73,7 +72,7 @@ func (l *jsLog) append(payload []byte) {
 
 // StreamEvents sends the subscription's events from the oldest (or the next
 // one, with START_POSITION_NOW), holding at
-// most maxInFlight unacknowledged.
+// most the window's size unacknowledged.
 func (l *jsLog) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.ServerStreamingServer[sidecarv1.StreamEventsResponse]) error {
 	ctx := stream.Context()
 	sub := req.GetSubscription()
@@ -100,7 +99,7 @@ func (l *jsLog) StreamEvents(req *sidecarv1.StreamEventsRequest, stream grpc.Ser
 		delete(l.held, sub)
 		l.mu.Unlock()
 	}()
-	it, err := cons.Messages(jetstream.PullMaxMessages(l.maxInFlight))
+	it, err := cons.Messages(jetstream.PullMaxMessages(l.win.size))
 	if err != nil {
 		return status.Error(codes.Unavailable, err.Error())
 	}
